@@ -1,0 +1,82 @@
+import type { ContainerCreateOptions } from 'dockerode';
+
+/** The unprivileged user baked into the sandbox image (sandbox/Dockerfile). */
+export const SANDBOX_UID = 10001;
+export const WORKSPACE_PATH = '/workspace';
+
+export interface SandboxLimits {
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+}
+
+/** Safe defaults; a task can only ask for values inside MAX_SANDBOX_LIMITS. */
+export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 1024, cpus: 1, pids: 256 };
+export const MIN_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 64, cpus: 0.1, pids: 16 };
+export const MAX_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 8192, cpus: 4, pids: 4096 };
+
+export const SANDBOX_LABEL_MANAGED = 'agent-orchestrator.managed';
+export const SANDBOX_LABEL_WORKFLOW = 'agent-orchestrator.workflow-id';
+
+export interface SandboxSpecInput {
+  name: string;
+  image: string;
+  command: string[];
+  workflowId: string;
+  /** Host directory bind-mounted read-write at /workspace. */
+  workspaceHostPath: string;
+  limits?: Partial<SandboxLimits>;
+  labels?: Record<string, string>;
+}
+
+/**
+ * The container definition every sandbox gets: no network, no capabilities, no privilege escalation,
+ * a non-root user, a read-only root with only /workspace writable and a small noexec /tmp, resource
+ * limits and an init process reaping zombies. Nothing here may be loosened by the caller except the
+ * limits, and those are clamped.
+ */
+export function hardenedContainerSpec(input: SandboxSpecInput): ContainerCreateOptions & { name: string } {
+  const limits = clampLimits(input.limits);
+  const memoryBytes = limits.memoryMb * 1024 * 1024;
+  return {
+    name: input.name,
+    Image: input.image,
+    Cmd: input.command,
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    WorkingDir: WORKSPACE_PATH,
+    Env: ['HOME=/tmp', 'LANG=C.UTF-8'],
+    NetworkDisabled: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    Labels: {
+      ...input.labels,
+      [SANDBOX_LABEL_MANAGED]: 'true',
+      [SANDBOX_LABEL_WORKFLOW]: input.workflowId,
+    },
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      ReadonlyRootfs: true,
+      Init: true,
+      Binds: [`${input.workspaceHostPath}:${WORKSPACE_PATH}:rw`],
+      Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' },
+      Memory: memoryBytes,
+      MemorySwap: memoryBytes,
+      NanoCpus: Math.round(limits.cpus * 1e9),
+      PidsLimit: limits.pids,
+      IpcMode: 'private',
+      AutoRemove: false,
+    },
+  };
+}
+
+export function clampLimits(requested: Partial<SandboxLimits> = {}): SandboxLimits {
+  const pick = (key: keyof SandboxLimits): number => {
+    const value = requested[key] ?? DEFAULT_SANDBOX_LIMITS[key];
+    return Math.min(Math.max(value, MIN_SANDBOX_LIMITS[key]), MAX_SANDBOX_LIMITS[key]);
+  };
+  return { memoryMb: pick('memoryMb'), cpus: pick('cpus'), pids: pick('pids') };
+}

@@ -1,0 +1,117 @@
+import { Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { ContainerCreateOptions } from 'dockerode';
+
+export interface ContainerRunOptions {
+  timeoutMs: number;
+  /** Each of stdout and stderr keeps at most this many bytes; the rest is counted and dropped. */
+  maxOutputBytes: number;
+  /** Aborting kills the container (an activity passes its cancellation signal here). */
+  signal?: AbortSignal;
+}
+
+export interface ContainerRunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  outputTruncated: boolean;
+  oomKilled: boolean;
+  timedOut: boolean;
+}
+
+/** Collects a stream up to a byte limit and remembers whether anything was dropped. */
+class CappedSink extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  truncated = false;
+
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    const room = this.limit - this.kept;
+    if (chunk.length > room) this.truncated = true;
+    if (room > 0) {
+      const part = chunk.subarray(0, room);
+      this.chunks.push(part);
+      this.kept += part.length;
+    }
+    done();
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 404;
+}
+
+/** Removes a container by name if it exists; a retried activity uses this to clear its previous attempt. */
+export async function removeContainerIfPresent(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getContainer(name).remove({ force: true });
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+}
+
+/**
+ * Creates a container from the given (already hardened) spec, streams its output, waits for it to
+ * exit or for the timeout, and always removes it. The container name is the idempotency key: a
+ * leftover from an earlier attempt with the same name is removed first.
+ */
+export async function runContainerToCompletion(
+  docker: Docker,
+  spec: ContainerCreateOptions & { name: string },
+  options: ContainerRunOptions,
+): Promise<ContainerRunResult> {
+  await removeContainerIfPresent(docker, spec.name);
+  const container = await docker.createContainer(spec);
+  let timedOut = false;
+  const kill = (): void => {
+    container.kill().catch(() => undefined); // already gone is fine: wait() below settles either way
+  };
+  try {
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const stdout = new CappedSink(options.maxOutputBytes);
+    const stderr = new CappedSink(options.maxOutputBytes);
+    const drained = new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', () => resolve());
+    });
+    docker.modem.demuxStream(stream, stdout, stderr);
+
+    options.signal?.throwIfAborted();
+    options.signal?.addEventListener('abort', kill, { once: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, options.timeoutMs);
+    try {
+      await container.start();
+      const exit = (await container.wait()) as { StatusCode: number };
+      await drained;
+      const state = (await container.inspect()).State;
+      options.signal?.throwIfAborted();
+      return {
+        exitCode: exit.StatusCode,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        outputTruncated: stdout.truncated || stderr.truncated,
+        oomKilled: state.OOMKilled,
+        timedOut,
+      };
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', kill);
+    }
+  } finally {
+    await container.remove({ force: true }).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    });
+  }
+}

@@ -1,0 +1,34 @@
+import type { Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import express, { type Express } from 'express';
+import type { Logger } from '../platform/logger';
+import type { PrismaClient } from '../prisma/client';
+import { errorHandler, notFoundHandler } from './errors';
+import { openApiDocument } from './openapi';
+import { healthRouter } from './routes/health';
+import { sandboxCheckRouter } from './routes/sandbox-checks';
+
+export interface ApiDeps {
+  temporal: Client;
+  prisma: PrismaClient;
+  docker: Docker;
+  namespace: string;
+  log: Logger;
+}
+
+/** The HTTP API; every dependency is handed in so tests run it against the real services they started. */
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '256kb', strict: true }));
+
+  app.use(healthRouter({ temporal: deps.temporal.connection, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
+  app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma }));
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
+  });
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,65 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from '../platform/logger';
+
+/** An error the API answers with its own status and machine-readable code. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ErrorBody {
+  success: false;
+  error: { code: string; message: string };
+}
+
+function errorBody(code: string, message: string): ErrorBody {
+  return { success: false, error: { code, message } };
+}
+
+/** body-parser reports its failures as errors carrying `type` and `status`. */
+interface BodyParserError {
+  type: string;
+  status?: number;
+}
+
+function isBodyParserError(error: unknown): error is BodyParserError {
+  return typeof error === 'object' && error !== null && typeof (error as { type?: unknown }).type === 'string';
+}
+
+const BODY_PARSER_ERRORS: Record<string, [number, string, string]> = {
+  'entity.parse.failed': [400, 'invalid_json', 'The request body is not valid JSON'],
+  'entity.too.large': [413, 'payload_too_large', 'The request body is too large'],
+  'encoding.unsupported': [415, 'unsupported_encoding', 'The request body encoding is not supported'],
+  'charset.unsupported': [415, 'unsupported_charset', 'The request body charset is not supported'],
+  'request.aborted': [400, 'request_aborted', 'The request was aborted'],
+};
+
+export const notFoundHandler: RequestHandler = (req, res) => {
+  res.status(404).json(errorBody('not_found', `No route for ${req.method} ${req.path}`));
+};
+
+/** Every error ends here as JSON; unexpected ones are logged with their stack and answered without it. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    if (error instanceof ApiError) {
+      res.status(error.status).json(errorBody(error.code, error.message));
+      return;
+    }
+    if (isBodyParserError(error) && BODY_PARSER_ERRORS[error.type]) {
+      const [status, code, message] = BODY_PARSER_ERRORS[error.type] ?? [400, 'bad_request', 'Bad request'];
+      res.status(status).json(errorBody(code, message));
+      return;
+    }
+    log.error({ err: error, method: req.method, path: req.path }, 'unhandled error');
+    res.status(500).json(errorBody('internal_error', 'Internal server error'));
+  };
+}

@@ -1,0 +1,30 @@
+import { once } from 'node:events';
+import { loadConfig } from '../config/env';
+import { createDockerClient } from '../platform/docker';
+import { createLogger } from '../platform/logger';
+import { runMain } from '../platform/main';
+import { preflight } from '../platform/preflight';
+import { createPrismaClient } from '../prisma/client';
+import { connectTemporalClient } from '../temporal/connection';
+import { createApp } from './app';
+
+/** The API process: serves until SIGINT/SIGTERM, then closes connections and exits. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('api', config.LOG_LEVEL);
+  await preflight(config);
+
+  const temporal = await connectTemporalClient(config);
+  const prisma = createPrismaClient(config.DATABASE_URL);
+  const app = createApp({ temporal, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, log });
+  const server = app.listen(config.API_PORT, config.API_HOST);
+  await once(server, 'listening');
+  log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
+
+  await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  log.info('api stopping');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await Promise.allSettled([prisma.$disconnect(), temporal.connection.close()]);
+}
+
+runMain('api', main);

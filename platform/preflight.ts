@@ -1,0 +1,49 @@
+import { redactUrl, type AppConfig } from '../config/env';
+import { createPrismaClient } from '../prisma/client';
+import { connectTemporalClient } from '../temporal/connection';
+import { createDockerClient } from './docker';
+import { checkReadiness, type DependencyName } from './readiness';
+
+/** A startup failure whose message is one line meant for the operator, never a stack trace. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+function describe(config: AppConfig, dependency: DependencyName): string {
+  switch (dependency) {
+    case 'temporal':
+      return `Temporal server at ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`;
+    case 'postgres':
+      return `PostgreSQL at ${redactUrl(config.DATABASE_URL)}`;
+    case 'docker':
+      return `Docker engine at ${config.DOCKER_HOST}`;
+  }
+}
+
+/**
+ * Checks that Temporal, PostgreSQL and Docker answer before a process starts serving, so a
+ * misconfigured start ends with one line per unreachable dependency instead of a later crash.
+ */
+export async function preflight(config: AppConfig): Promise<void> {
+  let client;
+  try {
+    client = await connectTemporalClient(config);
+  } catch (error) {
+    throw new StartupError(error instanceof Error ? error.message : String(error));
+  }
+  const prisma = createPrismaClient(config.DATABASE_URL);
+  try {
+    const readiness = await checkReadiness({
+      temporal: client.connection,
+      prisma,
+      docker: createDockerClient(config.DOCKER_HOST),
+      namespace: config.TEMPORAL_NAMESPACE,
+    });
+    const problems = (Object.keys(readiness) as DependencyName[])
+      .filter((name) => readiness[name].status === 'down')
+      .map((name) => `${describe(config, name)} is unreachable (${readiness[name].error ?? 'unknown error'})`);
+    if (problems.length > 0) throw new StartupError(problems.join('\n'));
+  } finally {
+    await Promise.allSettled([prisma.$disconnect(), client.connection.close()]);
+  }
+}

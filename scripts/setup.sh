@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Makes this machine ready to run the system and its tests; idempotent and fast the second time.
+# Sourced by start.sh and test.sh (which then own cleanup of what it started), or run on its own.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$PROJECT_ROOT/scripts/lib/node-deps.sh"
+source "$PROJECT_ROOT/scripts/lib/docker-engine.sh"
+source "$PROJECT_ROOT/scripts/lib/postgres.sh"
+source "$PROJECT_ROOT/scripts/lib/sandbox-image.sh"
+source "$PROJECT_ROOT/scripts/lib/temporal-cli.sh"
+
+setup_machine() {
+  command -v node >/dev/null || die "Node.js 20 or newer is required"
+  ensure_node_deps
+  ensure_prisma_client
+  build_typescript
+  load_app_config
+  mkdir -p "$DATA_DIR/logs"
+  ensure_temporal_cli
+  ensure_docker_engine
+  ensure_postgres
+  apply_migrations
+  ensure_sandbox_image
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  setup_machine
+  step "ready"
+fi

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check: lint, type check, unit and integration tests (jest). Starts what the tests need
+# (Docker engine, PostgreSQL, the Temporal CLI and the sandbox image); the tests start their own
+# ephemeral Temporal server and database. Extra arguments go to jest.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+cleanup() {
+  trap - EXIT INT TERM
+  stop_docker_engine_if_started
+  stop_postgres_if_started
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+setup_machine
+export TEMPORAL_CLI_PATH="$TEMPORAL_CLI"
+cd "$PROJECT_ROOT"
+step "lint (eslint)"
+npx --no-install eslint . || die "lint failed"
+step "type check (tsc)"
+npx --no-install tsc -p tsconfig.json --noEmit || die "type check failed"
+step "tests (jest)"
+npx --no-install jest ${CI:+--ci} "$@"

@@ -1,0 +1,47 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Client } from 'pg';
+import { loadConfig, postgresConnection } from '../../config/env';
+import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '../..');
+
+declare global {
+  var testTemporalEnv: TestWorkflowEnvironment | undefined;
+}
+
+/**
+ * One ephemeral Temporal dev server (the real binary, with our search attributes) and one fresh,
+ * migrated PostgreSQL database per test run; test files reach both through TEST_* variables.
+ */
+export default async function globalSetup(): Promise<void> {
+  const temporalCli = process.env.TEMPORAL_CLI_PATH ?? path.join(ROOT, '.tools/bin/temporal');
+  const baseDatabaseUrl = loadConfig().DATABASE_URL;
+  const database = `agent_orchestrator_test_${Date.now()}_${process.pid}`;
+  const testDatabaseUrl = Object.assign(new URL(baseDatabaseUrl), { pathname: `/${database}` }).toString();
+
+  const admin = new Client({ ...postgresConnection(baseDatabaseUrl), database: 'postgres' });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${database}"`);
+  await admin.end();
+  await run('npx', ['--no-install', 'prisma', 'migrate', 'deploy'], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: testDatabaseUrl, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
+  });
+
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalCli },
+      searchAttributes: ALL_SEARCH_ATTRIBUTES,
+      ip: '127.0.0.1',
+      extraArgs: ['--log-level', 'error'],
+    },
+  });
+  globalThis.testTemporalEnv = env;
+  process.env.TEST_TEMPORAL_ADDRESS = env.address;
+  process.env.TEST_DATABASE_URL = testDatabaseUrl;
+  process.env.TEST_TEMPORAL_CLI = temporalCli;
+}

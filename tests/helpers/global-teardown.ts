@@ -1,0 +1,13 @@
+import { Client } from 'pg';
+import { postgresConnection } from '../../config/env';
+
+export default async function globalTeardown(): Promise<void> {
+  await globalThis.testTemporalEnv?.teardown();
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) return;
+  const { database, ...server } = postgresConnection(url);
+  const admin = new Client({ ...server, database: 'postgres' });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  await admin.end();
+}
