@@ -10,5 +10,5 @@ export default defineConfig({
   migrations: { path: path.join('prisma', 'migrations') },
   engine: 'js',
   experimental: { adapter: true },
-  adapter: async () => new PrismaPg(postgresConnection(loadConfig().DATABASE_URL)),
+  adapter: () => Promise.resolve(new PrismaPg(postgresConnection(loadConfig().DATABASE_URL))),
 });

@@ -1,8 +1,9 @@
-import type { Client } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import type Docker from 'dockerode';
 import express, { type Express } from 'express';
 import type { Logger } from '../platform/logger';
 import type { PrismaClient } from '../prisma/client';
+import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
 import { errorHandler, notFoundHandler } from './errors';
 import { openApiDocument } from './openapi';
 import { healthRouter } from './routes/health';
@@ -10,9 +11,13 @@ import { sandboxCheckRouter } from './routes/sandbox-checks';
 
 export interface ApiDeps {
   temporal: Client;
+  /** Used by /health/ready only (see createProbeConnection). */
+  temporalProbe: Connection;
   prisma: PrismaClient;
   docker: Docker;
   namespace: string;
+  /** Where workflows are started; tests give each instance its own. */
+  taskQueue?: string;
   log: Logger;
 }
 
@@ -22,8 +27,8 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   app.use(express.json({ limit: '256kb', strict: true }));
 
-  app.use(healthRouter({ temporal: deps.temporal.connection, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
-  app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma }));
+  app.use(healthRouter({ temporal: deps.temporalProbe, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
+  app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue ?? ORCHESTRATOR_TASK_QUEUE }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });

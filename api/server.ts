@@ -5,7 +5,7 @@ import { createLogger } from '../platform/logger';
 import { runMain } from '../platform/main';
 import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
-import { connectTemporalClient } from '../temporal/connection';
+import { connectTemporalClient, createProbeConnection } from '../temporal/connection';
 import { createApp } from './app';
 
 /** The API process: serves until SIGINT/SIGTERM, then closes connections and exits. */
@@ -16,7 +16,8 @@ async function main(): Promise<void> {
 
   const temporal = await connectTemporalClient(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
-  const app = createApp({ temporal, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, log });
+  const temporalProbe = createProbeConnection(config);
+  const app = createApp({ temporal, temporalProbe, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, log });
   const server = app.listen(config.API_PORT, config.API_HOST);
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   log.info('api stopping');
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await Promise.allSettled([prisma.$disconnect(), temporal.connection.close()]);
+  await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
 }
 
 runMain('api', main);

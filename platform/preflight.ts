@@ -1,6 +1,6 @@
 import { redactUrl, type AppConfig } from '../config/env';
 import { createPrismaClient } from '../prisma/client';
-import { connectTemporalClient } from '../temporal/connection';
+import { createProbeConnection } from '../temporal/connection';
 import { createDockerClient } from './docker';
 import { checkReadiness, type DependencyName } from './readiness';
 
@@ -25,16 +25,11 @@ function describe(config: AppConfig, dependency: DependencyName): string {
  * misconfigured start ends with one line per unreachable dependency instead of a later crash.
  */
 export async function preflight(config: AppConfig): Promise<void> {
-  let client;
-  try {
-    client = await connectTemporalClient(config);
-  } catch (error) {
-    throw new StartupError(error instanceof Error ? error.message : String(error));
-  }
+  const temporal = createProbeConnection(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
   try {
     const readiness = await checkReadiness({
-      temporal: client.connection,
+      temporal,
       prisma,
       docker: createDockerClient(config.DOCKER_HOST),
       namespace: config.TEMPORAL_NAMESPACE,
@@ -44,6 +39,6 @@ export async function preflight(config: AppConfig): Promise<void> {
       .map((name) => `${describe(config, name)} is unreachable (${readiness[name].error ?? 'unknown error'})`);
     if (problems.length > 0) throw new StartupError(problems.join('\n'));
   } finally {
-    await Promise.allSettled([prisma.$disconnect(), client.connection.close()]);
+    await Promise.allSettled([prisma.$disconnect(), temporal.close()]);
   }
 }

@@ -13,7 +13,7 @@ export interface DependencyStatus {
 export type Readiness = Record<DependencyName, DependencyStatus>;
 
 export interface ReadinessTargets {
-  temporal: Pick<Connection, 'workflowService'>;
+  temporal: Pick<Connection, 'workflowService' | 'withDeadline'>;
   prisma: Pick<PrismaClient, '$queryRaw'>;
   docker: Pick<Docker, 'ping'>;
   namespace: string;
@@ -41,7 +41,11 @@ async function probe(check: () => Promise<unknown>): Promise<DependencyStatus> {
 /** Checks the three dependencies concurrently; each check is bounded so readiness never hangs. */
 export async function checkReadiness(targets: ReadinessTargets): Promise<Readiness> {
   const [temporal, postgres, docker] = await Promise.all([
-    probe(() => targets.temporal.workflowService.describeNamespace({ namespace: targets.namespace })),
+    probe(() =>
+      targets.temporal.withDeadline(Date.now() + CHECK_TIMEOUT_MS, () =>
+        targets.temporal.workflowService.describeNamespace({ namespace: targets.namespace }),
+      ),
+    ),
     probe(() => targets.prisma.$queryRaw`SELECT 1`),
     probe(() => targets.docker.ping()),
   ]);

@@ -9,10 +9,12 @@ function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-runMain('config', async () => {
-  const config = loadConfig();
-  const lines = Object.entries(config)
-    .filter(([key, value]) => value !== undefined && key !== 'ANTHROPIC_API_KEY')
+runMain('config', () => {
+  // The API key stays out of the shell: only the Node processes read it from their environment.
+  const { ANTHROPIC_API_KEY: _secret, ...settings } = loadConfig();
+  const lines = (Object.entries(settings) as Array<[string, unknown]>)
+    .filter(([, value]) => value !== undefined)
     .map(([key, value]) => `export ${key}=${shellQuote(String(value))}`);
   process.stdout.write(`${lines.join('\n')}\n`);
+  return Promise.resolve();
 });

@@ -23,6 +23,14 @@ export async function connectTemporalClient(config: AppConfig): Promise<Client> 
   }
 }
 
+/**
+ * A connection for health probes: lazy and without the client's retry interceptor, so a probe fails
+ * once and fast, and no retry timer outlives it (a pending retry on a closed channel crashes Node).
+ */
+export function createProbeConnection(config: AppConfig): Connection {
+  return Connection.lazy({ address: config.TEMPORAL_ADDRESS, connectTimeout: CONNECT_TIMEOUT_MS, interceptors: [] });
+}
+
 /** The worker's connection (Rust core); it fails fast when nothing answers at the address. */
 export async function connectWorkerConnection(config: AppConfig): Promise<NativeConnection> {
   try {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { loadConfig } from '../config/env';
 import { createDockerClient } from '../platform/docker';
 import { createLogger } from '../platform/logger';
@@ -14,6 +14,7 @@ import { createActivities } from '../activities';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('worker', config.LOG_LEVEL);
+  Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as LogLevel) });
   await preflight(config);
   if (!config.ANTHROPIC_API_KEY) log.warn('ANTHROPIC_API_KEY is not set: agent runs will fail at their first model call');
 

@@ -4,7 +4,6 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { PrismaClient } from '../../prisma/client';
 import { SANDBOX_CHECK_WORKFLOW, sandboxCheckWorkflowId, type SandboxCheckInput } from '../../shared/sandbox-check';
-import { ORCHESTRATOR_TASK_QUEUE } from '../../shared/task-queues';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
@@ -57,6 +56,7 @@ openApiRegistry.registerPath({
 export interface SandboxCheckRouteDeps {
   temporal: Client;
   prisma: PrismaClient;
+  taskQueue: string;
 }
 
 async function viewCheck(deps: SandboxCheckRouteDeps, checkId: string): Promise<SandboxCheckView | null> {
@@ -91,7 +91,7 @@ export function sandboxCheckRouter(deps: SandboxCheckRouteDeps): Router {
     const workflowId = sandboxCheckWorkflowId(checkId);
     try {
       await deps.temporal.workflow.start(SANDBOX_CHECK_WORKFLOW, {
-        taskQueue: ORCHESTRATOR_TASK_QUEUE,
+        taskQueue: deps.taskQueue,
         workflowId,
         args: [{ checkId } satisfies SandboxCheckInput],
         workflowIdReusePolicy: 'REJECT_DUPLICATE',

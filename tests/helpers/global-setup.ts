@@ -1,7 +1,10 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { Client } from 'pg';
 import { loadConfig, postgresConnection } from '../../config/env';
 import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
@@ -41,6 +44,12 @@ export default async function globalSetup(): Promise<void> {
     },
   });
   globalThis.testTemporalEnv = env;
+
+  // Bundle the workflows once for the whole run instead of once per test file.
+  const bundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: new DefaultLogger('WARN') });
+  const bundlePath = path.join(os.tmpdir(), `agent-orchestrator-workflows-${process.pid}.js`);
+  await writeFile(bundlePath, bundle.code);
+  process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.TEST_TEMPORAL_ADDRESS = env.address;
   process.env.TEST_DATABASE_URL = testDatabaseUrl;
   process.env.TEST_TEMPORAL_CLI = temporalCli;

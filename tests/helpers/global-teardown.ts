@@ -1,8 +1,10 @@
+import { rm } from 'node:fs/promises';
 import { Client } from 'pg';
 import { postgresConnection } from '../../config/env';
 
 export default async function globalTeardown(): Promise<void> {
   await globalThis.testTemporalEnv?.teardown();
+  if (process.env.TEST_WORKFLOW_BUNDLE) await rm(process.env.TEST_WORKFLOW_BUNDLE, { force: true });
   const url = process.env.TEST_DATABASE_URL;
   if (!url) return;
   const { database, ...server } = postgresConnection(url);
