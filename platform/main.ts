@@ -7,7 +7,7 @@ import { TemporalUnreachableError } from '../temporal/connection';
  * anything else prints its message (stack traces only with DEBUG_STACKS=1) and exits 1.
  */
 export function runMain(name: string, main: () => Promise<void>): void {
-  main().catch((error: unknown) => {
+  Promise.resolve().then(main).catch((error: unknown) => {
     const known = error instanceof ConfigError || error instanceof StartupError || error instanceof TemporalUnreachableError;
     const message = error instanceof Error ? error.message : String(error);
     for (const line of message.split('\n')) process.stderr.write(`${name}: ${line}\n`);

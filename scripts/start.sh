@@ -17,7 +17,7 @@ stop_process() {
 
 cleanup() {
   trap - EXIT INT TERM
-  step "stopping"
+  if [[ -n "$API_PID$WORKER_PID$TEMPORAL_DEV_SERVER_PID$DOCKERD_STARTED$POSTGRES_STARTED" ]]; then step "stopping what this start started"; fi
   stop_process "$API_PID"
   stop_process "$WORKER_PID"
   stop_temporal_dev_server
@@ -31,11 +31,12 @@ setup_machine
 start_temporal_dev_server
 (cd "$PROJECT_ROOT" && node dist/scripts/preflight.js) || exit 1
 
+# Each process gets its own session, so Ctrl-C reaches only this script, which then stops them in order.
 step "starting the worker (log: $DATA_DIR/logs/worker.log)"
-(cd "$PROJECT_ROOT" && exec node dist/workers/main.js >"$DATA_DIR/logs/worker.log" 2>&1 < /dev/null) &
+(cd "$PROJECT_ROOT" && exec setsid node dist/workers/main.js >"$DATA_DIR/logs/worker.log" 2>&1 < /dev/null) &
 WORKER_PID=$!
 step "starting the API (log: $DATA_DIR/logs/api.log)"
-(cd "$PROJECT_ROOT" && exec node dist/api/server.js >"$DATA_DIR/logs/api.log" 2>&1 < /dev/null) &
+(cd "$PROJECT_ROOT" && exec setsid node dist/api/server.js >"$DATA_DIR/logs/api.log" 2>&1 < /dev/null) &
 API_PID=$!
 
 API_URL="http://$API_HOST:$API_PORT"

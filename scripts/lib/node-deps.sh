@@ -17,14 +17,14 @@ ensure_prisma_client() {
   want="$(sha_of "$PROJECT_ROOT/prisma/schema.prisma" "$PROJECT_ROOT/package-lock.json")"
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     step "generating the Prisma client"
-    (cd "$PROJECT_ROOT" && quietly "prisma generate" npx --no-install prisma generate)
+    (cd "$PROJECT_ROOT" && quietly "prisma generate" "$PROJECT_ROOT/node_modules/.bin/prisma" generate)
     echo "$want" >"$stamp"
   fi
 }
 
 build_typescript() {
   step "building TypeScript"
-  (cd "$PROJECT_ROOT" && npx --no-install tsc -p tsconfig.build.json) || die "TypeScript build failed"
+  (cd "$PROJECT_ROOT" && "$PROJECT_ROOT/node_modules/.bin/tsc" -p tsconfig.build.json) || die "TypeScript build failed"
 }
 
 # Evaluates the app's config schema (config/env.ts) and exports the resolved settings.

@@ -28,6 +28,5 @@ stop_postgres_if_started() {
 }
 
 apply_migrations() {
-  step "applying database migrations"
-  (cd "$PROJECT_ROOT" && quietly "prisma migrate deploy" npx --no-install prisma migrate deploy)
+  (cd "$PROJECT_ROOT" && node dist/scripts/migrate.js) || exit 1
 }

@@ -30,7 +30,7 @@ export default async function globalSetup(): Promise<void> {
   await admin.connect();
   await admin.query(`CREATE DATABASE "${database}"`);
   await admin.end();
-  await run('npx', ['--no-install', 'prisma', 'migrate', 'deploy'], {
+  await run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: testDatabaseUrl, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
   });
