@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
 import { sandboxCheckStatusQuery, sandboxCheckWorkflowId, type SandboxCheckResult } from '../../shared/sandbox-check';
+import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 
@@ -32,6 +33,7 @@ describe('sandbox check, end to end', () => {
 
     const handle = instance.temporal.workflow.getHandle(workflowId);
     const result = (await handle.result()) as SandboxCheckResult;
+    await recordHistoryIfRequested(workflowId, 'sandbox-check-passed');
     expect(result.error).toBeUndefined();
     expect(result.state).toBe('passed');
     expect(result.exitCode).toBe(0);
