@@ -21,4 +21,12 @@ step "lint (eslint)"
 step "type check (tsc)"
 "$PROJECT_ROOT/node_modules/.bin/tsc" -p tsconfig.json --noEmit || die "type check failed"
 step "tests (jest)"
-"$PROJECT_ROOT/node_modules/.bin/jest" ${CI:+--ci} "$@"
+results="$DATA_DIR/jest-results.json"
+rm -f "$results"
+status=0
+"$PROJECT_ROOT/node_modules/.bin/jest" ${CI:+--ci} --json --outputFile="$results" "$@" || status=$?
+# One plain closing line that CI tools read: "jest: N passed, N failed".
+if [[ -f "$results" ]]; then
+  node -e 'const r = require(process.argv[1]); console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests + r.numRuntimeErrorTestSuites} failed`)' "$results"
+fi
+exit "$status"

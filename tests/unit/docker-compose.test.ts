@@ -1,0 +1,90 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { configSchema, loadConfig } from '../../config/env';
+import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+interface ComposeService {
+  image?: string;
+  build?: string | { context: string; args?: Record<string, string> };
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }> | string[];
+}
+
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+const { services } = compose;
+
+/** Resolves `${VAR:-default}` the way compose does with VAR unset. */
+function interpolate(environment: Record<string, string> = {}): Record<string, string> {
+  return Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]));
+}
+
+function publishedPorts(service: ComposeService): Map<number, number> {
+  return new Map((service.ports ?? []).map((mapping) => mapping.split(':').map(Number) as [number, number]).map(([host, container]) => [container, host]));
+}
+
+describe('docker-compose.yml', () => {
+  it('defines the whole system', () => {
+    expect(Object.keys(services)).toEqual(expect.arrayContaining(['postgres', 'temporal', 'temporal-ui', 'api', 'worker', 'migrate', 'sandbox-image']));
+    expect(existsSync(path.join(ROOT, 'Dockerfile'))).toBe(true);
+    expect(services.api!.build).toBe('.');
+    expect(services.worker!.build).toBe('.');
+  });
+
+  it.each(['api', 'worker', 'migrate'])('gives %s only settings the config schema declares, and valid ones', (name) => {
+    const environment = interpolate(services[name]!.environment);
+    const declared = Object.keys(configSchema.shape);
+    expect(Object.keys(environment).filter((key) => !declared.includes(key))).toEqual([]);
+    expect(() => loadConfig(environment)).not.toThrow();
+  });
+
+  it('points the app at the compose services it depends on', () => {
+    const config = loadConfig(interpolate(services.api!.environment));
+    const database = new URL(config.DATABASE_URL);
+    const postgresEnv = services.postgres!.environment!;
+    expect(database.hostname).toBe('postgres');
+    expect(database.username).toBe(postgresEnv.POSTGRES_USER);
+    expect(database.password).toBe(postgresEnv.POSTGRES_PASSWORD);
+    expect(config.TEMPORAL_ADDRESS).toBe('temporal:7233');
+    expect(publishedPorts(services.temporal!).get(7233)).toBe(7233);
+    expect(services['temporal-ui']!.environment!.TEMPORAL_ADDRESS).toBe(config.TEMPORAL_ADDRESS);
+    expect(publishedPorts(services['temporal-ui']!).get(8080)).toBe(Number(new URL(config.TEMPORAL_UI_URL).port));
+  });
+
+  it('publishes the API on the port it listens on, on all interfaces', () => {
+    const config = loadConfig(interpolate(services.api!.environment));
+    expect(config.API_HOST).toBe('0.0.0.0');
+    expect(publishedPorts(services.api!).get(config.API_PORT)).toBe(config.API_PORT);
+  });
+
+  it('lets the worker drive the Docker engine and share workspaces with it at the same path', () => {
+    const config = loadConfig(interpolate(services.worker!.environment));
+    expect(config.DOCKER_HOST).toBe('unix:///var/run/docker.sock');
+    expect(services.worker!.volumes).toContain('/var/run/docker.sock:/var/run/docker.sock');
+    expect(services.worker!.volumes).toContain(`${config.DATA_DIR}:${config.DATA_DIR}`);
+    expect(config.SANDBOX_IMAGE).toBe(services['sandbox-image']!.image);
+  });
+
+  it('keeps the Anthropic key on the worker only', () => {
+    expect(Object.keys(services.worker!.environment!)).toContain('ANTHROPIC_API_KEY');
+    for (const [name, service] of Object.entries(services)) {
+      if (name !== 'worker') expect(Object.keys(service.environment ?? {})).not.toContain('ANTHROPIC_API_KEY');
+    }
+  });
+
+  it('registers every custom search attribute', () => {
+    const command = (services['temporal-setup']!.command ?? []).join(' ');
+    for (const key of ALL_SEARCH_ATTRIBUTES) expect(command).toContain(`--name ${key.name} --type Keyword`);
+  });
+
+  it('migrates before the API and worker start', () => {
+    for (const name of ['api', 'worker']) {
+      expect(services[name]!.depends_on).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
+    }
+  });
+});
