@@ -4,33 +4,49 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp, type ApiDeps } from '../../api/app';
 import { createDockerClient } from '../../platform/docker';
 import { createLogger } from '../../platform/logger';
+import type { DependencyName } from '../../platform/readiness';
 import { createPrismaClient } from '../../prisma/client';
 import { connectTemporalClient, createProbeConnection } from '../../temporal/connection';
-import { request } from '../helpers/http';
+import { request, type JsonResponse } from '../helpers/http';
 import { testConfig } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 
-type Readiness = { status: string; dependencies: Record<'temporal' | 'postgres' | 'docker', { status: string; error?: string }> };
+type Deps = Omit<ApiDeps, 'log' | 'namespace'>;
+interface Readiness {
+  status: string;
+  dependencies: Record<DependencyName, { status: string; error?: string }>;
+}
 
-/** Serves the API over loopback with the given real clients and returns GET /health/ready. */
-async function readinessWith(deps: Omit<ApiDeps, 'log' | 'namespace'>): Promise<{ status: number; body: Readiness }> {
+/** Serves the API over loopback with the given real clients for one GET. */
+async function getWith(deps: Deps, path: string): Promise<JsonResponse> {
   const app = createApp({ ...deps, namespace: 'default', log: createLogger('test', 'silent') });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
   try {
     const { port } = server.address() as AddressInfo;
-    const response = await request(`http://127.0.0.1:${port}`, 'GET', '/health/ready');
-    return { status: response.status, body: response.body as Readiness };
+    return await request(`http://127.0.0.1:${port}`, 'GET', path);
   } finally {
     server.closeAllConnections();
     server.close();
   }
 }
 
+/** Asserts a 503 in which exactly `down` is reported down and the others up. */
+async function expectOnlyDown(deps: Deps, down: DependencyName): Promise<Readiness> {
+  const response = await getWith(deps, '/health/ready');
+  const body = response.body as Readiness;
+  expect(response.status).toBe(503);
+  expect(body.status).toBe('not_ready');
+  for (const name of ['temporal', 'postgres', 'docker'] as const) {
+    expect(body.dependencies[name].status).toBe(name === down ? 'down' : 'up');
+  }
+  return body;
+}
+
 describe('health endpoints against the real dependencies', () => {
   const config = testConfig();
-  let healthy: Omit<ApiDeps, 'log' | 'namespace'>;
+  let healthy: Deps;
 
   beforeAll(async () => {
     healthy = {
@@ -47,30 +63,21 @@ describe('health endpoints against the real dependencies', () => {
   });
 
   it('reports liveness and all three dependencies up', async () => {
-    const app = createApp({ ...healthy, namespace: 'default', log: createLogger('test', 'silent') });
-    const server: Server = await new Promise((resolve) => {
-      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-    });
-    const { port } = server.address() as AddressInfo;
-    const live = await request(`http://127.0.0.1:${port}`, 'GET', '/health');
-    server.close();
+    const live = await getWith(healthy, '/health');
     expect(live.status).toBe(200);
     expect(live.body).toEqual({ status: 'ok' });
 
-    const ready = await readinessWith(healthy);
+    const ready = await getWith(healthy, '/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body.status).toBe('ready');
-    for (const name of ['temporal', 'postgres', 'docker'] as const) expect(ready.body.dependencies[name].status).toBe('up');
+    expect(ready.body).toMatchObject({
+      status: 'ready',
+      dependencies: { temporal: { status: 'up' }, postgres: { status: 'up' }, docker: { status: 'up' } },
+    });
   });
 
   it('answers 503 with docker down when no Docker engine answers', async () => {
-    const ready = await readinessWith({ ...healthy, docker: createDockerClient(`tcp://127.0.0.1:${await freePort()}`) });
-    expect(ready.status).toBe(503);
-    expect(ready.body.status).toBe('not_ready');
-    expect(ready.body.dependencies.docker.status).toBe('down');
-    expect(ready.body.dependencies.docker.error).toMatch(/ECONNREFUSED/);
-    expect(ready.body.dependencies.temporal.status).toBe('up');
-    expect(ready.body.dependencies.postgres.status).toBe('up');
+    const body = await expectOnlyDown({ ...healthy, docker: createDockerClient(`tcp://127.0.0.1:${await freePort()}`) }, 'docker');
+    expect(body.dependencies.docker.error).toMatch(/ECONNREFUSED/);
   });
 
   it('answers 503 with postgres down when PostgreSQL does not answer', async () => {
@@ -78,11 +85,7 @@ describe('health endpoints against the real dependencies', () => {
     url.port = String(await freePort());
     const prisma = createPrismaClient(url.toString());
     try {
-      const ready = await readinessWith({ ...healthy, prisma });
-      expect(ready.status).toBe(503);
-      expect(ready.body.dependencies.postgres.status).toBe('down');
-      expect(ready.body.dependencies.temporal.status).toBe('up');
-      expect(ready.body.dependencies.docker.status).toBe('up');
+      await expectOnlyDown({ ...healthy, prisma }, 'postgres');
     } finally {
       await prisma.$disconnect();
     }
@@ -96,11 +99,7 @@ describe('health endpoints against the real dependencies', () => {
     const temporalProbe = createProbeConnection(testConfig({ TEMPORAL_ADDRESS: env.address }));
     await env.teardown();
     try {
-      const ready = await readinessWith({ ...healthy, temporalProbe });
-      expect(ready.status).toBe(503);
-      expect(ready.body.dependencies.temporal.status).toBe('down');
-      expect(ready.body.dependencies.postgres.status).toBe('up');
-      expect(ready.body.dependencies.docker.status).toBe('up');
+      await expectOnlyDown({ ...healthy, temporalProbe }, 'temporal');
     } finally {
       await temporalProbe.close();
     }
