@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 source "$PROJECT_ROOT/scripts/lib/temporal-dev-server.sh"
 
-API_PID="" WORKER_PID=""
+API_PID="" WORKER_PID="" INTERRUPTED=""
 
 stop_process() {
   local pid="$1"
@@ -17,7 +17,8 @@ stop_process() {
 
 cleanup() {
   trap - EXIT INT TERM
-  if [[ -n "$API_PID$WORKER_PID$TEMPORAL_DEV_SERVER_PID$DOCKERD_STARTED$POSTGRES_STARTED" ]]; then step "stopping what this start started"; fi
+  # After a failure its one-line reason stays the last line; after Ctrl-C say what happens.
+  if [[ -n "$INTERRUPTED" ]]; then step "stopping what this start started"; fi
   stop_process "$API_PID"
   stop_process "$WORKER_PID"
   stop_temporal_dev_server
@@ -25,7 +26,7 @@ cleanup() {
   stop_postgres_if_started
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'INTERRUPTED=1; exit 130' INT TERM
 
 setup_machine
 start_temporal_dev_server

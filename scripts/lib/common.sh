@@ -12,6 +12,10 @@ export PRISMA_QUERY_ENGINE_LIBRARY="${PRISMA_QUERY_ENGINE_LIBRARY:-/dev/null}"
 export PRISMA_HIDE_UPDATE_MESSAGE=1
 export NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 
+# No silent exits under `set -e`: name the command that failed.
+set -E
+trap 'printf "error: command failed (exit %s): %s\n" "$?" "$BASH_COMMAND" >&2' ERR
+
 step() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

@@ -20,8 +20,8 @@ debootstrap_base_image() {
   fi
   local mirror rootfs
   # The machine's own Debian mirror: the first enabled source whose path ends in /debian.
-  mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | grep -E '^(URIs:|deb )' | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -n 1 | tr -d ' ')"
+  mirror="$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } \
+    | grep -E '^(URIs:|deb )' | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -n 1 | tr -d ' ' || true)"
   mirror="${mirror:-http://deb.debian.org/debian}"
   rootfs="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-rootfs.XXXXXX")"
   step "bootstrapping the sandbox root filesystem from $mirror (first time only)"
