@@ -1,13 +1,20 @@
+import type Anthropic from '@anthropic-ai/sdk';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
+import { createAgentRecordActivities } from './agent-records';
+import { createAgentSandboxActivities } from './agent-sandbox';
+import { createModelActivities } from './model';
 import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
 
 export interface ActivityDeps {
   prisma: PrismaClient;
   docker: Docker;
+  anthropic: Anthropic | null;
   sandboxImage: string;
   workspacesDir: string;
+  /** This host's own task queue (sandbox activities run where their container is). */
+  hostQueue: string;
 }
 
 /**
@@ -18,6 +25,9 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSandboxCheckRecordActivities(deps.prisma),
     ...createSandboxProbeActivities(deps),
+    ...createAgentRecordActivities(deps.prisma),
+    ...createModelActivities(deps),
+    ...createAgentSandboxActivities(deps),
   };
 }
 

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ContainerCreateOptions } from 'dockerode';
+import { SANDBOX_UID, WORKSPACE_PATH } from './sandbox-spec';
 
 export interface ContainerRunOptions {
   timeoutMs: number;
@@ -113,5 +114,53 @@ export async function runContainerToCompletion(
     await container.remove({ force: true }).catch((error: unknown) => {
       if (!isNotFound(error)) throw error;
     });
+  }
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  outputTruncated: boolean;
+}
+
+/**
+ * Runs a command inside a running sandbox as the sandbox user and collects its capped output. The
+ * per-command timeout is enforced inside the container by coreutils `timeout` (exit code 124), so
+ * a runaway command cannot outlive it; aborting the signal kills the whole container's exec stream.
+ */
+export async function execInContainer(
+  docker: Docker,
+  containerName: string,
+  command: string[],
+  options: ContainerRunOptions,
+): Promise<ExecResult> {
+  const seconds = Math.max(1, Math.ceil(options.timeoutMs / 1000));
+  const exec = await docker.getContainer(containerName).exec({
+    Cmd: ['timeout', '--kill-after=5', String(seconds), ...command],
+    AttachStdout: true,
+    AttachStderr: true,
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    WorkingDir: WORKSPACE_PATH,
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const stdout = new CappedSink(options.maxOutputBytes);
+  const stderr = new CappedSink(options.maxOutputBytes);
+  docker.modem.demuxStream(stream, stdout, stderr);
+  const abort = (): void => {
+    stream.destroy();
+  };
+  options.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', reject);
+    });
+    options.signal?.throwIfAborted();
+    const { ExitCode } = await exec.inspect();
+    return { exitCode: ExitCode ?? -1, stdout: stdout.text(), stderr: stderr.text(), outputTruncated: stdout.truncated || stderr.truncated };
+  } finally {
+    options.signal?.removeEventListener('abort', abort);
   }
 }

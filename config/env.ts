@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -23,6 +24,11 @@ export const configSchema = z.object({
   SANDBOX_IMAGE: z.string().min(1).default('agent-sandbox:latest'),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
+  /** Names this worker host; its sandbox activities are routed to the queue sandbox-host-<HOST_ID>. */
+  HOST_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be 1-100 letters, digits, dots, dashes or underscores')
+    .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100) || 'local'),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   DATA_DIR: z.string().min(1).default('data'),

@@ -1,5 +1,10 @@
 /**
  * Task-queue names, shared by the API (which starts workflows) and the worker (which polls them).
- * Sandbox activities will later get a per-host queue derived from these.
+ * Workflows and host-independent activities use the orchestrator queue; sandbox activities use the
+ * queue of the host whose Docker engine owns the container.
  */
 export const ORCHESTRATOR_TASK_QUEUE = 'agent-orchestrator';
+
+export function sandboxHostQueue(hostId: string): string {
+  return `sandbox-host-${hostId}`;
+}

@@ -1,16 +1,20 @@
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createAnthropicClient } from '../activities/model';
 import { loadConfig } from '../config/env';
 import { createDockerClient } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { runMain } from '../platform/main';
 import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
-import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
+import { ORCHESTRATOR_TASK_QUEUE, sandboxHostQueue } from '../shared/task-queues';
 import { connectWorkerConnection } from '../temporal/connection';
-import { createActivities } from '../activities';
 
-/** The worker process: runs workflows and activities for this instance until SIGINT/SIGTERM. */
+/**
+ * The worker process: one Temporal worker on the orchestrator queue (workflows and host-independent
+ * activities) and one on this host's sandbox queue, sharing one connection, until SIGINT/SIGTERM.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('worker', config.LOG_LEVEL);
@@ -20,21 +24,27 @@ async function main(): Promise<void> {
 
   const prisma = createPrismaClient(config.DATABASE_URL);
   const connection = await connectWorkerConnection(config);
-  const worker = await Worker.create({
+  const hostQueue = sandboxHostQueue(config.HOST_ID);
+  const activities = createActivities({
+    prisma,
+    docker: createDockerClient(config.DOCKER_HOST),
+    anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
+    sandboxImage: config.SANDBOX_IMAGE,
+    workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
+    hostQueue,
+  });
+  const orchestrator = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: ORCHESTRATOR_TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({
-      prisma,
-      docker: createDockerClient(config.DOCKER_HOST),
-      sandboxImage: config.SANDBOX_IMAGE,
-      workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
-    }),
+    activities,
   });
-  log.info({ taskQueue: ORCHESTRATOR_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
+  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
+  log.info({ taskQueues: [ORCHESTRATOR_TASK_QUEUE, hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
   try {
-    await worker.run(); // resolves after SIGINT/SIGTERM, which the SDK handles by draining the worker
+    // Both resolve after SIGINT/SIGTERM, which the SDK handles by draining.
+    await Promise.all([orchestrator.run(), host.run()]);
   } finally {
     await Promise.allSettled([prisma.$disconnect(), connection.close()]);
     log.info('worker stopped');

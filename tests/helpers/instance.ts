@@ -8,6 +8,8 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
+import { createAnthropicClient } from '../../activities/model';
+import { sandboxHostQueue } from '../../shared/task-queues';
 import { createApp } from '../../api/app';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createDockerClient } from '../../platform/docker';
@@ -22,6 +24,7 @@ export interface TestInstance {
   config: AppConfig;
   baseUrl: string;
   taskQueue: string;
+  dataDir: string;
   temporal: Client;
   prisma: PrismaClient;
   docker: Docker;
@@ -45,10 +48,11 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
  * One instance of the product wired to the real services: the API on an ephemeral loopback port and
  * a worker on a task queue of its own, so test files running side by side never share work.
  */
-export async function startTestInstance(): Promise<TestInstance> {
+export async function startTestInstance(overrides: Record<string, string> = {}): Promise<TestInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-orchestrator-test-'));
-  const config = testConfig({ DATA_DIR: dataDir });
+  const config = testConfig({ DATA_DIR: dataDir, HOST_ID: `test-${randomUUID()}`, ...overrides });
   const taskQueue = `test-${randomUUID()}`;
+  const hostQueue = sandboxHostQueue(config.HOST_ID);
   const log = createLogger('test-api', config.LOG_LEVEL);
   const temporal = await connectTemporalClient(config);
   const temporalProbe = createProbeConnection(config);
@@ -57,14 +61,23 @@ export async function startTestInstance(): Promise<TestInstance> {
 
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const workerConnection = await connectWorkerConnection(config);
+  const activities = createActivities({
+    prisma,
+    docker,
+    anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
+    sandboxImage: config.SANDBOX_IMAGE,
+    workspacesDir: path.join(dataDir, 'workspaces'),
+    hostQueue,
+  });
   const worker = await Worker.create({
     connection: workerConnection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue,
     ...(bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') }),
-    activities: createActivities({ prisma, docker, sandboxImage: config.SANDBOX_IMAGE, workspacesDir: path.join(dataDir, 'workspaces') }),
+    activities,
   });
-  const workerRun = worker.run();
+  const hostWorker = await Worker.create({ connection: workerConnection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
+  const workerRun = Promise.all([worker.run(), hostWorker.run()]);
 
   const app = createApp({ temporal, temporalProbe, prisma, docker, namespace: config.TEMPORAL_NAMESPACE, taskQueue, log });
   const server: Server = await new Promise((resolve) => {
@@ -76,6 +89,7 @@ export async function startTestInstance(): Promise<TestInstance> {
     config,
     baseUrl: `http://127.0.0.1:${port}`,
     taskQueue,
+    dataDir,
     temporal,
     prisma,
     docker,
@@ -83,6 +97,7 @@ export async function startTestInstance(): Promise<TestInstance> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       worker.shutdown();
+      hostWorker.shutdown();
       await workerRun;
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close(), workerConnection.close()]);
       await rm(dataDir, { recursive: true, force: true });

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { AGENT_TYPES } from './agents';
+
+/**
+ * Request schemas for agents: the API validates with them and generates OpenAPI from them, and the
+ * workflow uses only their inferred types (shared/agents.ts), so zod never enters the workflow bundle.
+ */
+const Identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
+
+export const AgentContextSchema = z.strictObject({
+  /** A local path on the worker host, or a git URL. */
+  repository: z.string().min(1).max(2048),
+  branch: z.string().regex(/^[A-Za-z0-9._/-]{1,255}$/, 'must be a git branch name').refine((name) => !name.includes('..') && !name.startsWith('-'), 'must be a git branch name'),
+  workItems: z.array(z.string().min(1).max(10_000)).max(100),
+  skills: z.array(z.string().min(1).max(200)).max(50).optional(),
+  instructions: z.string().max(50_000).optional(),
+});
+
+export const AgentResourcesSchema = z.strictObject({
+  memoryMb: z.number().int().min(64).max(8192).optional(),
+  cpus: z.number().min(0.1).max(4).optional(),
+  pids: z.number().int().min(16).max(4096).optional(),
+});
+
+export const AgentOptionsSchema = z.strictObject({
+  /** Seconds the whole run may take; a workflow timer enforces it. */
+  timeout: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
+  /** Retries of a failed model or tool call (on top of the first attempt). */
+  maxRetries: z.number().int().min(0).max(20).default(3),
+  model: z.string().min(1).max(200).default('claude-sonnet-4-5'),
+  maxTurns: z.number().int().min(1).max(1000).default(50),
+  /** Input plus output tokens the run may spend. */
+  tokenBudget: z.number().int().min(1).max(100_000_000).default(2_000_000),
+  resources: AgentResourcesSchema.default({}),
+});
+
+export const SpawnAgentRequestSchema = z.strictObject({
+  taskId: Identifier,
+  agentType: z.enum(AGENT_TYPES),
+  context: AgentContextSchema,
+  options: AgentOptionsSchema.default(AgentOptionsSchema.parse({})),
+});

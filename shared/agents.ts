@@ -1,0 +1,51 @@
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { z } from 'zod';
+import type { AgentContextSchema, AgentOptionsSchema, SpawnAgentRequestSchema } from './agent-schemas';
+
+/**
+ * The agent vocabulary shared by the API and the agentRun workflow. The request types are inferred
+ * from the zod schemas in agent-schemas.ts (type-only import: no zod in the workflow bundle).
+ */
+export const AGENT_RUN_WORKFLOW = 'agentRun';
+
+export const AGENT_TYPES = ['worker', 'reviewer', 'tester'] as const;
+export type AgentType = (typeof AGENT_TYPES)[number];
+
+export const AGENT_STATES = ['queued', 'spawning', 'running', 'completed', 'failed', 'killed', 'timed_out'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+export const TERMINAL_STATES: readonly AgentState[] = ['completed', 'failed', 'killed', 'timed_out'];
+
+export type AgentContext = z.infer<typeof AgentContextSchema>;
+export type AgentOptions = z.infer<typeof AgentOptionsSchema>;
+export type SpawnAgentRequest = z.infer<typeof SpawnAgentRequestSchema>;
+
+export interface AgentRunInput {
+  agentId: string;
+  workspaceId: string;
+  taskId: string;
+  agentType: AgentType;
+  context: AgentContext;
+  options: AgentOptions;
+}
+
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface AgentStatus {
+  agentId: string;
+  taskId: string;
+  agentType: AgentType;
+  state: AgentState;
+  turn: number;
+  lastTool: string | null;
+  usage: TokenUsage;
+  startedAt: string;
+  updatedAt: string;
+  error: string | null;
+}
+
+export const killAgentSignal = defineSignal<[{ reason?: string }]>('kill');
+export const agentStatusQuery = defineQuery<AgentStatus>('status');
+

@@ -1,0 +1,156 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { agentStatusQuery, killAgentSignal, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
+import { AGENT_STATE } from '../shared/search-attributes';
+
+type SandboxActivities = Pick<Activities, 'runTool' | 'collectResult' | 'teardownSandbox'>;
+
+const records = proxyActivities<Pick<Activities, 'recordAgentState' | 'recordLastTool'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+/** Sandbox activities run on the task queue of the host that owns the container. */
+function sandboxOn(taskQueue: string, maxRetries: number) {
+  return proxyActivities<SandboxActivities>({
+    taskQueue,
+    startToCloseTimeout: '20 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
+  });
+}
+
+/**
+ * One agent run: launch the sandbox, loop model call -> tool calls until the model is done, collect
+ * the result, tear down. `kill` and the per-task timeout cancel the run; teardown always runs.
+ */
+export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
+  const { agentId, options } = input;
+  const startedAt = new Date().toISOString();
+  const status: AgentStatus = {
+    agentId,
+    taskId: input.taskId,
+    agentType: input.agentType,
+    state: 'spawning',
+    turn: 0,
+    lastTool: null,
+    usage: { inputTokens: 0, outputTokens: 0 },
+    startedAt,
+    updatedAt: startedAt,
+    error: null,
+  };
+  setHandler(agentStatusQuery, () => status);
+
+  const launcher = proxyActivities<Pick<Activities, 'launchSandbox' | 'teardownSandbox'>>({
+    startToCloseTimeout: '15 minutes',
+    retry: { initialInterval: '1 second', maximumAttempts: options.maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
+  });
+  const model = proxyActivities<Pick<Activities, 'callModel'>>({
+    startToCloseTimeout: '10 minutes',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: options.maxRetries + 1,
+      nonRetryableErrorTypes: ['ModelRequestRejected', 'ModelNotConfigured'],
+    },
+  });
+
+  async function setState(state: AgentState, detail?: string, error?: string): Promise<void> {
+    status.state = state;
+    status.updatedAt = new Date().toISOString();
+    if (error !== undefined) status.error = error;
+    upsertSearchAttributes([{ key: AGENT_STATE, value: state }]);
+    await records.recordAgentState({ agentId, state, ...(detail !== undefined ? { detail } : {}), ...(error !== undefined ? { error } : {}) });
+  }
+
+  let sandbox: SandboxActivities | null = null;
+  let stopReason: 'killed' | 'timed_out' | null = null;
+  let killDetail = '';
+  const runScope = new CancellationScope();
+  setHandler(killAgentSignal, ({ reason }) => {
+    stopReason ??= 'killed';
+    killDetail = reason ?? 'kill requested';
+    runScope.cancel();
+  });
+  const deadline = new CancellationScope();
+  deadline
+    .run(async () => {
+      await sleep(options.timeout * 1000);
+      stopReason ??= 'timed_out';
+      runScope.cancel();
+    })
+    .catch(() => undefined); // cancelled when the run ends first
+
+  let outcome: { state: AgentState; error?: string; detail: string };
+  try {
+    outcome = await runScope.run(async () => {
+      await setState('spawning');
+      const launched = await launcher.launchSandbox({
+        agentId,
+        workspaceId: input.workspaceId,
+        context: input.context,
+        options,
+        deadline: new Date(Date.now() + options.timeout * 1000).toISOString(),
+      });
+      sandbox = sandboxOn(launched.hostQueue, options.maxRetries);
+      await setState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`);
+
+      let failure: string | undefined;
+      let summary = '';
+      for (let turn = 0; ; turn++) {
+        if (turn >= options.maxTurns) {
+          failure = `stopped after reaching the maximum of ${options.maxTurns} turns`;
+          break;
+        }
+        const reply = await model.callModel({ agentId, turn });
+        status.turn = turn + 1;
+        status.usage.inputTokens += reply.usage.inputTokens;
+        status.usage.outputTokens += reply.usage.outputTokens;
+        status.updatedAt = new Date().toISOString();
+        summary = reply.text;
+        const spent = status.usage.inputTokens + status.usage.outputTokens;
+        if (spent > options.tokenBudget) {
+          failure = `stopped after spending ${spent} tokens, over the budget of ${options.tokenBudget}`;
+          break;
+        }
+        if (reply.toolCalls.length === 0) break;
+        for (const call of reply.toolCalls) {
+          status.lastTool = call.name;
+          await records.recordLastTool({ agentId, tool: call.name });
+          const outcome = await sandbox.runTool({ agentId, agentType: input.agentType, toolCallId: call.id });
+          if (outcome.oomKilled) status.error = `the ${call.name} call ran out of memory in the sandbox`;
+        }
+      }
+      const result = await sandbox.collectResult({ agentId, baseSha: launched.baseSha, summary });
+      const detail = `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ${result.filesChanged} files changed`;
+      return failure ? { state: 'failed' as const, error: failure, detail } : { state: 'completed' as const, detail };
+    });
+  } catch (error) {
+    if (isCancellation(error) && stopReason !== null) {
+      outcome = stopReason === 'killed' ? { state: 'killed', detail: killDetail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
+    } else {
+      const message = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      outcome = { state: 'failed', error: message, detail: 'run failed' };
+    }
+  } finally {
+    deadline.cancel();
+  }
+
+  // Teardown and the final state run even when the run was cancelled.
+  await CancellationScope.nonCancellable(async () => {
+    const teardown = sandbox ?? launcher;
+    await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
+    await setState(outcome.state, outcome.detail, outcome.error);
+  });
+  if (outcome.state === 'failed') throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', 'AgentFailed');
+  return status;
+}
