@@ -1,6 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { PrismaClient } from '../prisma/client';
+import type { Prisma, PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
 import { toolsFor } from './agent-tools';
 
@@ -32,6 +32,9 @@ export interface ModelDeps {
   /** Null when no API key is configured: every call then fails with a clear non-retryable error. */
   anthropic: Anthropic | null;
 }
+
+/** SDK message blocks are plain JSON data; Prisma's Json input type just cannot see that. */
+const asJson = (value: unknown): Prisma.InputJsonValue => value as Prisma.InputJsonValue;
 
 /** A message with seq 2t+1 is the model's reply in turn t; seq 2t (t > 0) holds the tool results it answers. */
 const replySeq = (turn: number): number => 2 * turn + 1;
@@ -66,12 +69,12 @@ function textOf(content: Anthropic.ContentBlock[]): string {
 }
 
 function toFailure(error: unknown): ApplicationFailure {
-  if (error instanceof Anthropic.APIError && error.status !== undefined && NON_RETRYABLE_STATUSES.has(error.status)) {
-    return ApplicationFailure.nonRetryable(`model request rejected with ${error.status}: ${error.message}`, MODEL_REJECTED);
-  }
+  const status: number | undefined = error instanceof Anthropic.APIError ? (error.status as number | undefined) : undefined;
   const message = error instanceof Error ? error.message : String(error);
-  const status = error instanceof Anthropic.APIError && error.status !== undefined ? `${error.status}: ` : '';
-  return ApplicationFailure.retryable(`model unavailable: ${status}${message}`, MODEL_UNAVAILABLE);
+  if (status !== undefined && NON_RETRYABLE_STATUSES.has(status)) {
+    return ApplicationFailure.nonRetryable(`model request rejected with ${status}: ${message}`, MODEL_REJECTED);
+  }
+  return ApplicationFailure.retryable(`model unavailable: ${status !== undefined ? `${status}: ` : ''}${message}`, MODEL_UNAVAILABLE);
 }
 
 export function createModelActivities({ prisma, anthropic }: ModelDeps) {
@@ -90,7 +93,7 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
       const finished = call?.status === 'finished';
       return { type: 'tool_result', tool_use_id: id, content: finished ? (call.output ?? '') : UNKNOWN_TOOL_OUTCOME, is_error: finished ? call.isError : true };
     });
-    await prisma.agentMessage.createMany({ data: [{ agentId, seq, role: 'user', content: content as object[] }], skipDuplicates: true });
+    await prisma.agentMessage.createMany({ data: [{ agentId, seq, role: 'user', content: asJson(content) }], skipDuplicates: true });
   }
 
   return {
@@ -129,7 +132,7 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
       const usage = { inputTokens: reply.usage.input_tokens, outputTokens: reply.usage.output_tokens };
       const toolUses = reply.content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use');
       await prisma.$transaction([
-        prisma.agentMessage.create({ data: { agentId, seq: replySeq(turn), role: 'assistant', content: reply.content as unknown as object[] } }),
+        prisma.agentMessage.create({ data: { agentId, seq: replySeq(turn), role: 'assistant', content: asJson(reply.content) } }),
         prisma.toolCall.createMany({
           data: toolUses.map((use) => ({ id: use.id, agentId, turn, name: use.name, input: use.input as object, status: 'pending' })),
           skipDuplicates: true,

@@ -6,6 +6,7 @@ import type { PrismaClient } from '../prisma/client';
 import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
 import { errorHandler, notFoundHandler } from './errors';
 import { openApiDocument } from './openapi';
+import { agentRouter } from './routes/agents';
 import { healthRouter } from './routes/health';
 import { sandboxCheckRouter } from './routes/sandbox-checks';
 
@@ -28,6 +29,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: '256kb', strict: true }));
 
   app.use(healthRouter({ temporal: deps.temporalProbe, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
+  app.use(agentRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue ?? ORCHESTRATOR_TASK_QUEUE }));
   app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue ?? ORCHESTRATOR_TASK_QUEUE }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());

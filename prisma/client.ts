@@ -3,6 +3,7 @@ import { postgresConnection } from '../config/env';
 import { PrismaClient } from './generated/client';
 
 export type { PrismaClient } from './generated/client';
+export { Prisma } from './generated/client';
 export type Database = PrismaClient;
 
 /** One client per process: it owns a pg connection pool. */

@@ -73,19 +73,19 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   }
 
   let sandbox: SandboxActivities | null = null;
-  let stopReason: 'killed' | 'timed_out' | null = null;
-  let killDetail = '';
+  // Set by the kill signal or the deadline; an object so the checks below see the handlers' writes.
+  const stop: { reason: 'killed' | 'timed_out' | null; detail: string } = { reason: null, detail: '' };
   const runScope = new CancellationScope();
   setHandler(killAgentSignal, ({ reason }) => {
-    stopReason ??= 'killed';
-    killDetail = reason ?? 'kill requested';
+    stop.reason ??= 'killed';
+    stop.detail = reason ?? 'kill requested';
     runScope.cancel();
   });
   const deadline = new CancellationScope();
   deadline
     .run(async () => {
       await sleep(options.timeout * 1000);
-      stopReason ??= 'timed_out';
+      stop.reason ??= 'timed_out';
       runScope.cancel();
     })
     .catch(() => undefined); // cancelled when the run ends first
@@ -135,8 +135,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       return failure ? { state: 'failed' as const, error: failure, detail } : { state: 'completed' as const, detail };
     });
   } catch (error) {
-    if (isCancellation(error) && stopReason !== null) {
-      outcome = stopReason === 'killed' ? { state: 'killed', detail: killDetail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
+    if (isCancellation(error) && stop.reason !== null) {
+      outcome = stop.reason === 'killed' ? { state: 'killed', detail: stop.detail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
     } else {
       const message = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
       outcome = { state: 'failed', error: message, detail: 'run failed' };

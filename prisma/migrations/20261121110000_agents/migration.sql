@@ -138,3 +138,6 @@ ALTER TABLE "tool_calls" ADD CONSTRAINT "tool_calls_agent_id_fkey" FOREIGN KEY (
 -- AddForeignKey
 ALTER TABLE "agent_results" ADD CONSTRAINT "agent_results_agent_id_fkey" FOREIGN KEY ("agent_id") REFERENCES "agents"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
+
+-- At most one live agent per task in a workspace: a second spawn finds it instead of starting another.
+CREATE UNIQUE INDEX "agents_live_task_key" ON "agents"("workspace_id", "task_id") WHERE "state" NOT IN ('completed', 'failed', 'killed', 'timed_out');

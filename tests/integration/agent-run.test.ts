@@ -1,0 +1,136 @@
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { issueApiToken } from '../../api/auth';
+import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { createRepository, git } from '../helpers/git-repo';
+import { errorCode, request } from '../helpers/http';
+import { startTestInstance, type TestInstance } from '../helpers/instance';
+
+/**
+ * agentRun through the real Temporal server, PostgreSQL and Docker, with the model replaced by a
+ * local server that speaks the Messages API.
+ */
+describe('agents on one instance', () => {
+  const model = new FakeAnthropic(byTurn([]));
+  let instance: TestInstance;
+  let token: string;
+  let repository: string;
+
+  beforeAll(async () => {
+    await model.start();
+    instance = await startTestInstance({ ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
+    token = (await issueApiToken(instance.prisma, `ws-${Date.now()}`)).token;
+    repository = await createRepository({ 'README.md': '# Demo\n', 'app.py': 'print("hi")\n' });
+  });
+  afterAll(async () => {
+    await instance.stop();
+    await model.stop();
+  });
+
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
+  const spawnBody = (taskId: string, options: Record<string, unknown> = {}) => ({
+    taskId,
+    agentType: 'worker',
+    context: { repository, branch: 'main', workItems: ['Add hello.txt'] },
+    options: { maxRetries: 2, ...options },
+  });
+
+  async function spawn(taskId: string, options: Record<string, unknown> = {}): Promise<string> {
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: spawnBody(taskId, options), headers: auth() });
+    expect(response.status).toBe(202);
+    return (response.body as { agentId: string }).agentId;
+  }
+
+  async function containersOf(agentId: string): Promise<number> {
+    return (await instance.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } })).length;
+  }
+
+  it('runs a worker agent that edits a file and commits it on the result branch', async () => {
+    model.setScript(
+      byTurn([
+        reply.toolUse({ name: 'write_file', input: { path: 'hello.txt', content: 'hello from the agent\n' } }),
+        reply.toolUse({ name: 'run_shell', input: { command: 'cat hello.txt; id -u' } }),
+        reply.text('Added hello.txt.'),
+      ]),
+    );
+    const before = model.requests.length;
+    const agentId = await spawn('task-edit');
+    const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
+    expect(final).toMatchObject({ state: 'completed', turn: 3, lastTool: 'run_shell', usage: { inputTokens: 300, outputTokens: 60 } });
+
+    const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
+    expect(status.status).toBe(200);
+    const view = status.body as { state: string; result: { branch: string; commitSha: string; diff: string } };
+    expect(view.state).toBe('completed');
+    expect(view.result.branch).toBe(`agent/${agentId}`);
+    expect(view.result.diff).toContain('+hello from the agent');
+
+    const workspace = path.join(instance.dataDir, 'workspaces', agentId);
+    expect(await git(workspace, 'rev-parse', `agent/${agentId}`)).toBe(view.result.commitSha);
+    expect(await git(workspace, 'show', `agent/${agentId}:hello.txt`)).toBe('hello from the agent');
+    expect(await containersOf(agentId)).toBe(0);
+
+    // The model saw the tool results, ran as the sandbox user, and the key stayed on the worker.
+    const calls = model.requests.slice(before);
+    expect(calls).toHaveLength(3);
+    const { authorization, 'x-api-key': apiKey } = calls[0]!.headers;
+    expect(apiKey ?? authorization).toMatch(/^(Bearer )?test-key$/);
+    expect(calls[0]!.body.tools?.map((tool) => tool.name)).toEqual(['run_shell', 'read_file', 'write_file', 'edit_file', 'list_files', 'search_files']);
+    expect(JSON.stringify(calls[2]!.body.messages.at(-1))).toContain('hello from the agent\\n10001');
+
+    const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
+    expect(transitions.map((t) => t.toState)).toEqual(['running', 'completed']);
+  });
+
+  it('kills an agent while a tool runs: container gone, state killed', async () => {
+    model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
+    const agentId = await spawn('task-kill');
+    const handle = instance.temporal.workflow.getHandle(agentId);
+    for (let i = 0; i < 100; i++) {
+      const status = await handle.query(agentStatusQuery);
+      if (status.lastTool === 'run_shell') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const killed = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
+    expect(killed.status).toBe(202);
+    expect(((await handle.result()) as AgentStatus).state).toBe('killed');
+    expect(await containersOf(agentId)).toBe(0);
+    const again = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
+    expect(again.status).toBe(409);
+    expect(errorCode(again)).toBe('already_finished');
+  });
+
+  it('times out through the workflow timer: timed_out, container gone', async () => {
+    model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
+    const agentId = await spawn('task-timeout', { timeout: 3 });
+    const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
+    expect(final.state).toBe('timed_out');
+    expect(await containersOf(agentId)).toBe(0);
+    const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
+    expect(row.state).toBe('timed_out');
+  });
+
+  it('retries a 429 through Temporal, visibly, then succeeds', async () => {
+    model.setScript(byTurn([[reply.error(429, 'rate_limit_error'), reply.text('Nothing to do.')]]));
+    const agentId = await spawn('task-429');
+    const handle = instance.temporal.workflow.getHandle(agentId);
+    expect(((await handle.result()) as AgentStatus).state).toBe('completed');
+    const history = await handle.fetchHistory();
+    const failedAttempts = (history.events ?? []).filter((event) => event.activityTaskStartedEventAttributes?.attempt === 2);
+    expect(failedAttempts.length).toBe(1);
+  });
+
+  it('fails at once on a 401 with a clear error', async () => {
+    model.setScript(byTurn([reply.error(401, 'authentication_error', 'invalid x-api-key')]));
+    const before = model.requests.length;
+    const agentId = await spawn('task-401');
+    await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(model.requests.length - before).toBe(1); // never retried
+    const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
+    expect(status.body).toMatchObject({ state: 'failed' });
+    expect((status.body as { error: string }).error).toMatch(/model request rejected with 401/);
+    expect(await containersOf(agentId)).toBe(0);
+  });
+});
