@@ -3,7 +3,6 @@ import type Docker from 'dockerode';
 import express, { type Express } from 'express';
 import type { Logger } from '../platform/logger';
 import type { PrismaClient } from '../prisma/client';
-import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
 import { errorHandler, notFoundHandler } from './errors';
 import { openApiDocument } from './openapi';
 import { agentRouter } from './routes/agents';
@@ -17,8 +16,8 @@ export interface ApiDeps {
   prisma: PrismaClient;
   docker: Docker;
   namespace: string;
-  /** Where workflows are started; tests give each instance its own. */
-  taskQueue?: string;
+  /** Where workflows are started (the TASK_QUEUE setting). */
+  taskQueue: string;
   log: Logger;
 }
 
@@ -29,8 +28,8 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: '256kb', strict: true }));
 
   app.use(healthRouter({ temporal: deps.temporalProbe, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
-  app.use(agentRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue ?? ORCHESTRATOR_TASK_QUEUE }));
-  app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue ?? ORCHESTRATOR_TASK_QUEUE }));
+  app.use(agentRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue }));
+  app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
 
 /**
  * Every setting the API and the worker read from the environment. The defaults make a single local
@@ -17,6 +18,11 @@ export const configSchema = z.object({
     .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
+  /** The queue this instance's workflows run on; instances sharing a namespace need different ones. */
+  TASK_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be 1-200 letters, digits, dots, dashes or underscores')
+    .default(ORCHESTRATOR_TASK_QUEUE),
   DOCKER_HOST: z
     .string()
     .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+)$/, 'must be unix:///path/to/docker.sock or tcp://host:port')

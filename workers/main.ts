@@ -8,7 +8,7 @@ import { createLogger } from '../platform/logger';
 import { runMain } from '../platform/main';
 import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
-import { ORCHESTRATOR_TASK_QUEUE, sandboxHostQueue } from '../shared/task-queues';
+import { sandboxHostQueue } from '../shared/task-queues';
 import { connectWorkerConnection } from '../temporal/connection';
 
 /**
@@ -36,12 +36,12 @@ async function main(): Promise<void> {
   const orchestrator = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: ORCHESTRATOR_TASK_QUEUE,
+    taskQueue: config.TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
     activities,
   });
   const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
-  log.info({ taskQueues: [ORCHESTRATOR_TASK_QUEUE, hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
+  log.info({ taskQueues: [config.TASK_QUEUE, hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
   try {
     // Both resolve after SIGINT/SIGTERM, which the SDK handles by draining.
     await Promise.all([orchestrator.run(), host.run()]);

@@ -23,7 +23,7 @@ function sandboxOn(taskQueue: string, maxRetries: number) {
   return proxyActivities<SandboxActivities>({
     taskQueue,
     startToCloseTimeout: '20 minutes',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: '15 seconds',
     retry: { initialInterval: '1 second', maximumAttempts: maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
   });
 }

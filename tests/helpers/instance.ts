@@ -31,6 +31,38 @@ export interface TestInstance {
   stop(): Promise<void>;
 }
 
+/**
+ * The in-process equivalent of workers/main.ts: a worker on the instance's task queue (workflows and
+ * activities) and one on its host queue (sandbox activities). Returns a function that stops both.
+ */
+async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker: Docker }): Promise<() => Promise<void>> {
+  const connection = await connectWorkerConnection(config);
+  const hostQueue = sandboxHostQueue(config.HOST_ID);
+  const activities = createActivities({
+    ...deps,
+    anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
+    sandboxImage: config.SANDBOX_IMAGE,
+    workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
+    hostQueue,
+  });
+  const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TASK_QUEUE,
+    ...(bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') }),
+    activities,
+  });
+  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
+  const running = Promise.all([worker.run(), hostWorker.run()]);
+  return async () => {
+    worker.shutdown();
+    hostWorker.shutdown();
+    await running;
+    await connection.close();
+  };
+}
+
 /** The configuration a test instance gets: the run's Temporal server and database, a private data folder. */
 export function testConfig(overrides: Record<string, string> = {}): AppConfig {
   const { TEST_TEMPORAL_ADDRESS, TEST_DATABASE_URL } = process.env;
@@ -46,38 +78,20 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
 
 /**
  * One instance of the product wired to the real services: the API on an ephemeral loopback port and
- * a worker on a task queue of its own, so test files running side by side never share work.
+ * (unless `worker: false`, for tests that run the worker as a process) an in-process worker, on task
+ * queues of its own, so test files running side by side never share work.
  */
-export async function startTestInstance(overrides: Record<string, string> = {}): Promise<TestInstance> {
+export async function startTestInstance(overrides: Record<string, string> = {}, { worker: withWorker = true } = {}): Promise<TestInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-orchestrator-test-'));
-  const config = testConfig({ DATA_DIR: dataDir, HOST_ID: `test-${randomUUID()}`, ...overrides });
-  const taskQueue = `test-${randomUUID()}`;
-  const hostQueue = sandboxHostQueue(config.HOST_ID);
+  const config = testConfig({ DATA_DIR: dataDir, HOST_ID: `test-${randomUUID()}`, TASK_QUEUE: `test-${randomUUID()}`, ...overrides });
+  const taskQueue = config.TASK_QUEUE;
   const log = createLogger('test-api', config.LOG_LEVEL);
   const temporal = await connectTemporalClient(config);
   const temporalProbe = createProbeConnection(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
   const docker = createDockerClient(config.DOCKER_HOST);
 
-  const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
-  const workerConnection = await connectWorkerConnection(config);
-  const activities = createActivities({
-    prisma,
-    docker,
-    anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
-    sandboxImage: config.SANDBOX_IMAGE,
-    workspacesDir: path.join(dataDir, 'workspaces'),
-    hostQueue,
-  });
-  const worker = await Worker.create({
-    connection: workerConnection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue,
-    ...(bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') }),
-    activities,
-  });
-  const hostWorker = await Worker.create({ connection: workerConnection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
-  const workerRun = Promise.all([worker.run(), hostWorker.run()]);
+  const stopWorker = withWorker ? await runWorker(config, { prisma, docker }) : () => Promise.resolve();
 
   const app = createApp({ temporal, temporalProbe, prisma, docker, namespace: config.TEMPORAL_NAMESPACE, taskQueue, log });
   const server: Server = await new Promise((resolve) => {
@@ -96,10 +110,8 @@ export async function startTestInstance(overrides: Record<string, string> = {}):
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      worker.shutdown();
-      hostWorker.shutdown();
-      await workerRun;
-      await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close(), workerConnection.close()]);
+      await stopWorker();
+      await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { issueApiToken } from '../../api/auth';
+import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
+import type { AgentStatus } from '../../shared/agents';
+import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { createRepository } from '../helpers/git-repo';
+import { request } from '../helpers/http';
+import { startTestInstance, type TestInstance } from '../helpers/instance';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+/** The real worker process (dist/workers/main.js), configured like the test instance. */
+function startWorkerProcess(instance: TestInstance, model: FakeAnthropic): ChildProcess {
+  const { config } = instance;
+  return spawn(process.execPath, [path.join(ROOT, 'dist/workers/main.js')], {
+    cwd: ROOT,
+    stdio: 'ignore',
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
+      DATABASE_URL: config.DATABASE_URL,
+      TASK_QUEUE: config.TASK_QUEUE,
+      HOST_ID: config.HOST_ID,
+      DATA_DIR: config.DATA_DIR,
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: model.url,
+      LOG_LEVEL: 'error',
+    },
+  });
+}
+
+describe('a worker killed with SIGKILL in the middle of a run', () => {
+  const model = new FakeAnthropic(
+    byTurn([
+      reply.toolUse({ name: 'write_file', input: { path: 'first.txt', content: 'written once\n' } }),
+      reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 25; echo finished >> log.txt' } }),
+      reply.text('Done despite the crash.'),
+    ]),
+  );
+  let instance: TestInstance;
+  const workers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    await model.start();
+    instance = await startTestInstance({}, { worker: false });
+  });
+  afterAll(async () => {
+    for (const worker of workers) worker.kill('SIGKILL');
+    await instance.stop();
+    await model.stop();
+  });
+
+  it('completes on a new worker, never with two containers, without repeating a completed turn', async () => {
+    const { token } = await issueApiToken(instance.prisma, `crash-${Date.now()}`);
+    const repository = await createRepository();
+    workers.push(startWorkerProcess(instance, model));
+
+    const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: { authorization: `Bearer ${token}` },
+      json: { taskId: 'crash', agentType: 'worker', context: { repository, branch: 'main', workItems: ['survive a crash'] } },
+    });
+    expect(spawned.status).toBe(202);
+    const { agentId } = spawned.body as { agentId: string };
+
+    // Sample the agent's containers for the whole test: never more than one at a time.
+    let maxContainers = 0;
+    const sampling = { on: true };
+    const sampler = (async () => {
+      while (sampling.on) {
+        const containers = await instance.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } });
+        maxContainers = Math.max(maxContainers, containers.length);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+
+    // Wait until the long shell command has started, then kill the worker without warning.
+    for (let i = 0; i < 300; i++) {
+      const call = await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'run_shell', status: 'started' } });
+      if (call) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    workers[0]!.kill('SIGKILL');
+    workers.push(startWorkerProcess(instance, model));
+
+    const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
+    sampling.on = false;
+    await sampler;
+    expect(final.state).toBe('completed');
+    expect(maxContainers).toBe(1);
+
+    // Each model turn was asked exactly once: no completed turn was repeated.
+    const turns = model.requests.map((recorded) => recorded.turn);
+    expect(turns).toEqual([0, 1, 2]);
+    // The interrupted call was not run again; the model was told its outcome is unknown.
+    expect(JSON.stringify(model.requests[2]!.body.messages.at(-1))).toContain(UNKNOWN_TOOL_OUTCOME);
+    const calls = await instance.prisma.toolCall.findMany({ where: { agentId }, orderBy: { turn: 'asc' } });
+    expect(calls.map((call) => [call.name, call.status])).toEqual([
+      ['write_file', 'finished'],
+      ['run_shell', 'unknown'],
+    ]);
+    const workspace = path.join(instance.dataDir, 'workspaces', agentId);
+    expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);
+    expect(await readFile(path.join(workspace, 'first.txt'), 'utf8')).toBe('written once\n');
+  });
+});
