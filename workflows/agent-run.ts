@@ -149,7 +149,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   await CancellationScope.nonCancellable(async () => {
     const teardown = sandbox ?? launcher;
     await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
-    await setState(outcome.state, outcome.detail, outcome.error);
+    await setState(outcome.state, outcome.detail, outcome.error ?? status.error ?? undefined);
   });
   if (outcome.state === 'failed') throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', 'AgentFailed');
   return status;

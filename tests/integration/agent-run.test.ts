@@ -133,4 +133,71 @@ describe('agents on one instance', () => {
     expect((status.body as { error: string }).error).toMatch(/model request rejected with 401/);
     expect(await containersOf(agentId)).toBe(0);
   });
+
+  it('reports an out-of-memory kill inside the sandbox instead of hiding it', async () => {
+    model.setScript(
+      byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'python3 -c "x = bytearray(512 * 1024 * 1024)"' } }), reply.text('It ran out of memory.')]),
+    );
+    const agentId = await spawn('task-oom', { resources: { memoryMb: 64 } });
+    const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
+    expect(final.state).toBe('completed');
+    expect(final.error).toMatch(/ran out of memory/);
+    const call = await instance.prisma.toolCall.findFirstOrThrow({ where: { agentId, name: 'run_shell' } });
+    expect(call).toMatchObject({ exitCode: 137, isError: true });
+    expect(call.output).toMatch(/the sandbox ran out of memory/);
+    const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
+    expect((status.body as { error: string }).error).toMatch(/ran out of memory/);
+  });
+
+  it('gives a reviewer read-only tools: a write is refused and nothing is committed', async () => {
+    model.setScript(
+      byTurn([
+        reply.toolUse({ name: 'write_file', input: { path: 'evil.txt', content: 'x' } }),
+        reply.toolUse({ name: 'read_file', input: { path: 'app.py' } }),
+        reply.text('Looks fine.'),
+      ]),
+    );
+    const before = model.requests.length;
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: { ...spawnBody('task-review'), agentType: 'reviewer' }, headers: auth() });
+    const { agentId } = response.body as { agentId: string };
+    const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
+    expect(final.state).toBe('completed');
+    const calls = model.requests.slice(before);
+    expect(calls[0]!.body.tools?.map((tool) => tool.name)).toEqual(['read_file', 'list_files', 'search_files']);
+    expect(JSON.stringify(calls[1]!.body.messages.at(-1))).toContain('tool write_file is not available to a reviewer agent');
+    expect(JSON.stringify(calls[2]!.body.messages.at(-1))).toContain('print(\\"hi\\")');
+    const result = await instance.prisma.agentResult.findUniqueOrThrow({ where: { agentId } });
+    expect(result).toMatchObject({ commitSha: null, diff: '' });
+  });
+
+  it("lets a tester run the project's tests and records their exit code and output", async () => {
+    const testedRepository = await createRepository({ 'test.sh': 'echo "3 passing, 1 failing"\nexit 1\n' });
+    model.setScript(byTurn([reply.toolUse({ name: 'run_tests', input: { command: 'sh test.sh' } }), reply.text('One test fails.')]));
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: { taskId: 'task-test', agentType: 'tester', context: { repository: testedRepository, branch: 'main', workItems: ['Run the tests'] } },
+      headers: auth(),
+    });
+    const { agentId } = response.body as { agentId: string };
+    expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
+    const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
+    const { result } = status.body as { result: { testExitCode: number; testOutput: string } };
+    expect(result.testExitCode).toBe(1);
+    expect(result.testOutput).toContain('3 passing, 1 failing');
+  });
+
+  it('stops a runaway agent at maxTurns and at its token budget with a clear final state', async () => {
+    model.setScript(() => reply.toolUse({ name: 'list_files', input: {} }));
+    const turnsAgent = await spawn('task-turns', { maxTurns: 2 });
+    await expect(instance.temporal.workflow.getHandle(turnsAgent).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    const budgetAgent = await spawn('task-budget', { tokenBudget: 250 });
+    await expect(instance.temporal.workflow.getHandle(budgetAgent).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    model.setScript(byTurn([]));
+
+    const turns = await instance.prisma.agent.findUniqueOrThrow({ where: { id: turnsAgent } });
+    expect(turns).toMatchObject({ state: 'failed', turn: 2, error: 'stopped after reaching the maximum of 2 turns' });
+    const budget = await instance.prisma.agent.findUniqueOrThrow({ where: { id: budgetAgent } });
+    expect(budget).toMatchObject({ state: 'failed', turn: 3, error: 'stopped after spending 360 tokens, over the budget of 250' });
+    expect(await containersOf(turnsAgent)).toBe(0);
+    expect(await containersOf(budgetAgent)).toBe(0);
+  });
 });
