@@ -24,6 +24,8 @@ export interface AgentSandboxDeps {
   workspacesDir: string;
   /** The task queue only this host's worker polls; sandbox activities are routed there. */
   hostQueue: string;
+  /** The owning instance's label value (see instanceLabel). */
+  instance: string;
 }
 
 export interface LaunchedSandbox {
@@ -120,6 +122,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
             image: deps.sandboxImage,
             command: ['sleep', 'infinity'],
             workflowId: input.agentId,
+            instance: deps.instance,
             workspaceHostPath: workspace,
             limits: input.options.resources,
             labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },

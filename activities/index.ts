@@ -15,6 +15,8 @@ export interface ActivityDeps {
   workspacesDir: string;
   /** This host's own task queue (sandbox activities run where their container is). */
   hostQueue: string;
+  /** `<namespace>/<task queue>`: labels this instance's containers for its reconciler. */
+  instance: string;
 }
 
 /**

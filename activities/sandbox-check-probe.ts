@@ -12,6 +12,8 @@ export interface SandboxProbeDeps {
   sandboxImage: string;
   /** Per-run workspaces are created below this host directory. */
   workspacesDir: string;
+  /** The owning instance's label value (see instanceLabel). */
+  instance: string;
 }
 
 const PROBE_TIMEOUT_MS = 60_000;
@@ -40,6 +42,7 @@ export function createSandboxProbeActivities(deps: SandboxProbeDeps) {
             image: deps.sandboxImage,
             command: ['sh', '-c', PROBE_SCRIPT],
             workflowId: input.workflowId,
+            instance: deps.instance,
             workspaceHostPath: workspace,
             limits: { memoryMb: 128, cpus: 0.5, pids: 64 },
           }),

@@ -17,12 +17,16 @@ export const MAX_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 8192, cpus: 4, pids
 
 export const SANDBOX_LABEL_MANAGED = 'agent-orchestrator.managed';
 export const SANDBOX_LABEL_WORKFLOW = 'agent-orchestrator.workflow-id';
+/** Which instance (namespace/task queue) owns the container: a reconciler only touches its own. */
+export const SANDBOX_LABEL_INSTANCE = 'agent-orchestrator.instance';
 
 export interface SandboxSpecInput {
   name: string;
   image: string;
   command: string[];
   workflowId: string;
+  /** `<namespace>/<task queue>` of the owning instance. */
+  instance: string;
   /** Host directory bind-mounted read-write at /workspace. */
   workspaceHostPath: string;
   limits?: Partial<SandboxLimits>;
@@ -53,6 +57,7 @@ export function hardenedContainerSpec(input: SandboxSpecInput): ContainerCreateO
       ...input.labels,
       [SANDBOX_LABEL_MANAGED]: 'true',
       [SANDBOX_LABEL_WORKFLOW]: input.workflowId,
+      [SANDBOX_LABEL_INSTANCE]: input.instance,
     },
     HostConfig: {
       NetworkMode: 'none',

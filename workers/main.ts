@@ -9,7 +9,10 @@ import { runMain } from '../platform/main';
 import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
 import { sandboxHostQueue } from '../shared/task-queues';
-import { connectWorkerConnection } from '../temporal/connection';
+import { connectTemporalClient, connectWorkerConnection } from '../temporal/connection';
+import { instanceLabel, reconcileSandboxes } from '../activities/sandbox-reconciler';
+
+const RECONCILE_INTERVAL_MS = 5 * 60 * 1000;
 
 /**
  * The worker process: one Temporal worker on the orchestrator queue (workflows and host-independent
@@ -25,9 +28,12 @@ async function main(): Promise<void> {
   const prisma = createPrismaClient(config.DATABASE_URL);
   const connection = await connectWorkerConnection(config);
   const hostQueue = sandboxHostQueue(config.HOST_ID);
+  const docker = createDockerClient(config.DOCKER_HOST);
+  const instance = instanceLabel(config.TEMPORAL_NAMESPACE, config.TASK_QUEUE);
   const activities = createActivities({
     prisma,
-    docker: createDockerClient(config.DOCKER_HOST),
+    docker,
+    instance,
     anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
     sandboxImage: config.SANDBOX_IMAGE,
     workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
@@ -42,11 +48,25 @@ async function main(): Promise<void> {
   });
   const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
   log.info({ taskQueues: [config.TASK_QUEUE, hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
+
+  // Orphaned sandboxes (their workflow ended without teardown) are removed now and every few minutes.
+  const temporal = await connectTemporalClient(config);
+  const reconcile = async (): Promise<void> => {
+    try {
+      const { removed } = await reconcileSandboxes(docker, temporal, instance);
+      if (removed.length > 0) log.info({ removed }, 'removed orphaned sandboxes');
+    } catch (error) {
+      log.warn({ err: error }, 'sandbox reconciliation failed; will retry');
+    }
+  };
+  await reconcile();
+  const reconciler = setInterval(() => void reconcile(), RECONCILE_INTERVAL_MS);
   try {
     // Both resolve after SIGINT/SIGTERM, which the SDK handles by draining.
     await Promise.all([orchestrator.run(), host.run()]);
   } finally {
-    await Promise.allSettled([prisma.$disconnect(), connection.close()]);
+    clearInterval(reconciler);
+    await Promise.allSettled([prisma.$disconnect(), connection.close(), temporal.connection.close()]);
     log.info('worker stopped');
   }
 }

@@ -61,6 +61,7 @@ export function byTurn(turns: Array<ScriptedResponse | ScriptedResponse[]>): Scr
 export class FakeAnthropic {
   readonly requests: RecordedRequest[] = [];
   private server: http.Server | null = null;
+  private readonly pending = new Set<NodeJS.Timeout>();
   url = '';
 
   constructor(private script: Script) {}
@@ -82,9 +83,11 @@ export class FakeAnthropic {
         const request: RecordedRequest = { headers: req.headers, body, turn: Math.floor((body.messages.length - 1) / 2) };
         this.requests.push(request);
         const response = this.script(request, this.requests.length - 1);
-        setTimeout(() => {
+        const timer = setTimeout(() => {
+          this.pending.delete(timer);
           if (!res.destroyed) res.writeHead(response.status, { 'content-type': 'application/json', 'request-id': `req_${randomUUID()}` }).end(JSON.stringify(response.body));
         }, response.delayMs ?? 0);
+        this.pending.add(timer);
       });
     });
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
@@ -92,6 +95,8 @@ export class FakeAnthropic {
   }
 
   async stop(): Promise<void> {
+    for (const timer of this.pending) clearTimeout(timer);
+    this.pending.clear();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
   }

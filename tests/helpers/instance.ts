@@ -9,6 +9,7 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { createAnthropicClient } from '../../activities/model';
+import { instanceLabel } from '../../activities/sandbox-reconciler';
 import { sandboxHostQueue } from '../../shared/task-queues';
 import { createApp } from '../../api/app';
 import { loadConfig, type AppConfig } from '../../config/env';
@@ -44,6 +45,7 @@ async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker
     sandboxImage: config.SANDBOX_IMAGE,
     workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
     hostQueue,
+    instance: instanceLabel(config.TEMPORAL_NAMESPACE, config.TASK_QUEUE),
   });
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const worker = await Worker.create({

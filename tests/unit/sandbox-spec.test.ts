@@ -1,4 +1,4 @@
-import { clampLimits, DEFAULT_SANDBOX_LIMITS, hardenedContainerSpec, MAX_SANDBOX_LIMITS, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
+import { clampLimits, DEFAULT_SANDBOX_LIMITS, hardenedContainerSpec, MAX_SANDBOX_LIMITS, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
 
 describe('hardenedContainerSpec', () => {
   const spec = hardenedContainerSpec({
@@ -6,6 +6,7 @@ describe('hardenedContainerSpec', () => {
     image: 'agent-sandbox:latest',
     command: ['true'],
     workflowId: 'wf-1',
+    instance: 'default/agent-orchestrator',
     workspaceHostPath: '/data/workspaces/wf-1',
     labels: { [SANDBOX_LABEL_WORKFLOW]: 'spoofed', [SANDBOX_LABEL_MANAGED]: 'false', team: 'a' },
   });
@@ -34,7 +35,7 @@ describe('hardenedContainerSpec', () => {
   });
 
   it('keeps its own labels authoritative over the caller’s', () => {
-    expect(spec.Labels).toEqual({ team: 'a', [SANDBOX_LABEL_MANAGED]: 'true', [SANDBOX_LABEL_WORKFLOW]: 'wf-1' });
+    expect(spec.Labels).toEqual({ team: 'a', [SANDBOX_LABEL_MANAGED]: 'true', [SANDBOX_LABEL_WORKFLOW]: 'wf-1', [SANDBOX_LABEL_INSTANCE]: 'default/agent-orchestrator' });
   });
 });
 

@@ -1,0 +1,48 @@
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type Docker from 'dockerode';
+import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from './sandbox-spec';
+
+export interface ReconcileResult {
+  kept: string[];
+  removed: string[];
+}
+
+/** The label value naming an instance: workflows of other instances are invisible to this one's client. */
+export function instanceLabel(namespace: string, taskQueue: string): string {
+  return `${namespace}/${taskQueue}`;
+}
+
+/**
+ * Removes this instance's sandbox containers on this host whose workflow is gone or closed (a worker that died between
+ * launch and teardown, a workflow terminated from the Web UI). Run at worker start and on a schedule.
+ * A container whose workflow cannot be described right now is kept: never remove on doubt.
+ */
+export async function reconcileSandboxes(docker: Docker, temporal: Client, instance: string): Promise<ReconcileResult> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${instance}`] },
+  });
+  const result: ReconcileResult = { kept: [], removed: [] };
+  for (const container of containers) {
+    const workflowId = container.Labels[SANDBOX_LABEL_WORKFLOW];
+    const name = container.Names[0]?.replace(/^\//, '') ?? container.Id;
+    let orphan: boolean;
+    try {
+      orphan = !workflowId || (await temporal.workflow.getHandle(workflowId).describe()).status.name !== 'RUNNING';
+    } catch (error) {
+      orphan = error instanceof WorkflowNotFoundError;
+    }
+    if (!orphan) {
+      result.kept.push(name);
+      continue;
+    }
+    await docker
+      .getContainer(container.Id)
+      .remove({ force: true })
+      .catch((error: unknown) => {
+        if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+      });
+    result.removed.push(name);
+  }
+  return result;
+}
