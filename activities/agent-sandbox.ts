@@ -8,7 +8,7 @@ import type { PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { execInContainer, removeContainerIfPresent, type ExecResult } from './sandbox';
-import { hardenedContainerSpec, SANDBOX_UID } from './sandbox-spec';
+import { hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_UID } from './sandbox-spec';
 
 const run = promisify(execFile);
 
@@ -26,13 +26,27 @@ export interface AgentSandboxDeps {
   hostQueue: string;
   /** The owning instance's label value (see instanceLabel). */
   instance: string;
+  /** Agent sandboxes this host runs at once; more spawns wait in state queued. */
+  maxConcurrentAgents: number;
+}
+
+/** One launch at a time per worker process (one worker process per host). */
+let hostLock: Promise<unknown> = Promise.resolve();
+function withHostLock<T>(critical: () => Promise<T>): Promise<T> {
+  const result = hostLock.then(critical);
+  hostLock = result.catch(() => undefined);
+  return result;
 }
 
 export interface LaunchedSandbox {
+  launched: true;
   hostQueue: string;
   containerName: string;
   baseSha: string;
 }
+
+/** `launched: false` means this host is at its agent limit: the workflow waits (state queued) and tries again. */
+export type LaunchAttempt = LaunchedSandbox | { launched: false };
 
 export interface ToolOutcome {
   status: 'finished' | 'unknown';
@@ -106,17 +120,21 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
 
   return {
     /**
-     * Clones the repository into a per-agent workspace and starts the agent's hardened container on
-     * this host. Idempotent: the container is named after the agent, so a retry finds it instead of
-     * starting a second one. Returns this host's task queue for the sandbox activities that follow.
+     * Reserves a slot on this host (or answers that there is none), clones the repository into a
+     * per-agent workspace and starts the agent's hardened container. Idempotent: the container is
+     * named after the agent, so a retry finds it instead of starting a second one. Returns this
+     * host's task queue for the sandbox activities that follow.
      */
-    async launchSandbox(input: { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string }): Promise<LaunchedSandbox> {
+    async launchSandbox(input: { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string }): Promise<LaunchAttempt> {
       const workspace = path.join(deps.workspacesDir, input.agentId);
       const containerName = containerNameFor(input.agentId);
-      await cloneRepository(input.context, workspace);
-      const existing = await docker.getContainer(containerName).inspect().catch(() => null);
-      if (!existing) {
-        const container = await docker.createContainer(
+      // Counting and creating under one lock keeps this host at its limit; creating (not yet starting) reserves the slot.
+      const reserved = await withHostLock(async () => {
+        if (await docker.getContainer(containerName).inspect().catch(() => null)) return true;
+        const active = await docker.listContainers({ all: true, filters: { label: [AGENT_LABEL, `${SANDBOX_LABEL_INSTANCE}=${deps.instance}`] } });
+        if (active.length >= deps.maxConcurrentAgents) return false;
+        await mkdir(workspace, { recursive: true });
+        await docker.createContainer(
           hardenedContainerSpec({
             name: containerName,
             image: deps.sandboxImage,
@@ -128,14 +146,17 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
             labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },
           }),
         );
-        await container.start();
-      } else if (!existing.State.Running) {
-        await docker.getContainer(containerName).start();
-      }
+        return true;
+      });
+      if (!reserved) return { launched: false };
+
+      await cloneRepository(input.context, workspace);
+      const state = (await docker.getContainer(containerName).inspect()).State;
+      if (!state.Running) await docker.getContainer(containerName).start();
       const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], { timeoutMs: 30_000, maxOutputBytes: 1024 });
       if (head.exitCode !== 0) throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
       await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
-      return { hostQueue: deps.hostQueue, containerName, baseSha: head.stdout.trim() };
+      return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: head.stdout.trim() };
     },
 
     /**

@@ -17,6 +17,8 @@ export interface ActivityDeps {
   hostQueue: string;
   /** `<namespace>/<task queue>`: labels this instance's containers for its reconciler. */
   instance: string;
+  /** Agent sandboxes this host runs at once (MAX_CONCURRENT_AGENTS). */
+  maxConcurrentAgents: number;
 }
 
 /**

@@ -18,6 +18,8 @@ export interface ApiDeps {
   namespace: string;
   /** Where workflows are started (the TASK_QUEUE setting). */
   taskQueue: string;
+  /** MAX_CONCURRENT_AGENTS, for answering spawns as queued. */
+  maxConcurrentAgents: number;
   log: Logger;
 }
 
@@ -28,7 +30,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: '256kb', strict: true }));
 
   app.use(healthRouter({ temporal: deps.temporalProbe, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
-  app.use(agentRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue }));
+  app.use(agentRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue, maxConcurrentAgents: deps.maxConcurrentAgents }));
   app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const temporal = await connectTemporalClient(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
   const temporalProbe = createProbeConnection(config);
-  const app = createApp({ temporal, temporalProbe, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE, log });
+  const app = createApp({ temporal, temporalProbe, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE, maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS, log });
   const server = app.listen(config.API_PORT, config.API_HOST);
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');

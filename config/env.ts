@@ -35,6 +35,8 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be 1-100 letters, digits, dots, dashes or underscores')
     .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100) || 'local'),
+  /** Agent sandboxes one worker host runs at once; further spawns wait in state queued. */
+  MAX_CONCURRENT_AGENTS: z.coerce.number().int().min(1).max(1000).default(4),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   DATA_DIR: z.string().min(1).default('data'),

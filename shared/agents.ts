@@ -26,6 +26,8 @@ export interface AgentRunInput {
   agentType: AgentType;
   context: AgentContext;
   options: AgentOptions;
+  /** What the API answered: queued when every sandbox slot looked taken. */
+  initialState: 'spawning' | 'queued';
 }
 
 export interface TokenUsage {

@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     prisma,
     docker,
     instance,
+    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
     anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
     sandboxImage: config.SANDBOX_IMAGE,
     workspacesDir: path.join(config.DATA_DIR, 'workspaces'),

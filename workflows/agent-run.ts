@@ -8,10 +8,13 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { LaunchedSandbox } from '../activities/agent-sandbox';
 import { agentStatusQuery, killAgentSignal, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
 import { AGENT_STATE } from '../shared/search-attributes';
 
 type SandboxActivities = Pick<Activities, 'runTool' | 'collectResult' | 'teardownSandbox'>;
+
+const QUEUED_RETRY_INTERVAL = '3 seconds';
 
 const records = proxyActivities<Pick<Activities, 'recordAgentState' | 'recordLastTool'>>({
   startToCloseTimeout: '30 seconds',
@@ -39,7 +42,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     agentId,
     taskId: input.taskId,
     agentType: input.agentType,
-    state: 'spawning',
+    state: input.initialState,
     turn: 0,
     lastTool: null,
     usage: { inputTokens: 0, outputTokens: 0 },
@@ -93,14 +96,23 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   let outcome: { state: AgentState; error?: string; detail: string };
   try {
     outcome = await runScope.run(async () => {
-      await setState('spawning');
-      const launched = await launcher.launchSandbox({
-        agentId,
-        workspaceId: input.workspaceId,
-        context: input.context,
-        options,
-        deadline: new Date(Date.now() + options.timeout * 1000).toISOString(),
-      });
+      let launched: LaunchedSandbox;
+      for (;;) {
+        const attempt = await launcher.launchSandbox({
+          agentId,
+          workspaceId: input.workspaceId,
+          context: input.context,
+          options,
+          deadline: new Date(Date.now() + options.timeout * 1000).toISOString(),
+        });
+        if (attempt.launched) {
+          launched = attempt;
+          break;
+        }
+        // Every host is at its limit: wait in state queued (kill and the timeout still apply).
+        if (status.state !== 'queued') await setState('queued', 'waiting for a free sandbox slot');
+        await sleep(QUEUED_RETRY_INTERVAL);
+      }
       sandbox = sandboxOn(launched.hostQueue, options.maxRetries);
       await setState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`);
 

@@ -107,6 +107,8 @@ export interface AgentRouteDeps {
   temporal: Client;
   prisma: PrismaClient;
   taskQueue: string;
+  /** MAX_CONCURRENT_AGENTS: with this many agents spawning or running, a new one is answered as queued. */
+  maxConcurrentAgents: number;
 }
 
 type AgentRow = Prisma.AgentGetPayload<{ include: { result: true } }>;
@@ -158,9 +160,11 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     const request = parseBody(SpawnAgentRequestSchema, req);
     const workspaceId = workspaceOf(res);
     const agentId = `agent-${randomUUID()}`;
+    const occupied = await prisma.agent.count({ where: { state: { in: ['spawning', 'running'] } } });
+    const initialState = occupied >= deps.maxConcurrentAgents ? 'queued' : 'spawning';
     try {
       await prisma.agent.create({
-        data: { id: agentId, workspaceId, taskId: request.taskId, agentType: request.agentType, state: 'spawning', context: request.context, options: request.options },
+        data: { id: agentId, workspaceId, taskId: request.taskId, agentType: request.agentType, state: initialState, context: request.context, options: request.options },
       });
     } catch (error) {
       // The partial unique index allows one live agent per task: return that one.
@@ -170,7 +174,7 @@ export function agentRouter(deps: AgentRouteDeps): Router {
       res.status(200).json({ agentId: live.id, status: live.state as AgentState, existing: true });
       return;
     }
-    const input: AgentRunInput = { agentId, workspaceId, taskId: request.taskId, agentType: request.agentType, context: request.context, options: request.options };
+    const input: AgentRunInput = { agentId, workspaceId, taskId: request.taskId, agentType: request.agentType, context: request.context, options: request.options, initialState };
     try {
       await temporal.workflow.start(AGENT_RUN_WORKFLOW, {
         taskQueue: deps.taskQueue,
@@ -181,14 +185,14 @@ export function agentRouter(deps: AgentRouteDeps): Router {
           { key: TASK_ID, value: request.taskId },
           { key: AGENT_TYPE, value: request.agentType },
           { key: WORKSPACE_ID, value: workspaceId },
-          { key: AGENT_STATE, value: 'spawning' },
+          { key: AGENT_STATE, value: initialState },
         ],
       });
     } catch (error) {
       await prisma.agent.update({ where: { id: agentId }, data: { state: 'failed', error: 'the workflow could not be started', finishedAt: new Date() } });
       throw error;
     }
-    res.status(202).json({ agentId, status: 'spawning', existing: false });
+    res.status(202).json({ agentId, status: initialState, existing: false });
   });
 
   router.get('/agents', async (req, res) => {

@@ -46,6 +46,7 @@ async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker
     workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
     hostQueue,
     instance: instanceLabel(config.TEMPORAL_NAMESPACE, config.TASK_QUEUE),
+    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
   });
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const worker = await Worker.create({
@@ -95,7 +96,7 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
 
   const stopWorker = withWorker ? await runWorker(config, { prisma, docker }) : () => Promise.resolve();
 
-  const app = createApp({ temporal, temporalProbe, prisma, docker, namespace: config.TEMPORAL_NAMESPACE, taskQueue, log });
+  const app = createApp({ temporal, temporalProbe, prisma, docker, namespace: config.TEMPORAL_NAMESPACE, taskQueue, maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS, log });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });

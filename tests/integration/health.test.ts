@@ -11,7 +11,7 @@ import { request, type JsonResponse } from '../helpers/http';
 import { testConfig } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 
-type Deps = Omit<ApiDeps, 'log' | 'namespace' | 'taskQueue'>;
+type Deps = Omit<ApiDeps, 'log' | 'namespace' | 'taskQueue' | 'maxConcurrentAgents'>;
 interface Readiness {
   status: string;
   dependencies: Record<DependencyName, { status: string; error?: string }>;
@@ -19,7 +19,7 @@ interface Readiness {
 
 /** Serves the API over loopback with the given real clients for one GET. */
 async function getWith(deps: Deps, path: string): Promise<JsonResponse> {
-  const app = createApp({ ...deps, namespace: 'default', taskQueue: 'health-test', log: createLogger('test', 'silent') });
+  const app = createApp({ ...deps, namespace: 'default', taskQueue: 'health-test', maxConcurrentAgents: 1, log: createLogger('test', 'silent') });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
