@@ -20,9 +20,5 @@ export function createAgentRecordActivities(prisma: PrismaClient) {
         });
       });
     },
-
-    async recordLastTool(input: { agentId: string; tool: string }): Promise<void> {
-      await prisma.agent.update({ where: { id: input.agentId }, data: { lastTool: input.tool } });
-    },
   };
 }

@@ -173,6 +173,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
       }
       const call = await prisma.toolCall.findUniqueOrThrow({ where: { id: input.toolCallId } });
+      await prisma.agent.update({ where: { id: input.agentId }, data: { lastTool: call.name } });
       const containerName = containerNameFor(input.agentId);
       const finish = async (output: string, isError: boolean, exitCode: number | null, oomKilled = false): Promise<ToolOutcome> => {
         await prisma.toolCall.update({ where: { id: call.id }, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } });

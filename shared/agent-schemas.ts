@@ -27,7 +27,7 @@ export const AgentOptionsSchema = z.strictObject({
   timeout: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
   /** Retries of a failed model or tool call (on top of the first attempt). */
   maxRetries: z.number().int().min(0).max(20).default(3),
-  model: z.string().min(1).max(200).default('claude-sonnet-4-5'),
+  model: z.string().min(1).max(200).default('claude-sonnet-5-5'),
   maxTurns: z.number().int().min(1).max(1000).default(50),
   /** Input plus output tokens the run may spend. */
   tokenBudget: z.number().int().min(1).max(100_000_000).default(2_000_000),

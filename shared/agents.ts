@@ -28,6 +28,24 @@ export interface AgentRunInput {
   options: AgentOptions;
   /** What the API answered: queued when every sandbox slot looked taken. */
   initialState: 'spawning' | 'queued';
+  /** Turns one workflow run handles before it continues as new (keeps each history small). Default 50. */
+  turnsPerRun?: number;
+  /** Set when a run continues as new: where the previous run left off. */
+  resume?: AgentResume;
+}
+
+export interface AgentResume {
+  hostQueue: string;
+  containerName: string;
+  baseSha: string;
+  turn: number;
+  usage: TokenUsage;
+  startedAt: string;
+  /** Epoch ms at which the per-task timeout fires; it spans every run of the chain. */
+  deadlineAt: number;
+  lastTool: string | null;
+  error: string | null;
+  summary: string;
 }
 
 export interface TokenUsage {

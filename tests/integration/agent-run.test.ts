@@ -1,9 +1,12 @@
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { issueApiToken } from '../../api/auth';
-import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { randomUUID } from 'node:crypto';
+import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
+import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../shared/agents';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { recordHistoryIfRequested } from '../helpers/histories';
 import { createRepository, git } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -16,12 +19,13 @@ describe('agents on one instance', () => {
   const model = new FakeAnthropic(byTurn([]));
   let instance: TestInstance;
   let token: string;
+  let workspaceId: string;
   let repository: string;
 
   beforeAll(async () => {
     await model.start();
     instance = await startTestInstance({ ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
-    token = (await issueApiToken(instance.prisma, `ws-${Date.now()}`)).token;
+    ({ token, workspaceId } = await issueApiToken(instance.prisma, `ws-${Date.now()}`));
     repository = await createRepository({ 'README.md': '# Demo\n', 'app.py': 'print("hi")\n' });
   });
   afterAll(async () => {
@@ -59,6 +63,7 @@ describe('agents on one instance', () => {
     const agentId = await spawn('task-edit');
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final).toMatchObject({ state: 'completed', turn: 3, lastTool: 'run_shell', usage: { inputTokens: 300, outputTokens: 60 } });
+    await recordHistoryIfRequested(agentId, 'agent-run-completed');
 
     const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
     expect(status.status).toBe(200);
@@ -96,6 +101,7 @@ describe('agents on one instance', () => {
     const killed = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
     expect(killed.status).toBe(202);
     expect(((await handle.result()) as AgentStatus).state).toBe('killed');
+    await recordHistoryIfRequested(agentId, 'agent-run-killed');
     expect(await containersOf(agentId)).toBe(0);
     const again = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
     expect(again.status).toBe(409);
@@ -107,6 +113,7 @@ describe('agents on one instance', () => {
     const agentId = await spawn('task-timeout', { timeout: 3 });
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('timed_out');
+    await recordHistoryIfRequested(agentId, 'agent-run-timed-out');
     expect(await containersOf(agentId)).toBe(0);
     const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
     expect(row.state).toBe('timed_out');
@@ -117,6 +124,7 @@ describe('agents on one instance', () => {
     const agentId = await spawn('task-429');
     const handle = instance.temporal.workflow.getHandle(agentId);
     expect(((await handle.result()) as AgentStatus).state).toBe('completed');
+    await recordHistoryIfRequested(agentId, 'agent-run-retried-429');
     const history = await handle.fetchHistory();
     const failedAttempts = (history.events ?? []).filter((event) => event.activityTaskStartedEventAttributes?.attempt === 2);
     expect(failedAttempts.length).toBe(1);
@@ -128,6 +136,7 @@ describe('agents on one instance', () => {
     const agentId = await spawn('task-401');
     await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
     expect(model.requests.length - before).toBe(1); // never retried
+    await recordHistoryIfRequested(agentId, 'agent-run-failed-401');
     const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
     expect(status.body).toMatchObject({ state: 'failed' });
     expect((status.body as { error: string }).error).toMatch(/model request rejected with 401/);
@@ -199,5 +208,37 @@ describe('agents on one instance', () => {
     expect(budget).toMatchObject({ state: 'failed', turn: 3, error: 'stopped after spending 360 tokens, over the budget of 250' });
     expect(await containersOf(turnsAgent)).toBe(0);
     expect(await containersOf(budgetAgent)).toBe(0);
+  });
+
+  it('continues as new every few turns, carrying the run over without a second sandbox', async () => {
+    model.setScript((recorded) => (recorded.turn < 5 ? reply.toolUse({ name: 'run_shell', input: { command: `echo turn ${recorded.turn} >> turns.txt` } }) : reply.text('Five turns done.')));
+    const agentId = `agent-${randomUUID()}`;
+    const input: AgentRunInput = {
+      agentId,
+      workspaceId,
+      taskId: 'task-long',
+      agentType: 'worker',
+      context: { repository, branch: 'main', workItems: ['Take six turns'] },
+      options: SpawnAgentRequestSchema.parse(spawnBody('x')).options,
+      initialState: 'spawning',
+      turnsPerRun: 2,
+    };
+    await instance.prisma.agent.create({ data: { id: agentId, workspaceId, taskId: input.taskId, agentType: 'worker', state: 'spawning', context: input.context, options: input.options } });
+    const first = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: agentId, args: [input] });
+    const final = (await first.result()) as AgentStatus;
+    expect(final).toMatchObject({ state: 'completed', turn: 6, usage: { inputTokens: 600, outputTokens: 120 } });
+    await recordHistoryIfRequested(agentId, 'agent-run-continued-as-new');
+
+    // Three runs of two turns each and a last one; each history stays small.
+    const firstHistory = await instance.temporal.workflow.getHandle(agentId, first.firstExecutionRunId).fetchHistory();
+    expect(firstHistory.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    expect(firstHistory.events?.length).toBeLessThan(60);
+    expect((await instance.temporal.workflow.getHandle(agentId).describe()).runId).not.toBe(first.firstExecutionRunId);
+
+    const view = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
+    expect((view.body as { result: { diff: string } }).result.diff).toContain('+turn 4');
+    const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
+    expect(transitions.map((t) => t.toState)).toEqual(['running', 'completed']);
+    expect(await containersOf(agentId)).toBe(0);
   });
 });

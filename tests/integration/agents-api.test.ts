@@ -11,13 +11,17 @@ describe('orchestrator API', () => {
   let instance: TestInstance;
   let token: string;
   let otherToken: string;
+  let workspaceIds: string[];
   let repository: string;
 
   beforeAll(async () => {
     await model.start();
     instance = await startTestInstance({ ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
-    token = (await issueApiToken(instance.prisma, `api-${Date.now()}`)).token;
-    otherToken = (await issueApiToken(instance.prisma, `other-${Date.now()}`)).token;
+    const mine = await issueApiToken(instance.prisma, `api-${Date.now()}`);
+    const other = await issueApiToken(instance.prisma, `other-${Date.now()}`);
+    token = mine.token;
+    otherToken = other.token;
+    workspaceIds = [mine.workspaceId, other.workspaceId];
     repository = await createRepository();
   });
   afterAll(async () => {
@@ -33,11 +37,13 @@ describe('orchestrator API', () => {
     ...overrides,
   });
 
+  /** Rows in this file's workspaces and workflows on this instance's queue stay as they were. */
   async function nothingStarted<T>(action: () => Promise<T>): Promise<T> {
-    const rows = await instance.prisma.agent.count();
+    const ours = { workspaceId: { in: workspaceIds } };
+    const rows = await instance.prisma.agent.count({ where: ours });
     const { count } = await instance.temporal.workflow.count(`TaskQueue = "${instance.taskQueue}"`);
     const result = await action();
-    expect(await instance.prisma.agent.count()).toBe(rows);
+    expect(await instance.prisma.agent.count({ where: ours })).toBe(rows);
     expect((await instance.temporal.workflow.count(`TaskQueue = "${instance.taskQueue}"`)).count).toBe(count);
     return result;
   }

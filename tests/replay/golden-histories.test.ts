@@ -14,7 +14,17 @@ const histories = readdirSync(HISTORIES_DIR)
 /** Recorded histories of real runs must replay against today's workflow code: a change that would break running workflows fails here. */
 describe('golden workflow histories', () => {
   it('has recorded histories to replay', () => {
-    expect(histories.map((entry) => entry.name)).toContain('sandbox-check-passed.json');
+    expect(histories.map((entry) => entry.name)).toEqual(
+      expect.arrayContaining([
+        'sandbox-check-passed.json',
+        'agent-run-completed.json',
+        'agent-run-killed.json',
+        'agent-run-timed-out.json',
+        'agent-run-retried-429.json',
+        'agent-run-failed-401.json',
+        'agent-run-continued-as-new.json',
+      ]),
+    );
   });
 
   it.each(histories)('$name replays deterministically', async ({ name, history }) => {
