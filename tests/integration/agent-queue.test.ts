@@ -1,7 +1,7 @@
 import { issueApiToken } from '../../api/auth';
 import { containerNameFor } from '../../activities/agent-sandbox';
 import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
-import { FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../shared/agents';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
-import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { createRepository, git } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';

@@ -1,6 +1,6 @@
 import { issueApiToken } from '../../api/auth';
 import type { AgentStatus } from '../../shared/agents';
-import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';

@@ -6,7 +6,7 @@ import { containerNameFor } from '../../activities/agent-sandbox';
 import { instanceLabel, reconcileSandboxes } from '../../activities/sandbox-reconciler';
 import { hardenedContainerSpec } from '../../activities/sandbox-spec';
 import { SANDBOX_CHECK_WORKFLOW } from '../../shared/sandbox-check';
-import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';

@@ -5,7 +5,7 @@ import { issueApiToken } from '../../api/auth';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
 import type { AgentStatus } from '../../shared/agents';
-import { byTurn, FakeAnthropic, reply } from '../helpers/fake-anthropic';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';

@@ -3,9 +3,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
- * A local server that speaks the Anthropic Messages API (POST /v1/messages), scripted per test:
- * tool_use and text replies, error statuses (429, 500, 529, 401, ...) and slow answers. It is the only
- * thing the integration tests replace.
+ * A local server that speaks the Anthropic Messages API (POST /v1/messages), scripted: tool_use and
+ * text replies, error statuses (429, 500, 529, 401, ...) and slow answers. The integration tests script
+ * it per test (it is the only thing they replace); `npm run model:scripted` runs it with a short demo
+ * so that an agent can be watched turn by turn without an Anthropic account.
  */
 export interface RecordedRequest {
   headers: http.IncomingHttpHeaders;
@@ -70,7 +71,7 @@ export class FakeAnthropic {
     this.script = script;
   }
 
-  async start(): Promise<void> {
+  async start(port = 0): Promise<void> {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -90,7 +91,10 @@ export class FakeAnthropic {
         this.pending.add(timer);
       });
     });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject);
+      this.server?.listen(port, '127.0.0.1', resolve);
+    });
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
@@ -100,4 +104,31 @@ export class FakeAnthropic {
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
   }
+}
+
+/** The demo: look around, write NOTES.md from the work items, check the result, finish. */
+export const demoScript: Script = (request) => {
+  const workItems = JSON.stringify(request.body.messages[0]?.content ?? '');
+  const steps = [
+    () => reply.toolUse({ name: 'list_files', input: { path: '.' } }),
+    () => reply.toolUse({ name: 'write_file', input: { path: 'NOTES.md', content: `# Notes from the scripted agent\n\nWork items: ${workItems}\n` } }),
+    () => reply.toolUse({ name: 'run_shell', input: { command: 'git status --short && wc -l NOTES.md' } }),
+    () => reply.text('Wrote NOTES.md with the work items.'),
+  ];
+  const step = steps[Math.min(request.turn, steps.length - 1)];
+  return step ? step() : reply.text('Done.');
+};
+
+if (require.main === module) {
+  const port = Number(process.env.SCRIPTED_MODEL_PORT ?? 4010);
+  const server = new FakeAnthropic(demoScript);
+  server
+    .start(port)
+    .then(() => {
+      process.stdout.write(`scripted Messages API on ${server.url} (ANTHROPIC_BASE_URL=${server.url}); Ctrl-C stops it\n`);
+    })
+    .catch((error: unknown) => {
+      process.stderr.write(`scripted model server: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    });
 }
