@@ -4,7 +4,7 @@ import { issueApiToken } from '../../api/auth';
 import { randomUUID } from 'node:crypto';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../shared/agents';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL, containerNameFor } from '../../activities/agent-sandbox';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { createRepository, git } from '../helpers/git-repo';
@@ -239,6 +239,21 @@ describe('agents on one instance', () => {
     expect((view.body as { result: { diff: string } }).result.diff).toContain('+turn 4');
     const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
     expect(transitions.map((t) => t.toState)).toEqual(['running', 'completed']);
+    expect(await containersOf(agentId)).toBe(0);
+  });
+
+  it('reports a sandbox that exits unexpectedly instead of hiding it', async () => {
+    model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
+    const agentId = await spawn('task-crashed-sandbox');
+    for (let i = 0; i < 100; i++) {
+      if (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await instance.docker.getContainer(containerNameFor(agentId)).kill();
+    await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
+    expect(row.state).toBe('failed');
+    expect(row.error).toMatch(/the sandbox stopped unexpectedly: it exited with code 137/);
     expect(await containersOf(agentId)).toBe(0);
   });
 });

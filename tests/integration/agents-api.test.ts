@@ -168,4 +168,10 @@ describe('orchestrator API', () => {
       errorCode(bad);
     }
   });
+
+  it('documents the agent endpoints in the OpenAPI document generated from the schemas', async () => {
+    const document = await request(instance.baseUrl, 'GET', '/openapi.json');
+    const paths = Object.keys((document.body as { paths: Record<string, unknown> }).paths);
+    expect(paths).toEqual(expect.arrayContaining(['/agents/spawn', '/agents', '/agents/{agentId}/status', '/agents/{agentId}/kill']));
+  });
 });
