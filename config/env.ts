@@ -39,11 +39,19 @@ export const configSchema = z.object({
   MAX_CONCURRENT_AGENTS: z.coerce.number().int().min(1).max(1000).default(4),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  /** How peers reach this instance; its authority is what incoming signatures must cover. Default: http://API_HOST:API_PORT. */
+  PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  INSTANCE_NAME: z.string().min(1).max(100).default(os.hostname() || 'agent-orchestrator'),
+  /** The signing key as PKCS#8 PEM; without it a key is created under DATA_DIR/federation. Never logged. */
+  INSTANCE_PRIVATE_KEY: z.string().min(1).optional(),
+  /** Commands one connection may send per minute. */
+  FEDERATION_RATE_LIMIT: z.coerce.number().int().min(1).max(100_000).default(120),
   DATA_DIR: z.string().min(1).default('data'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 
-export type AppConfig = z.infer<typeof configSchema>;
+/** The resolved configuration: PUBLIC_URL always set. */
+export type AppConfig = Omit<z.infer<typeof configSchema>, 'PUBLIC_URL'> & { PUBLIC_URL: string };
 
 /** Thrown for a bad environment; its message is one line that names every offending variable. */
 export class ConfigError extends Error {
@@ -58,7 +66,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
-  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
+  const data = parsed.data;
+  return { ...data, DATA_DIR: path.resolve(data.DATA_DIR), PUBLIC_URL: (data.PUBLIC_URL ?? `http://${data.API_HOST}:${data.API_PORT}`).replace(/\/$/, '') };
 }
 
 /** The connection settings node-postgres needs; Prisma's adapter wants an object, not a URL string. */

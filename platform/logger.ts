@@ -7,6 +7,6 @@ export function createLogger(name: string, level: string): Logger {
   return pino({
     name,
     level,
-    redact: { paths: ['*.ANTHROPIC_API_KEY', '*.authorization', '*.password', 'config.DATABASE_URL'], censor: '***' },
+    redact: { paths: ['*.ANTHROPIC_API_KEY', '*.INSTANCE_PRIVATE_KEY', '*.privateKey', '*.authorization', '*.password', 'config.DATABASE_URL'], censor: '***' },
   });
 }

@@ -11,7 +11,7 @@ function shellQuote(value: string): string {
 
 runMain('config', () => {
   // The API key stays out of the shell: only the Node processes read it from their environment.
-  const { ANTHROPIC_API_KEY: _secret, ...settings } = loadConfig();
+  const { ANTHROPIC_API_KEY: _secret, INSTANCE_PRIVATE_KEY: _key, ...settings } = loadConfig();
   const lines = (Object.entries(settings) as Array<[string, unknown]>)
     .filter(([, value]) => value !== undefined)
     .map(([key, value]) => `export ${key}=${shellQuote(String(value))}`);

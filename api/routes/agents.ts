@@ -1,21 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Router } from 'express';
 import { z } from 'zod';
-import { Prisma, type PrismaClient } from '../../prisma/client';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
-import {
-  AGENT_RUN_WORKFLOW,
-  AGENT_STATES,
-  AGENT_TYPES,
-  agentStatusQuery,
-  killAgentSignal,
-  TERMINAL_STATES,
-  type AgentRunInput,
-  type AgentState,
-  type AgentStatus,
-} from '../../shared/agents';
-import { AGENT_STATE, AGENT_TYPE, TASK_ID, WORKSPACE_ID } from '../../shared/search-attributes';
+import { AGENT_STATES, AGENT_TYPES, type AgentState, type AgentStatus } from '../../shared/agents';
+import { createAgentService, type AgentRow, type AgentServiceDeps } from '../agent-service';
 import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
@@ -103,17 +90,9 @@ openApiRegistry.registerPath({
   },
 });
 
-export interface AgentRouteDeps {
-  temporal: Client;
-  prisma: PrismaClient;
-  taskQueue: string;
-  /** MAX_CONCURRENT_AGENTS: with this many agents spawning or running, a new one is answered as queued. */
-  maxConcurrentAgents: number;
-}
+export type AgentRouteDeps = AgentServiceDeps;
 
-type AgentRow = Prisma.AgentGetPayload<{ include: { result: true } }>;
-
-function toView(row: AgentRow, live?: AgentStatus): AgentView {
+export function toView(row: AgentRow, live?: AgentStatus): AgentView {
   return {
     agentId: row.id,
     taskId: row.taskId,
@@ -144,55 +123,15 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 }
 
 export function agentRouter(deps: AgentRouteDeps): Router {
-  const { prisma, temporal } = deps;
+  const { prisma } = deps;
+  const agents = createAgentService(deps);
   const router = Router();
   router.use('/agents', requireApiToken(prisma));
 
-  /** The caller's agent, or 404 (unknown) / 403 (another workspace's). */
-  async function ownedAgent(agentId: string, workspaceId: string): Promise<AgentRow> {
-    const row = await prisma.agent.findUnique({ where: { id: agentId }, include: { result: true } });
-    if (!row) throw new ApiError(404, 'not_found', `No agent ${agentId}`);
-    if (row.workspaceId !== workspaceId) throw new ApiError(403, 'forbidden', `Agent ${agentId} belongs to another workspace`);
-    return row;
-  }
-
   router.post('/agents/spawn', async (req, res) => {
     const request = parseBody(SpawnAgentRequestSchema, req);
-    const workspaceId = workspaceOf(res);
-    const agentId = `agent-${randomUUID()}`;
-    const occupied = await prisma.agent.count({ where: { state: { in: ['spawning', 'running'] } } });
-    const initialState = occupied >= deps.maxConcurrentAgents ? 'queued' : 'spawning';
-    try {
-      await prisma.agent.create({
-        data: { id: agentId, workspaceId, taskId: request.taskId, agentType: request.agentType, state: initialState, context: request.context, options: request.options },
-      });
-    } catch (error) {
-      // The partial unique index allows one live agent per task: return that one.
-      if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002')) throw error;
-      const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: request.taskId, state: { notIn: [...TERMINAL_STATES] } } });
-      if (!live) throw new ApiError(409, 'conflict', 'Another spawn for this task is in progress; retry');
-      res.status(200).json({ agentId: live.id, status: live.state as AgentState, existing: true });
-      return;
-    }
-    const input: AgentRunInput = { agentId, workspaceId, taskId: request.taskId, agentType: request.agentType, context: request.context, options: request.options, initialState };
-    try {
-      await temporal.workflow.start(AGENT_RUN_WORKFLOW, {
-        taskQueue: deps.taskQueue,
-        workflowId: agentId,
-        args: [input],
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: [
-          { key: TASK_ID, value: request.taskId },
-          { key: AGENT_TYPE, value: request.agentType },
-          { key: WORKSPACE_ID, value: workspaceId },
-          { key: AGENT_STATE, value: initialState },
-        ],
-      });
-    } catch (error) {
-      await prisma.agent.update({ where: { id: agentId }, data: { state: 'failed', error: 'the workflow could not be started', finishedAt: new Date() } });
-      throw error;
-    }
-    res.status(202).json({ agentId, status: initialState, existing: false });
+    const outcome = await agents.spawn(workspaceOf(res), request);
+    res.status(outcome.existing ? 200 : 202).json(outcome);
   });
 
   router.get('/agents', async (req, res) => {
@@ -219,27 +158,13 @@ export function agentRouter(deps: AgentRouteDeps): Router {
 
   router.get('/agents/:agentId/status', async (req, res) => {
     const { agentId } = parseParams(AgentIdParams, req);
-    const row = await ownedAgent(agentId, workspaceOf(res));
-    let live: AgentStatus | undefined;
-    if (!TERMINAL_STATES.includes(row.state as AgentState)) {
-      // The query reads workflow memory; without a worker to answer it, the row is the answer.
-      live = await temporal
-        .withDeadline(Date.now() + 3_000, () => temporal.workflow.getHandle(agentId).query(agentStatusQuery))
-        .catch(() => undefined);
-    }
+    const { row, live } = await agents.view(agentId, workspaceOf(res));
     res.json(toView(row, live));
   });
 
   router.post('/agents/:agentId/kill', async (req, res) => {
     const { agentId } = parseParams(AgentIdParams, req);
-    const row = await ownedAgent(agentId, workspaceOf(res));
-    if (TERMINAL_STATES.includes(row.state as AgentState)) throw new ApiError(409, 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
-    try {
-      await temporal.workflow.getHandle(agentId).signal(killAgentSignal, { reason: 'killed through the API' });
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new ApiError(409, 'already_finished', `Agent ${agentId} has already finished`);
-      throw error;
-    }
+    await agents.kill(agentId, workspaceOf(res), 'killed through the API');
     res.status(202).json({ agentId, status: 'killing' });
   });
 
