@@ -6,6 +6,7 @@ import { runMain } from '../platform/main';
 import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, createProbeConnection } from '../temporal/connection';
+import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { createApp } from './app';
 
 /** The API process: serves until SIGINT/SIGTERM, then closes connections and exits. */
@@ -17,7 +18,13 @@ async function main(): Promise<void> {
   const temporal = await connectTemporalClient(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
   const temporalProbe = createProbeConnection(config);
-  const app = createApp({ temporal, temporalProbe, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE, maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS, log });
+  const app = createApp({ temporal, temporalProbe, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE,
+    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
+    identity: createIdentityHolder(identitySettings(config)),
+    publicUrl: config.PUBLIC_URL,
+    federationRateLimit: config.FEDERATION_RATE_LIMIT,
+    log,
+  });
   const server = app.listen(config.API_PORT, config.API_HOST);
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');

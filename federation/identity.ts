@@ -118,3 +118,26 @@ export function signingKey(identity: InstanceIdentity): InstanceKey {
   if (!key) throw new Error('this instance has no active signing key');
   return key;
 }
+
+/** The API process's view of its identity; rotation replaces it for every later signature. */
+export interface IdentityHolder {
+  current(): InstanceIdentity;
+  rotate(overlapSeconds: number): InstanceIdentity;
+}
+
+export function createIdentityHolder(settings: IdentitySettings): IdentityHolder {
+  let identity = loadOrCreateIdentity(settings);
+  return {
+    current: () => identity,
+    rotate: (overlapSeconds) => (identity = rotateKey(settings, overlapSeconds)),
+  };
+}
+
+export function identitySettings(config: { DATA_DIR: string; INSTANCE_NAME: string; PUBLIC_URL: string; INSTANCE_PRIVATE_KEY?: string | undefined }): IdentitySettings {
+  return {
+    dataDir: config.DATA_DIR,
+    name: config.INSTANCE_NAME,
+    baseUrl: config.PUBLIC_URL,
+    ...(config.INSTANCE_PRIVATE_KEY ? { privateKeyPem: config.INSTANCE_PRIVATE_KEY } : {}),
+  };
+}

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { parseDictionary, serializeDictionary, serializeInnerList, type Dictionary, type InnerList, type Parameters } from 'structured-headers';
+import { parseDictionary, serializeDictionary, serializeInnerList, type Dictionary, type InnerList, type Item, type Parameters } from 'structured-headers';
 
 /**
  * The federation's profile of HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530):
@@ -12,6 +12,13 @@ export const SIGNATURE_LABEL = 'sig1';
 export const REQUEST_COMPONENTS = ['@method', '@authority', '@path', 'content-type', 'content-digest'] as const;
 export const RESPONSE_COMPONENTS = ['@status', 'content-type', 'content-digest'] as const;
 const ALLOWED_PARAMS = new Set(['created', 'expires', 'nonce', 'keyid', 'alg']);
+
+/** A standalone ArrayBuffer holding exactly these bytes (Node buffers may share a larger pool). */
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+  const copy = new ArrayBuffer(bytes.length);
+  new Uint8Array(copy).set(bytes);
+  return copy;
+}
 
 export class SignatureError extends Error {
   constructor(
@@ -39,7 +46,7 @@ export interface ParsedSignature {
 
 /** `sha-256=:<base64>:` of the exact body bytes. */
 export function contentDigest(body: Buffer): string {
-  return serializeDictionary(new Map([['sha-256', [createHash('sha256').update(body).digest().buffer.slice(0) as ArrayBuffer, new Map()]]]));
+  return serializeDictionary(new Map([['sha-256', [toArrayBuffer(createHash('sha256').update(body).digest()), new Map()]]]));
 }
 
 function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string {
@@ -104,7 +111,7 @@ export function signatureBase(componentValues: Array<[string, string]>, serializ
 }
 
 export function serializeParams(components: readonly string[], params: SignatureParams): string {
-  const items: InnerList[0] = components.map((component) => [component, new Map()]);
+  const items: InnerList[0] = components.map((component): Item => [component, new Map<string, never>()]);
   return serializeInnerList([
     items,
     new Map<string, string | number>([
@@ -125,7 +132,7 @@ export function signBase(componentValues: Array<[string, string]>, params: Signa
   const signature = sign(null, Buffer.from(signatureBase(componentValues, serializedParams), 'utf8'), privateKey);
   return {
     'signature-input': `${SIGNATURE_LABEL}=${serializedParams}`,
-    signature: serializeDictionary(new Map([[SIGNATURE_LABEL, [signature.buffer.slice(signature.byteOffset, signature.byteOffset + signature.length) as ArrayBuffer, new Map()]]])),
+    signature: serializeDictionary(new Map([[SIGNATURE_LABEL, [toArrayBuffer(signature), new Map()]]])),
   };
 }
 

@@ -4,6 +4,7 @@ import { PrismaClient } from './generated/client';
 
 export type { PrismaClient } from './generated/client';
 export { Prisma } from './generated/client';
+export type { FederationCommand, FederationConnection } from './generated/client';
 export type Database = PrismaClient;
 
 /** One client per process: it owns a pg connection pool. */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -11,6 +10,8 @@ import { createActivities } from '../../activities';
 import { createAnthropicClient } from '../../activities/model';
 import { instanceLabel } from '../../activities/sandbox-reconciler';
 import { sandboxHostQueue } from '../../shared/task-queues';
+import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';
+import { freePort } from './ports';
 import { createApp } from '../../api/app';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createDockerClient } from '../../platform/docker';
@@ -23,6 +24,7 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export interface TestInstance {
   config: AppConfig;
+  identity: IdentityHolder;
   baseUrl: string;
   taskQueue: string;
   dataDir: string;
@@ -86,7 +88,15 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
  */
 export async function startTestInstance(overrides: Record<string, string> = {}, { worker: withWorker = true } = {}): Promise<TestInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-orchestrator-test-'));
-  const config = testConfig({ DATA_DIR: dataDir, HOST_ID: `test-${randomUUID()}`, TASK_QUEUE: `test-${randomUUID()}`, ...overrides });
+  const apiPort = await freePort();
+  const config = testConfig({
+    DATA_DIR: dataDir,
+    HOST_ID: `test-${randomUUID()}`,
+    TASK_QUEUE: `test-${randomUUID()}`,
+    API_PORT: String(apiPort),
+    INSTANCE_NAME: `test-instance-${apiPort}`,
+    ...overrides,
+  });
   const taskQueue = config.TASK_QUEUE;
   const log = createLogger('test-api', config.LOG_LEVEL);
   const temporal = await connectTemporalClient(config);
@@ -96,15 +106,28 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
 
   const stopWorker = withWorker ? await runWorker(config, { prisma, docker }) : () => Promise.resolve();
 
-  const app = createApp({ temporal, temporalProbe, prisma, docker, namespace: config.TEMPORAL_NAMESPACE, taskQueue, maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS, log });
-  const server: Server = await new Promise((resolve) => {
-    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+  const identity = createIdentityHolder(identitySettings(config));
+  const app = createApp({
+    temporal,
+    temporalProbe,
+    prisma,
+    docker,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue,
+    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
+    identity,
+    publicUrl: config.PUBLIC_URL,
+    federationRateLimit: config.FEDERATION_RATE_LIMIT,
+    log,
   });
-  const { port } = server.address() as AddressInfo;
+  const server: Server = await new Promise((resolve) => {
+    const listening = app.listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
+  });
 
   return {
     config,
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl: config.PUBLIC_URL,
+    identity,
     taskQueue,
     dataDir,
     temporal,

@@ -1,7 +1,11 @@
+import { mkdtemp } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp, type ApiDeps } from '../../api/app';
+import { createIdentityHolder } from '../../federation/identity';
 import { createDockerClient } from '../../platform/docker';
 import { createLogger } from '../../platform/logger';
 import type { DependencyName } from '../../platform/readiness';
@@ -11,21 +15,22 @@ import { request, type JsonResponse } from '../helpers/http';
 import { testConfig } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 
-type Deps = Omit<ApiDeps, 'log' | 'namespace' | 'taskQueue' | 'maxConcurrentAgents'>;
+type Deps = Omit<ApiDeps, 'log' | 'namespace' | 'taskQueue' | 'maxConcurrentAgents' | 'identity' | 'publicUrl' | 'federationRateLimit'>;
 interface Readiness {
   status: string;
   dependencies: Record<DependencyName, { status: string; error?: string }>;
 }
 
 /** Serves the API over loopback with the given real clients for one GET. */
-async function getWith(deps: Deps, path: string): Promise<JsonResponse> {
-  const app = createApp({ ...deps, namespace: 'default', taskQueue: 'health-test', maxConcurrentAgents: 1, log: createLogger('test', 'silent') });
+async function getWith(deps: Deps, route: string): Promise<JsonResponse> {
+  const identity = createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'health-')), name: 'health', baseUrl: 'http://127.0.0.1:1' });
+  const app = createApp({ ...deps, namespace: 'default', taskQueue: 'health-test', maxConcurrentAgents: 1, identity, publicUrl: 'http://127.0.0.1:1', federationRateLimit: 1, log: createLogger('test', 'silent') });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
   try {
     const { port } = server.address() as AddressInfo;
-    return await request(`http://127.0.0.1:${port}`, 'GET', path);
+    return await request(`http://127.0.0.1:${port}`, 'GET', route);
   } finally {
     server.closeAllConnections();
     server.close();

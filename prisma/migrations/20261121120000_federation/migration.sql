@@ -1,7 +1,7 @@
 -- CreateTable
 CREATE TABLE "federation_connections" (
     "id" TEXT NOT NULL,
-    "workspace_id" TEXT NOT NULL,
+    "workspace_id" TEXT,
     "peer_instance_id" TEXT NOT NULL,
     "peer_name" TEXT NOT NULL,
     "peer_url" TEXT NOT NULL,
@@ -67,7 +67,7 @@ CREATE UNIQUE INDEX "federation_commands_connection_id_direction_message_id_key"
 CREATE INDEX "federation_nonces_expires_at_idx" ON "federation_nonces"("expires_at");
 
 -- AddForeignKey
-ALTER TABLE "federation_connections" ADD CONSTRAINT "federation_connections_workspace_id_fkey" FOREIGN KEY ("workspace_id") REFERENCES "workspaces"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+ALTER TABLE "federation_connections" ADD CONSTRAINT "federation_connections_workspace_id_fkey" FOREIGN KEY ("workspace_id") REFERENCES "workspaces"("id") ON DELETE SET NULL ON UPDATE CASCADE;
 
 -- AddForeignKey
 ALTER TABLE "federation_peer_keys" ADD CONSTRAINT "federation_peer_keys_connection_id_fkey" FOREIGN KEY ("connection_id") REFERENCES "federation_connections"("id") ON DELETE CASCADE ON UPDATE CASCADE;
