@@ -71,6 +71,7 @@ function componentValues(request: IncomingRequest, authority: string): Array<[st
 /** Steps that need no key: content type, strict header parse, required parameters, time window. */
 export function parseSignedRequest(request: IncomingRequest, now = Date.now()): ParsedSignature {
   if (request.headers['content-type'] !== JSON_CONTENT_TYPE) throw new FederationRejection(415, 'wrong_content_type', `the body must be ${JSON_CONTENT_TYPE}`);
+  if (typeof request.headers['content-digest'] !== 'string') throw new FederationRejection(401, 'missing_header', 'the content-digest header is required');
   try {
     const parsed = parseSignatureHeaders(request.headers, REQUEST_COMPONENTS);
     checkTimeWindow(parsed, now);
@@ -160,7 +161,6 @@ export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest
   }
   const envelope = envelopeResult.data;
   if (envelope.instanceId !== connection.peerInstanceId) throw new FederationRejection(403, 'instance_mismatch', 'the envelope names another instance than the signing key', connection.id);
-  if (envelope.nonce !== parsed.params.nonce) throw new FederationRejection(400, 'nonce_mismatch', 'the envelope nonce differs from the signature nonce', connection.id);
 
   const hash = bodyHash(request.body);
   const seen = await deps.prisma.federationCommand.findUnique({

@@ -198,7 +198,11 @@ async function saveConnection(
       create: { id, peerInstanceId: peer.instanceId, peerName: peer.name, peerUrl: peer.baseUrl, status: fields.status ?? 'PENDING', initiatedBy: fields.initiatedBy ?? 'local', workspaceId: fields.workspaceId ?? null, allowedCommandTypes: fields.allowedCommandTypes ?? [] },
       update: { peerName: peer.name, peerUrl: peer.baseUrl, ...fields },
     });
-    await tx.federationPeerKey.deleteMany({ where: { connectionId: id, keyId: { notIn: peer.keys.map((key) => key.keyId) } } });
+    // Keys the peer no longer lists are expired, not forgotten: a signature with one is refused as key_expired.
+    await tx.federationPeerKey.updateMany({
+      where: { connectionId: id, keyId: { notIn: peer.keys.map((key) => key.keyId) }, OR: [{ notAfter: null }, { notAfter: { gt: new Date() } }] },
+      data: { notAfter: new Date() },
+    });
     for (const key of peer.keys) {
       const notAfter = key.notAfter ? new Date(key.notAfter) : null;
       await tx.federationPeerKey.upsert({ where: { keyId: key.keyId }, create: { keyId: key.keyId, connectionId: id, publicKey: key.publicKey, notAfter }, update: { notAfter } });

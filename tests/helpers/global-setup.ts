@@ -23,17 +23,22 @@ declare global {
 export default async function globalSetup(): Promise<void> {
   const temporalCli = process.env.TEMPORAL_CLI_PATH ?? path.join(ROOT, '.tools/bin/temporal');
   const baseDatabaseUrl = loadConfig().DATABASE_URL;
-  const database = `agent_orchestrator_test_${Date.now()}_${process.pid}`;
-  const testDatabaseUrl = Object.assign(new URL(baseDatabaseUrl), { pathname: `/${database}` }).toString();
+  // Two databases: the second belongs to the peer instance of the federation tests.
+  const databases = ['a', 'b'].map((suffix) => `agent_orchestrator_test_${Date.now()}_${process.pid}_${suffix}`);
+  const [testDatabaseUrl, peerDatabaseUrl] = databases.map((database) => Object.assign(new URL(baseDatabaseUrl), { pathname: `/${database}` }).toString());
 
   const admin = new Client({ ...postgresConnection(baseDatabaseUrl), database: 'postgres' });
   await admin.connect();
-  await admin.query(`CREATE DATABASE "${database}"`);
+  for (const database of databases) await admin.query(`CREATE DATABASE "${database}"`);
   await admin.end();
-  await run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: testDatabaseUrl, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
-  });
+  await Promise.all(
+    [testDatabaseUrl, peerDatabaseUrl].map((url) =>
+      run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: url, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
+      }),
+    ),
+  );
 
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
@@ -52,5 +57,6 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.TEST_TEMPORAL_ADDRESS = env.address;
   process.env.TEST_DATABASE_URL = testDatabaseUrl;
+  process.env.TEST_PEER_DATABASE_URL = peerDatabaseUrl;
   process.env.TEST_TEMPORAL_CLI = temporalCli;
 }

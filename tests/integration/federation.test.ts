@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { issueApiToken } from '../../api/auth';
+import { INCOMING_COMMAND_PATH } from '../../federation/client';
+import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
+import { signRequest, verifyResponse, type CommandEnvelope } from '../../federation/messages';
+import type { AgentStatus } from '../../shared/agents';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { createRepository } from '../helpers/git-repo';
+import { errorCode, request, type JsonResponse } from '../helpers/http';
+import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { freePort } from '../helpers/ports';
+
+/**
+ * Two real instances on loopback, each with its own database, keys and data folder: A (the hub)
+ * sends signed commands to B (the spoke). Hostile variants are built by hand from a valid request.
+ */
+const RATE_LIMIT = 150;
+
+describe('federation between two instances', () => {
+  const model = new FakeAnthropic(byTurn([reply.text('Done.')]));
+  let hub: TestInstance;
+  let spoke: TestInstance;
+  let spokeDataDir: string;
+  let spokePort: number;
+  let hubToken: string;
+  let spokeToken: string;
+  let hubConnectionId: string;
+  let spokeConnectionId: string;
+  let spokeAgentId: string;
+
+  const auth = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
+  const startSpoke = () =>
+    startTestInstance({
+      DATABASE_URL: process.env.TEST_PEER_DATABASE_URL ?? '',
+      DATA_DIR: spokeDataDir,
+      API_PORT: String(spokePort), // a restart keeps its address, as a real one would
+      ANTHROPIC_API_KEY: 'k',
+      ANTHROPIC_BASE_URL: model.url,
+      FEDERATION_RATE_LIMIT: String(RATE_LIMIT),
+    });
+
+  beforeAll(async () => {
+    await model.start();
+    spokeDataDir = await mkdtemp(path.join(os.tmpdir(), 'spoke-'));
+    spokePort = await freePort();
+    hub = await startTestInstance({}, { worker: false });
+    spoke = await startSpoke();
+    hubToken = (await issueApiToken(hub.prisma, `hub-${Date.now()}`)).token;
+    spokeToken = (await issueApiToken(spoke.prisma, `spoke-${Date.now()}`)).token;
+  });
+  afterAll(async () => {
+    await hub.stop();
+    await spoke.stop();
+    await model.stop();
+  });
+
+  it('publishes each instance’s identity and key', async () => {
+    const identity = await request(spoke.baseUrl, 'GET', '/api/v1/federation/instance');
+    expect(identity.status).toBe(200);
+    expect(identity.body).toMatchObject({ instanceId: spoke.identity.current().instanceId, baseUrl: spoke.baseUrl, keys: [{ algorithm: 'ed25519', status: 'active' }] });
+    expect(identity.text).not.toMatch(/PRIVATE/);
+  });
+
+  it('connects through a handshake: request, accept; both sides hold the peer’s URL, keys and allowed commands', async () => {
+    const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', { headers: auth(hubToken), json: { peerUrl: spoke.baseUrl, allowedCommandTypes: ['agent.status'] } });
+    expect(requested.status).toBe(201);
+    expect(requested.body).toMatchObject({ status: 'PENDING', peerInstanceId: spoke.identity.current().instanceId, initiatedBy: 'local' });
+    hubConnectionId = (requested.body as { id: string }).id;
+
+    const pending = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) });
+    const incoming = (pending.body as { connections: Array<{ id: string; status: string; initiatedBy: string; peerUrl: string }> }).connections;
+    expect(incoming).toEqual([expect.objectContaining({ status: 'PENDING', initiatedBy: 'peer', peerUrl: hub.baseUrl })]);
+    spokeConnectionId = incoming[0]!.id;
+
+    const accepted = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/accept`, { headers: auth(spokeToken), json: { allowedCommandTypes: ['agent.spawn', 'agent.status'] } });
+    expect(accepted.body).toMatchObject({ status: 'ACTIVE', peerNotified: true, allowedCommandTypes: ['agent.spawn', 'agent.status'] });
+    const hubSide = await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId }, include: { keys: true } });
+    expect(hubSide.status).toBe('ACTIVE');
+    expect(hubSide.keys.map((key) => key.keyId)).toEqual([signingKey(spoke.identity.current()).keyId]);
+  });
+
+  it('runs the happy path hub → spoke: a signed spawn, a verified signed reply, the agent runs on the spoke', async () => {
+    const sent = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
+      headers: auth(hubToken),
+      json: { connectionId: hubConnectionId, commandType: 'agent.spawn', payload: { taskId: 'fed-1', agentType: 'worker', context: { repository: await createRepository(), branch: 'main', workItems: ['hello'] } } },
+    });
+    expect(sent.status).toBe(200);
+    const command = sent.body as { status: string; reply: { status: string; result: { agentId: string } }; durationMs: number };
+    expect(command.status).toBe('succeeded');
+    spokeAgentId = command.reply.result.agentId;
+    expect(((await spoke.temporal.workflow.getHandle(spokeAgentId).result()) as AgentStatus).state).toBe('completed');
+
+    const status = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', { headers: auth(hubToken), json: { connectionId: hubConnectionId, commandType: 'agent.status', payload: { agentId: spokeAgentId } } });
+    expect(status.body).toMatchObject({ status: 'succeeded', reply: { status: 'ok', result: { agentId: spokeAgentId, state: 'completed' } } });
+
+    const hubLog = await request(hub.baseUrl, 'GET', '/api/v1/federation/commands?direction=outbound', { headers: auth(hubToken) });
+    expect((hubLog.body as { commands: Array<{ commandType: string; status: string }> }).commands.map((c) => [c.commandType, c.status])).toEqual([
+      ['agent.status', 'succeeded'],
+      ['agent.spawn', 'succeeded'],
+    ]);
+    const spokeLog = await request(spoke.baseUrl, 'GET', '/api/v1/federation/commands?direction=inbound', { headers: auth(spokeToken) });
+    const inbound = (spokeLog.body as { commands: Array<{ id: string; commandType: string; status: string }> }).commands;
+    expect(inbound.map((c) => c.commandType)).toEqual(['agent.status', 'agent.spawn']);
+    const one = await request(spoke.baseUrl, 'GET', `/api/v1/federation/commands/${inbound[1]!.id}`, { headers: auth(spokeToken) });
+    expect(one.body).toMatchObject({ direction: 'inbound', commandType: 'agent.spawn', status: 'succeeded', reply: { status: 'ok' } });
+  });
+
+  it('runs the happy path spoke → hub: the hub answers what it allows, signed', async () => {
+    const sent = await request(spoke.baseUrl, 'POST', '/api/v1/federation/command', { headers: auth(spokeToken), json: { connectionId: spokeConnectionId, commandType: 'agent.status', payload: { agentId: `agent-${randomUUID()}` } } });
+    // The hub processed it (signed reply) and found no such agent: a verified error outcome.
+    expect(sent.body).toMatchObject({ status: 'failed', errorCode: 'not_found', reply: { status: 'error', error: { code: 'not_found' } } });
+  });
+
+  // ---- hostile peers: each mutation of a valid request has a valid twin that passes ----
+
+  interface Crafted {
+    body: Buffer;
+    headers: Record<string, string>;
+  }
+
+  function craft(options: { key?: InstanceKey; now?: number; envelope?: Partial<CommandEnvelope>; bodyText?: string; url?: string } = {}): Crafted {
+    const hubIdentity = hub.identity.current();
+    const nonce = randomUUID().replace(/-/g, '');
+    const envelope: CommandEnvelope = {
+      messageId: randomUUID(),
+      instanceId: hubIdentity.instanceId,
+      commandType: 'agent.status',
+      payload: { agentId: spokeAgentId },
+      timestamp: new Date().toISOString(),
+      nonce,
+      ...options.envelope,
+    };
+    const body = Buffer.from(options.bodyText ?? JSON.stringify(envelope));
+    const signed = signRequest(options.url ?? `${spoke.baseUrl}${INCOMING_COMMAND_PATH}`, body, options.key ?? signingKey(hubIdentity), options.now ?? Date.now(), nonce);
+    return { body, headers: signed.headers };
+  }
+
+  const send = (crafted: Crafted): Promise<JsonResponse> => request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, { rawBody: crafted.body.toString('utf8'), headers: crafted.headers });
+
+  async function spokeState() {
+    const connection = await spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: spokeConnectionId } });
+    return {
+      agents: await spoke.prisma.agent.count(),
+      workflows: (await spoke.temporal.workflow.count(`TaskQueue = "${spoke.taskQueue}"`)).count,
+      connection: [connection.status, connection.updatedAt.toISOString()],
+    };
+  }
+
+  /** The valid twin passes; the hostile request is refused with the code, and nothing started or changed. */
+  async function expectRefused(hostile: Crafted | (() => Promise<JsonResponse>), status: number, code: string): Promise<void> {
+    const twin = await send(craft());
+    expect(twin.status).toBe(200);
+    verifyResponse(twin.status, Object.fromEntries(twin.headers.entries()), Buffer.from(twin.text), (await hub.prisma.federationPeerKey.findMany({ where: { connectionId: hubConnectionId } })));
+    const before = await spokeState();
+    const response = typeof hostile === 'function' ? await hostile() : await send(hostile);
+    expect(response.status).toBe(status);
+    expect(errorCode(response)).toBe(code);
+    expect(await spokeState()).toEqual(before);
+  }
+
+  it('refuses a replay, also after the spoke restarts', async () => {
+    const original = craft();
+    expect((await send(original)).status).toBe(200);
+    await expectRefused(original, 409, 'nonce_replayed');
+    await spoke.stop();
+    spoke = await startSpoke();
+    await expectRefused(original, 409, 'nonce_replayed');
+  });
+
+  it('refuses expired and future signatures', async () => {
+    await expectRefused(craft({ now: Date.now() - 10 * 60_000 }), 401, 'signature_expired');
+    await expectRefused(craft({ now: Date.now() + 10 * 60_000 }), 401, 'signature_not_yet_valid');
+  });
+
+  it('refuses a tampered body whose digest header was kept', async () => {
+    const valid = craft();
+    const tampered = Buffer.from(valid.body.toString('utf8').replace('agent.status', 'agent.spawn'));
+    await expectRefused({ body: tampered, headers: valid.headers }, 400, 'digest_mismatch');
+  });
+
+  it('refuses stripped digest or signature headers', async () => {
+    const withoutDigest = craft();
+    delete withoutDigest.headers['content-digest'];
+    await expectRefused(withoutDigest, 401, 'missing_header');
+    const withoutSignature = craft();
+    delete withoutSignature.headers.signature;
+    await expectRefused(withoutSignature, 401, 'missing_header');
+  });
+
+  it('refuses a wrong key, an unknown instance and a signature meant for another host', async () => {
+    const stranger = createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'stranger-')), name: 'stranger', baseUrl: 'http://127.0.0.1:9' }).current();
+    await expectRefused(craft({ key: { ...signingKey(stranger), keyId: signingKey(hub.identity.current()).keyId } }), 401, 'bad_signature');
+    await expectRefused(craft({ key: signingKey(stranger), envelope: { instanceId: stranger.instanceId } }), 401, 'unknown_key');
+    await expectRefused(craft({ url: `http://127.0.0.1:1${INCOMING_COMMAND_PATH}` }), 401, 'bad_signature');
+    await expectRefused(craft({ envelope: { instanceId: stranger.instanceId } }), 403, 'instance_mismatch');
+  });
+
+  it('refuses malformed JSON, duplicate keys, a wrong content type, an oversized body and a bad envelope', async () => {
+    await expectRefused(craft({ bodyText: '{"messageId": ' }), 400, 'malformed_json');
+    const duplicated = JSON.stringify({ messageId: randomUUID(), instanceId: hub.identity.current().instanceId, commandType: 'agent.status', payload: {}, timestamp: new Date().toISOString(), nonce: 'x' }).replace('"commandType":"agent.status"', '"commandType":"agent.status","commandType":"agent.spawn"');
+    await expectRefused(craft({ bodyText: duplicated }), 400, 'duplicate_key');
+    const textPlain = craft();
+    await expectRefused(() => request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, { rawBody: textPlain.body.toString(), headers: { ...textPlain.headers, 'content-type': 'text/plain' } }), 415, 'wrong_content_type');
+    await expectRefused(craft({ bodyText: JSON.stringify({ pad: 'x'.repeat(70 * 1024) }) }), 413, 'payload_too_large');
+    await expectRefused(craft({ envelope: { messageId: 'not-a-uuid' } }), 400, 'invalid_envelope');
+  });
+
+  it('refuses a command type the connection does not allow', async () => {
+    await expectRefused(craft({ envelope: { commandType: 'agent.kill', payload: { agentId: spokeAgentId } } }), 403, 'command_not_allowed');
+    await expectRefused(craft({ envelope: { commandType: 'shell.exec' } }), 403, 'command_not_allowed');
+  });
+
+  it('answers a retried messageId with the stored reply and refuses it with another body', async () => {
+    // A retry after a lost reply sends the same bytes under a fresh signature (new signature nonce).
+    const envelope = { messageId: randomUUID(), nonce: randomUUID().replace(/-/g, ''), timestamp: new Date().toISOString() };
+    const first = await send(craft({ envelope }));
+    expect(first.status).toBe(200);
+    const again = await send(craft({ envelope }));
+    expect(again.status).toBe(200);
+    expect((again.body as { messageId: string }).messageId).toBe((first.body as { messageId: string }).messageId);
+    await expectRefused(craft({ envelope: { ...envelope, payload: { agentId: `agent-${randomUUID()}` } } }), 409, 'message_id_conflict');
+  });
+
+  it('refuses commands on a suspended connection, and accepts them again after resume', async () => {
+    await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/suspend`, { headers: auth(spokeToken) });
+    expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('SUSPENDED');
+    const refused = await send(craft());
+    expect(refused.status).toBe(403);
+    expect(errorCode(refused)).toBe('connection_suspended');
+    await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/resume`, { headers: auth(spokeToken) });
+    expect((await send(craft())).status).toBe(200);
+  });
+
+  it('rotates keys with an overlap window, then refuses the rotated-out key', async () => {
+    const oldKey = signingKey(hub.identity.current());
+    const rotated = await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: auth(hubToken), json: { overlapSeconds: 3600 } });
+    expect(rotated.body).toMatchObject({ notified: [hubConnectionId] });
+    const newKey = signingKey(hub.identity.current());
+    expect(newKey.keyId).not.toBe(oldKey.keyId);
+    expect((await send(craft({ key: newKey }))).status).toBe(200);
+    expect((await send(craft({ key: oldKey }))).status).toBe(200); // inside the overlap window
+
+    await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: auth(hubToken), json: { overlapSeconds: 0 } });
+    await expectRefused(craft({ key: newKey }), 401, 'key_expired');
+  });
+
+  it('refuses a flood beyond the per-connection rate limit', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < RATE_LIMIT + 10 && !statuses.includes(429); i++) statuses.push((await send(craft())).status);
+    expect(statuses.at(-1)).toBe(429);
+    expect(new Set(statuses.slice(0, -1))).toEqual(new Set([200]));
+    const limited = await send(craft());
+    expect(limited.status).toBe(429);
+    expect(errorCode(limited)).toBe('rate_limited');
+  });
+
+  it('refuses everything on a disconnected connection', async () => {
+    await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/disconnect`, { headers: auth(spokeToken) });
+    expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('DISCONNECTED');
+    const refused = await send(craft());
+    expect(refused.status).toBe(403);
+    expect(errorCode(refused)).toBe('connection_disconnected');
+  });
+});
