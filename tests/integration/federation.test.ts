@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
 import { INCOMING_COMMAND_PATH } from '../../federation/client';
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
-import { signRequest, verifyResponse, type CommandEnvelope } from '../../federation/messages';
+import { signRequest, signResponse, verifyResponse, type CommandEnvelope } from '../../federation/messages';
 import type { AgentStatus } from '../../shared/agents';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
@@ -263,5 +265,53 @@ describe('federation between two instances', () => {
     const refused = await send(craft());
     expect(refused.status).toBe(403);
     expect(errorCode(refused)).toBe('connection_disconnected');
+  });
+
+  it('accepts a reply only when the peer signed it for this very command', async () => {
+    // A stand-in peer on loopback that answers with whatever reply the case builds.
+    let answer: (envelope: CommandEnvelope) => { body: Buffer; headers: Record<string, string> } = () => ({ body: Buffer.from('{}'), headers: {} });
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const reply = answer(JSON.parse(Buffer.concat(chunks).toString('utf8')) as CommandEnvelope);
+        res.writeHead(200, reply.headers).end(reply.body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const fakeUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const spokeIdentity = spoke.identity.current();
+    const spokeKey = signingKey(spokeIdentity);
+    const connection = await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } });
+    await hub.prisma.federationConnection.update({ where: { id: hubConnectionId }, data: { peerUrl: fakeUrl, status: 'ACTIVE' } });
+
+    const signedReply = (envelope: CommandEnvelope, changes: Record<string, unknown> = {}, key: InstanceKey = spokeKey) => {
+      const body = Buffer.from(JSON.stringify({ messageId: randomUUID(), inReplyTo: envelope.messageId, instanceId: spokeIdentity.instanceId, requestNonce: envelope.nonce, status: 'ok', result: {}, timestamp: new Date().toISOString(), ...changes }));
+      return { body, headers: signResponse(200, body, key) };
+    };
+    const stranger = signingKey(createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'forger-')), name: 'forger', baseUrl: 'http://127.0.0.1:9' }).current());
+    const cases: Array<[string, typeof answer]> = [
+      ['succeeded', (envelope) => signedReply(envelope)],
+      ['reply_bad_signature', (envelope) => signedReply(envelope, {}, { ...stranger, keyId: spokeKey.keyId })],
+      ['reply_unknown_key', (envelope) => signedReply(envelope, {}, stranger)],
+      ['reply_mismatch', (envelope) => signedReply(envelope, { inReplyTo: randomUUID() })],
+      ['reply_mismatch', (envelope) => signedReply(envelope, { requestNonce: 'another-request-nonce' })],
+      ['reply_digest_mismatch', (envelope) => {
+        const reply = signedReply(envelope);
+        return { ...reply, body: Buffer.from(reply.body.toString('utf8').replace('"status":"ok"', '"status":"ok" ')) };
+      }],
+      ['reply_missing_header', (envelope) => ({ body: signedReply(envelope).body, headers: { 'content-type': 'application/json' } })],
+    ];
+    try {
+      for (const [expected, build] of cases) {
+        answer = build;
+        const sent = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', { headers: auth(hubToken), json: { connectionId: hubConnectionId, commandType: 'agent.status', payload: { agentId: spokeAgentId } } });
+        const command = sent.body as { status: string; errorCode: string | null };
+        expect(expected === 'succeeded' ? command.status : command.errorCode).toBe(expected);
+      }
+    } finally {
+      await hub.prisma.federationConnection.update({ where: { id: hubConnectionId }, data: { peerUrl: connection.peerUrl, status: connection.status } });
+      server.close();
+    }
   });
 });
