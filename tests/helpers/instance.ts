@@ -88,12 +88,14 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
  */
 export async function startTestInstance(overrides: Record<string, string> = {}, { worker: withWorker = true } = {}): Promise<TestInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-orchestrator-test-'));
-  const apiPort = await freePort();
+  // The address is chosen before the app exists: PUBLIC_URL (what signatures cover) must name it.
+  const apiPort = overrides.API_PORT ?? String(await freePort());
   const config = testConfig({
     DATA_DIR: dataDir,
     HOST_ID: `test-${randomUUID()}`,
     TASK_QUEUE: `test-${randomUUID()}`,
-    API_PORT: String(apiPort),
+    API_PORT: apiPort,
+    PUBLIC_URL: `http://127.0.0.1:${apiPort}`,
     INSTANCE_NAME: `test-instance-${apiPort}`,
     ...overrides,
   });
