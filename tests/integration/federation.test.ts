@@ -314,4 +314,21 @@ describe('federation between two instances', () => {
       server.close();
     }
   });
+
+  it('lets the asked instance reject a new request, and both sides end disconnected', async () => {
+    const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', { headers: auth(hubToken), json: { peerUrl: spoke.baseUrl } });
+    expect(requested.status).toBe(201);
+    expect(requested.body).toMatchObject({ status: 'PENDING' });
+    const listed = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) });
+    expect((listed.body as { connections: Array<{ id: string; status: string }> }).connections).toEqual([expect.objectContaining({ id: spokeConnectionId, status: 'PENDING' })]);
+
+    // Only the asked side may accept; the asking side cannot accept its own request.
+    const selfAccept = await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${hubConnectionId}/accept`, { headers: auth(hubToken), json: {} });
+    expect(selfAccept.status).toBe(409);
+    const rejected = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/reject`, { headers: auth(spokeToken) });
+    expect(rejected.body).toMatchObject({ status: 'DISCONNECTED', peerNotified: true });
+    expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('DISCONNECTED');
+    const refused = await send(craft());
+    expect(refused.status).toBe(403);
+  });
 });
