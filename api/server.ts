@@ -7,7 +7,10 @@ import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, createProbeConnection } from '../temporal/connection';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
+import { pruneExpiredNonces } from '../federation/incoming';
 import { createApp } from './app';
+
+const NONCE_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
 /** The API process: serves until SIGINT/SIGTERM, then closes connections and exits. */
 async function main(): Promise<void> {
@@ -29,7 +32,13 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
 
+  // Nonces are kept until their signatures could no longer pass the time window, then pruned.
+  const pruner = setInterval(() => {
+    pruneExpiredNonces(prisma).catch((error: unknown) => log.warn({ err: error }, 'pruning federation nonces failed'));
+  }, NONCE_PRUNE_INTERVAL_MS);
+
   await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  clearInterval(pruner);
   log.info('api stopping');
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
