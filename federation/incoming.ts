@@ -47,12 +47,6 @@ export interface IncomingRequest {
 
 export type ConnectionWithKeys = Prisma.FederationConnectionGetPayload<{ include: { keys: true } }>;
 
-export interface VerifiedMessage {
-  connection: ConnectionWithKeys;
-  signature: ParsedSignature;
-  body: unknown;
-}
-
 /** The authority this instance is reached at (from PUBLIC_URL): signatures for any other host are refused. */
 function componentValues(request: IncomingRequest, authority: string): Array<[string, string]> {
   const header = (name: string): string => {
