@@ -7,6 +7,7 @@ import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentSta
 import { AGENT_LABEL, containerNameFor } from '../../activities/agent-sandbox';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { recordHistoryIfRequested } from '../helpers/histories';
+import { AGENT_STATE, TASK_ID } from '../../shared/search-attributes';
 import { createRepository, git } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -64,6 +65,10 @@ describe('agents on one instance', () => {
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final).toMatchObject({ state: 'completed', turn: 3, lastTool: 'run_shell', usage: { inputTokens: 300, outputTokens: 60 } });
     await recordHistoryIfRequested(agentId, 'agent-run-completed');
+    // The Web UI can filter on the state and task: the search attributes follow the run.
+    const { typedSearchAttributes } = await instance.temporal.workflow.getHandle(agentId).describe();
+    expect(typedSearchAttributes.get(AGENT_STATE)).toBe('completed');
+    expect(typedSearchAttributes.get(TASK_ID)).toBe('task-edit');
 
     const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
     expect(status.status).toBe(200);
