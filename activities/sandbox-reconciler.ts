@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
+import { removeContainerIfPresent } from './sandbox';
 import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from './sandbox-spec';
 
 export interface ReconcileResult {
@@ -36,12 +37,7 @@ export async function reconcileSandboxes(docker: Docker, temporal: Client, insta
       result.kept.push(name);
       continue;
     }
-    await docker
-      .getContainer(container.Id)
-      .remove({ force: true })
-      .catch((error: unknown) => {
-        if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-      });
+    await removeContainerIfPresent(docker, container.Id);
     result.removed.push(name);
   }
   return result;

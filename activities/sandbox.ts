@@ -46,11 +46,30 @@ class CappedSink extends Writable {
   }
 }
 
+/**
+ * Splits a Docker attach/exec stream into capped stdout and stderr; `ended` settles when the stream
+ * does (rejecting on a stream error).
+ */
+function collectOutput(docker: Docker, stream: NodeJS.ReadableStream, maxBytes: number) {
+  const stdout = new CappedSink(maxBytes);
+  const stderr = new CappedSink(maxBytes);
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', reject);
+  });
+  docker.modem.demuxStream(stream, stdout, stderr);
+  return {
+    ended,
+    result: () => ({ stdout: stdout.text(), stderr: stderr.text(), outputTruncated: stdout.truncated || stderr.truncated }),
+  };
+}
+
 function isNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 404;
 }
 
-/** Removes a container by name if it exists; a retried activity uses this to clear its previous attempt. */
+/** Removes a container (by name or id) if it exists: a retried activity clears its previous attempt, the reconciler its orphans. */
 export async function removeContainerIfPresent(docker: Docker, name: string): Promise<void> {
   try {
     await docker.getContainer(name).remove({ force: true });
@@ -76,15 +95,9 @@ export async function runContainerToCompletion(
     container.kill().catch(() => undefined); // already gone is fine: wait() below settles either way
   };
   try {
-    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-    const stdout = new CappedSink(options.maxOutputBytes);
-    const stderr = new CappedSink(options.maxOutputBytes);
-    const drained = new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', () => resolve());
-    });
-    docker.modem.demuxStream(stream, stdout, stderr);
+    const output = collectOutput(docker, await container.attach({ stream: true, stdout: true, stderr: true }), options.maxOutputBytes);
+    // The container's exit is what counts here; a broken log stream only loses output.
+    const drained = output.ended.catch(() => undefined);
 
     options.signal?.throwIfAborted();
     options.signal?.addEventListener('abort', kill, { once: true });
@@ -98,14 +111,7 @@ export async function runContainerToCompletion(
       await drained;
       const state = (await container.inspect()).State;
       options.signal?.throwIfAborted();
-      return {
-        exitCode: exit.StatusCode,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        outputTruncated: stdout.truncated || stderr.truncated,
-        oomKilled: state.OOMKilled,
-        timedOut,
-      };
+      return { exitCode: exit.StatusCode, ...output.result(), oomKilled: state.OOMKilled, timedOut };
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', kill);
@@ -144,22 +150,16 @@ export async function execInContainer(
     WorkingDir: WORKSPACE_PATH,
   });
   const stream = await exec.start({ hijack: true, stdin: false });
-  const stdout = new CappedSink(options.maxOutputBytes);
-  const stderr = new CappedSink(options.maxOutputBytes);
-  docker.modem.demuxStream(stream, stdout, stderr);
+  const output = collectOutput(docker, stream, options.maxOutputBytes);
   const abort = (): void => {
     stream.destroy();
   };
   options.signal?.addEventListener('abort', abort, { once: true });
   try {
-    await new Promise<void>((resolve, reject) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', reject);
-    });
+    await output.ended;
     options.signal?.throwIfAborted();
     const { ExitCode } = await exec.inspect();
-    return { exitCode: ExitCode ?? -1, stdout: stdout.text(), stderr: stderr.text(), outputTruncated: stdout.truncated || stderr.truncated };
+    return { exitCode: ExitCode ?? -1, ...output.result() };
   } finally {
     options.signal?.removeEventListener('abort', abort);
   }
