@@ -27,6 +27,14 @@ export interface AgentServiceDeps {
 export function createAgentService(deps: AgentServiceDeps) {
   const { prisma, temporal } = deps;
 
+  /** The caller's agent row: 404 unknown, 403 another workspace's. */
+  async function ownedRow(agentId: string, workspaceId: string): Promise<AgentRow> {
+    const row = await prisma.agent.findUnique({ where: { id: agentId }, include: { result: true } });
+    if (!row) throw new ApiError(404, 'not_found', `No agent ${agentId}`);
+    if (row.workspaceId !== workspaceId) throw new ApiError(403, 'forbidden', `Agent ${agentId} belongs to another workspace`);
+    return row;
+  }
+
   return {
     /** Starts an agentRun; `agentId` may be given (derived from a federation messageId, so a replay is a no-op). */
     async spawn(workspaceId: string, request: SpawnAgentRequest, agentId = `agent-${randomUUID()}`): Promise<SpawnOutcome> {
@@ -69,9 +77,7 @@ export function createAgentService(deps: AgentServiceDeps) {
 
     /** The caller's agent with its live status when it is still running; 404 unknown, 403 another workspace's. */
     async view(agentId: string, workspaceId: string): Promise<{ row: AgentRow; live?: AgentStatus }> {
-      const row = await prisma.agent.findUnique({ where: { id: agentId }, include: { result: true } });
-      if (!row) throw new ApiError(404, 'not_found', `No agent ${agentId}`);
-      if (row.workspaceId !== workspaceId) throw new ApiError(403, 'forbidden', `Agent ${agentId} belongs to another workspace`);
+      const row = await ownedRow(agentId, workspaceId);
       if (TERMINAL_STATES.includes(row.state as AgentState)) return { row };
       // The query reads workflow memory; without a worker to answer it, the row is the answer.
       const live = await temporal
@@ -81,7 +87,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     },
 
     async kill(agentId: string, workspaceId: string, reason: string): Promise<void> {
-      const { row } = await this.view(agentId, workspaceId);
+      const row = await ownedRow(agentId, workspaceId);
       if (TERMINAL_STATES.includes(row.state as AgentState)) throw new ApiError(409, 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
       try {
         await temporal.workflow.getHandle(agentId).signal(killAgentSignal, { reason });
