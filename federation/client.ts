@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FederationCommand, Prisma, PrismaClient } from '../prisma/client';
 import { signingKey, type InstanceIdentity, type PublicIdentity } from './identity';
 import type { ConnectionWithKeys } from './incoming';
-import { bodyHash, CommandReplySchema, newNonce, signRequest, verifyResponse, type CommandEnvelope } from './messages';
+import { bodyHash, CommandReplySchema, newNonce, PublicIdentitySchema, signRequest, verifyResponse, type CommandEnvelope } from './messages';
 import { SignatureError } from './signatures';
 import { parseStrictJson } from './strict-json';
 
@@ -49,9 +49,9 @@ export async function fetchPeerIdentity(baseUrl: string): Promise<PublicIdentity
     throw new PeerError('peer_unreachable', `${baseUrl} did not answer (${error instanceof Error ? error.message : String(error)})`);
   }
   if (!response.ok) throw new PeerError('peer_error', `${baseUrl} answered ${response.status} for its identity`);
-  const identity = (await response.json()) as PublicIdentity;
-  if (typeof identity.instanceId !== 'string' || !Array.isArray(identity.keys)) throw new PeerError('peer_error', `${baseUrl} sent no valid identity`);
-  return identity;
+  const identity = PublicIdentitySchema.safeParse(await response.json().catch(() => null));
+  if (!identity.success) throw new PeerError('peer_error', `${baseUrl} sent no valid identity`);
+  return identity.data;
 }
 
 /** Sends a signed handshake message (request, accept, reject, suspend, resume, disconnect, keys.rotate). */
@@ -105,6 +105,6 @@ export async function sendCommand(
     return await finish(reply.status === 'ok' ? { status: 'succeeded', reply } : { status: 'failed', reply, errorCode: reply.error?.code ?? 'peer_error', error: reply.error?.message ?? 'failed' });
   } catch (error) {
     const code = error instanceof SignatureError ? error.code : 'invalid_reply';
-    return finish({ status: 'failed', errorCode: `reply_${code}`.replace('reply_reply_', 'reply_'), error: error instanceof Error ? error.message : String(error) });
+    return finish({ status: 'failed', errorCode: code.startsWith('reply_') ? code : `reply_${code}`, error: error instanceof Error ? error.message : String(error) });
   }
 }

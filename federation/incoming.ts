@@ -8,7 +8,7 @@ import {
   MAX_SIGNATURE_AGE_SECONDS,
   type CommandEnvelope,
 } from './messages';
-import { checkContentDigest, parseSignatureHeaders, publicKeyFromRaw, REQUEST_COMPONENTS, SignatureError, verifyBase, type ParsedSignature } from './signatures';
+import { checkContentDigest, parseSignatureHeaders, publicKeyFromRaw, REQUEST_COMPONENTS, requestComponents, SignatureError, verifyBase, type ParsedSignature } from './signatures';
 import { parseStrictJson, StrictJsonError } from './strict-json';
 
 /** A refused incoming message: a 4xx with a machine-readable code; nothing runs. */
@@ -47,19 +47,13 @@ export interface IncomingRequest {
 
 export type ConnectionWithKeys = Prisma.FederationConnectionGetPayload<{ include: { keys: true } }>;
 
-/** The authority this instance is reached at (from PUBLIC_URL): signatures for any other host are refused. */
+/** Our own authority (from PUBLIC_URL), not the Host header: signatures for any other host are refused. */
 function componentValues(request: IncomingRequest, authority: string): Array<[string, string]> {
   const header = (name: string): string => {
     const value = request.headers[name];
     return typeof value === 'string' ? value : '';
   };
-  return [
-    ['@method', request.method.toUpperCase()],
-    ['@authority', authority],
-    ['@path', request.path],
-    ['content-type', header('content-type')],
-    ['content-digest', header('content-digest')],
-  ];
+  return requestComponents(request.method, authority, request.path, header('content-type'), header('content-digest'));
 }
 
 /** Steps that need no key: content type, strict header parse, required parameters, time window. */
@@ -118,15 +112,15 @@ export function parseBody(request: IncomingRequest, connectionId: string | null)
   }
 }
 
-/** Finds the ACTIVE connection whose peer holds the signing key (and that key still valid). */
-async function connectionForKey(prisma: PrismaClient, keyId: string, now: number): Promise<ConnectionWithKeys> {
+/** Finds the signing key and its ACTIVE connection (the key still valid). */
+async function activeKey(prisma: PrismaClient, keyId: string, now: number): Promise<{ publicKey: string; connection: ConnectionWithKeys }> {
   const key = await prisma.federationPeerKey.findUnique({ where: { keyId }, include: { connection: { include: { keys: true } } } });
   if (!key) throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
   if (key.notAfter !== null && key.notAfter.getTime() <= now) throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', key.connectionId);
   if (key.connection.status !== 'ACTIVE') {
     throw new FederationRejection(403, `connection_${key.connection.status.toLowerCase()}`, `the connection is ${key.connection.status}`, key.connectionId);
   }
-  return key.connection;
+  return key;
 }
 
 export interface AdmissionDeps {
@@ -150,9 +144,8 @@ export type Admission =
 export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest): Promise<Admission> {
   const now = deps.now?.() ?? Date.now();
   const parsed = parseSignedRequest(request, now);
-  const connection = await connectionForKey(deps.prisma, parsed.params.keyid, now);
-  const key = connection.keys.find((candidate) => candidate.keyId === parsed.params.keyid);
-  checkSignatureAndDigest(request, parsed, key?.publicKey ?? '', deps.authority, connection.id);
+  const { publicKey, connection } = await activeKey(deps.prisma, parsed.params.keyid, now);
+  checkSignatureAndDigest(request, parsed, publicKey, deps.authority, connection.id);
   await consumeNonce(deps.prisma, parsed, connection.id);
 
   const envelopeResult = CommandEnvelopeSchema.safeParse(parseBody(request, connection.id));

@@ -6,7 +6,9 @@ import {
   contentDigest,
   parseSignatureHeaders,
   publicKeyFromRaw,
+  requestComponents,
   RESPONSE_COMPONENTS,
+  responseComponents,
   signBase,
   SignatureError,
   verifyBase,
@@ -23,6 +25,15 @@ export const MAX_FUTURE_SKEW_SECONDS = 5;
 export const MAX_SIGNATURE_AGE_SECONDS = 300;
 export const MAX_BODY_BYTES = 64 * 1024;
 export const JSON_CONTENT_TYPE = 'application/json';
+
+/** What GET /api/v1/federation/instance publishes, and what a peer's identity must look like. */
+const PublicKeySchema = z.object({ keyId: z.string(), algorithm: z.literal('ed25519'), publicKey: z.string(), status: z.enum(['active', 'retiring']), notAfter: z.string().nullable() });
+export const PublicIdentitySchema = z.object({
+  instanceId: z.string().min(1).max(100),
+  name: z.string().max(100),
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  keys: z.array(PublicKeySchema).min(1).max(10),
+});
 
 export const CommandEnvelopeSchema = z.strictObject({
   messageId: z.uuid(),
@@ -66,13 +77,7 @@ export function signRequest(url: string, body: Buffer, key: InstanceKey, now = D
   const target = new URL(url);
   const digest = contentDigest(body);
   const headers = signBase(
-    [
-      ['@method', 'POST'],
-      ['@authority', target.host.toLowerCase()],
-      ['@path', target.pathname],
-      ['content-type', JSON_CONTENT_TYPE],
-      ['content-digest', digest],
-    ],
+    requestComponents('POST', target.host, target.pathname, JSON_CONTENT_TYPE, digest),
     { ...lifetime(now), nonce, keyid: key.keyId },
     key.privateKey,
   );
@@ -83,11 +88,7 @@ export function signRequest(url: string, body: Buffer, key: InstanceKey, now = D
 export function signResponse(status: number, body: Buffer, key: InstanceKey, now = Date.now()): Record<string, string> {
   const digest = contentDigest(body);
   const headers = signBase(
-    [
-      ['@status', String(status)],
-      ['content-type', JSON_CONTENT_TYPE],
-      ['content-digest', digest],
-    ],
+    responseComponents(status, JSON_CONTENT_TYPE, digest),
     { ...lifetime(now), nonce: newNonce(), keyid: key.keyId },
     key.privateKey,
   );
@@ -118,11 +119,7 @@ export function verifyResponse(status: number, headers: Record<string, string | 
   const key = keys.find((candidate) => candidate.keyId === parsed.params.keyid);
   if (!key || (key.notAfter !== null && key.notAfter.getTime() <= now)) throw new SignatureError('unknown_key', 'the reply is signed with a key this peer does not hold');
   const digest = headers['content-digest'];
-  const components: Array<[string, string]> = [
-    ['@status', String(status)],
-    ['content-type', JSON_CONTENT_TYPE],
-    ['content-digest', typeof digest === 'string' ? digest : ''],
-  ];
+  const components = responseComponents(status, JSON_CONTENT_TYPE, typeof digest === 'string' ? digest : '');
   if (!verifyBase(components, parsed, publicKeyFromRaw(key.publicKey))) throw new SignatureError('bad_signature', 'the reply signature does not verify');
   checkContentDigest(headers, body);
 }

@@ -105,6 +105,26 @@ export function parseSignatureHeaders(headers: Record<string, string | string[] 
   };
 }
 
+/** The values of REQUEST_COMPONENTS, in order: the signer and the verifier build them here, alike. */
+export function requestComponents(method: string, authority: string, path: string, contentType: string, digest: string): Array<[string, string]> {
+  return [
+    ['@method', method.toUpperCase()],
+    ['@authority', authority.toLowerCase()],
+    ['@path', path],
+    ['content-type', contentType],
+    ['content-digest', digest],
+  ];
+}
+
+/** The values of RESPONSE_COMPONENTS, in order. */
+export function responseComponents(status: number, contentType: string, digest: string): Array<[string, string]> {
+  return [
+    ['@status', String(status)],
+    ['content-type', contentType],
+    ['content-digest', digest],
+  ];
+}
+
 /** RFC 9421 §2.5: one line per covered component, then the signature parameters. */
 export function signatureBase(componentValues: Array<[string, string]>, serializedParams: string): string {
   return [...componentValues.map(([name, value]) => `"${name}": ${value}`), `"@signature-params": ${serializedParams}`].join('\n');

@@ -5,7 +5,7 @@ import { executeCommand } from '../../federation/command-handler';
 import { fetchPeerIdentity, PeerError, sendCommand, sendHandshake } from '../../federation/client';
 import { publicIdentity, signingKey, type IdentityHolder, type PublicIdentity } from '../../federation/identity';
 import { admitCommand, checkSignatureAndDigest, consumeNonce, FederationRejection, parseBody, parseSignedRequest, type IncomingRequest } from '../../federation/incoming';
-import { COMMAND_TYPES, MAX_BODY_BYTES, signResponse, type CommandReply } from '../../federation/messages';
+import { COMMAND_TYPES, MAX_BODY_BYTES, PublicIdentitySchema, signResponse, type CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import type { Prisma, PrismaClient } from '../../prisma/client';
 import type { AgentService } from '../agent-service';
@@ -24,10 +24,8 @@ export interface FederationRouteDeps {
   log: Logger;
 }
 
-const PublicKeySchema = z.object({ keyId: z.string(), algorithm: z.literal('ed25519'), publicKey: z.string(), status: z.enum(['active', 'retiring']), notAfter: z.string().nullable() });
-export const PublicIdentitySchema = z
-  .object({ instanceId: z.string().min(1).max(100), name: z.string().max(100), baseUrl: z.url({ protocol: /^https?$/ }), keys: z.array(PublicKeySchema).min(1).max(10) })
-  .openapi('InstanceIdentity');
+// The document's copy of the identity schema (federation/ defines it without the OpenAPI extension).
+const InstanceIdentitySchema = z.object(PublicIdentitySchema.shape).openapi('InstanceIdentity');
 
 const HANDSHAKE_TYPES = ['connection.request', 'connection.accept', 'connection.reject', 'connection.suspend', 'connection.resume', 'connection.disconnect', 'keys.rotate'] as const;
 const HandshakeSchema = z.strictObject({
@@ -44,7 +42,7 @@ export const SendCommandSchema = z.strictObject({ connectionId: z.uuid(), comman
 export const RotateKeysSchema = z.strictObject({ overlapSeconds: z.number().int().min(0).max(30 * 24 * 3600).default(24 * 3600) });
 const IdParams = z.object({ id: z.uuid() });
 
-openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/instance', summary: "This instance's public identity and keys", responses: { 200: jsonContent(PublicIdentitySchema, 'The identity') } });
+openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/instance', summary: "This instance's public identity and keys", responses: { 200: jsonContent(InstanceIdentitySchema, 'The identity') } });
 openApiRegistry.registerPath({
   method: 'post',
   path: '/api/v1/federation/incoming/command',
@@ -255,7 +253,7 @@ export function federationRouter(deps: FederationRouteDeps): Router {
     const identity = deps.identity.current();
     let peer: PublicIdentity;
     try {
-      peer = PublicIdentitySchema.parse(await fetchPeerIdentity(body.peerUrl));
+      peer = await fetchPeerIdentity(body.peerUrl);
     } catch (error) {
       throw new ApiError(502, error instanceof PeerError ? error.code : 'peer_error', error instanceof Error ? error.message : String(error));
     }
