@@ -82,7 +82,7 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
   async function ensureToolResults(agentId: string, turn: number): Promise<void> {
     const seq = 2 * turn;
     if (await prisma.agentMessage.findUnique({ where: { agentId_seq: { agentId, seq } } })) return;
-    const calls = await prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 }, orderBy: { startedAt: 'asc' } });
+    const calls = await prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 } });
     const previous = await prisma.agentMessage.findUniqueOrThrow({ where: { agentId_seq: { agentId, seq: replySeq(turn - 1) } } });
     const order = (previous.content as unknown as Anthropic.ContentBlock[]).filter((block) => block.type === 'tool_use').map((block) => block.id);
     const byId = new Map(calls.map((call) => [call.id, call]));
