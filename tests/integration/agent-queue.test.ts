@@ -5,6 +5,7 @@ import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { waitUntil } from '../helpers/wait';
 
 describe('the per-host agent limit', () => {
   // The first agent's model call hangs until it is killed; the second agent finishes at once.
@@ -31,7 +32,7 @@ describe('the per-host agent limit', () => {
 
     const first = (await spawn('holder', 'hold the slot')).body as { agentId: string };
     const holder = instance.temporal.workflow.getHandle(first.agentId);
-    for (let i = 0; i < 100 && (await holder.query(agentStatusQuery)).state !== 'running'; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntil(async () => (await holder.query(agentStatusQuery)).state === 'running');
 
     const second = await spawn('waiter', 'finish quickly');
     expect(second.status).toBe(202);

@@ -11,6 +11,7 @@ import { AGENT_STATE, TASK_ID } from '../../shared/search-attributes';
 import { createRepository, git } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { waitUntil } from '../helpers/wait';
 
 /**
  * agentRun through the real Temporal server, PostgreSQL and Docker, with the model replaced by a
@@ -98,11 +99,7 @@ describe('agents on one instance', () => {
     model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
     const agentId = await spawn('task-kill');
     const handle = instance.temporal.workflow.getHandle(agentId);
-    for (let i = 0; i < 100; i++) {
-      const status = await handle.query(agentStatusQuery);
-      if (status.lastTool === 'run_shell') break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(async () => (await handle.query(agentStatusQuery)).lastTool === 'run_shell');
     const killed = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
     expect(killed.status).toBe(202);
     expect(((await handle.result()) as AgentStatus).state).toBe('killed');
@@ -250,10 +247,7 @@ describe('agents on one instance', () => {
   it('reports a sandbox that exits unexpectedly instead of hiding it', async () => {
     model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
     const agentId = await spawn('task-crashed-sandbox');
-    for (let i = 0; i < 100; i++) {
-      if (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null);
     await instance.docker.getContainer(containerNameFor(agentId)).kill();
     await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
     const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });

@@ -10,6 +10,7 @@ import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-serve
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { waitUntil } from '../helpers/wait';
 
 describe('the sandbox reconciler', () => {
   const model = new FakeAnthropic(byTurn([{ ...reply.text('slow'), delayMs: 60_000 }]));
@@ -45,7 +46,7 @@ describe('the sandbox reconciler', () => {
       json: { taskId: 'live', agentType: 'worker', context: { repository: await createRepository(), branch: 'main', workItems: ['wait'] } },
     });
     const { agentId } = spawned.body as { agentId: string };
-    for (let i = 0; i < 100 && !(await exists(containerNameFor(agentId))); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntil(() => exists(containerNameFor(agentId)));
 
     const closed = await instance.temporal.workflow.start(SANDBOX_CHECK_WORKFLOW, { taskQueue: 'nobody-polls-this', workflowId: `closed-${Date.now()}`, args: [{ checkId: 'x' }] });
     await closed.terminate('test');

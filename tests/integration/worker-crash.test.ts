@@ -9,6 +9,7 @@ import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-serve
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { waitUntil } from '../helpers/wait';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -77,11 +78,7 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
     })();
 
     // Wait until the long shell command has started, then kill the worker without warning.
-    for (let i = 0; i < 300; i++) {
-      const call = await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'run_shell', status: 'started' } });
-      if (call) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'run_shell', status: 'started' } })) !== null, 30_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
     workers[0]!.kill('SIGKILL');
     workers.push(startWorkerProcess(instance, model));
