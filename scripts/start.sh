@@ -7,20 +7,12 @@ source "$PROJECT_ROOT/scripts/lib/temporal-dev-server.sh"
 
 API_PID="" WORKER_PID="" INTERRUPTED=""
 
-stop_process() {
-  local pid="$1"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait_for "! kill -0 $pid" 15 || kill -KILL "$pid" 2>/dev/null || true
-  fi
-}
-
 cleanup() {
   trap - EXIT INT TERM
   # After a failure its one-line reason stays the last line; after Ctrl-C say what happens.
   if [[ -n "$INTERRUPTED" ]]; then step "stopping what this start started"; fi
-  stop_process "$API_PID"
-  stop_process "$WORKER_PID"
+  stop_pid "$API_PID" 15
+  stop_pid "$WORKER_PID" 15
   stop_temporal_dev_server
   stop_docker_engine_if_started
   stop_postgres_if_started

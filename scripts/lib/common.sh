@@ -42,3 +42,12 @@ wait_for() {
   done
   return 1
 }
+
+# Stops process $1 (if set and alive): SIGTERM, then SIGKILL after $2 seconds.
+stop_pid() {
+  local pid="$1" seconds="$2"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for "! kill -0 $pid" "$seconds" || kill -KILL "$pid" 2>/dev/null || true
+  fi
+}

@@ -27,9 +27,4 @@ ensure_docker_engine() {
   wait_for "timeout 5 docker info" 60 || { tail -n 20 "$DATA_DIR/logs/dockerd.log" >&2; die "dockerd did not come up within 60 s"; }
 }
 
-stop_docker_engine_if_started() {
-  if [[ -n "$DOCKERD_STARTED" ]] && kill -0 "$DOCKERD_STARTED" 2>/dev/null; then
-    kill -TERM "$DOCKERD_STARTED" 2>/dev/null || true
-    wait_for "! kill -0 $DOCKERD_STARTED" 30 || kill -KILL "$DOCKERD_STARTED" 2>/dev/null || true
-  fi
-}
+stop_docker_engine_if_started() { stop_pid "$DOCKERD_STARTED" 30; }

@@ -29,9 +29,4 @@ start_temporal_dev_server() {
   fi
 }
 
-stop_temporal_dev_server() {
-  if [[ -n "$TEMPORAL_DEV_SERVER_PID" ]] && kill -0 "$TEMPORAL_DEV_SERVER_PID" 2>/dev/null; then
-    kill -TERM "$TEMPORAL_DEV_SERVER_PID" 2>/dev/null || true
-    wait_for "! kill -0 $TEMPORAL_DEV_SERVER_PID" 20 || kill -KILL "$TEMPORAL_DEV_SERVER_PID" 2>/dev/null || true
-  fi
-}
+stop_temporal_dev_server() { stop_pid "$TEMPORAL_DEV_SERVER_PID" 20; }
