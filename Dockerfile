@@ -10,7 +10,12 @@ RUN PRISMA_QUERY_ENGINE_LIBRARY=/dev/null npx prisma generate \
  && npm prune --omit=dev
 
 # Runtime stage: compiled code, production dependencies, and what `prisma migrate deploy` reads.
+# The worker clones repositories itself (activities/repository-clone.ts): git, CA certificates for
+# https remotes and openssh-client for ssh:// remotes.
 FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates openssh-client \
+ && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production PRISMA_QUERY_ENGINE_LIBRARY=/dev/null
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

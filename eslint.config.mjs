@@ -55,6 +55,13 @@ export default tseslint.config(
     },
   },
   {
+    // Dependencies point down: the domain modules and the federation protocol never import the HTTP layer.
+    files: ['domain/**/*.ts', 'federation/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/api', '**/api/*'], message: 'Domain and protocol code must not import api/; api/ maps HTTP to them.' }] }],
+    },
+  },
+  {
     files: ['tests/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -1,21 +1,65 @@
-import type { PrismaClient } from '../prisma/client';
+import type { Prisma, PrismaClient } from '../prisma/client';
 import { TERMINAL_STATES, type AgentState } from '../shared/agents';
+import type { KillRequest, RemoteProgress } from '../shared/federated-agents';
+
+export interface StateChange {
+  agentId: string;
+  state: AgentState;
+  detail?: string;
+  error?: string;
+}
+
+/**
+ * Moves an agent's row to a state and records the transition, in the caller's transaction.
+ * Idempotent: recording the state the agent is already in adds no transition. Terminal states are final.
+ */
+async function applyState(tx: Prisma.TransactionClient, change: StateChange, extra: Prisma.AgentUpdateInput = {}): Promise<void> {
+  const agent = await tx.agent.findUniqueOrThrow({ where: { id: change.agentId }, select: { state: true, startedAt: true } });
+  const moves = agent.state !== change.state && !TERMINAL_STATES.includes(agent.state as AgentState);
+  if (moves) await tx.agentTransition.create({ data: { agentId: change.agentId, fromState: agent.state, toState: change.state, detail: change.detail ?? null } });
+  await tx.agent.update({
+    where: { id: change.agentId },
+    data: {
+      ...extra,
+      ...(moves ? { state: change.state } : {}),
+      ...(moves && change.error !== undefined ? { error: change.error } : {}),
+      ...(moves && change.state === 'running' && agent.startedAt === null ? { startedAt: new Date() } : {}),
+      ...(moves && TERMINAL_STATES.includes(change.state) ? { finishedAt: new Date() } : {}),
+    },
+  });
+}
 
 /** Agent state in PostgreSQL: the row the API lists and every transition with its time. */
 export function createAgentRecordActivities(prisma: PrismaClient) {
   return {
-    /** Idempotent: recording the state the agent is already in adds no transition. */
-    async recordAgentState(input: { agentId: string; state: AgentState; detail?: string; error?: string }): Promise<void> {
+    async recordAgentState(input: StateChange): Promise<void> {
+      await prisma.$transaction((tx) => applyState(tx, input));
+    },
+
+    /** Hub side: the spoke's agent id, once its signed reply to the spawn is verified. */
+    async recordRemoteAgent(input: { agentId: string; remoteAgentId: string; contactAt: string }): Promise<void> {
+      await prisma.federatedAgent.update({ where: { agentId: input.agentId }, data: { remoteAgentId: input.remoteAgentId, lastContactAt: new Date(input.contactAt) } });
+    },
+
+    /** Hub side: the mirrored state of an agent that runs on a peer, with the progress the spoke reported. */
+    async recordFederatedState(
+      input: StateChange & { progress: RemoteProgress | null; startedAt: string | null; lastContactAt: string | null; kill: KillRequest | null; note: string | null },
+    ): Promise<void> {
+      const { progress } = input;
       await prisma.$transaction(async (tx) => {
-        const agent = await tx.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { state: true } });
-        if (agent.state === input.state) return;
-        await tx.agentTransition.create({ data: { agentId: input.agentId, fromState: agent.state, toState: input.state, detail: input.detail ?? null } });
-        await tx.agent.update({
-          where: { id: input.agentId },
+        await applyState(
+          tx,
+          input,
+          progress ? { turn: progress.turn, lastTool: progress.lastTool, inputTokens: progress.usage.inputTokens, outputTokens: progress.usage.outputTokens } : {},
+        );
+        await tx.federatedAgent.update({
+          where: { agentId: input.agentId },
           data: {
-            state: input.state,
-            ...(input.error !== undefined ? { error: input.error } : {}),
-            ...(TERMINAL_STATES.includes(input.state) ? { finishedAt: new Date() } : {}),
+            ...(progress ? { progress } : {}),
+            ...(input.startedAt ? { remoteStartedAt: new Date(input.startedAt) } : {}),
+            ...(input.lastContactAt ? { lastContactAt: new Date(input.lastContactAt) } : {}),
+            ...(input.kill ? { kill: { ...input.kill } } : {}),
+            note: input.note,
           },
         });
       });

@@ -1,14 +1,18 @@
 import { execFile } from 'node:child_process';
-import { chown, mkdir, rm, stat } from 'node:fs/promises';
+import { chown } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
+import type { RepositoryPolicy } from '../platform/repository-policy';
 import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
-import { execInContainer, removeContainerIfPresent, type ExecResult } from './sandbox';
-import { hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_UID } from './sandbox-spec';
+import { stopIfCancelled, whileHeartbeating } from './heartbeat';
+import { cloneRepository } from './repository-clone';
+import { execInContainer, removeContainerIfPresent, SandboxGone, type ExecResult } from './sandbox';
+import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
+import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
 
 const run = promisify(execFile);
 
@@ -21,6 +25,7 @@ export interface AgentSandboxDeps {
   prisma: PrismaClient;
   docker: Docker;
   sandboxImage: string;
+  sandboxRuntime: SandboxRuntime;
   workspacesDir: string;
   /** The task queue only this host's worker polls; sandbox activities are routed there. */
   hostQueue: string;
@@ -28,6 +33,12 @@ export interface AgentSandboxDeps {
   instance: string;
   /** Agent sandboxes this host runs at once; more spawns wait in state queued. */
   maxConcurrentAgents: number;
+  /** Where repositories may be cloned from. */
+  repositories: RepositoryPolicy;
+  /** How workspace disk quotas are enforced on this host (see activities/workspace.ts). */
+  quotaMode: QuotaMode;
+  /** The largest workspace quota this instance grants (WORKSPACE_MAX_MB). */
+  workspaceMaxMb: number;
 }
 
 /** One launch at a time per worker process (one worker process per host). */
@@ -53,6 +64,8 @@ export interface ToolOutcome {
   isError: boolean;
   exitCode: number | null;
   oomKilled: boolean;
+  /** The workspace is full: further writes fail (set from this version on; absent in older histories). */
+  quotaReached?: boolean;
 }
 
 export interface AgentResultSummary {
@@ -64,24 +77,6 @@ export interface AgentResultSummary {
 
 export const containerNameFor = (agentId: string): string => `agent-${agentId}`;
 export const resultBranchFor = (agentId: string): string => `agent/${agentId}`;
-
-/** Clones on the host, before the agent touches the checkout: git never runs on the host in an agent-controlled repository. */
-async function cloneRepository(context: AgentContext, dir: string): Promise<void> {
-  const gitDir = await stat(path.join(dir, '.git')).catch(() => null);
-  if (gitDir) return; // a retried launch reuses its checkout
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(path.dirname(dir), { recursive: true });
-  try {
-    await run('git', ['-c', 'protocol.ext.allow=never', 'clone', '--quiet', '--branch', context.branch, '--single-branch', '--', context.repository, dir], {
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
-      timeout: 10 * 60 * 1000,
-    });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim() ?? String(error);
-    throw ApplicationFailure.nonRetryable(`cannot clone ${context.repository} (branch ${context.branch}): ${stderr.split('\n').at(-1) ?? ''}`, SANDBOX_FAILED);
-  }
-  await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
-}
 
 function formatOutput(result: ExecResult): string {
   const parts = [`exit code ${result.exitCode}${result.exitCode === 124 ? ' (timed out)' : ''}`];
@@ -118,65 +113,95 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     }
   }
 
-  return {
-    /**
-     * Reserves a slot on this host (or answers that there is none), clones the repository into a
-     * per-agent workspace and starts the agent's hardened container. Idempotent: the container is
-     * named after the agent, so a retry finds it instead of starting a second one. Returns this
-     * host's task queue for the sandbox activities that follow.
-     */
-    async launchSandbox(input: { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string }): Promise<LaunchAttempt> {
-      const workspace = path.join(deps.workspacesDir, input.agentId);
-      const containerName = containerNameFor(input.agentId);
-      // Counting and creating under one lock keeps this host at its limit; creating (not yet starting) reserves the slot.
+  /** The agent's workspace quota: what its options ask for, within the instance's bound. */
+  const quotaOf = (options: AgentOptions): number => Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
+  const workspaceOf = (agentId: string): string => path.join(deps.workspacesDir, agentId);
+
+  type LaunchInput = { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string; admitted?: boolean };
+
+  /** Creating (not yet starting) the container is what reserves the slot when this host counts its own. */
+  async function createSandbox(input: LaunchInput, workspace: string, containerName: string): Promise<void> {
+    await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
+    await docker.createContainer(
+      hardenedContainerSpec({
+        name: containerName,
+        image: deps.sandboxImage,
+        runtime: deps.sandboxRuntime,
+        command: ['sleep', 'infinity'],
+        workflowId: input.agentId,
+        instance: deps.instance,
+        workspaceHostPath: workspace,
+        limits: { ...input.options.resources, diskMb: quotaOf(input.options) },
+        labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },
+      }),
+    );
+  }
+
+  async function launch(input: LaunchInput): Promise<LaunchAttempt> {
+    const workspace = workspaceOf(input.agentId);
+    const containerName = containerNameFor(input.agentId);
+    const exists = async (): Promise<boolean> => (await docker.getContainer(containerName).inspect().catch(() => null)) !== null;
+    if (input.admitted) {
+      if (!(await exists())) await createSandbox(input, workspace, containerName);
+    } else {
+      // Counting and creating under one lock keeps this host at its limit (one worker process per host, before admission).
       const reserved = await withHostLock(async () => {
-        if (await docker.getContainer(containerName).inspect().catch(() => null)) return true;
+        if (await exists()) return true;
         const active = await docker.listContainers({ all: true, filters: { label: [AGENT_LABEL, `${SANDBOX_LABEL_INSTANCE}=${deps.instance}`] } });
         if (active.length >= deps.maxConcurrentAgents) return false;
-        await mkdir(workspace, { recursive: true });
-        await docker.createContainer(
-          hardenedContainerSpec({
-            name: containerName,
-            image: deps.sandboxImage,
-            command: ['sleep', 'infinity'],
-            workflowId: input.agentId,
-            instance: deps.instance,
-            workspaceHostPath: workspace,
-            limits: input.options.resources,
-            labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },
-          }),
-        );
+        await createSandbox(input, workspace, containerName);
         return true;
       });
       if (!reserved) return { launched: false };
+    }
+    stopIfCancelled();
 
-      await cloneRepository(input.context, workspace);
-      const state = (await docker.getContainer(containerName).inspect()).State;
-      if (!state.Running) await docker.getContainer(containerName).start();
-      const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], { timeoutMs: 30_000, maxOutputBytes: 1024 });
-      if (head.exitCode !== 0) throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
-      await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
-      return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: head.stdout.trim() };
+    // A hub's spawn may clone a local path only if its connection allows it.
+    const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { originConnectionId: true } });
+    const origin = agent.originConnectionId ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } }) : null;
+    await cloneRepository(deps.repositories, { repository: input.context.repository, branch: input.context.branch, dir: workspace, allowLocal: agent.originConnectionId === null || origin?.allowLocalRepositories === true }, SANDBOX_FAILED);
+    await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, workspace]).catch(() => chown(workspace, SANDBOX_UID, SANDBOX_UID));
+    stopIfCancelled();
+    const state = (await docker.getContainer(containerName).inspect()).State;
+    if (!state.Running) await docker.getContainer(containerName).start();
+    const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], { timeoutMs: 30_000, maxOutputBytes: 1024 });
+    if (head.exitCode !== 0) throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
+    await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
+    return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: head.stdout.trim() };
+  }
+
+  return {
+    /**
+     * Clones the repository into a per-agent workspace and starts the agent's hardened container on
+     * this host. `admitted`: the admission workflow gave the agent a slot here; without it (histories
+     * from before admission) this host's free slots are counted here, and `launched: false` answers
+     * that there is none. Idempotent: the container is named after the agent, so a retry finds it
+     * instead of starting a second one. Heartbeats, and stops between steps on a kill. Returns this
+     * host's task queue for the sandbox activities that follow.
+     */
+    async launchSandbox(input: LaunchInput): Promise<LaunchAttempt> {
+      return await whileHeartbeating(() => launch(input));
     },
-
     /**
      * Runs one tool call inside the sandbox, at most once: the call is claimed (pending -> started)
      * before it runs, so an attempt after a crash finds it started and reports its outcome as unknown
      * instead of running it again.
      */
     async runTool(input: { agentId: string; agentType: AgentType; toolCallId: string }): Promise<ToolOutcome> {
-      const claimed = await prisma.toolCall.updateMany({ where: { id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
+      // Tool call ids come from the model: unique within one agent's conversation, not across agents.
+      const key = { agentId_id: { agentId: input.agentId, id: input.toolCallId } };
+      const claimed = await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
       if (claimed.count === 0) {
-        const call = await prisma.toolCall.findUniqueOrThrow({ where: { id: input.toolCallId } });
+        const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
         if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
-        await prisma.toolCall.update({ where: { id: call.id }, data: { status: 'unknown' } });
+        await prisma.toolCall.update({ where: key, data: { status: 'unknown' } });
         return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
       }
-      const call = await prisma.toolCall.findUniqueOrThrow({ where: { id: input.toolCallId } });
+      const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
       await prisma.agent.update({ where: { id: input.agentId }, data: { lastTool: call.name } });
       const containerName = containerNameFor(input.agentId);
       const finish = async (output: string, isError: boolean, exitCode: number | null, oomKilled = false): Promise<ToolOutcome> => {
-        await prisma.toolCall.update({ where: { id: call.id }, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } });
+        await prisma.toolCall.update({ where: key, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } });
         return { status: 'finished', isError, exitCode, oomKilled };
       };
 
@@ -189,59 +214,98 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       }
       await ensureRunning(containerName);
       const ooms = await oomKillCount(docker, containerName);
-      const heartbeat = setInterval(() => Context.current().heartbeat(), 5_000);
+      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { options: true } });
+      const quotaMb = quotaOf(agent.options as AgentOptions);
+      const workspace = workspaceOf(input.agentId);
+      // Stops the command on a kill, and (where the quota is only watched) when the workspace goes past it.
+      const stop = new AbortController();
+      const cancellation = Context.current().cancellationSignal;
+      const onCancel = (): void => stop.abort();
+      cancellation.addEventListener('abort', onCancel, { once: true });
+      const quota = { exceeded: false }; // set by the watch below
+      const watch = setInterval(() => {
+        Context.current().heartbeat();
+        if (deps.quotaMode !== 'watchdog') return;
+        quotaReached(workspace, 'watchdog', quotaMb)
+          .then((reached) => {
+            if (!reached) return;
+            quota.exceeded = true;
+            stop.abort();
+          })
+          .catch(() => undefined);
+      }, 5_000);
       let result: ExecResult;
       try {
         result = await execInContainer(docker, containerName, command.command, {
           timeoutMs: command.timeoutSeconds * 1000,
           maxOutputBytes: TOOL_OUTPUT_LIMIT_BYTES,
-          signal: Context.current().cancellationSignal,
+          signal: stop.signal,
+          ...(command.stdin ? { stdin: command.stdin } : {}),
         });
+      } catch (error) {
+        if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {
+          throw ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
+        }
+        if (error instanceof SandboxGone) await ensureRunning(containerName); // says why it stopped
+        throw error;
       } finally {
-        clearInterval(heartbeat);
+        clearInterval(watch);
+        cancellation.removeEventListener('abort', onCancel);
       }
       await ensureRunning(containerName);
       const oomKilled = (await oomKillCount(docker, containerName)) > ooms;
-      const output = oomKilled ? `${formatOutput(result)}\nThe command was killed: the sandbox ran out of memory.` : formatOutput(result);
-      return finish(output, command.reportsExitCode ? false : result.exitCode !== 0, result.exitCode, oomKilled);
+      const full = await quotaReached(workspace, deps.quotaMode, quotaMb);
+      if (full && deps.quotaMode === 'watchdog') throw ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
+      const notes = [
+        ...(oomKilled ? ['The command was killed: the sandbox ran out of memory.'] : []),
+        ...(full ? [`The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`] : []),
+      ];
+      const output = [formatOutput(result), ...notes].join('\n');
+      const outcome = await finish(output, command.reportsExitCode ? false : result.exitCode !== 0, result.exitCode, oomKilled);
+      return { ...outcome, quotaReached: full };
     },
 
     /** Commits the agent's changes on its result branch (inside the sandbox) and stores the diff and test outcome. */
     async collectResult(input: { agentId: string; baseSha: string; summary: string }): Promise<AgentResultSummary> {
-      const containerName = containerNameFor(input.agentId);
-      await ensureRunning(containerName);
-      const branch = resultBranchFor(input.agentId);
-      // Runs inside the sandbox: the agent controls this repository (hooks, config), so git never runs on the host here.
-      const script = [
-        'set -e',
-        "export GIT_AUTHOR_NAME='Claude agent' GIT_AUTHOR_EMAIL=agent@localhost GIT_COMMITTER_NAME='Claude agent' GIT_COMMITTER_EMAIL=agent@localhost",
-        'git checkout -q -B "$1"',
-        'git add -A',
-        'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
-        'git rev-parse HEAD',
-      ].join('\n');
-      const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024 });
-      if (committed.exitCode !== 0) throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
-      const commitSha = committed.stdout.trim().split('\n').at(-1) ?? null;
-      const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024 });
-      const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024 });
-      const lastTestRun = await prisma.toolCall.findFirst({ where: { agentId: input.agentId, name: 'run_tests', status: 'finished' }, orderBy: { finishedAt: 'desc' } });
-      const changed = commitSha === input.baseSha ? null : commitSha;
-      const data = {
-        branch,
-        commitSha: changed,
-        diff: diff.stdout,
-        testOutput: lastTestRun?.output ?? null,
-        testExitCode: lastTestRun?.exitCode ?? null,
-        summary: input.summary,
-      };
-      await prisma.agentResult.upsert({ where: { agentId: input.agentId }, create: { agentId: input.agentId, ...data }, update: data });
-      return { branch, commitSha: changed, filesChanged: stat.stdout.split('\n').filter(Boolean).length, testExitCode: data.testExitCode };
+      return await whileHeartbeating(async () => {
+        const containerName = containerNameFor(input.agentId);
+        await ensureRunning(containerName);
+        const branch = resultBranchFor(input.agentId);
+        // Runs inside the sandbox: the agent controls this repository (hooks, config), so git never runs on the host here.
+        const script = [
+          'set -e',
+          "export GIT_AUTHOR_NAME='Claude agent' GIT_AUTHOR_EMAIL=agent@localhost GIT_COMMITTER_NAME='Claude agent' GIT_COMMITTER_EMAIL=agent@localhost",
+          'git checkout -q -B "$1"',
+          'git add -A',
+          'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
+          'git rev-parse HEAD',
+        ].join('\n');
+        const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024 });
+        if (committed.exitCode !== 0) throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
+        const commitSha = committed.stdout.trim().split('\n').at(-1) ?? null;
+        const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024 });
+        const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024 });
+        const lastTestRun = await prisma.toolCall.findFirst({ where: { agentId: input.agentId, name: 'run_tests', status: 'finished' }, orderBy: { finishedAt: 'desc' } });
+        const changed = commitSha === input.baseSha ? null : commitSha;
+        const data = {
+          branch,
+          commitSha: changed,
+          diff: diff.stdout,
+          testOutput: lastTestRun?.output ?? null,
+          testExitCode: lastTestRun?.exitCode ?? null,
+          summary: input.summary,
+        };
+        await prisma.agentResult.upsert({ where: { agentId: input.agentId }, create: { agentId: input.agentId, ...data }, update: data });
+        return { branch, commitSha: changed, filesChanged: stat.stdout.split('\n').filter(Boolean).length, testExitCode: data.testExitCode };
+      });
     },
 
     /** Removes the agent's container; the workspace with its result branch stays for inspection. Idempotent. */
     async teardownSandbox(input: { agentId: string }): Promise<void> {
-      await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+      await whileHeartbeating(async () => {
+        await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+        await releaseWorkspace(workspaceOf(input.agentId));
+      });
     },
   };
 }

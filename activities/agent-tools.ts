@@ -59,18 +59,22 @@ export interface ToolCommand {
   timeoutSeconds: number;
   /** run_tests: the exit code is the result, not an error. */
   reportsExitCode: boolean;
+  /** What the command reads on its standard input: file contents go there, not into argv, whose size is limited. */
+  stdin?: Buffer;
 }
 
-// Small Python programs receive their arguments through argv, never through string interpolation.
-const WRITE_FILE = `import base64, os, sys
+// Small Python programs take the path through argv and the contents on stdin, never through string interpolation.
+const WRITE_FILE = `import os, sys
 path = sys.argv[1]
 os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
 with open(path, 'wb') as f:
-    f.write(base64.b64decode(sys.argv[2]))
+    f.write(sys.stdin.buffer.read())
 print('wrote %d bytes to %s' % (os.path.getsize(path), path))`;
 
-const EDIT_FILE = `import base64, sys
-path, old, new = sys.argv[1], base64.b64decode(sys.argv[2]).decode(), base64.b64decode(sys.argv[3]).decode()
+const EDIT_FILE = `import json, sys
+path = sys.argv[1]
+change = json.load(sys.stdin)
+old, new = change['old'], change['new']
 text = open(path, encoding='utf-8').read()
 count = text.count(old)
 if count != 1:
@@ -78,7 +82,8 @@ if count != 1:
 open(path, 'w', encoding='utf-8').write(text.replace(old, new, 1))
 print('edited %s' % path)`;
 
-const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+/** A path that starts with "-" is a file named so, never an option. */
+const asPath = (value: string): string => (value.startsWith('-') ? `./${value}` : value);
 
 /** Validates a tool call for this agent type and turns it into the command that runs it. */
 export function toolCommand(agentType: AgentType, name: string, input: unknown): ToolCommand {
@@ -90,6 +95,7 @@ export function toolCommand(agentType: AgentType, name: string, input: unknown):
   if (!parsed.success) throw new ToolInputError(`invalid input for ${name}: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'input'} ${issue.message}`).join('; ')}`);
   const args = parsed.data as Record<string, unknown>;
   const str = (key: string): string => String(args[key]);
+  const pathArg = (key: string, fallback = '.'): string => asPath(args[key] === undefined ? fallback : str(key));
   const timeout = typeof args.timeout_seconds === 'number' ? args.timeout_seconds : DEFAULT_COMMAND_TIMEOUT_SECONDS;
   switch (toolName) {
     case 'run_shell':
@@ -97,20 +103,25 @@ export function toolCommand(agentType: AgentType, name: string, input: unknown):
     case 'run_tests':
       return { command: ['sh', '-c', str('command')], timeoutSeconds: timeout, reportsExitCode: true };
     case 'read_file':
-      return { command: ['sh', '-c', 'head -c 200000 -- "$1"', 'read_file', str('path')], timeoutSeconds: 30, reportsExitCode: false };
+      return { command: ['sh', '-c', 'head -c 200000 -- "$1"', 'read_file', pathArg('path')], timeoutSeconds: 30, reportsExitCode: false };
     case 'write_file':
-      return { command: ['python3', '-c', WRITE_FILE, str('path'), b64(str('content'))], timeoutSeconds: 30, reportsExitCode: false };
+      return { command: ['python3', '-c', WRITE_FILE, pathArg('path')], stdin: Buffer.from(str('content'), 'utf8'), timeoutSeconds: 60, reportsExitCode: false };
     case 'edit_file':
-      return { command: ['python3', '-c', EDIT_FILE, str('path'), b64(str('old_text')), b64(str('new_text'))], timeoutSeconds: 30, reportsExitCode: false };
+      return {
+        command: ['python3', '-c', EDIT_FILE, pathArg('path')],
+        stdin: Buffer.from(JSON.stringify({ old: str('old_text'), new: str('new_text') }), 'utf8'),
+        timeoutSeconds: 60,
+        reportsExitCode: false,
+      };
     case 'list_files':
       return {
-        command: ['sh', '-c', `find "$1" -maxdepth 3 -not -path '*/.git/*' -not -name .git | sort | head -n 2000`, 'list_files', args.path === undefined ? '.' : str('path')],
+        command: ['sh', '-c', `find "$1" -maxdepth 3 -not -path '*/.git/*' -not -name .git | sort | head -n 2000`, 'list_files', pathArg('path')],
         timeoutSeconds: 30,
         reportsExitCode: false,
       };
     case 'search_files':
       return {
-        command: ['sh', '-c', 'grep -rnE --exclude-dir=.git -e "$1" -- "$2" | head -n 500', 'search_files', str('pattern'), args.path === undefined ? '.' : str('path')],
+        command: ['sh', '-c', 'grep -rnE --exclude-dir=.git -e "$1" -- "$2" | head -n 500', 'search_files', str('pattern'), pathArg('path')],
         timeoutSeconds: 60,
         reportsExitCode: false,
       };

@@ -1,17 +1,27 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type Docker from 'dockerode';
+import type { PeerTransport } from '../federation/client';
+import type { IdentityHolder } from '../federation/identity';
+import type { RepositoryPolicy } from '../platform/repository-policy';
 import type { PrismaClient } from '../prisma/client';
+import { createAdmissionActivities } from './admission';
 import { createAgentRecordActivities } from './agent-records';
 import { createAgentSandboxActivities } from './agent-sandbox';
+import { createFederationCommandActivities } from './federation-commands';
+import { createHubEventActivities } from './hub-events';
 import { createModelActivities } from './model';
 import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
+import type { SandboxRuntime } from './sandbox-spec';
+import type { QuotaMode } from './workspace';
 
 export interface ActivityDeps {
   prisma: PrismaClient;
   docker: Docker;
   anthropic: Anthropic | null;
   sandboxImage: string;
+  /** The OCI runtime sandboxes run under (SANDBOX_RUNTIME). */
+  sandboxRuntime: SandboxRuntime;
   workspacesDir: string;
   /** This host's own task queue (sandbox activities run where their container is). */
   hostQueue: string;
@@ -19,6 +29,16 @@ export interface ActivityDeps {
   instance: string;
   /** Agent sandboxes this host runs at once (MAX_CONCURRENT_AGENTS). */
   maxConcurrentAgents: number;
+  /** This instance's federation identity: signs commands to peers and events to hubs. */
+  identity: IdentityHolder;
+  /** How peers are reached: the outbound address policy and a timeout per request. */
+  peers: PeerTransport;
+  /** Where agents' repositories may be cloned from. */
+  repositories: RepositoryPolicy;
+  /** How workspace disk quotas are enforced on this host. */
+  quotaMode: QuotaMode;
+  /** The largest workspace quota this instance grants. */
+  workspaceMaxMb: number;
 }
 
 /**
@@ -29,9 +49,12 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSandboxCheckRecordActivities(deps.prisma),
     ...createSandboxProbeActivities(deps),
+    ...createAdmissionActivities(),
     ...createAgentRecordActivities(deps.prisma),
     ...createModelActivities(deps),
     ...createAgentSandboxActivities(deps),
+    ...createFederationCommandActivities(deps),
+    ...createHubEventActivities(deps),
   };
 }
 

@@ -3,6 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Prisma, PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
 import { toolsFor } from './agent-tools';
+import { whileHeartbeating } from './heartbeat';
 
 /**
  * One model call per activity. The transcript lives in PostgreSQL (AgentMessage), so the workflow
@@ -87,7 +88,7 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
     const order = (previous.content as unknown as Anthropic.ContentBlock[]).filter((block) => block.type === 'tool_use').map((block) => block.id);
     const byId = new Map(calls.map((call) => [call.id, call]));
     const unfinished = calls.filter((call) => call.status !== 'finished').map((call) => call.id);
-    if (unfinished.length > 0) await prisma.toolCall.updateMany({ where: { id: { in: unfinished } }, data: { status: 'unknown' } });
+    if (unfinished.length > 0) await prisma.toolCall.updateMany({ where: { agentId, id: { in: unfinished } }, data: { status: 'unknown' } });
     const content: Anthropic.ToolResultBlockParam[] = order.map((id) => {
       const call = byId.get(id);
       const finished = call?.status === 'finished';
@@ -115,15 +116,18 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
 
       let reply: Anthropic.Message;
       try {
-        reply = await anthropic.messages.create(
-          {
-            model: options.model,
-            max_tokens: MAX_OUTPUT_TOKENS,
-            system: systemPrompt(agentType, context),
-            tools: toolsFor(agentType),
-            messages: transcript.map((message) => ({ role: message.role as 'user' | 'assistant', content: message.content as unknown as Anthropic.MessageParam['content'] })),
-          },
-          { signal: Context.current().cancellationSignal },
+        // Heartbeats while the model answers: a kill reaches the request (its signal) and a dead worker shows within the heartbeat timeout.
+        reply = await whileHeartbeating(() =>
+          anthropic.messages.create(
+            {
+              model: options.model,
+              max_tokens: MAX_OUTPUT_TOKENS,
+              system: systemPrompt(agentType, context),
+              tools: toolsFor(agentType),
+              messages: transcript.map((message) => ({ role: message.role as 'user' | 'assistant', content: message.content as unknown as Anthropic.MessageParam['content'] })),
+            },
+            { signal: Context.current().cancellationSignal },
+          ),
         );
       } catch (error) {
         throw toFailure(error);

@@ -5,11 +5,12 @@ import type Docker from 'dockerode';
 import type { SandboxCheckResult } from '../shared/sandbox-check';
 import { runContainerToCompletion } from './sandbox';
 import { failedChecks, parseProbeOutput, PROBE_SCRIPT, WORKSPACE_MARKER } from './sandbox-probe';
-import { hardenedContainerSpec, SANDBOX_UID } from './sandbox-spec';
+import { hardenedContainerSpec, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 
 export interface SandboxProbeDeps {
   docker: Docker;
   sandboxImage: string;
+  sandboxRuntime: SandboxRuntime;
   /** Per-run workspaces are created below this host directory. */
   workspacesDir: string;
   /** The owning instance's label value (see instanceLabel). */
@@ -40,6 +41,7 @@ export function createSandboxProbeActivities(deps: SandboxProbeDeps) {
           hardenedContainerSpec({
             name: input.workflowId,
             image: deps.sandboxImage,
+            runtime: deps.sandboxRuntime,
             command: ['sh', '-c', PROBE_SCRIPT],
             workflowId: input.workflowId,
             instance: deps.instance,

@@ -1,6 +1,9 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
+import path from 'node:path';
+import { AGENT_LABEL } from './agent-sandbox';
 import { removeContainerIfPresent } from './sandbox';
+import { releaseWorkspace } from './workspace';
 import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from './sandbox-spec';
 
 export interface ReconcileResult {
@@ -18,7 +21,7 @@ export function instanceLabel(namespace: string, taskQueue: string): string {
  * launch and teardown, a workflow terminated from the Web UI). Run at worker start and on a schedule.
  * A container whose workflow cannot be described right now is kept: never remove on doubt.
  */
-export async function reconcileSandboxes(docker: Docker, temporal: Client, instance: string): Promise<ReconcileResult> {
+export async function reconcileSandboxes(docker: Docker, temporal: Client, instance: string, workspacesDir?: string): Promise<ReconcileResult> {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${instance}`] },
@@ -38,6 +41,9 @@ export async function reconcileSandboxes(docker: Docker, temporal: Client, insta
       continue;
     }
     await removeContainerIfPresent(docker, container.Id);
+    // Its workspace stays (for inspection, until the retention), but no longer mounted.
+    const agentId = container.Labels[AGENT_LABEL];
+    if (workspacesDir && agentId) await releaseWorkspace(path.join(workspacesDir, agentId)).catch(() => undefined);
     result.removed.push(name);
   }
   return result;

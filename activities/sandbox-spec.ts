@@ -8,12 +8,16 @@ export interface SandboxLimits {
   memoryMb: number;
   cpus: number;
   pids: number;
+  /** The workspace's disk quota; no single file may be larger either. */
+  diskMb: number;
 }
 
-/** Safe defaults; a task can only ask for values inside MAX_SANDBOX_LIMITS. */
-export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 1024, cpus: 1, pids: 256 };
-export const MIN_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 64, cpus: 0.1, pids: 16 };
-export const MAX_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 8192, cpus: 4, pids: 4096 };
+/** Safe defaults; a task can only ask for values inside MAX_SANDBOX_LIMITS (and the instance's WORKSPACE_MAX_MB). */
+export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 1024, cpus: 1, pids: 256, diskMb: 1024 };
+export const MIN_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 64, cpus: 0.1, pids: 16, diskMb: 16 };
+export const MAX_SANDBOX_LIMITS: SandboxLimits = { memoryMb: 8192, cpus: 4, pids: 4096, diskMb: 65536 };
+/** Open files per process in the sandbox. */
+export const SANDBOX_OPEN_FILES = 4096;
 
 export const SANDBOX_LABEL_MANAGED = 'agent-orchestrator.managed';
 export const SANDBOX_LABEL_WORKFLOW = 'agent-orchestrator.workflow-id';
@@ -31,7 +35,12 @@ export interface SandboxSpecInput {
   workspaceHostPath: string;
   limits?: Partial<SandboxLimits>;
   labels?: Record<string, string>;
+  /** The OCI runtime: runc (Docker's default) or runsc (gVisor, a user-space kernel between the agent and the host's). */
+  runtime?: SandboxRuntime;
 }
+
+export const SANDBOX_RUNTIMES = ['runc', 'runsc'] as const;
+export type SandboxRuntime = (typeof SANDBOX_RUNTIMES)[number];
 
 /**
  * The container definition every sandbox gets: no network, no capabilities, no privilege escalation,
@@ -72,8 +81,13 @@ export function hardenedContainerSpec(input: SandboxSpecInput): ContainerCreateO
       MemorySwap: memoryBytes,
       NanoCpus: Math.round(limits.cpus * 1e9),
       PidsLimit: limits.pids,
+      Ulimits: [
+        { Name: 'nofile', Soft: SANDBOX_OPEN_FILES, Hard: SANDBOX_OPEN_FILES },
+        { Name: 'fsize', Soft: limits.diskMb * 1024 * 1024, Hard: limits.diskMb * 1024 * 1024 },
+      ],
       IpcMode: 'private',
       AutoRemove: false,
+      ...(input.runtime === 'runsc' ? { Runtime: 'runsc' } : {}),
     },
   };
 }
@@ -83,5 +97,5 @@ export function clampLimits(requested: Partial<SandboxLimits> = {}): SandboxLimi
     const value = requested[key] ?? DEFAULT_SANDBOX_LIMITS[key];
     return Math.min(Math.max(value, MIN_SANDBOX_LIMITS[key]), MAX_SANDBOX_LIMITS[key]);
   };
-  return { memoryMb: pick('memoryMb'), cpus: pick('cpus'), pids: pick('pids') };
+  return { memoryMb: pick('memoryMb'), cpus: pick('cpus'), pids: pick('pids'), diskMb: pick('diskMb') };
 }

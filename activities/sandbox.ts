@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ContainerCreateOptions } from 'dockerode';
@@ -130,37 +131,84 @@ export interface ExecResult {
   outputTruncated: boolean;
 }
 
+/** Thrown when the container itself stopped while a command ran in it (an OOM under gVisor ends the whole sandbox). */
+export class SandboxGone extends Error {
+  override readonly name = 'SandboxGone';
+}
+
+/** Where a command's process group id is kept inside the sandbox, so that a cancelled call can be ended there. */
+const PID_FILE_PREFIX = '/tmp/.exec-';
+
+/** Ends a command's whole process group inside the container (the wrapper recorded its id). */
+async function killInContainer(docker: Docker, containerName: string, pidFile: string): Promise<void> {
+  const exec = await docker.getContainer(containerName).exec({
+    // (dash, the sandbox's sh, takes no "--" in kill: "-PGID" after the signal is the group.)
+    Cmd: ['sh', '-c', 'p=$(cat "$1" 2>/dev/null) && kill -KILL "-$p" 2>/dev/null; rm -f "$1"', 'kill', pidFile],
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+  });
+  await exec.start({ Detach: true });
+}
+
 /**
  * Runs a command inside a running sandbox as the sandbox user and collects its capped output. The
- * per-command timeout is enforced inside the container by coreutils `timeout` (exit code 124), so
- * a runaway command cannot outlive it; aborting the signal kills the whole container's exec stream.
+ * per-command timeout is enforced inside the container by coreutils `timeout` (exit code 124), which
+ * leads its own process group; aborting the signal ends that whole group inside the container, not
+ * only the stream. `stdin` reaches the command as its standard input (no argv size limit). If the
+ * container itself stops meanwhile, the call ends with SandboxGone instead of waiting forever.
  */
 export async function execInContainer(
   docker: Docker,
   containerName: string,
   command: string[],
-  options: ContainerRunOptions,
+  options: ContainerRunOptions & { stdin?: Buffer },
 ): Promise<ExecResult> {
   const seconds = Math.max(1, Math.ceil(options.timeoutMs / 1000));
-  const exec = await docker.getContainer(containerName).exec({
-    Cmd: ['timeout', '--kill-after=5', String(seconds), ...command],
+  const pidFile = `${PID_FILE_PREFIX}${randomUUID()}`;
+  const container = docker.getContainer(containerName);
+  const exec = await container.exec({
+    // The wrapper drops the ids of commands that have ended, records its own, and becomes `timeout`.
+    Cmd: [
+      'sh',
+      '-c',
+      `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] && ! kill -0 "$(cat "$f")" 2>/dev/null && rm -f "$f"; done; echo $$ > "$0"; exec "$@"`,
+      pidFile,
+      'timeout',
+      '--kill-after=5',
+      String(seconds),
+      ...command,
+    ],
+    AttachStdin: options.stdin !== undefined,
     AttachStdout: true,
     AttachStderr: true,
     User: `${SANDBOX_UID}:${SANDBOX_UID}`,
     WorkingDir: WORKSPACE_PATH,
   });
-  const stream = await exec.start({ hijack: true, stdin: false });
+  const stream = await exec.start({ hijack: true, stdin: options.stdin !== undefined });
   const output = collectOutput(docker, stream, options.maxOutputBytes);
+  if (options.stdin !== undefined) stream.end(options.stdin);
+
   const abort = (): void => {
     stream.destroy();
+    killInContainer(docker, containerName, pidFile).catch(() => undefined); // a gone container has nothing left to kill
   };
   options.signal?.addEventListener('abort', abort, { once: true });
+  const watching = new AbortController();
+  const sandbox = { gone: false }; // set when the container stops first
+  container
+    .wait({ abortSignal: watching.signal })
+    .then(() => {
+      sandbox.gone = true;
+      stream.destroy();
+    })
+    .catch(() => undefined); // aborted when the command ends first
   try {
     await output.ended;
     options.signal?.throwIfAborted();
+    if (sandbox.gone) throw new SandboxGone(`the sandbox ${containerName} stopped while a command ran in it`);
     const { ExitCode } = await exec.inspect();
     return { exitCode: ExitCode ?? -1, ...output.result() };
   } finally {
+    watching.abort();
     options.signal?.removeEventListener('abort', abort);
   }
 }

@@ -1,56 +1,88 @@
 import type { Client, Connection } from '@temporalio/client';
-import type Docker from 'dockerode';
 import express, { type Express } from 'express';
+import type { AppConfig } from '../config/env';
+import { createAgentService } from '../domain/agents/agent-service';
+import { createFederatedAgentService } from '../domain/agents/federated-agents';
+import { createPeerCommandHandler } from '../domain/agents/peer-commands';
+import { createConnectionService } from '../domain/connections/connection-service';
+import { peerTransport } from '../federation/client';
+import type { IdentityHolder } from '../federation/identity';
+import { repositoryPolicy } from '../platform/repository-policy';
 import type { Logger } from '../platform/logger';
+import { dockerFromWorkerReports } from '../platform/worker-hosts';
 import type { PrismaClient } from '../prisma/client';
 import { errorHandler, notFoundHandler } from './errors';
 import { openApiDocument } from './openapi';
-import type { IdentityHolder } from '../federation/identity';
-import { createAgentService } from './agent-service';
 import { agentRouter } from './routes/agents';
+import { federatedAgentRouter } from './routes/federated-agents';
 import { federationPublicRouter, federationRouter } from './routes/federation';
 import { healthRouter } from './routes/health';
 import { sandboxCheckRouter } from './routes/sandbox-checks';
+
+/** The settings the API reads (see config/env.ts for each one's meaning). */
+export type ApiSettings = Pick<
+  AppConfig,
+  | 'TEMPORAL_NAMESPACE'
+  | 'TASK_QUEUE'
+  | 'MAX_CONCURRENT_AGENTS'
+  | 'PUBLIC_URL'
+  | 'FEDERATION_RATE_LIMIT'
+  | 'FEDERATION_POLL_INTERVAL'
+  | 'FEDERATION_PEER_TIMEOUT'
+  | 'OUTBOUND_ALLOWED_NETWORKS'
+  | 'REPOSITORY_SCHEMES'
+  | 'REPOSITORY_HOSTS'
+  | 'REPOSITORY_LOCAL_ROOTS'
+  | 'WORKSPACE_MAX_MB'
+>;
 
 export interface ApiDeps {
   temporal: Client;
   /** Used by /health/ready only (see createProbeConnection). */
   temporalProbe: Connection;
   prisma: PrismaClient;
-  docker: Docker;
-  namespace: string;
-  /** Where workflows are started (the TASK_QUEUE setting). */
-  taskQueue: string;
-  /** MAX_CONCURRENT_AGENTS, for answering spawns as queued. */
-  maxConcurrentAgents: number;
   /** This instance's federation identity (keys on disk or from INSTANCE_PRIVATE_KEY). */
   identity: IdentityHolder;
-  /** PUBLIC_URL: incoming signatures must cover its authority. */
-  publicUrl: string;
-  /** FEDERATION_RATE_LIMIT: commands per connection per minute. */
-  federationRateLimit: number;
+  settings: ApiSettings;
   log: Logger;
 }
 
-/** The HTTP API; every dependency is handed in so tests run it against the real services they started. */
+/**
+ * The HTTP API: builds the domain services from the dependencies and mounts the routes that map HTTP
+ * to them. Every dependency is handed in so tests run it against the real services they started.
+ */
 export function createApp(deps: ApiDeps): Express {
+  const { prisma, temporal, identity, settings, log } = deps;
+  const taskQueue = settings.TASK_QUEUE;
+  // Incoming signatures must cover this instance's own authority (PUBLIC_URL), never the Host header.
+  const authority = new URL(settings.PUBLIC_URL).host.toLowerCase();
+  const rateLimitPerMinute = settings.FEDERATION_RATE_LIMIT;
+
+  const peers = peerTransport(settings);
+  const repositories = repositoryPolicy(settings, peers.policy);
+  const agents = createAgentService({ temporal, prisma, taskQueue, repositories, workspaceMaxMb: settings.WORKSPACE_MAX_MB });
+  const federatedAgents = createFederatedAgentService({ temporal, prisma, agents, identity, taskQueue, pollIntervalSeconds: settings.FEDERATION_POLL_INTERVAL, authority, rateLimitPerMinute, log });
+  const connections = createConnectionService({ prisma, temporal, taskQueue, identity, peers, authority, log, onStatusChanged: (connectionId, status) => federatedAgents.notifyConnectionStatus(connectionId, status) });
+  const peerCommands = createPeerCommandHandler({ prisma, identity, agents, authority, rateLimitPerMinute, log });
+  const federation = { prisma, identity, connections, peerCommands, federatedAgents };
+
   const app = express();
-  const agents = createAgentService({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue, maxConcurrentAgents: deps.maxConcurrentAgents });
-  const federation = { prisma: deps.prisma, identity: deps.identity, agents, authority: new URL(deps.publicUrl).host.toLowerCase(), rateLimitPerMinute: deps.federationRateLimit, log: deps.log };
   app.disable('x-powered-by');
   // Signed federation endpoints read the raw bytes, so they come before the JSON parser.
   app.use(federationPublicRouter(federation));
   app.use(express.json({ limit: '256kb', strict: true }));
 
-  app.use(healthRouter({ temporal: deps.temporalProbe, prisma: deps.prisma, docker: deps.docker, namespace: deps.namespace }));
+  // The API has no Docker socket: the worker hosts report whether their engines answer.
+  app.use(healthRouter({ temporal: deps.temporalProbe, prisma, docker: () => dockerFromWorkerReports(prisma, taskQueue), namespace: settings.TEMPORAL_NAMESPACE }));
+  app.use(federatedAgentRouter({ prisma, federatedAgents }));
   app.use(federationRouter(federation));
-  app.use(agentRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue, maxConcurrentAgents: deps.maxConcurrentAgents }));
-  app.use(sandboxCheckRouter({ temporal: deps.temporal, prisma: deps.prisma, taskQueue: deps.taskQueue }));
+  app.use(agentRouter({ prisma, agents }));
+  app.use(sandboxCheckRouter({ temporal, prisma, taskQueue }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });
 
   app.use(notFoundHandler);
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(log));
   return app;
 }

@@ -1,7 +1,17 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { DomainError, type DomainErrorKind } from '../domain/errors';
 import type { Logger } from '../platform/logger';
 
-/** An error the API answers with its own status and machine-readable code. */
+/** The HTTP status of each kind of domain error. */
+const STATUS_BY_KIND: Record<DomainErrorKind, number> = {
+  invalid: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  peer_failed: 502,
+};
+
+/** An HTTP-level error (authentication, media type, body) with its own status and machine-readable code. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -52,6 +62,10 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (error instanceof ApiError) {
       res.status(error.status).json(errorBody(error.code, error.message));
+      return;
+    }
+    if (error instanceof DomainError) {
+      res.status(STATUS_BY_KIND[error.kind]).json(errorBody(error.code, error.message));
       return;
     }
     if (isBodyParserError(error) && BODY_PARSER_ERRORS[error.type]) {

@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { loadConfig } from '../config/env';
-import { createDockerClient } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { runMain } from '../platform/main';
 import { preflight } from '../platform/preflight';
@@ -16,18 +15,13 @@ const NONCE_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('api', config.LOG_LEVEL);
-  await preflight(config);
+  await preflight(config, { docker: false });
 
   const temporal = await connectTemporalClient(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
   const temporalProbe = createProbeConnection(config);
-  const app = createApp({ temporal, temporalProbe, prisma, docker: createDockerClient(config.DOCKER_HOST), namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TASK_QUEUE,
-    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
-    identity: createIdentityHolder(identitySettings(config)),
-    publicUrl: config.PUBLIC_URL,
-    federationRateLimit: config.FEDERATION_RATE_LIMIT,
-    log,
-  });
+  const identity = createIdentityHolder(identitySettings(config));
+  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log });
   const server = app.listen(config.API_PORT, config.API_HOST);
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');

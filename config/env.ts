@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowedNetworks } from '../platform/outbound-http';
 import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
 
 /**
@@ -28,6 +29,8 @@ export const configSchema = z.object({
     .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+)$/, 'must be unix:///path/to/docker.sock or tcp://host:port')
     .default('unix:///var/run/docker.sock'),
   SANDBOX_IMAGE: z.string().min(1).default('agent-sandbox:latest'),
+  /** runc (default) or runsc: gVisor, for untrusted code (Debian's runsc, registered as a Docker runtime by the start script). */
+  SANDBOX_RUNTIME: z.enum(['runc', 'runsc']).default('runc'),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
   /** Names this worker host; its sandbox activities are routed to the queue sandbox-host-<HOST_ID>. */
@@ -35,6 +38,12 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be 1-100 letters, digits, dots, dashes or underscores')
     .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100) || 'local'),
+  /** The largest workspace disk quota an agent may ask for (options.resources.diskMb, default 1024). */
+  WORKSPACE_MAX_MB: z.coerce.number().int().min(16).max(65536).default(8192),
+  /** How quotas are enforced: loop (an ext4 image per workspace; needs root and loop devices), watchdog (measured while tools run), or auto. */
+  WORKSPACE_QUOTA: z.enum(['auto', 'loop', 'watchdog']).default('auto'),
+  /** Hours a finished agent's workspace is kept for inspection before the reconciler removes it; 0 keeps them. */
+  WORKSPACE_RETENTION_HOURS: z.coerce.number().int().min(0).max(24 * 365).default(168),
   /** Agent sandboxes one worker host runs at once; further spawns wait in state queued. */
   MAX_CONCURRENT_AGENTS: z.coerce.number().int().min(1).max(1000).default(4),
   API_HOST: z.string().min(1).default('127.0.0.1'),
@@ -46,6 +55,36 @@ export const configSchema = z.object({
   INSTANCE_PRIVATE_KEY: z.string().min(1).optional(),
   /** Commands one connection may send per minute. */
   FEDERATION_RATE_LIMIT: z.coerce.number().int().min(1).max(100_000).default(120),
+  /**
+   * Non-public networks this instance may call (peers, callbacks): loopback, private, link-local,
+   * metadata and/or CIDRs, comma-separated. Default: public addresses only.
+   */
+  OUTBOUND_ALLOWED_NETWORKS: z
+    .string()
+    .default('')
+    .superRefine((value, context) => {
+      try {
+        parseAllowedNetworks(value);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+      }
+    }),
+  /** URL schemes an agent's repository may use (https, http, ssh, git), comma-separated. */
+  REPOSITORY_SCHEMES: z
+    .string()
+    .default('https')
+    .refine((value) => value.split(',').every((scheme) => ['https', 'http', 'ssh', 'git'].includes(scheme.trim().toLowerCase())), 'must list https, http, ssh or git'),
+  /** Hosts repositories may come from (example.com, *.example.com), comma-separated; empty: any host the outbound policy allows. */
+  REPOSITORY_HOSTS: z.string().default(''),
+  /** Absolute folders whose repositories may be cloned by local path, comma-separated; empty: no local paths. */
+  REPOSITORY_LOCAL_ROOTS: z
+    .string()
+    .default('')
+    .refine((value) => value.split(',').every((root) => root.trim() === '' || path.isAbsolute(root.trim())), 'must list absolute folders'),
+  /** Seconds one request to a peer may take (identity fetch, handshake, command, event). */
+  FEDERATION_PEER_TIMEOUT: z.coerce.number().int().min(1).max(300).default(30),
+  /** Seconds without news of an agent running on a peer after which the hub asks the peer (agent.status). */
+  FEDERATION_POLL_INTERVAL: z.coerce.number().int().min(1).max(3600).default(30),
   DATA_DIR: z.string().min(1).default('data'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });

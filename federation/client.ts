@@ -1,110 +1,123 @@
-import { randomUUID } from 'node:crypto';
-import type { FederationCommand, Prisma, PrismaClient } from '../prisma/client';
-import { signingKey, type InstanceIdentity, type PublicIdentity } from './identity';
-import type { ConnectionWithKeys } from './incoming';
-import { bodyHash, CommandReplySchema, newNonce, PublicIdentitySchema, signRequest, verifyResponse, type CommandEnvelope } from './messages';
+import { OutboundError, OutboundPolicy, outboundRequest } from '../platform/outbound-http';
+import { signingKey, type InstanceIdentity, type InstanceKey, type PublicIdentity } from './identity';
+import { CommandReplySchema, newNonce, PublicIdentitySchema, signRequest, verifyResponse, type CommandReply, type PeerKey } from './messages';
 import { SignatureError } from './signatures';
 import { parseStrictJson } from './strict-json';
 
-/** The federation HTTP client: signed commands and handshakes to a peer, and checks of its signed replies. */
+/**
+ * The federation HTTP client: signed requests to a peer and checks of its signed replies. Every request
+ * goes through the instance's outbound policy (platform/outbound-http.ts); whatever fails on the way,
+ * the caller learns only that the peer is unreachable (the detail stays in the error's cause, for logs).
+ */
 export const INCOMING_COMMAND_PATH = '/api/v1/federation/incoming/command';
+export const INCOMING_EVENT_PATH = '/api/v1/federation/incoming/event';
 export const HANDSHAKE_PATH = '/api/v1/federation/handshake';
 export const INSTANCE_PATH = '/api/v1/federation/instance';
-const PEER_TIMEOUT_MS = 30_000;
+/** A reply larger than this is refused unread (a status reply carries the agent's diff: up to about 1 MB). */
+export const MAX_REPLY_BYTES = 8 * 1024 * 1024;
+const MAX_IDENTITY_BYTES = 64 * 1024;
+
+/** How this instance reaches peers: its outbound policy and how long one request may take. */
+export interface PeerTransport {
+  policy: OutboundPolicy;
+  timeoutMs: number;
+}
+
+/** The transport of an instance's settings (OUTBOUND_ALLOWED_NETWORKS, FEDERATION_PEER_TIMEOUT). */
+export function peerTransport(settings: { OUTBOUND_ALLOWED_NETWORKS: string; FEDERATION_PEER_TIMEOUT: number }): PeerTransport {
+  return { policy: new OutboundPolicy(settings.OUTBOUND_ALLOWED_NETWORKS), timeoutMs: settings.FEDERATION_PEER_TIMEOUT * 1000 };
+}
 
 export class PeerError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
-async function post(url: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
-  let response: Response;
+const unreachable = (cause: unknown): PeerError => new PeerError('peer_unreachable', 'peer unreachable', { cause });
+
+/** A peer's HTTP answer, as it arrived. */
+export interface RawReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** POSTs a body to a peer. A peer that cannot be reached (or may not be called) is a PeerError peer_unreachable. */
+export async function post(transport: PeerTransport, url: string, body: Buffer, headers: Record<string, string>): Promise<RawReply> {
   try {
-    response = await fetch(url, { method: 'POST', headers, body, redirect: 'error', signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
+    return await outboundRequest(transport.policy, url, { method: 'POST', headers, body, timeoutMs: transport.timeoutMs, maxBytes: MAX_REPLY_BYTES });
   } catch (error) {
-    throw new PeerError('peer_unreachable', `${url} did not answer (${error instanceof Error ? error.message : String(error)})`);
+    if (error instanceof OutboundError) throw unreachable(error);
+    throw error;
   }
-  return { status: response.status, headers: Object.fromEntries(response.headers.entries()), body: Buffer.from(await response.arrayBuffer()) };
 }
 
-function errorCodeOf(body: Buffer): string {
+/** Signs a POST of `body` to `url` with `key` (a fresh signature nonce each time) and sends it. */
+export function postSigned(transport: PeerTransport, url: string, body: Buffer, key: InstanceKey): Promise<RawReply> {
+  return post(transport, url, body, signRequest(url, body, key).headers);
+}
+
+/** The error code of an unsigned refusal (`{success: false, error: {code}}`), or peer_error. */
+export function refusalCode(body: Buffer): string {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } };
-    return typeof parsed.error?.code === 'string' ? parsed.error.code : 'peer_error';
+    return typeof parsed.error?.code === 'string' && /^[a-z_]{1,64}$/.test(parsed.error.code) ? parsed.error.code : 'peer_error';
   } catch {
     return 'peer_error';
   }
 }
 
-/** Fetches and checks a peer's public identity. */
-export async function fetchPeerIdentity(baseUrl: string): Promise<PublicIdentity> {
-  let response: Response;
+/**
+ * Accepts a reply only when it is signed by a key of that peer, over the exact bytes, and answers
+ * this very message (inReplyTo, the request's envelope nonce, the peer's instanceId). Throws
+ * SignatureError with a reply_* code otherwise.
+ */
+export function verifyReply(reply: RawReply, keys: PeerKey[], expected: { messageId: string; nonce: string; instanceId: string }): CommandReply {
   try {
-    response = await fetch(new URL(INSTANCE_PATH, baseUrl), { redirect: 'error', signal: AbortSignal.timeout(PEER_TIMEOUT_MS) });
+    verifyResponse(reply.status, reply.headers, reply.body, keys);
+    const parsed = CommandReplySchema.parse(parseStrictJson(reply.body.toString('utf8')));
+    if (parsed.inReplyTo !== expected.messageId || parsed.requestNonce !== expected.nonce || parsed.instanceId !== expected.instanceId) {
+      throw new SignatureError('mismatch', 'the reply answers another message');
+    }
+    return parsed;
   } catch (error) {
-    throw new PeerError('peer_unreachable', `${baseUrl} did not answer (${error instanceof Error ? error.message : String(error)})`);
+    const code = error instanceof SignatureError ? error.code : 'invalid';
+    throw new SignatureError(code.startsWith('reply_') ? code : `reply_${code}`, error instanceof Error ? error.message : String(error));
   }
-  if (!response.ok) throw new PeerError('peer_error', `${baseUrl} answered ${response.status} for its identity`);
-  const identity = PublicIdentitySchema.safeParse(await response.json().catch(() => null));
-  if (!identity.success) throw new PeerError('peer_error', `${baseUrl} sent no valid identity`);
+}
+
+/** Fetches and checks a peer's public identity; anything but a valid identity is "peer unreachable". */
+export async function fetchPeerIdentity(transport: PeerTransport, baseUrl: string): Promise<PublicIdentity> {
+  let answer;
+  try {
+    answer = await outboundRequest(transport.policy, new URL(INSTANCE_PATH, baseUrl).toString(), { method: 'GET', timeoutMs: transport.timeoutMs, maxBytes: MAX_IDENTITY_BYTES });
+  } catch (error) {
+    if (error instanceof OutboundError || error instanceof TypeError) throw unreachable(error);
+    throw error;
+  }
+  if (answer.status !== 200) throw unreachable(new Error(`answered ${answer.status} for its identity`));
+  let body: unknown = null;
+  try {
+    body = JSON.parse(answer.body.toString('utf8'));
+  } catch {
+    // not JSON: no valid identity
+  }
+  const identity = PublicIdentitySchema.safeParse(body);
+  if (!identity.success) throw unreachable(new Error(`sent no valid identity: ${identity.error.issues.map((issue) => issue.message).join('; ')}`));
   return identity.data;
 }
 
 /** Sends a signed handshake message (request, accept, reject, suspend, resume, disconnect, keys.rotate). */
-export async function sendHandshake(identity: InstanceIdentity, self: PublicIdentity, peerUrl: string, type: string, extra: Record<string, unknown> = {}): Promise<void> {
+export async function sendHandshake(transport: PeerTransport, identity: InstanceIdentity, self: PublicIdentity, peerUrl: string, type: string): Promise<void> {
   const nonce = newNonce();
-  const body = Buffer.from(JSON.stringify({ type, instance: self, ...extra, timestamp: new Date().toISOString(), nonce }));
-  const signed = signRequest(new URL(HANDSHAKE_PATH, peerUrl).toString(), body, signingKey(identity), Date.now(), nonce);
-  const response = await post(new URL(HANDSHAKE_PATH, peerUrl).toString(), body, signed.headers);
-  if (response.status >= 300) throw new PeerError(errorCodeOf(response.body), `the peer refused ${type} with ${response.status}`);
+  const url = new URL(HANDSHAKE_PATH, peerUrl).toString();
+  const body = Buffer.from(JSON.stringify({ type, instance: self, timestamp: new Date().toISOString(), nonce }));
+  const response = await post(transport, url, body, signRequest(url, body, signingKey(identity), Date.now(), nonce).headers);
+  if (response.status >= 300) throw new PeerError(refusalCode(response.body), `the peer refused ${type} with ${response.status}`);
 }
 
-/**
- * Sends one signed COMMAND, records it (direction outbound) with its timings, and accepts the reply
- * only when it is signed by a key of that peer, over the exact bytes, and answers this message.
- */
-export async function sendCommand(
-  prisma: PrismaClient,
-  identity: InstanceIdentity,
-  connection: ConnectionWithKeys,
-  commandType: string,
-  payload: Record<string, unknown>,
-): Promise<FederationCommand> {
-  const started = Date.now();
-  const nonce = newNonce();
-  const envelope: CommandEnvelope = { messageId: randomUUID(), instanceId: identity.instanceId, commandType, payload, timestamp: new Date(started).toISOString(), nonce };
-  const body = Buffer.from(JSON.stringify(envelope));
-  const record = await prisma.federationCommand.create({
-    data: { id: randomUUID(), direction: 'outbound', connectionId: connection.id, messageId: envelope.messageId, commandType, bodyHash: bodyHash(body), status: 'sending', payload: payload as Prisma.InputJsonObject },
-  });
-  const finish = (data: { status: string; reply?: object; errorCode?: string; error?: string }): Promise<FederationCommand> =>
-    prisma.federationCommand.update({ where: { id: record.id }, data: { ...data, completedAt: new Date(), durationMs: Date.now() - started } });
-
-  const url = new URL(INCOMING_COMMAND_PATH, connection.peerUrl).toString();
-  const signed = signRequest(url, body, signingKey(identity), started, nonce);
-  let response;
-  try {
-    response = await post(url, body, signed.headers);
-  } catch (error) {
-    return await finish({ status: 'failed', errorCode: error instanceof PeerError ? error.code : 'peer_error', error: error instanceof Error ? error.message : String(error) });
-  }
-  if (response.status !== 200) {
-    // Refusals come before the peer verified anything, so they are unsigned: recorded, not trusted.
-    return finish({ status: 'rejected', errorCode: errorCodeOf(response.body), error: `the peer answered ${response.status}` });
-  }
-  try {
-    verifyResponse(response.status, response.headers, response.body, connection.keys);
-    const reply = CommandReplySchema.parse(parseStrictJson(response.body.toString('utf8')));
-    if (reply.inReplyTo !== envelope.messageId || reply.requestNonce !== nonce || reply.instanceId !== connection.peerInstanceId) {
-      throw new SignatureError('reply_mismatch', 'the reply answers another message');
-    }
-    return await finish(reply.status === 'ok' ? { status: 'succeeded', reply } : { status: 'failed', reply, errorCode: reply.error?.code ?? 'peer_error', error: reply.error?.message ?? 'failed' });
-  } catch (error) {
-    const code = error instanceof SignatureError ? error.code : 'invalid_reply';
-    return finish({ status: 'failed', errorCode: code.startsWith('reply_') ? code : `reply_${code}`, error: error instanceof Error ? error.message : String(error) });
-  }
-}

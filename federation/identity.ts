@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { keyIdFor, rawPublicKey } from './signatures';
 
@@ -76,15 +76,32 @@ function toKey(privateKey: KeyObject, createdAt: string, retiresAt: string | nul
   return { keyId: keyIdFor(publicKey), publicKey, privateKey, createdAt, retiresAt };
 }
 
-export function loadOrCreateIdentity(settings: IdentitySettings): InstanceIdentity {
-  const stateFile = path.join(folder(settings.dataDir), 'instance.json');
-  let stored: StoredIdentity;
-  if (existsSync(stateFile)) {
-    stored = JSON.parse(readFileSync(stateFile, 'utf8')) as StoredIdentity;
-  } else {
-    stored = { instanceId: randomUUID(), keys: settings.privateKeyPem ? [] : [{ ...newKey(settings.dataDir), retiresAt: null }] };
-    writeAtomically(stateFile, JSON.stringify(stored, null, 2), 0o600);
+const stateFileOf = (dataDir: string): string => path.join(folder(dataDir), 'instance.json');
+
+/**
+ * Creates the state file only if none exists: the API and the worker may start together on a fresh
+ * data folder, and both must end up with the same identity (a hard link fails when the name exists).
+ */
+function createExclusively(file: string, content: string): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const temporary = `${file}.${process.pid}.new`;
+  writeFileSync(temporary, content, { mode: 0o600 });
+  try {
+    linkSync(temporary, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    rmSync(temporary, { force: true });
   }
+}
+
+export function loadOrCreateIdentity(settings: IdentitySettings): InstanceIdentity {
+  const stateFile = stateFileOf(settings.dataDir);
+  if (!existsSync(stateFile)) {
+    const created: StoredIdentity = { instanceId: randomUUID(), keys: settings.privateKeyPem ? [] : [{ ...newKey(settings.dataDir), retiresAt: null }] };
+    createExclusively(stateFile, JSON.stringify(created, null, 2));
+  }
+  const stored = JSON.parse(readFileSync(stateFile, 'utf8')) as StoredIdentity;
   const keys = settings.privateKeyPem
     ? [toKey(createPrivateKey(settings.privateKeyPem), new Date(0).toISOString(), null)]
     : stored.keys
@@ -96,7 +113,7 @@ export function loadOrCreateIdentity(settings: IdentitySettings): InstanceIdenti
 /** Makes a new key the signing key; the previous active key stays valid for `overlapSeconds`. */
 export function rotateKey(settings: IdentitySettings, overlapSeconds: number): InstanceIdentity {
   if (settings.privateKeyPem) throw new Error('the key comes from INSTANCE_PRIVATE_KEY; rotate it there');
-  const stateFile = path.join(folder(settings.dataDir), 'instance.json');
+  const stateFile = stateFileOf(settings.dataDir);
   const stored = JSON.parse(readFileSync(stateFile, 'utf8')) as StoredIdentity;
   const retiresAt = new Date(Date.now() + overlapSeconds * 1000).toISOString();
   const keys = [{ ...newKey(settings.dataDir), retiresAt: null }, ...stored.keys.map((key) => ({ ...key, retiresAt: key.retiresAt ?? retiresAt }))];
@@ -119,17 +136,34 @@ export function signingKey(identity: InstanceIdentity): InstanceKey {
   return key;
 }
 
-/** The API process's view of its identity; rotation replaces it for every later signature. */
+/**
+ * A process's view of its identity. The API and the worker share it through DATA_DIR: after a
+ * rotation (in the API) every process signs with the new key, since the state file changed.
+ */
 export interface IdentityHolder {
   current(): InstanceIdentity;
   rotate(overlapSeconds: number): InstanceIdentity;
 }
 
 export function createIdentityHolder(settings: IdentitySettings): IdentityHolder {
+  const stateFile = stateFileOf(settings.dataDir);
+  const modified = (): number => statSync(stateFile, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   let identity = loadOrCreateIdentity(settings);
+  let loadedAt = modified();
   return {
-    current: () => identity,
-    rotate: (overlapSeconds) => (identity = rotateKey(settings, overlapSeconds)),
+    current: () => {
+      const changed = modified();
+      if (changed !== loadedAt) {
+        identity = loadOrCreateIdentity(settings);
+        loadedAt = changed;
+      }
+      return identity;
+    },
+    rotate: (overlapSeconds) => {
+      identity = rotateKey(settings, overlapSeconds);
+      loadedAt = modified();
+      return identity;
+    },
   };
 }
 

@@ -1,13 +1,19 @@
+import type { z } from 'zod';
 import { Prisma, type PrismaClient } from '../prisma/client';
 import {
   bodyHash,
   checkTimeWindow,
   COMMAND_TYPES,
   CommandEnvelopeSchema,
+  EventEnvelopeSchema,
   JSON_CONTENT_TYPE,
   MAX_SIGNATURE_AGE_SECONDS,
+  signResponse,
   type CommandEnvelope,
+  type CommandReply,
+  type EventEnvelope,
 } from './messages';
+import type { InstanceKey } from './identity';
 import { checkContentDigest, parseSignatureHeaders, publicKeyFromRaw, REQUEST_COMPONENTS, requestComponents, SignatureError, verifyBase, type ParsedSignature } from './signatures';
 import { parseStrictJson, StrictJsonError } from './strict-json';
 
@@ -34,6 +40,28 @@ const STATUS_BY_CODE: Record<string, number> = {
   malformed_key: 401,
 };
 
+/** What the HTTP layer sends back for a signed message: a signed reply, or an unsigned refusal. */
+export interface SignedMessageResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** A 200 with the reply signed over its exact bytes. */
+export function signedReply(reply: CommandReply, key: InstanceKey): SignedMessageResponse {
+  const body = Buffer.from(JSON.stringify(reply));
+  return { status: 200, headers: signResponse(200, body, key), body };
+}
+
+/** Refusals come before anything was verified, so they are not signed. */
+export function refusal(rejection: FederationRejection): SignedMessageResponse {
+  return {
+    status: rejection.status,
+    headers: { 'content-type': JSON_CONTENT_TYPE },
+    body: Buffer.from(JSON.stringify({ success: false, error: { code: rejection.code, message: rejection.message } })),
+  };
+}
+
 function rejectionFrom(error: SignatureError | StrictJsonError, connectionId: string | null = null): FederationRejection {
   return new FederationRejection(STATUS_BY_CODE[error.code] ?? 400, error.code, error.message, connectionId);
 }
@@ -42,8 +70,15 @@ export interface IncomingRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The header lines as they arrived (name, value, name, value, …): a repeated line is visible only here. */
+  rawHeaders: string[];
   body: Buffer;
+  /** The caller's address, for limits on what an unauthenticated caller can make this instance do. */
+  source: string;
 }
+
+/** Headers the profile allows once: a second line would be joined into one value by the HTTP parser. */
+const SINGLE_LINE_HEADERS = ['content-type', 'content-digest', 'signature', 'signature-input'];
 
 export type ConnectionWithKeys = Prisma.FederationConnectionGetPayload<{ include: { keys: true } }>;
 
@@ -58,6 +93,10 @@ function componentValues(request: IncomingRequest, authority: string): Array<[st
 
 /** Steps that need no key: content type, strict header parse, required parameters, time window. */
 export function parseSignedRequest(request: IncomingRequest, now = Date.now()): ParsedSignature {
+  for (const name of SINGLE_LINE_HEADERS) {
+    const lines = request.rawHeaders.filter((value, index) => index % 2 === 0 && value.toLowerCase() === name).length;
+    if (lines > 1) throw new FederationRejection(400, 'malformed_header', `the ${name} header must appear once`);
+  }
   if (request.headers['content-type'] !== JSON_CONTENT_TYPE) throw new FederationRejection(415, 'wrong_content_type', `the body must be ${JSON_CONTENT_TYPE}`);
   if (typeof request.headers['content-digest'] !== 'string') throw new FederationRejection(401, 'missing_header', 'the content-digest header is required');
   try {
@@ -112,14 +151,10 @@ export function parseBody(request: IncomingRequest, connectionId: string | null)
   }
 }
 
-/** Finds the signing key and its ACTIVE connection (the key still valid). */
-async function activeKey(prisma: PrismaClient, keyId: string, now: number): Promise<{ publicKey: string; connection: ConnectionWithKeys }> {
+/** The stored key a signature names, with its connection; unknown keys say nothing about any connection. */
+async function storedKey(prisma: PrismaClient, keyId: string) {
   const key = await prisma.federationPeerKey.findUnique({ where: { keyId }, include: { connection: { include: { keys: true } } } });
   if (!key) throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
-  if (key.notAfter !== null && key.notAfter.getTime() <= now) throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', key.connectionId);
-  if (key.connection.status !== 'ACTIVE') {
-    throw new FederationRejection(403, `connection_${key.connection.status.toLowerCase()}`, `the connection is ${key.connection.status}`, key.connectionId);
-  }
   return key;
 }
 
@@ -132,44 +167,72 @@ export interface AdmissionDeps {
 }
 
 export type Admission =
-  | { kind: 'new'; connection: ConnectionWithKeys; envelope: CommandEnvelope; bodyHash: string }
+  | { kind: 'new' | 'in_progress'; connection: ConnectionWithKeys; envelope: CommandEnvelope; bodyHash: string }
   | { kind: 'repeat'; connection: ConnectionWithKeys; reply: unknown; status: number };
 
-/**
- * Verifies an incoming COMMAND before anything runs, in this order: (size, by the body parser)
- * content type, strict header parse, required parameters, time window, key of an ACTIVE connection,
- * signature, digest, nonce never seen, body and envelope, messageId (same body: the stored reply;
- * other body: refused), command type allowed, rate limit.
- */
-export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest): Promise<Admission> {
-  const now = deps.now?.() ?? Date.now();
-  const parsed = parseSignedRequest(request, now);
-  const { publicKey, connection } = await activeKey(deps.prisma, parsed.params.keyid, now);
-  checkSignatureAndDigest(request, parsed, publicKey, deps.authority, connection.id);
-  await consumeNonce(deps.prisma, parsed, connection.id);
+interface Verified<T> {
+  connection: ConnectionWithKeys;
+  envelope: T;
+  bodyHash: string;
+}
 
-  const envelopeResult = CommandEnvelopeSchema.safeParse(parseBody(request, connection.id));
+/**
+ * The checks every signed message from a peer passes, in this order: (size, by the body parser)
+ * single header lines, content type, strict header parse, required parameters, time window, a known
+ * key, signature, digest, nonce never seen; then, the sender having proved it holds the key for this
+ * exact and fresh message: key not expired, connection ACTIVE, strict JSON, envelope schema, envelope
+ * instanceId = the key's peer. Refusals before that proof are attributed to no connection: they count
+ * against no connection's rate limit and tell the caller nothing about any connection.
+ */
+async function verifySigned<T extends { instanceId: string }>(deps: AdmissionDeps, request: IncomingRequest, schema: z.ZodType<T>, now: number): Promise<Verified<T>> {
+  const parsed = parseSignedRequest(request, now);
+  const key = await storedKey(deps.prisma, parsed.params.keyid);
+  checkSignatureAndDigest(request, parsed, key.publicKey, deps.authority, null);
+  await consumeNonce(deps.prisma, parsed, null);
+
+  const { connection } = key;
+  if (key.notAfter !== null && key.notAfter.getTime() <= now) throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', connection.id);
+  if (connection.status !== 'ACTIVE') throw new FederationRejection(403, `connection_${connection.status.toLowerCase()}`, `the connection is ${connection.status}`, connection.id);
+
+  const envelopeResult = schema.safeParse(parseBody(request, connection.id));
   if (!envelopeResult.success) {
     throw new FederationRejection(400, 'invalid_envelope', envelopeResult.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '), connection.id);
   }
   const envelope = envelopeResult.data;
   if (envelope.instanceId !== connection.peerInstanceId) throw new FederationRejection(403, 'instance_mismatch', 'the envelope names another instance than the signing key', connection.id);
+  return { connection, envelope, bodyHash: bodyHash(request.body) };
+}
 
-  const hash = bodyHash(request.body);
+/**
+ * Verifies an incoming COMMAND before anything runs: the checks of every signed message, then
+ * messageId (same body: the stored reply, or `in_progress` while the first copy runs; other body:
+ * refused), command type allowed, rate limit.
+ */
+export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest): Promise<Admission> {
+  const now = deps.now?.() ?? Date.now();
+  const { connection, envelope, bodyHash: hash } = await verifySigned(deps, request, CommandEnvelopeSchema, now);
   const seen = await deps.prisma.federationCommand.findUnique({
     where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'inbound', messageId: envelope.messageId } },
   });
-  if (seen) {
-    if (seen.bodyHash !== hash) throw new FederationRejection(409, 'message_id_conflict', 'this messageId was used for a different body', connection.id);
-    if (seen.reply === null) throw new FederationRejection(409, 'message_in_progress', 'this message is still being processed', connection.id);
-    return { kind: 'repeat', connection, reply: seen.reply, status: 200 };
-  }
+  if (seen && seen.bodyHash !== hash) throw new FederationRejection(409, 'message_id_conflict', 'this messageId was used for a different body', connection.id);
+  if (seen && seen.reply !== null) return { kind: 'repeat', connection, reply: seen.reply, status: 200 };
   if (!(COMMAND_TYPES as readonly string[]).includes(envelope.commandType) || !connection.allowedCommandTypes.includes(envelope.commandType)) {
     throw new FederationRejection(403, 'command_not_allowed', `this connection may not send ${envelope.commandType}`, connection.id);
   }
+  // A copy of this message is being handled right now: the caller waits for its answer (it counted against the limit already).
+  if (seen) return { kind: 'in_progress', connection, envelope, bodyHash: hash };
   const recent = await deps.prisma.federationCommand.count({
     where: { connectionId: connection.id, direction: 'inbound', createdAt: { gt: new Date(now - 60_000) } },
   });
   if (recent >= deps.rateLimitPerMinute) throw new FederationRejection(429, 'rate_limited', `more than ${deps.rateLimitPerMinute} commands in a minute`, connection.id);
   return { kind: 'new', connection, envelope, bodyHash: hash };
+}
+
+/** Verifies an incoming EVENT: the checks of every signed message, then the rate limit (events count on their own). */
+export async function admitEvent(deps: AdmissionDeps, request: IncomingRequest): Promise<{ connection: ConnectionWithKeys; envelope: EventEnvelope }> {
+  const now = deps.now?.() ?? Date.now();
+  const { connection, envelope } = await verifySigned(deps, request, EventEnvelopeSchema, now);
+  const recent = await deps.prisma.federationEvent.count({ where: { connectionId: connection.id, createdAt: { gt: new Date(now - 60_000) } } });
+  if (recent >= deps.rateLimitPerMinute) throw new FederationRejection(429, 'rate_limited', `more than ${deps.rateLimitPerMinute} events in a minute`, connection.id);
+  return { connection, envelope };
 }

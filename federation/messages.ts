@@ -4,6 +4,7 @@ import type { InstanceKey } from './identity';
 import {
   checkContentDigest,
   contentDigest,
+  keyIdFor,
   parseSignatureHeaders,
   publicKeyFromRaw,
   requestComponents,
@@ -27,12 +28,25 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const JSON_CONTENT_TYPE = 'application/json';
 
 /** What GET /api/v1/federation/instance publishes, and what a peer's identity must look like. */
-const PublicKeySchema = z.object({ keyId: z.string(), algorithm: z.literal('ed25519'), publicKey: z.string(), status: z.enum(['active', 'retiring']), notAfter: z.string().nullable() });
+/** A key's id is the id derived from the key itself (keyIdFor): a peer cannot name a key after another's. */
+const PublicKeySchema = z
+  .object({
+    keyId: z.string().min(1).max(64),
+    algorithm: z.literal('ed25519'),
+    publicKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a 32-byte Ed25519 key in base64url'),
+    status: z.enum(['active', 'retiring']),
+    notAfter: z.iso.datetime({ offset: true }).nullable(),
+  })
+  .refine((key) => keyIdFor(key.publicKey) === key.keyId, { message: 'keyId is not the id derived from publicKey', path: ['keyId'] });
 export const PublicIdentitySchema = z.object({
   instanceId: z.string().min(1).max(100),
   name: z.string().max(100),
   baseUrl: z.url({ protocol: /^https?$/ }),
-  keys: z.array(PublicKeySchema).min(1).max(10),
+  keys: z
+    .array(PublicKeySchema)
+    .min(1)
+    .max(10)
+    .refine((keys) => new Set(keys.map((key) => key.keyId)).size === keys.length, 'a key is listed twice'),
 });
 
 export const CommandEnvelopeSchema = z.strictObject({
@@ -44,6 +58,26 @@ export const CommandEnvelopeSchema = z.strictObject({
   nonce: z.string().min(16).max(128),
 });
 export type CommandEnvelope = z.infer<typeof CommandEnvelopeSchema>;
+
+/** Serializes a command envelope in its fixed field order: the same envelope always gives the same bytes. */
+export function commandBody(envelope: CommandEnvelope): Buffer {
+  const { messageId, instanceId, commandType, payload, timestamp, nonce } = envelope;
+  return Buffer.from(JSON.stringify({ messageId, instanceId, commandType, payload, timestamp, nonce }));
+}
+
+/** EVENT messages: a spoke tells the hub what happened to an agent the hub spawned (no reply data). */
+export const EVENT_TYPES = ['agent.lifecycle'] as const;
+
+export const EventEnvelopeSchema = z.strictObject({
+  /** The event id: the hub deduplicates on it. */
+  messageId: z.uuid(),
+  instanceId: z.string().min(1).max(100),
+  eventType: z.enum(EVENT_TYPES),
+  payload: z.record(z.string(), z.unknown()),
+  timestamp: z.iso.datetime({ offset: true }),
+  nonce: z.string().min(16).max(128),
+});
+export type EventEnvelope = z.infer<typeof EventEnvelopeSchema>;
 
 export const CommandReplySchema = z.strictObject({
   messageId: z.uuid(),
@@ -112,8 +146,9 @@ export interface PeerKey {
 
 /** The hub's check of a signed reply: a key of that peer, in its window, over the exact body. */
 export function verifyResponse(status: number, headers: Record<string, string | string[] | undefined>, body: Buffer, keys: PeerKey[], now = Date.now()): void {
+  // The signature covers the Content-Type exactly as sent; the profile allows only application/json.
   const contentType = headers['content-type'];
-  if (typeof contentType !== 'string' || contentType.split(';')[0]?.trim() !== JSON_CONTENT_TYPE) throw new SignatureError('wrong_content_type', 'the reply is not application/json');
+  if (contentType !== JSON_CONTENT_TYPE) throw new SignatureError('wrong_content_type', `the reply's Content-Type must be exactly ${JSON_CONTENT_TYPE}`);
   const parsed = parseSignatureHeaders(headers, RESPONSE_COMPONENTS);
   checkTimeWindow(parsed, now);
   const key = keys.find((candidate) => candidate.keyId === parsed.params.keyid);

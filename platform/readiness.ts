@@ -1,5 +1,4 @@
 import type { Connection } from '@temporalio/client';
-import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
 
 export type DependencyName = 'temporal' | 'postgres' | 'docker';
@@ -15,7 +14,8 @@ export type Readiness = Record<DependencyName, DependencyStatus>;
 export interface ReadinessTargets {
   temporal: Pick<Connection, 'workflowService' | 'withDeadline'>;
   prisma: Pick<PrismaClient, '$queryRaw'>;
-  docker: Pick<Docker, 'ping'>;
+  /** Resolves when the Docker engine answers: a ping where there is a socket, the worker hosts' reports in the API. */
+  docker: () => Promise<unknown>;
   namespace: string;
 }
 
@@ -47,7 +47,7 @@ export async function checkReadiness(targets: ReadinessTargets): Promise<Readine
       ),
     ),
     probe(() => targets.prisma.$queryRaw`SELECT 1`),
-    probe(() => targets.docker.ping()),
+    probe(targets.docker),
   ]);
   return { temporal, postgres, docker };
 }

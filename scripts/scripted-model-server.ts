@@ -59,6 +59,19 @@ export function byTurn(turns: Array<ScriptedResponse | ScriptedResponse[]>): Scr
   };
 }
 
+/**
+ * One script per kind of agent: the first script whose key appears in the agent's first message (its
+ * work items) answers; other agents finish at once. Lets several agents share one server.
+ */
+export function byWorkItem(scripts: Record<string, Script>): Script {
+  const done = byTurn([reply.text('Done.')]);
+  return (request, callIndex) => {
+    const firstMessage = JSON.stringify(request.body.messages[0]);
+    const script = Object.entries(scripts).find(([workItem]) => firstMessage.includes(workItem))?.[1] ?? done;
+    return script(request, callIndex);
+  };
+}
+
 export class FakeAnthropic {
   readonly requests: RecordedRequest[] = [];
   private server: http.Server | null = null;

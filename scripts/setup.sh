@@ -17,7 +17,8 @@ setup_machine() {
   load_app_config
   mkdir -p "$DATA_DIR/logs"
   ensure_temporal_cli
-  ensure_docker_engine
+  # The test command in CI also needs gVisor: the escape tests run under both runtimes there.
+  ensure_docker_engine "${SANDBOX_RUNTIME_NEEDED:-$SANDBOX_RUNTIME}"
   ensure_postgres
   apply_migrations
   ensure_sandbox_image

@@ -13,8 +13,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# In CI the sandbox escape tests run under gVisor (runsc) too, which setup then installs and registers.
+if [[ -n "${CI:-}" ]]; then export SANDBOX_RUNTIME_NEEDED=runsc; fi
 setup_machine
 export TEMPORAL_CLI_PATH="$TEMPORAL_CLI"
+# The runtimes the escape tests run under: runc always, runsc wherever the engine has it (always in CI).
+TEST_SANDBOX_RUNTIMES="runc"
+if docker_has_runsc; then TEST_SANDBOX_RUNTIMES="runc runsc"; fi
+export TEST_SANDBOX_RUNTIMES
 cd "$PROJECT_ROOT"
 step "lint (eslint)"
 "$PROJECT_ROOT/node_modules/.bin/eslint" . || die "lint failed"

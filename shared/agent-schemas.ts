@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN } from './admission';
 import { AGENT_TYPES } from './agents';
 
 /**
  * Request schemas for agents: the API validates with them and generates OpenAPI from them, and the
  * workflow uses only their inferred types (shared/agents.ts), so zod never enters the workflow bundle.
  */
-const Identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
+export const Identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
 
 export const AgentContextSchema = z.strictObject({
   /** A local path on the worker host, or a git URL. */
@@ -20,6 +21,8 @@ export const AgentResourcesSchema = z.strictObject({
   memoryMb: z.number().int().min(64).max(8192).optional(),
   cpus: z.number().min(0.1).max(4).optional(),
   pids: z.number().int().min(16).max(4096).optional(),
+  /** The workspace's disk quota (default 1024), at most the instance's WORKSPACE_MAX_MB. */
+  diskMb: z.number().int().min(16).max(65536).optional(),
 });
 
 export const AgentOptionsSchema = z.strictObject({
@@ -38,5 +41,7 @@ export const SpawnAgentRequestSchema = z.strictObject({
   taskId: Identifier,
   agentType: z.enum(AGENT_TYPES),
   context: AgentContextSchema,
+  /** Admission order when hosts are full: higher first, then first come, first served. */
+  priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(DEFAULT_PRIORITY),
   options: AgentOptionsSchema.default(AgentOptionsSchema.parse({})),
 });

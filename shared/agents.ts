@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { AgentContextSchema, AgentOptionsSchema, SpawnAgentRequestSchema } from './agent-schemas';
+import type { AgentOrigin } from './federated-agents';
 
 /**
  * The agent vocabulary shared by the API and the agentRun workflow. The request types are inferred
@@ -28,10 +29,14 @@ export interface AgentRunInput {
   options: AgentOptions;
   /** What the API answered: queued when every sandbox slot looked taken. */
   initialState: 'spawning' | 'queued';
+  /** Admission priority, 1 (lowest) to 10; absent in histories from before admission (default 5). */
+  priority?: number;
   /** Turns one workflow run handles before it continues as new (keeps each history small). Default 50. */
   turnsPerRun?: number;
   /** Set when a run continues as new: where the previous run left off. */
   resume?: AgentResume;
+  /** Set when a hub spawned this agent through a federation connection: its state changes go there. */
+  origin?: AgentOrigin;
 }
 
 export interface AgentResume {

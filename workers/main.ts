@@ -1,18 +1,24 @@
-import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { createAnthropicClient } from '../activities/model';
 import { loadConfig } from '../config/env';
 import { createDockerClient } from '../platform/docker';
 import { createLogger } from '../platform/logger';
 import { runMain } from '../platform/main';
-import { preflight } from '../platform/preflight';
+import { preflight, requireSandboxRuntime } from '../platform/preflight';
+import { startWorkerHostReports } from '../platform/worker-hosts';
 import { createPrismaClient } from '../prisma/client';
 import { sandboxHostQueue } from '../shared/task-queues';
 import { connectTemporalClient, connectWorkerConnection } from '../temporal/connection';
+import { WORKER_SHUTDOWN_GRACE_TIME } from '../temporal/worker-settings';
 import { instanceLabel, reconcileSandboxes } from '../activities/sandbox-reconciler';
+import { pruneWorkspaces } from '../activities/workspace-retention';
+import { reconcileAgentRows } from '../activities/agent-reconciler';
+import { createIdentityHolder, identitySettings } from '../federation/identity';
+import { activityDeps } from './activity-deps';
 
 const RECONCILE_INTERVAL_MS = 5 * 60 * 1000;
+/** Rows whose workflow is gone get their terminal state within a minute. */
+const RECONCILE_ROWS_INTERVAL_MS = 30 * 1000;
 
 /**
  * The worker process: one Temporal worker on the orchestrator queue (workflows and host-independent
@@ -23,6 +29,7 @@ async function main(): Promise<void> {
   const log = createLogger('worker', config.LOG_LEVEL);
   Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as LogLevel) });
   await preflight(config);
+  await requireSandboxRuntime(createDockerClient(config.DOCKER_HOST), config.SANDBOX_RUNTIME);
   if (!config.ANTHROPIC_API_KEY) log.warn('ANTHROPIC_API_KEY is not set: agent runs will fail at their first model call');
 
   const prisma = createPrismaClient(config.DATABASE_URL);
@@ -30,43 +37,55 @@ async function main(): Promise<void> {
   const hostQueue = sandboxHostQueue(config.HOST_ID);
   const docker = createDockerClient(config.DOCKER_HOST);
   const instance = instanceLabel(config.TEMPORAL_NAMESPACE, config.TASK_QUEUE);
-  const activities = createActivities({
-    prisma,
-    docker,
-    instance,
-    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
-    anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
-    sandboxImage: config.SANDBOX_IMAGE,
-    workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
-    hostQueue,
+  const temporal = await connectTemporalClient(config);
+  // The API has no Docker socket: it learns from these reports whether this host's engine answers; the admission workflow learns the host's capacity.
+  const stopReports = startWorkerHostReports(prisma, docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, (error) => {
+    log.warn({ err: error }, 'reporting this host failed; will retry');
   });
+  const identity = createIdentityHolder(identitySettings(config));
+  const deps = await activityDeps(config, { prisma, docker, identity });
+  const activities = createActivities(deps);
+  log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
   const orchestrator = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
     activities,
+    shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
   });
-  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
+  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
   log.info({ taskQueues: [config.TASK_QUEUE, hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
 
   // Orphaned sandboxes (their workflow ended without teardown) are removed now and every few minutes.
-  const temporal = await connectTemporalClient(config);
   const reconcile = async (): Promise<void> => {
     try {
-      const { removed } = await reconcileSandboxes(docker, temporal, instance);
+      const { removed } = await reconcileSandboxes(docker, temporal, instance, deps.workspacesDir);
       if (removed.length > 0) log.info({ removed }, 'removed orphaned sandboxes');
+      const pruned = await pruneWorkspaces({ docker, prisma, workspacesDir: deps.workspacesDir, retentionHours: config.WORKSPACE_RETENTION_HOURS });
+      if (pruned.length > 0) log.info({ pruned }, 'removed workspaces past their retention');
     } catch (error) {
       log.warn({ err: error }, 'sandbox reconciliation failed; will retry');
     }
   };
   await reconcile();
   const reconciler = setInterval(() => void reconcile(), RECONCILE_INTERVAL_MS);
+  const reconcileRows = async (): Promise<void> => {
+    try {
+      const reconciled = await reconcileAgentRows(prisma, temporal);
+      if (reconciled.length > 0) log.warn({ reconciled }, 'agents whose workflow had ended without recording it got their terminal state');
+    } catch (error) {
+      log.warn({ err: error }, 'agent row reconciliation failed; will retry');
+    }
+  };
+  const rowReconciler = setInterval(() => void reconcileRows(), RECONCILE_ROWS_INTERVAL_MS);
   try {
     // Both resolve after SIGINT/SIGTERM, which the SDK handles by draining.
     await Promise.all([orchestrator.run(), host.run()]);
   } finally {
     clearInterval(reconciler);
+    clearInterval(rowReconciler);
+    stopReports();
     await Promise.allSettled([prisma.$disconnect(), connection.close(), temporal.connection.close()]);
     log.info('worker stopped');
   }

@@ -1,36 +1,77 @@
 import {
+  ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
+  ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
+  startChild,
+  TimeoutFailure,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
+import { TimeoutType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { LaunchedSandbox } from '../activities/agent-sandbox';
 import { agentStatusQuery, killAgentSignal, type AgentResume, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
+import { agentLifecycleSignal, HUB_EVENT_DELIVERY_WORKFLOW, hubEventDeliveryWorkflowId, type HubEventDeliveryInput, type LifecycleSnapshot } from '../shared/federated-agents';
+import { admissionWorkflowId, DEFAULT_PRIORITY, releaseSlotSignal, slotGrantedSignal } from '../shared/admission';
 import { AGENT_STATE } from '../shared/search-attributes';
+import { sandboxHostQueue } from '../shared/task-queues';
 
-type SandboxActivities = Pick<Activities, 'runTool' | 'collectResult' | 'teardownSandbox'>;
+type SandboxActivities = Pick<Activities, 'launchSandbox' | 'runTool' | 'collectResult' | 'teardownSandbox'>;
 
+/** Agents admitted by the instance's admission workflow instead of polling a host (older histories poll). */
+const ADMISSION_PATCH = 'admission-queue';
+/** How long a sandbox activity may wait for its host's worker: past it, the host is taken for gone. */
+const HOST_PICKUP_TIMEOUT = '1 minute';
 const QUEUED_RETRY_INTERVAL = '3 seconds';
 const DEFAULT_TURNS_PER_RUN = 50;
+/** How long a hub's events may keep being delivered after the agent's deadline. */
+const HUB_EVENTS_GRACE_MS = 3600 * 1000;
 
+// No attempt limit: a state write (the final one above all) retries until PostgreSQL takes it.
 const records = proxyActivities<Pick<Activities, 'recordAgentState'>>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
-/** Sandbox activities run on the task queue of the host that owns the container. */
-function sandboxOn(taskQueue: string, maxRetries: number) {
+const admission = proxyActivities<Pick<Activities, 'requestSlot'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+/**
+ * Sandbox activities run on the task queue of the host that owns the container. A host whose worker
+ * takes nothing from its queue within HOST_PICKUP_TIMEOUT is gone: the activity fails instead of
+ * waiting forever (schedule-to-start timeouts are not retried).
+ */
+function sandboxOn(taskQueue: string, maxRetries: number, admitted = false) {
   return proxyActivities<SandboxActivities>({
     taskQueue,
     startToCloseTimeout: '20 minutes',
     heartbeatTimeout: '15 seconds',
+    // Admitted runs also wait for a cancelled activity to stop before going on, so teardown never races a launch or a tool.
+    ...(admitted ? { scheduleToStartTimeout: HOST_PICKUP_TIMEOUT, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
     retry: { initialInterval: '1 second', maximumAttempts: maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
   });
+}
+
+/** Whether an activity failed because no worker of its host took it in time. */
+const hostUnreachable = (error: unknown): boolean =>
+  error instanceof ActivityFailure && error.cause instanceof TimeoutFailure && error.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
+
+/** "host … unreachable" for an activity no worker of its host took in time; the failure's own words otherwise. */
+function describeFailure(error: unknown, hostQueue: string | null): string {
+  if (hostUnreachable(error)) return `host ${hostQueue?.replace(/^sandbox-host-/, '') ?? 'of the sandbox'} unreachable: its worker took no work within ${HOST_PICKUP_TIMEOUT}`;
+  return error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
 }
 
 /**
@@ -60,10 +101,12 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
 
   const launcher = proxyActivities<Pick<Activities, 'launchSandbox' | 'teardownSandbox'>>({
     startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '1 second', maximumAttempts: options.maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
   });
   const model = proxyActivities<Pick<Activities, 'callModel'>>({
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
@@ -73,16 +116,71 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     },
   });
 
+  // An agent a hub spawned tells it every state change through a delivery workflow that outlives this one.
+  const hubEvents = input.origin ? getExternalWorkflowHandle(hubEventDeliveryWorkflowId(agentId)) : null;
+  if (input.origin && !resume) {
+    const delivery: HubEventDeliveryInput = { agentId, origin: input.origin, expiresAt: deadlineAt + HUB_EVENTS_GRACE_MS };
+    await startChild(HUB_EVENT_DELIVERY_WORKFLOW, { workflowId: hubEventDeliveryWorkflowId(agentId), args: [delivery], parentClosePolicy: ParentClosePolicy.ABANDON }).catch((error: unknown) => {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    });
+  }
+
+  /** Sends the current state and progress to the hub's delivery workflow (agents a hub spawned only). */
+  async function tellHub(): Promise<void> {
+    if (!hubEvents) return;
+    const snapshot: LifecycleSnapshot = {
+      state: status.state,
+      startedAt: status.state === 'queued' || status.state === 'spawning' ? null : status.startedAt,
+      progress: { turn: status.turn, lastTool: status.lastTool, usage: { ...status.usage }, updatedAt: status.updatedAt },
+      error: status.error,
+      occurredAt: status.updatedAt,
+    };
+    // A delivery workflow that already ended (expired) cannot be told; the hub asks with agent.status.
+    await hubEvents.signal(agentLifecycleSignal, snapshot).catch(() => undefined);
+  }
+
   async function setState(state: AgentState, detail?: string, error?: string): Promise<void> {
     status.state = state;
     status.updatedAt = new Date().toISOString();
     if (error !== undefined) status.error = error;
     upsertSearchAttributes([{ key: AGENT_STATE, value: state }]);
     await records.recordAgentState({ agentId, state, ...(detail !== undefined ? { detail } : {}), ...(error !== undefined ? { error } : {}) });
+    await tellHub();
   }
 
-  /** Waits for a free slot (state queued while every host is full) and launches the sandbox. */
+  // The admission workflow names the host whose slot this agent gets (see launch).
+  const grant: { hostId: string | null } = { hostId: null };
+  setHandler(slotGrantedSignal, ({ hostId }) => {
+    grant.hostId ??= hostId;
+  });
+  const admitted = patched(ADMISSION_PATCH);
+  const placement: { hostQueue: string | null } = { hostQueue: resume?.hostQueue ?? null };
+
+  /**
+   * Asks the instance's admission workflow for a slot and, when every host is full, waits (state
+   * queued, no polling) for the signal that names the host. Then launches the sandbox on that host.
+   */
   async function launch(): Promise<LaunchedSandbox> {
+    if (!admitted) return await launchPolling();
+    const answer = await admission.requestSlot({ agentId, priority: input.priority ?? DEFAULT_PRIORITY });
+    if (answer.state === 'admitted') grant.hostId ??= answer.hostId;
+    else if (grant.hostId === null) {
+      await setState('queued', `waiting for a sandbox slot: ${answer.ahead} ahead`);
+      await condition(() => grant.hostId !== null);
+    }
+    const hostId = grant.hostId;
+    if (hostId === null) throw ApplicationFailure.nonRetryable('admitted without a host', 'SandboxFailed');
+    if (answer.state === 'queued') await setState('spawning', `admitted on host ${hostId}`);
+    placement.hostQueue = sandboxHostQueue(hostId);
+    const onHost = sandboxOn(placement.hostQueue, options.maxRetries, true);
+    sandbox = onHost;
+    const attempt = await onHost.launchSandbox({ agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString(), admitted: true });
+    if (!attempt.launched) throw ApplicationFailure.nonRetryable('the host refused an admitted agent', 'SandboxFailed');
+    return attempt;
+  }
+
+  /** Histories from before the admission workflow: try a host every few seconds while all are full. */
+  async function launchPolling(): Promise<LaunchedSandbox> {
     for (;;) {
       const attempt = await launcher.launchSandbox({ agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString() });
       if (attempt.launched) return attempt;
@@ -110,27 +208,28 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     .catch(() => undefined); // cancelled when the run ends first
 
   let outcome: { state: AgentState; error?: string; detail: string } | { continueWith: AgentResume };
+  let hostGone = false;
   try {
     outcome = await runScope.run(async () => {
-      let placement = resume;
-      if (!placement) {
+      let placed = resume;
+      if (!placed) {
         const launched = await launch();
-        placement = { ...launched, turn: 0, usage: status.usage, startedAt: status.startedAt, deadlineAt, lastTool: null, error: null, summary: '' };
+        placed = { ...launched, turn: 0, usage: status.usage, startedAt: status.startedAt, deadlineAt, lastTool: null, error: null, summary: '' };
         await setState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`);
       }
-      const activeSandbox = sandboxOn(placement.hostQueue, options.maxRetries);
+      const activeSandbox = sandboxOn(placed.hostQueue, options.maxRetries, admitted);
       sandbox = activeSandbox;
 
       let failure: string | undefined;
-      let summary = placement.summary;
-      const firstTurn = placement.turn;
+      let summary = placed.summary;
+      const firstTurn = placed.turn;
       for (let turn = firstTurn; ; turn++) {
         if (turn >= options.maxTurns) {
           failure = `stopped after reaching the maximum of ${options.maxTurns} turns`;
           break;
         }
         if (turn - firstTurn >= turnsPerRun) {
-          return { continueWith: { ...placement, turn, usage: status.usage, lastTool: status.lastTool, error: status.error, summary } };
+          return { continueWith: { ...placed, turn, usage: status.usage, lastTool: status.lastTool, error: status.error, summary } };
         }
         const reply = await model.callModel({ agentId, turn });
         status.turn = turn + 1;
@@ -138,6 +237,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
         status.usage.outputTokens += reply.usage.outputTokens;
         status.updatedAt = new Date().toISOString();
         summary = reply.text;
+        await tellHub();
         const spent = status.usage.inputTokens + status.usage.outputTokens;
         if (spent > options.tokenBudget) {
           failure = `stopped after spending ${spent} tokens, over the budget of ${options.tokenBudget}`;
@@ -148,9 +248,10 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
           status.lastTool = call.name;
           const result = await activeSandbox.runTool({ agentId, agentType: input.agentType, toolCallId: call.id });
           if (result.oomKilled) status.error = `the ${call.name} call ran out of memory in the sandbox`;
+          if (result.quotaReached) status.error = 'the workspace reached its disk quota: writes fail';
         }
       }
-      const result = await activeSandbox.collectResult({ agentId, baseSha: placement.baseSha, summary });
+      const result = await activeSandbox.collectResult({ agentId, baseSha: placed.baseSha, summary });
       const detail = `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ${result.filesChanged} files changed`;
       return failure ? { state: 'failed' as const, error: failure, detail } : { state: 'completed' as const, detail };
     });
@@ -158,8 +259,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     if (isCancellation(error) && stop.reason !== null) {
       outcome = stop.reason === 'killed' ? { state: 'killed', detail: stop.detail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
     } else {
-      const message = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-      outcome = { state: 'failed', error: message, detail: 'run failed' };
+      hostGone = hostUnreachable(error);
+      outcome = { state: 'failed', error: describeFailure(error, placement.hostQueue), detail: 'run failed' };
     }
   } finally {
     deadline.cancel();
@@ -170,11 +271,17 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     return await continueAsNew<typeof agentRun>({ ...input, resume: outcome.continueWith });
   }
   const final = outcome;
-  // Teardown and the final state run even when the run was cancelled.
+  // Teardown, the final state and giving the slot back run even when the run was cancelled.
   await CancellationScope.nonCancellable(async () => {
-    const teardown = sandbox ?? launcher;
-    await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
+    if (admitted) {
+      // Bounded (a minute at most); a host that is gone leaves its container to its own reconciler when it comes back.
+      if (!hostGone) await sandbox?.teardownSandbox({ agentId }).catch(() => undefined);
+    } else {
+      const teardown = sandbox ?? launcher;
+      await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
+    }
     await setState(final.state, final.detail, final.error ?? status.error ?? undefined);
+    if (admitted) await getExternalWorkflowHandle(admissionWorkflowId(workflowInfo().taskQueue)).signal(releaseSlotSignal, { agentId }).catch(() => undefined);
   });
   if (final.state === 'failed') throw ApplicationFailure.nonRetryable(final.error ?? 'agent failed', 'AgentFailed');
   return status;

@@ -1,14 +1,16 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
-import { AGENT_STATES, AGENT_TYPES, type AgentState, type AgentStatus } from '../../shared/agents';
-import { createAgentService, type AgentRow, type AgentServiceDeps } from '../agent-service';
+import { AgentIdSchema, AgentResultPayloadSchema } from '../../shared/federated-agent-schemas';
+import { AGENT_STATES, AGENT_TYPES, type AgentState } from '../../shared/agents';
+import type { AgentRow, AgentService, LiveStatus } from '../../domain/agents/agent-service';
+import type { PrismaClient } from '../../prisma/client';
 import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
 
-const AgentIdParams = z.object({ agentId: z.string().regex(/^agent-[0-9a-f-]{36}$/, 'is not an agent id') });
+export const AgentIdParams = z.object({ agentId: AgentIdSchema });
 
 export const SpawnAgentResponseSchema = z
   .object({ agentId: z.string(), status: z.enum(['spawning', 'queued', ...AGENT_STATES]), existing: z.boolean() })
@@ -27,10 +29,10 @@ export const AgentViewSchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
     finishedAt: z.string().nullable(),
-    result: z
-      .object({ branch: z.string().nullable(), commitSha: z.string().nullable(), diff: z.string(), testOutput: z.string().nullable(), testExitCode: z.number().int().nullable(), summary: z.string().nullable() })
-      .nullable()
-      .optional(),
+    /** Set for an agent that runs on a peer instance. */
+    remoteInstance: z.object({ connectionId: z.string(), instanceId: z.string(), name: z.string() }).nullable(),
+    remoteAgentId: z.string().nullable(),
+    result: AgentResultPayloadSchema.nullable().optional(),
   })
   .openapi('Agent');
 type AgentView = z.infer<typeof AgentViewSchema>;
@@ -90,81 +92,66 @@ openApiRegistry.registerPath({
   },
 });
 
-export type AgentRouteDeps = AgentServiceDeps;
+export interface AgentRouteDeps {
+  prisma: PrismaClient;
+  agents: AgentService;
+}
 
-export function toView(row: AgentRow, live?: AgentStatus): AgentView {
+export function resultView(row: AgentRow): AgentView['result'] {
+  return row.result
+    ? { branch: row.result.branch, commitSha: row.result.commitSha, diff: row.result.diff, testOutput: row.result.testOutput, testExitCode: row.result.testExitCode, summary: row.result.summary }
+    : null;
+}
+
+/** An agent, local or on a peer: the row, overlaid with what its running workflow says. */
+export function toView(row: AgentRow, live?: LiveStatus): AgentView {
+  const local = live?.kind === 'local' ? live.status : undefined;
+  const remote = live?.kind === 'remote' ? live.status : undefined;
   return {
     agentId: row.id,
     taskId: row.taskId,
     agentType: row.agentType as AgentView['agentType'],
-    state: (live?.state ?? row.state) as AgentState,
-    turn: live?.turn ?? row.turn,
-    lastTool: live?.lastTool ?? row.lastTool,
-    usage: live?.usage ?? { inputTokens: row.inputTokens, outputTokens: row.outputTokens },
-    error: live?.error ?? row.error,
+    state: (live?.status.state ?? row.state) as AgentState,
+    turn: local?.turn ?? remote?.progress?.turn ?? row.turn,
+    lastTool: local?.lastTool ?? remote?.progress?.lastTool ?? row.lastTool,
+    usage: local?.usage ?? remote?.progress?.usage ?? { inputTokens: row.inputTokens, outputTokens: row.outputTokens },
+    error: live?.status.error ?? row.error,
     createdAt: row.createdAt.toISOString(),
-    updatedAt: live?.updatedAt ?? row.updatedAt.toISOString(),
+    updatedAt: live?.status.updatedAt ?? row.updatedAt.toISOString(),
     finishedAt: row.finishedAt?.toISOString() ?? null,
-    result: row.result
-      ? { branch: row.result.branch, commitSha: row.result.commitSha, diff: row.result.diff, testOutput: row.result.testOutput, testExitCode: row.result.testExitCode, summary: row.result.summary }
-      : null,
+    remoteInstance: row.remote ? { connectionId: row.remote.connectionId, instanceId: row.remote.connection.peerInstanceId, name: row.remote.connection.peerName } : null,
+    remoteAgentId: remote?.remoteAgentId ?? row.remote?.remoteAgentId ?? null,
+    result: resultView(row),
   };
 }
 
-function encodeCursor(row: { createdAt: Date; id: string }): string {
-  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) throw new ApiError(400, 'invalid_cursor', 'The cursor is not valid');
-  return { createdAt, id };
-}
-
 export function agentRouter(deps: AgentRouteDeps): Router {
-  const { prisma } = deps;
-  const agents = createAgentService(deps);
+  const { agents } = deps;
   const router = Router();
-  router.use('/agents', requireApiToken(prisma));
+  router.use('/agents', requireApiToken(deps.prisma));
 
   router.post('/agents/spawn', async (req, res) => {
     const request = parseBody(SpawnAgentRequestSchema, req);
-    const outcome = await agents.spawn(workspaceOf(res), request);
-    res.status(outcome.existing ? 200 : 202).json(outcome);
+    const { agentId, status, existing } = await agents.spawn(workspaceOf(res), request);
+    res.status(existing ? 200 : 202).json({ agentId, status, existing });
   });
 
   router.get('/agents', async (req, res) => {
     const parsed = ListAgentsQuerySchema.safeParse(req.query);
     if (!parsed.success) throw new ApiError(400, 'invalid_query', parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
-    const { state, taskId, agentType, limit, cursor } = parsed.data;
-    const after = cursor ? decodeCursor(cursor) : null;
-    const rows = await prisma.agent.findMany({
-      where: {
-        workspaceId: workspaceOf(res),
-        ...(state ? { state } : {}),
-        ...(taskId ? { taskId } : {}),
-        ...(agentType ? { agentType } : {}),
-        ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
-      },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: limit + 1,
-      include: { result: true },
-    });
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
-    res.json({ agents: page.map((row) => ({ ...toView(row), result: undefined })), nextCursor: rows.length > limit && last ? encodeCursor(last) : null });
+    const { rows, nextCursor } = await agents.list(workspaceOf(res), parsed.data);
+    res.json({ agents: rows.map((row) => ({ ...toView(row), result: undefined })), nextCursor });
   });
 
   router.get('/agents/:agentId/status', async (req, res) => {
     const { agentId } = parseParams(AgentIdParams, req);
-    const { row, live } = await agents.view(agentId, workspaceOf(res));
+    const { row, live } = await agents.view(agentId, { workspaceId: workspaceOf(res) });
     res.json(toView(row, live));
   });
 
   router.post('/agents/:agentId/kill', async (req, res) => {
     const { agentId } = parseParams(AgentIdParams, req);
-    await agents.kill(agentId, workspaceOf(res), 'killed through the API');
+    await agents.kill(agentId, { workspaceId: workspaceOf(res) }, 'killed through the API');
     res.status(202).json({ agentId, status: 'killing' });
   });
 

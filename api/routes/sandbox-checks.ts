@@ -4,6 +4,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { PrismaClient } from '../../prisma/client';
 import { SANDBOX_CHECK_WORKFLOW, sandboxCheckWorkflowId, type SandboxCheckInput } from '../../shared/sandbox-check';
+import { requireAdminToken } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
@@ -84,6 +85,8 @@ async function viewCheck(deps: SandboxCheckRouteDeps, checkId: string): Promise<
 
 export function sandboxCheckRouter(deps: SandboxCheckRouteDeps): Router {
   const router = Router();
+  // Diagnostics are the instance's administrator's.
+  router.use('/diagnostics', requireAdminToken(deps.prisma));
 
   router.post('/diagnostics/sandbox-checks', async (req, res) => {
     const body = parseBody(StartSandboxCheckBodySchema, req);

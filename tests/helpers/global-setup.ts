@@ -5,8 +5,8 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { Client } from 'pg';
-import { loadConfig, postgresConnection } from '../../config/env';
+import { loadConfig } from '../../config/env';
+import { adminClient, createTestDatabase } from './databases';
 import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
 
 const run = promisify(execFile);
@@ -17,28 +17,26 @@ declare global {
 }
 
 /**
- * One ephemeral Temporal dev server (the real binary, with our search attributes) and one fresh,
- * migrated PostgreSQL database per test run; test files reach both through TEST_* variables.
+ * One ephemeral Temporal dev server (the real binary, with our search attributes) and one migrated
+ * PostgreSQL template database per test run, which every test instance copies; test files reach them
+ * through TEST_* variables. TEST_DATABASE_URL is one copy, for tests that need a database and no instance.
  */
 export default async function globalSetup(): Promise<void> {
   const temporalCli = process.env.TEMPORAL_CLI_PATH ?? path.join(ROOT, '.tools/bin/temporal');
-  const baseDatabaseUrl = loadConfig().DATABASE_URL;
-  // Two databases: the second belongs to the peer instance of the federation tests.
-  const databases = ['a', 'b'].map((suffix) => `agent_orchestrator_test_${Date.now()}_${process.pid}_${suffix}`);
-  const [testDatabaseUrl, peerDatabaseUrl] = databases.map((database) => Object.assign(new URL(baseDatabaseUrl), { pathname: `/${database}` }).toString());
-
-  const admin = new Client({ ...postgresConnection(baseDatabaseUrl), database: 'postgres' });
+  // One migrated template per run; each test instance gets a copy of it (tests/helpers/databases.ts).
+  const prefix = `agent_orchestrator_test_${Date.now()}_${process.pid}`;
+  const templateUrl = Object.assign(new URL(loadConfig().DATABASE_URL), { pathname: `/${prefix}_template` }).toString();
+  const admin = adminClient(templateUrl);
   await admin.connect();
-  for (const database of databases) await admin.query(`CREATE DATABASE "${database}"`);
+  await admin.query(`CREATE DATABASE "${prefix}_template"`);
   await admin.end();
-  await Promise.all(
-    [testDatabaseUrl, peerDatabaseUrl].map((url) =>
-      run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
-        cwd: ROOT,
-        env: { ...process.env, DATABASE_URL: url, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
-      }),
-    ),
-  );
+  await run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: templateUrl, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
+  });
+  process.env.TEST_TEMPLATE_DATABASE_URL = templateUrl;
+  process.env.TEST_DATABASE_PREFIX = prefix;
+  const testDatabaseUrl = await createTestDatabase();
 
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
@@ -57,6 +55,5 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.TEST_TEMPORAL_ADDRESS = env.address;
   process.env.TEST_DATABASE_URL = testDatabaseUrl;
-  process.env.TEST_PEER_DATABASE_URL = peerDatabaseUrl;
   process.env.TEST_TEMPORAL_CLI = temporalCli;
 }

@@ -1,16 +1,15 @@
 import { rm } from 'node:fs/promises';
-import { Client } from 'pg';
-import { postgresConnection } from '../../config/env';
+import { adminClient } from './databases';
 
 export default async function globalTeardown(): Promise<void> {
   await globalThis.testTemporalEnv?.teardown();
   if (process.env.TEST_WORKFLOW_BUNDLE) await rm(process.env.TEST_WORKFLOW_BUNDLE, { force: true });
-  for (const url of [process.env.TEST_DATABASE_URL, process.env.TEST_PEER_DATABASE_URL]) {
-    if (!url) continue;
-    const { database, ...server } = postgresConnection(url);
-    const admin = new Client({ ...server, database: 'postgres' });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
-  }
+  const { TEST_TEMPLATE_DATABASE_URL, TEST_DATABASE_PREFIX } = process.env;
+  if (!TEST_TEMPLATE_DATABASE_URL || !TEST_DATABASE_PREFIX) return;
+  // Every database of this run: the template and each instance's copy.
+  const admin = adminClient(TEST_TEMPLATE_DATABASE_URL);
+  await admin.connect();
+  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${TEST_DATABASE_PREFIX}%`]);
+  for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  await admin.end();
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,17 +8,20 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
-import { createAnthropicClient } from '../../activities/model';
-import { instanceLabel } from '../../activities/sandbox-reconciler';
+import { activityDeps } from '../../workers/activity-deps';
 import { sandboxHostQueue } from '../../shared/task-queues';
 import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';
+import { createTestDatabase } from './databases';
 import { freePort } from './ports';
+import { unmountWorkspacesUnder } from './workspace';
 import { createApp } from '../../api/app';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createDockerClient } from '../../platform/docker';
+import { startWorkerHostReports } from '../../platform/worker-hosts';
 import { createLogger } from '../../platform/logger';
 import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, connectWorkerConnection, createProbeConnection } from '../../temporal/connection';
+import { WORKER_SHUTDOWN_GRACE_TIME } from '../../temporal/worker-settings';
 
 // The SDK's own logs are noise in test output unless something goes wrong.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -38,18 +42,10 @@ export interface TestInstance {
  * The in-process equivalent of workers/main.ts: a worker on the instance's task queue (workflows and
  * activities) and one on its host queue (sandbox activities). Returns a function that stops both.
  */
-async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker: Docker }): Promise<() => Promise<void>> {
+async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder }, temporal: Client): Promise<() => Promise<void>> {
   const connection = await connectWorkerConnection(config);
   const hostQueue = sandboxHostQueue(config.HOST_ID);
-  const activities = createActivities({
-    ...deps,
-    anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
-    sandboxImage: config.SANDBOX_IMAGE,
-    workspacesDir: path.join(config.DATA_DIR, 'workspaces'),
-    hostQueue,
-    instance: instanceLabel(config.TEMPORAL_NAMESPACE, config.TASK_QUEUE),
-    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
-  });
+  const activities = createActivities(await activityDeps(config, deps));
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const worker = await Worker.create({
     connection,
@@ -57,10 +53,13 @@ async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker
     taskQueue: config.TASK_QUEUE,
     ...(bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') }),
     activities,
+    shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
   });
-  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities });
+  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
   const running = Promise.all([worker.run(), hostWorker.run()]);
+  const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
   return async () => {
+    stopReports();
     worker.shutdown();
     hostWorker.shutdown();
     await running;
@@ -77,12 +76,16 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
     TEMPORAL_ADDRESS: TEST_TEMPORAL_ADDRESS,
     DATABASE_URL: TEST_DATABASE_URL,
     LOG_LEVEL: 'warn',
+    // The instances of a test talk over loopback, which an instance refuses unless allowed, and agents clone test repositories from the temp folder.
+    OUTBOUND_ALLOWED_NETWORKS: 'loopback',
+    REPOSITORY_LOCAL_ROOTS: realpathSync(os.tmpdir()),
     ...overrides,
   });
 }
 
 /**
- * One instance of the product wired to the real services: the API on an ephemeral loopback port and
+ * One instance of the product wired to the real services, with a database of its own (unless
+ * DATABASE_URL is given, as for an instance that restarts): the API on an ephemeral loopback port and
  * (unless `worker: false`, for tests that run the worker as a process) an in-process worker, on task
  * queues of its own, so test files running side by side never share work.
  */
@@ -91,6 +94,7 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
   // The address is chosen before the app exists: PUBLIC_URL (what signatures cover) must name it.
   const apiPort = overrides.API_PORT ?? String(await freePort());
   const config = testConfig({
+    DATABASE_URL: overrides.DATABASE_URL ?? (await createTestDatabase()),
     DATA_DIR: dataDir,
     HOST_ID: `test-${randomUUID()}`,
     TASK_QUEUE: `test-${randomUUID()}`,
@@ -106,22 +110,10 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
   const prisma = createPrismaClient(config.DATABASE_URL);
   const docker = createDockerClient(config.DOCKER_HOST);
 
-  const stopWorker = withWorker ? await runWorker(config, { prisma, docker }) : () => Promise.resolve();
-
   const identity = createIdentityHolder(identitySettings(config));
-  const app = createApp({
-    temporal,
-    temporalProbe,
-    prisma,
-    docker,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue,
-    maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
-    identity,
-    publicUrl: config.PUBLIC_URL,
-    federationRateLimit: config.FEDERATION_RATE_LIMIT,
-    log,
-  });
+  const stopWorker = withWorker ? await runWorker(config, { prisma, docker, identity }, temporal) : () => Promise.resolve();
+
+  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
   });
@@ -140,6 +132,7 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
+      await unmountWorkspacesUnder(dataDir); // of agents the test left running: their teardown never came
       await rm(dataDir, { recursive: true, force: true });
     },
   };

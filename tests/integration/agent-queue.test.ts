@@ -3,11 +3,12 @@ import { containerNameFor } from '../../activities/agent-sandbox';
 import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
 import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
+import { recordHistoryIfRequested } from '../helpers/histories';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
 
-describe('the per-host agent limit', () => {
+describe('admission: the per-host agent limit and the priority queue', () => {
   // The first agent's model call hangs until it is killed; the second agent finishes at once.
   const model = new FakeAnthropic((recorded) =>
     JSON.stringify(recorded.body.messages[0]).includes('hold the slot') ? { ...reply.text('slow'), delayMs: 120_000 } : reply.text('Done.'),
@@ -23,37 +24,70 @@ describe('the per-host agent limit', () => {
     await model.stop();
   });
 
-  it('queues a spawn beyond the limit instead of failing or evicting, and runs it when a slot frees', async () => {
+  it('queues spawns beyond the limit without polling, and admits them by priority, then first come, when the slot frees', async () => {
     const { token } = await issueApiToken(instance.prisma, `queue-${Date.now()}`);
     const headers = { authorization: `Bearer ${token}` };
     const repository = await createRepository();
-    const spawn = (taskId: string, item: string) =>
-      request(instance.baseUrl, 'POST', '/agents/spawn', { headers, json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [item] } } });
+    const spawn = (taskId: string, item: string, priority?: number) =>
+      request(instance.baseUrl, 'POST', '/agents/spawn', { headers, json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [item] }, ...(priority ? { priority } : {}) } });
 
-    const first = (await spawn('holder', 'hold the slot')).body as { agentId: string };
+    const first = (await spawn('holder', 'hold the slot')).body as { agentId: string; status: string };
+    expect(first.status).toBe('spawning');
     const holder = instance.temporal.workflow.getHandle(first.agentId);
     await waitUntil(async () => (await holder.query(agentStatusQuery)).state === 'running');
 
-    const second = await spawn('waiter', 'finish quickly');
-    expect(second.status).toBe(202);
-    expect(second.body).toMatchObject({ status: 'queued' });
-    const { agentId } = second.body as { agentId: string };
-    const waiter = instance.temporal.workflow.getHandle(agentId);
+    // Arrival order low, normal, high, normal: admission order must be high, normal (first), normal (second), low.
+    const waiting: Record<string, string> = {};
+    for (const [name, priority] of [['low', 2], ['normal-1', undefined], ['high', 9], ['normal-2', 5]] as const) {
+      const response = await spawn(name, 'finish quickly', priority);
+      expect([name, response.status, (response.body as { status: string }).status]).toEqual([name, 202, 'queued']);
+      waiting[name] = (response.body as { agentId: string }).agentId;
+    }
+    const waiters = Object.values(waiting).map((agentId) => instance.temporal.workflow.getHandle(agentId));
+    await waitUntil(async () => (await Promise.all(waiters.map((waiter) => waiter.query(agentStatusQuery)))).every((status) => status.state === 'queued'));
+    // Settled: the slot request is recorded and nothing is pending, so the workflow only waits for its signal.
+    await waitUntil(async () =>
+      (await Promise.all(waiters.map((waiter) => waiter.describe()))).every(({ raw }) => (raw.pendingActivities ?? []).length === 0 && !raw.pendingWorkflowTask),
+    );
 
-    await new Promise((resolve) => setTimeout(resolve, 4_000)); // longer than one retry interval
-    expect((await waiter.query(agentStatusQuery)).state).toBe('queued');
-    const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers });
+    // Waiting adds nothing to a queued agent's history (the old code polled every 3 s, about 11 events a poll).
+    const historyLengths = async () => Promise.all(waiters.map(async (waiter) => (await waiter.describe()).historyLength));
+    const before = await historyLengths();
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    expect(await historyLengths()).toEqual(before);
+    const status = await request(instance.baseUrl, 'GET', `/agents/${waiting.low}/status`, { headers });
     expect(status.body).toMatchObject({ state: 'queued' });
-    expect(await instance.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null)).toBeNull();
+    for (const agentId of Object.values(waiting)) expect(await instance.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null)).toBeNull();
     expect((await holder.query(agentStatusQuery)).state).toBe('running'); // not evicted
 
     await request(instance.baseUrl, 'POST', `/agents/${first.agentId}/kill`, { headers });
     expect(((await holder.result()) as AgentStatus).state).toBe('killed');
-    expect(((await waiter.result()) as AgentStatus).state).toBe('completed');
-    const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
+    for (const waiter of waiters) expect(((await waiter.result()) as AgentStatus).state).toBe('completed');
+    await recordHistoryIfRequested(waiting.high ?? '', 'agent-run-queued-then-admitted');
+    // Transition ids grow in the order the rows were written.
+    const admittedAt = async (agentId: string) => (await instance.prisma.agentTransition.findFirstOrThrow({ where: { agentId, fromState: 'queued' } })).id;
+    const order = await Promise.all(Object.entries(waiting).map(async ([name, agentId]) => ({ name, at: await admittedAt(agentId) })));
+    expect(order.sort((a, b) => a.at - b.at).map((entry) => entry.name)).toEqual(['high', 'normal-1', 'normal-2', 'low']);
+    const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId: waiting.high }, orderBy: { id: 'asc' } });
     expect(transitions.map((transition) => [transition.fromState, transition.toState])).toEqual([
-      ['queued', 'running'],
+      ['spawning', 'queued'],
+      ['queued', 'spawning'],
+      ['spawning', 'running'],
       ['running', 'completed'],
     ]);
+  });
+
+  it('refuses a priority outside 1 to 10 before anything starts', async () => {
+    const { token } = await issueApiToken(instance.prisma, `queue-bad-${Date.now()}`);
+    const repository = await createRepository();
+    const agents = await instance.prisma.agent.count();
+    for (const priority of [0, 11, 2.5, '5']) {
+      const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+        headers: { authorization: `Bearer ${token}` },
+        json: { taskId: 'bad-priority', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] }, priority },
+      });
+      expect([priority, response.status, (response.body as { error?: { code?: string } }).error?.code]).toEqual([priority, 400, 'validation_failed']);
+    }
+    expect(await instance.prisma.agent.count()).toBe(agents);
   });
 });

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { issueApiToken } from '../../api/auth';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +11,7 @@ import { createRepository, git } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
+import { withWorkspace } from '../helpers/workspace';
 
 /**
  * agentRun through the real Temporal server, PostgreSQL and Docker, with the model replaced by a
@@ -78,9 +78,10 @@ describe('agents on one instance', () => {
     expect(view.result.branch).toBe(`agent/${agentId}`);
     expect(view.result.diff).toContain('+hello from the agent');
 
-    const workspace = path.join(instance.dataDir, 'workspaces', agentId);
-    expect(await git(workspace, 'rev-parse', `agent/${agentId}`)).toBe(view.result.commitSha);
-    expect(await git(workspace, 'show', `agent/${agentId}:hello.txt`)).toBe('hello from the agent');
+    await withWorkspace(instance, agentId, async (workspace) => {
+      expect(await git(workspace, 'rev-parse', `agent/${agentId}`)).toBe(view.result.commitSha);
+      expect(await git(workspace, 'show', `agent/${agentId}:hello.txt`)).toBe('hello from the agent');
+    });
     expect(await containersOf(agentId)).toBe(0);
 
     // The model saw the tool results, ran as the sandbox user, and the key stayed on the worker.
@@ -242,6 +243,21 @@ describe('agents on one instance', () => {
     const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
     expect(transitions.map((t) => t.toState)).toEqual(['running', 'completed']);
     expect(await containersOf(agentId)).toBe(0);
+  });
+
+  it('runs each agent’s own tool call even when the model reuses a tool_use id across agents', async () => {
+    // Ids are unique within one conversation only; the same id in another agent is another call.
+    const sameId = reply.toolUse({ name: 'run_shell', input: { command: 'echo ran > ran.txt' } });
+    model.setScript(byTurn([sameId, reply.text('Ran it.')]));
+    const first = await spawn('task-same-id-1');
+    expect(((await instance.temporal.workflow.getHandle(first).result()) as AgentStatus).state).toBe('completed');
+    const second = await spawn('task-same-id-2');
+    expect(((await instance.temporal.workflow.getHandle(second).result()) as AgentStatus).state).toBe('completed');
+    for (const agentId of [first, second]) {
+      const calls = await instance.prisma.toolCall.findMany({ where: { agentId } });
+      expect(calls.map((call) => [call.name, call.status, call.exitCode])).toEqual([['run_shell', 'finished', 0]]);
+      expect(await withWorkspace(instance, agentId, (workspace) => git(workspace, 'show', `agent/${agentId}:ran.txt`))).toBe('ran');
+    }
   });
 
   it('reports a sandbox that exits unexpectedly instead of hiding it', async () => {

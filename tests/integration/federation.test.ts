@@ -4,13 +4,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { issueApiToken } from '../../api/auth';
+import { issueAdminToken, issueApiToken } from '../../api/auth';
 import { INCOMING_COMMAND_PATH } from '../../federation/client';
 import { pruneExpiredNonces } from '../../federation/incoming';
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
 import { signRequest, signResponse, verifyResponse, type CommandEnvelope } from '../../federation/messages';
 import type { AgentStatus } from '../../shared/agents';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { createTestDatabase } from '../helpers/databases';
 import { createRepository } from '../helpers/git-repo';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -27,9 +28,14 @@ describe('federation between two instances', () => {
   let hub: TestInstance;
   let spoke: TestInstance;
   let spokeDataDir: string;
+  let spokeDatabaseUrl: string;
   let spokePort: number;
   let hubToken: string;
   let spokeToken: string;
+  let spokeWorkspaceId: string;
+  let hubAdminToken: string;
+  let spokeAdminToken: string;
+  const spokeWorkspace = `spoke-${Date.now()}`;
   let hubConnectionId: string;
   let spokeConnectionId: string;
   let spokeAgentId: string;
@@ -37,7 +43,7 @@ describe('federation between two instances', () => {
   const auth = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
   const startSpoke = () =>
     startTestInstance({
-      DATABASE_URL: process.env.TEST_PEER_DATABASE_URL ?? '',
+      DATABASE_URL: spokeDatabaseUrl,
       DATA_DIR: spokeDataDir,
       API_PORT: String(spokePort), // a restart keeps its address, as a real one would
       ANTHROPIC_API_KEY: 'k',
@@ -48,11 +54,14 @@ describe('federation between two instances', () => {
   beforeAll(async () => {
     await model.start();
     spokeDataDir = await mkdtemp(path.join(os.tmpdir(), 'spoke-'));
+    spokeDatabaseUrl = await createTestDatabase();
     spokePort = await freePort();
-    hub = await startTestInstance({}, { worker: false });
+    hub = await startTestInstance();
     spoke = await startSpoke();
     hubToken = (await issueApiToken(hub.prisma, `hub-${Date.now()}`)).token;
-    spokeToken = (await issueApiToken(spoke.prisma, `spoke-${Date.now()}`)).token;
+    ({ token: spokeToken, workspaceId: spokeWorkspaceId } = await issueApiToken(spoke.prisma, spokeWorkspace));
+    hubAdminToken = (await issueAdminToken(hub.prisma)).token;
+    spokeAdminToken = (await issueAdminToken(spoke.prisma)).token;
   });
   afterAll(async () => {
     await hub.stop();
@@ -73,41 +82,47 @@ describe('federation between two instances', () => {
     expect(requested.body).toMatchObject({ status: 'PENDING', peerInstanceId: spoke.identity.current().instanceId, initiatedBy: 'local' });
     hubConnectionId = (requested.body as { id: string }).id;
 
-    const pending = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) });
+    // A peer's request belongs to no workspace yet: the spoke's administrator sees it and accepts it into one.
+    expect(((await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) })).body as { connections: unknown[] }).connections).toEqual([]);
+    const pending = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeAdminToken) });
     const incoming = (pending.body as { connections: Array<{ id: string; status: string; initiatedBy: string; peerUrl: string }> }).connections;
     expect(incoming).toEqual([expect.objectContaining({ status: 'PENDING', initiatedBy: 'peer', peerUrl: hub.baseUrl })]);
     spokeConnectionId = incoming[0]!.id;
 
-    const accepted = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/accept`, { headers: auth(spokeToken), json: { allowedCommandTypes: ['agent.spawn', 'agent.status'] } });
-    expect(accepted.body).toMatchObject({ status: 'ACTIVE', peerNotified: true, allowedCommandTypes: ['agent.spawn', 'agent.status'] });
+    const accepted = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/accept`, {
+      headers: auth(spokeAdminToken),
+      json: { workspace: spokeWorkspace, allowedCommandTypes: ['agent.spawn', 'agent.status'], allowLocalRepositories: true },
+    });
+    expect(accepted.body).toMatchObject({ status: 'ACTIVE', peerNotified: true, allowedCommandTypes: ['agent.spawn', 'agent.status'], allowLocalRepositories: true });
     const hubSide = await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId }, include: { keys: true } });
     expect(hubSide.status).toBe('ACTIVE');
     expect(hubSide.keys.map((key) => key.keyId)).toEqual([signingKey(spoke.identity.current()).keyId]);
   });
 
   it('runs the happy path hub → spoke: a signed spawn, a verified signed reply, the agent runs on the spoke', async () => {
-    const sent = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
+    const spawned = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
       headers: auth(hubToken),
-      json: { connectionId: hubConnectionId, commandType: 'agent.spawn', payload: { taskId: 'fed-1', agentType: 'worker', context: { repository: await createRepository(), branch: 'main', workItems: ['hello'] } } },
+      json: { connectionId: hubConnectionId, taskId: 'fed-1', agentType: 'worker', context: { repository: await createRepository(), branch: 'main', workItems: ['hello'] } },
     });
-    expect(sent.status).toBe(200);
-    const command = sent.body as { status: string; reply: { status: string; result: { agentId: string } }; durationMs: number };
-    expect(command.status).toBe('succeeded');
-    spokeAgentId = command.reply.result.agentId;
+    expect(spawned.status).toBe(202);
+    const { agentId } = (spawned.body as { data: { agentId: string } }).data;
+    expect(((await hub.temporal.workflow.getHandle(agentId).result()) as { state: string }).state).toBe('completed');
+    spokeAgentId = (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId ?? '';
     expect(((await spoke.temporal.workflow.getHandle(spokeAgentId).result()) as AgentStatus).state).toBe('completed');
 
     const status = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', { headers: auth(hubToken), json: { connectionId: hubConnectionId, commandType: 'agent.status', payload: { agentId: spokeAgentId } } });
-    expect(status.body).toMatchObject({ status: 'succeeded', reply: { status: 'ok', result: { agentId: spokeAgentId, state: 'completed' } } });
+    expect(status.status).toBe(200);
+    expect(status.body).toMatchObject({ status: 'succeeded', reply: { status: 'ok', result: { agentId: spokeAgentId, status: 'completed' } } });
+    expect(status.body).not.toHaveProperty('rawReply');
 
     const hubLog = await request(hub.baseUrl, 'GET', '/api/v1/federation/commands?direction=outbound', { headers: auth(hubToken) });
-    expect((hubLog.body as { commands: Array<{ commandType: string; status: string }> }).commands.map((c) => [c.commandType, c.status])).toEqual([
-      ['agent.status', 'succeeded'],
-      ['agent.spawn', 'succeeded'],
-    ]);
+    const outbound = (hubLog.body as { commands: Array<{ commandType: string; status: string }> }).commands;
+    expect(outbound[0]).toMatchObject({ commandType: 'agent.status', status: 'succeeded' });
+    expect(outbound.at(-1)).toMatchObject({ commandType: 'agent.spawn', status: 'succeeded' });
     const spokeLog = await request(spoke.baseUrl, 'GET', '/api/v1/federation/commands?direction=inbound', { headers: auth(spokeToken) });
     const inbound = (spokeLog.body as { commands: Array<{ id: string; commandType: string; status: string }> }).commands;
-    expect(inbound.map((c) => c.commandType)).toEqual(['agent.status', 'agent.spawn']);
-    const one = await request(spoke.baseUrl, 'GET', `/api/v1/federation/commands/${inbound[1]!.id}`, { headers: auth(spokeToken) });
+    expect(inbound.map((c) => c.commandType)).toEqual(outbound.map((c) => c.commandType));
+    const one = await request(spoke.baseUrl, 'GET', `/api/v1/federation/commands/${inbound.at(-1)!.id}`, { headers: auth(spokeToken) });
     expect(one.body).toMatchObject({ direction: 'inbound', commandType: 'agent.spawn', status: 'succeeded', reply: { status: 'ok' } });
   });
 
@@ -146,7 +161,8 @@ describe('federation between two instances', () => {
   async function spokeState() {
     const connection = await spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: spokeConnectionId } });
     return {
-      agents: await spoke.prisma.agent.count(),
+      // This file's workspace only: other test files share the peer database.
+      agents: await spoke.prisma.agent.count({ where: { workspaceId: spokeWorkspaceId } }),
       workflows: (await spoke.temporal.workflow.count(`TaskQueue = "${spoke.taskQueue}"`)).count,
       connection: [connection.status, connection.updatedAt.toISOString()],
     };
@@ -227,6 +243,31 @@ describe('federation between two instances', () => {
     await expectRefused(craft({ envelope: { ...envelope, payload: { agentId: `agent-${randomUUID()}` } } }), 409, 'message_id_conflict');
   });
 
+  it('runs concurrent copies of one spawn once, and answers every copy with the same reply', async () => {
+    // The valid twin: one copy alone gets its answer.
+    const twin = await send(craft());
+    expect(twin.status).toBe(200);
+    const repository = await createRepository();
+    const envelope = {
+      messageId: randomUUID(),
+      nonce: randomUUID().replace(/-/g, ''),
+      timestamp: new Date().toISOString(),
+      commandType: 'agent.spawn' as const,
+      payload: { taskId: `dup-${Date.now()}`, agentType: 'worker', context: { repository, branch: 'main', workItems: ['hello'] } },
+    };
+    const before = await spokeState();
+    // Each copy has its own signature (and signature nonce) over the same bytes, as a retrying sender's would.
+    const answers = await Promise.all(Array.from({ length: 5 }, () => send(craft({ envelope }))));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
+    const replies = answers.map((answer) => answer.body as { messageId: string; status: string; result: { agentId: string } });
+    expect(new Set(replies.map((reply) => reply.messageId)).size).toBe(1);
+    expect(replies[0]?.status).toBe('ok');
+    const after = await spokeState();
+    expect(after.agents).toBe(before.agents + 1);
+    expect(await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } })).toBe(1);
+    await spoke.temporal.workflow.getHandle(replies[0]?.result.agentId ?? '').result();
+  });
+
   it('refuses commands on a suspended connection, and accepts them again after resume', async () => {
     await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/suspend`, { headers: auth(spokeToken) });
     expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('SUSPENDED');
@@ -239,14 +280,14 @@ describe('federation between two instances', () => {
 
   it('rotates keys with an overlap window, then refuses the rotated-out key', async () => {
     const oldKey = signingKey(hub.identity.current());
-    const rotated = await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: auth(hubToken), json: { overlapSeconds: 3600 } });
+    const rotated = await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: auth(hubAdminToken), json: { overlapSeconds: 3600 } });
     expect(rotated.body).toMatchObject({ notified: [hubConnectionId] });
     const newKey = signingKey(hub.identity.current());
     expect(newKey.keyId).not.toBe(oldKey.keyId);
     expect((await send(craft({ key: newKey }))).status).toBe(200);
     expect((await send(craft({ key: oldKey }))).status).toBe(200); // inside the overlap window
 
-    await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: auth(hubToken), json: { overlapSeconds: 0 } });
+    await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: auth(hubAdminToken), json: { overlapSeconds: 0 } });
     await expectRefused(craft({ key: newKey }), 401, 'key_expired');
   });
 
@@ -320,13 +361,13 @@ describe('federation between two instances', () => {
     const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', { headers: auth(hubToken), json: { peerUrl: spoke.baseUrl } });
     expect(requested.status).toBe(201);
     expect(requested.body).toMatchObject({ status: 'PENDING' });
-    const listed = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) });
+    const listed = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeAdminToken) });
     expect((listed.body as { connections: Array<{ id: string; status: string }> }).connections).toEqual([expect.objectContaining({ id: spokeConnectionId, status: 'PENDING' })]);
 
     // Only the asked side may accept; the asking side cannot accept its own request.
-    const selfAccept = await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${hubConnectionId}/accept`, { headers: auth(hubToken), json: {} });
+    const selfAccept = await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${hubConnectionId}/accept`, { headers: auth(hubAdminToken), json: { workspace: 'anything' } });
     expect(selfAccept.status).toBe(409);
-    const rejected = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/reject`, { headers: auth(spokeToken) });
+    const rejected = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/reject`, { headers: auth(spokeAdminToken) });
     expect(rejected.body).toMatchObject({ status: 'DISCONNECTED', peerNotified: true });
     expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('DISCONNECTED');
     const refused = await send(craft());

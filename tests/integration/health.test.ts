@@ -5,46 +5,56 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp, type ApiDeps } from '../../api/app';
+import { issueAdminToken, issueApiToken } from '../../api/auth';
 import { createIdentityHolder } from '../../federation/identity';
 import { createDockerClient } from '../../platform/docker';
 import { createLogger } from '../../platform/logger';
 import type { DependencyName } from '../../platform/readiness';
-import { createPrismaClient } from '../../prisma/client';
+import { reportWorkerHost } from '../../platform/worker-hosts';
+import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, createProbeConnection } from '../../temporal/connection';
+import { createTestDatabase } from '../helpers/databases';
 import { request, type JsonResponse } from '../helpers/http';
 import { testConfig } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 
-type Deps = Omit<ApiDeps, 'log' | 'namespace' | 'taskQueue' | 'maxConcurrentAgents' | 'identity' | 'publicUrl' | 'federationRateLimit'>;
+type Deps = Omit<ApiDeps, 'log' | 'identity' | 'settings'>;
 interface Readiness {
   status: string;
-  dependencies: Record<DependencyName, { status: string; error?: string }>;
+  dependencies: Record<DependencyName, { status: string; latencyMs?: number; error?: string }>;
 }
+const TASK_QUEUE = 'health-test';
 
 /** Serves the API over loopback with the given real clients for one GET. */
-async function getWith(deps: Deps, route: string): Promise<JsonResponse> {
+async function getWith(deps: Deps, route: string, token?: string): Promise<JsonResponse> {
   const identity = createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'health-')), name: 'health', baseUrl: 'http://127.0.0.1:1' });
-  const app = createApp({ ...deps, namespace: 'default', taskQueue: 'health-test', maxConcurrentAgents: 1, identity, publicUrl: 'http://127.0.0.1:1', federationRateLimit: 1, log: createLogger('test', 'silent') });
+  const settings = {
+    ...testConfig(),
+    TEMPORAL_NAMESPACE: 'default',
+    TASK_QUEUE,
+    PUBLIC_URL: 'http://127.0.0.1:1',
+  };
+  const app = createApp({ ...deps, identity, settings, log: createLogger('test', 'silent') });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
   });
   try {
     const { port } = server.address() as AddressInfo;
-    return await request(`http://127.0.0.1:${port}`, 'GET', route);
+    return await request(`http://127.0.0.1:${port}`, 'GET', route, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   } finally {
     server.closeAllConnections();
     server.close();
   }
 }
 
-/** Asserts a 503 in which exactly `down` is reported down and the others up. */
-async function expectOnlyDown(deps: Deps, down: DependencyName): Promise<Readiness> {
-  const response = await getWith(deps, '/health/ready');
+/** Asserts a 503 in which exactly the `down` dependencies are reported down and the others up. */
+async function expectDown(deps: Deps, down: DependencyName[], token?: string): Promise<Readiness> {
+  const response = await getWith(deps, '/health/ready', token);
   const body = response.body as Readiness;
   expect(response.status).toBe(503);
   expect(body.status).toBe('not_ready');
   for (const name of ['temporal', 'postgres', 'docker'] as const) {
-    expect(body.dependencies[name].status).toBe(name === down ? 'down' : 'up');
+    expect([name, body.dependencies[name].status]).toEqual([name, down.includes(name) ? 'down' : 'up']);
   }
   return body;
 }
@@ -52,17 +62,21 @@ async function expectOnlyDown(deps: Deps, down: DependencyName): Promise<Readine
 describe('health endpoints against the real dependencies', () => {
   const config = testConfig();
   let healthy: Deps;
+  let prisma: PrismaClient;
+  let adminToken: string;
+  let workspaceToken: string;
+  const report = (docker = createDockerClient(config.DOCKER_HOST)) => reportWorkerHost(prisma, docker, { hostId: 'health-host', taskQueue: TASK_QUEUE });
 
   beforeAll(async () => {
-    healthy = {
-      temporal: await connectTemporalClient(config),
-      temporalProbe: createProbeConnection(config),
-      prisma: createPrismaClient(config.DATABASE_URL),
-      docker: createDockerClient(config.DOCKER_HOST),
-    };
+    // A database of its own: readiness reads the worker hosts' reports there.
+    prisma = createPrismaClient(await createTestDatabase());
+    healthy = { temporal: await connectTemporalClient(config), temporalProbe: createProbeConnection(config), prisma };
+    adminToken = (await issueAdminToken(prisma)).token;
+    workspaceToken = (await issueApiToken(prisma, `health-${Date.now()}`)).token;
+    await report();
   });
   afterAll(async () => {
-    await healthy.prisma.$disconnect();
+    await prisma.$disconnect();
     await healthy.temporal.connection.close();
     await healthy.temporalProbe.close();
   });
@@ -74,25 +88,47 @@ describe('health endpoints against the real dependencies', () => {
 
     const ready = await getWith(healthy, '/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body).toMatchObject({
+    expect(ready.body).toEqual({
       status: 'ready',
       dependencies: { temporal: { status: 'up' }, postgres: { status: 'up' }, docker: { status: 'up' } },
     });
+    const detailed = (await getWith(healthy, '/health/ready', adminToken)).body as Readiness;
+    expect(detailed.dependencies.docker.latencyMs).toEqual(expect.any(Number));
   });
 
-  it('answers 503 with docker down when no Docker engine answers', async () => {
-    const body = await expectOnlyDown({ ...healthy, docker: createDockerClient(`tcp://127.0.0.1:${await freePort()}`) }, 'docker');
-    expect(body.dependencies.docker.error).toMatch(/ECONNREFUSED/);
+  it('answers 503 with docker down when the worker hosts report no Docker engine, and tells why only to an administrator', async () => {
+    await report(createDockerClient(`tcp://127.0.0.1:${await freePort()}`));
+    try {
+      const anonymous = await expectDown(healthy, ['docker']);
+      expect(anonymous.dependencies.docker).toEqual({ status: 'down' });
+      const workspace = await expectDown(healthy, ['docker'], workspaceToken);
+      expect(workspace.dependencies.docker).toEqual({ status: 'down' });
+      const admin = await expectDown(healthy, ['docker'], adminToken);
+      expect(admin.dependencies.docker.error).toMatch(/health-host: .*ECONNREFUSED/);
+    } finally {
+      await report();
+    }
   });
 
-  it('answers 503 with postgres down when PostgreSQL does not answer', async () => {
+  it('answers 503 with docker down when no worker host has reported lately', async () => {
+    await prisma.workerHost.update({ where: { hostId: 'health-host' }, data: { reportedAt: new Date(Date.now() - 60_000) } });
+    try {
+      const admin = await expectDown(healthy, ['docker'], adminToken);
+      expect(admin.dependencies.docker.error).toMatch(/no worker host reported in the last 30 s/);
+    } finally {
+      await report();
+    }
+  });
+
+  it('answers 503 with postgres down when PostgreSQL does not answer (and docker, whose reports are kept there, unknown)', async () => {
     const url = new URL(config.DATABASE_URL);
     url.port = String(await freePort());
-    const prisma = createPrismaClient(url.toString());
+    const unreachable = createPrismaClient(url.toString());
     try {
-      await expectOnlyDown({ ...healthy, prisma }, 'postgres');
+      const body = await expectDown({ ...healthy, prisma: unreachable }, ['postgres', 'docker'], adminToken);
+      expect(body.dependencies.postgres).toEqual({ status: 'down' }); // the token cannot be checked without the database
     } finally {
-      await prisma.$disconnect();
+      await unreachable.$disconnect();
     }
   });
 
@@ -104,7 +140,8 @@ describe('health endpoints against the real dependencies', () => {
     const temporalProbe = createProbeConnection(testConfig({ TEMPORAL_ADDRESS: env.address }));
     await env.teardown();
     try {
-      await expectOnlyDown({ ...healthy, temporalProbe }, 'temporal');
+      const body = await expectDown({ ...healthy, temporalProbe }, ['temporal'], adminToken);
+      expect(body.dependencies.temporal.error).toEqual(expect.any(String));
     } finally {
       await temporalProbe.close();
     }

@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
 import { sandboxCheckStatusQuery, sandboxCheckWorkflowId, type SandboxCheckResult } from '../../shared/sandbox-check';
+import { issueAdminToken } from '../../api/auth';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -12,10 +13,16 @@ import { startTestInstance, type TestInstance } from '../helpers/instance';
  */
 describe('sandbox check, end to end', () => {
   let instance: TestInstance;
+  let adminToken: string;
 
   beforeAll(async () => {
     instance = await startTestInstance();
+    adminToken = (await issueAdminToken(instance.prisma)).token;
   });
+
+  /** Diagnostics are the instance administrator's. */
+  const diagnostics = (method: string, path: string, options: { json?: unknown; rawBody?: string; headers?: Record<string, string> } = {}) =>
+    request(instance.baseUrl, method, path, { ...options, headers: { ...options.headers, authorization: `Bearer ${adminToken}` } });
   afterAll(async () => {
     await instance.stop();
   });
@@ -26,7 +33,7 @@ describe('sandbox check, end to end', () => {
   }
 
   it('runs the check through API, Temporal, PostgreSQL and a hardened sandbox', async () => {
-    const started = await request(instance.baseUrl, 'POST', '/diagnostics/sandbox-checks', { json: {} });
+    const started = await diagnostics('POST', '/diagnostics/sandbox-checks', { json: {} });
     expect(started.status).toBe(202);
     const { checkId, workflowId } = started.body as { checkId: string; workflowId: string };
     expect(workflowId).toBe(sandboxCheckWorkflowId(checkId));
@@ -59,7 +66,7 @@ describe('sandbox check, end to end', () => {
     expect(status).toMatchObject({ checkId, state: 'passed', step: 'done' });
 
     // The API view joins the row and the workflow status.
-    const view = await request(instance.baseUrl, 'GET', `/diagnostics/sandbox-checks/${checkId}`);
+    const view = await diagnostics('GET', `/diagnostics/sandbox-checks/${checkId}`);
     expect(view.status).toBe(200);
     expect(view.body).toMatchObject({ checkId, workflowId, state: 'passed', workflowStatus: 'COMPLETED', exitCode: 0 });
 
@@ -70,13 +77,13 @@ describe('sandbox check, end to end', () => {
 
   it('is idempotent for a client-chosen checkId', async () => {
     const checkId = `idem-${Date.now()}`;
-    const first = await request(instance.baseUrl, 'POST', '/diagnostics/sandbox-checks', { json: { checkId } });
+    const first = await diagnostics('POST', '/diagnostics/sandbox-checks', { json: { checkId } });
     expect(first.status).toBe(202);
     const handle = instance.temporal.workflow.getHandle(sandboxCheckWorkflowId(checkId));
     const { runId } = await handle.describe();
     await handle.result();
 
-    const second = await request(instance.baseUrl, 'POST', '/diagnostics/sandbox-checks', { json: { checkId } });
+    const second = await diagnostics('POST', '/diagnostics/sandbox-checks', { json: { checkId } });
     expect(second.status).toBe(200);
     expect(second.body).toMatchObject({ checkId, state: 'passed' });
     expect((await handle.describe()).runId).toBe(runId);
@@ -92,7 +99,7 @@ describe('sandbox check, end to end', () => {
   ])('rejects %s with a JSON 4xx and starts nothing', async (_name, options, status, code) => {
     const before = await workflowCount();
     const rowsBefore = await instance.prisma.sandboxCheck.count();
-    const response = await request(instance.baseUrl, 'POST', '/diagnostics/sandbox-checks', options);
+    const response = await diagnostics('POST', '/diagnostics/sandbox-checks', options);
     expect(response.status).toBe(status);
     expect(errorCode(response)).toBe(code);
     expect(await workflowCount()).toBe(before);
@@ -100,12 +107,12 @@ describe('sandbox check, end to end', () => {
   });
 
   it('answers 404 for an unknown check and 400 for a malformed id', async () => {
-    const unknown = await request(instance.baseUrl, 'GET', '/diagnostics/sandbox-checks/never-started');
+    const unknown = await diagnostics('GET', '/diagnostics/sandbox-checks/never-started');
     expect(unknown.status).toBe(404);
     expect(errorCode(unknown)).toBe('not_found');
     await expect(instance.temporal.workflow.getHandle(sandboxCheckWorkflowId('never-started')).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
-    const malformed = await request(instance.baseUrl, 'GET', '/diagnostics/sandbox-checks/BAD%20ID');
+    const malformed = await diagnostics('GET', '/diagnostics/sandbox-checks/BAD%20ID');
     expect(malformed.status).toBe(400);
     expect(errorCode(malformed)).toBe('invalid_parameter');
   });

@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { issueAdminToken } from '../../api/auth';
 import { createDockerClient } from '../../platform/docker';
+import { createPrismaClient } from '../../prisma/client';
+import { waitUntil } from '../helpers/wait';
 import { request } from '../helpers/http';
 import { freePort } from '../helpers/ports';
 
@@ -89,6 +92,8 @@ describe('the start command (scripts/start.sh)', () => {
       expectNothingRebuilt(output);
 
       const apiUrl = `http://127.0.0.1:${apiPort}`;
+      // Docker's part of readiness comes from the worker's reports, a moment after it starts.
+      await waitUntil(async () => (await request(apiUrl, 'GET', '/health/ready')).status === 200, 30_000, 500);
       const ready = await request(apiUrl, 'GET', '/health/ready');
       expect(ready.status).toBe(200);
       expect(ready.body).toMatchObject({ status: 'ready' });
@@ -96,12 +101,15 @@ describe('the start command (scripts/start.sh)', () => {
       const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
       expect(ui.status).toBe(200);
 
-      const started = await request(apiUrl, 'POST', '/diagnostics/sandbox-checks', { json: { checkId: 'start-command' } });
+      const prisma = createPrismaClient(process.env.TEST_DATABASE_URL ?? '');
+      const admin = { authorization: `Bearer ${(await issueAdminToken(prisma)).token}` };
+      await prisma.$disconnect();
+      const started = await request(apiUrl, 'POST', '/diagnostics/sandbox-checks', { json: { checkId: 'start-command' }, headers: admin });
       expect(started.status).toBe(202);
       let state = 'pending';
       for (let i = 0; i < 150 && (state === 'pending' || state === 'running'); i++) {
         await new Promise((resolve) => setTimeout(resolve, 200));
-        state = ((await request(apiUrl, 'GET', '/diagnostics/sandbox-checks/start-command')).body as { state: string }).state;
+        state = ((await request(apiUrl, 'GET', '/diagnostics/sandbox-checks/start-command', { headers: admin })).body as { state: string }).state;
       }
       expect(state).toBe('passed');
     } finally {

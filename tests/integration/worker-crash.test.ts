@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
@@ -10,28 +10,8 @@ import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
-
-const ROOT = path.resolve(__dirname, '../..');
-
-/** The real worker process (dist/workers/main.js), configured like the test instance. */
-function startWorkerProcess(instance: TestInstance, model: FakeAnthropic): ChildProcess {
-  const { config } = instance;
-  return spawn(process.execPath, [path.join(ROOT, 'dist/workers/main.js')], {
-    cwd: ROOT,
-    stdio: 'ignore',
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
-      DATABASE_URL: config.DATABASE_URL,
-      TASK_QUEUE: config.TASK_QUEUE,
-      HOST_ID: config.HOST_ID,
-      DATA_DIR: config.DATA_DIR,
-      ANTHROPIC_API_KEY: 'test-key',
-      ANTHROPIC_BASE_URL: model.url,
-      LOG_LEVEL: 'error',
-    },
-  });
-}
+import { withWorkspace } from '../helpers/workspace';
+import { startWorkerProcess } from '../helpers/worker-process';
 
 describe('a worker killed with SIGKILL in the middle of a run', () => {
   const model = new FakeAnthropic(
@@ -57,7 +37,7 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
   it('completes on a new worker, never with two containers, without repeating a completed turn', async () => {
     const { token } = await issueApiToken(instance.prisma, `crash-${Date.now()}`);
     const repository = await createRepository();
-    workers.push(startWorkerProcess(instance, model));
+    workers.push(startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url }));
 
     const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
       headers: { authorization: `Bearer ${token}` },
@@ -81,7 +61,7 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
     await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'run_shell', status: 'started' } })) !== null, 30_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
     workers[0]!.kill('SIGKILL');
-    workers.push(startWorkerProcess(instance, model));
+    workers.push(startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url }));
 
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     sampling.on = false;
@@ -99,8 +79,9 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
       ['write_file', 'finished'],
       ['run_shell', 'unknown'],
     ]);
-    const workspace = path.join(instance.dataDir, 'workspaces', agentId);
-    expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);
-    expect(await readFile(path.join(workspace, 'first.txt'), 'utf8')).toBe('written once\n');
+    await withWorkspace(instance, agentId, async (workspace) => {
+      expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);
+      expect(await readFile(path.join(workspace, 'first.txt'), 'utf8')).toBe('written once\n');
+    });
   });
 });

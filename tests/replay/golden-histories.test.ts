@@ -23,6 +23,16 @@ describe('golden workflow histories', () => {
         'agent-run-retried-429.json',
         'agent-run-failed-401.json',
         'agent-run-continued-as-new.json',
+        'agent-run-for-hub.json',
+        'hub-event-delivery-completed.json',
+        'federation-command-status.json',
+        'federated-spawn-completed.json',
+        'federated-spawn-killed.json',
+        'federated-spawn-continued-as-new.json',
+        'federated-spawn-spoke-down.json',
+        'federated-spawn-kill-while-unreachable.json',
+        'federated-spawn-paused-and-resumed.json',
+        'federated-spawn-hub-deadline.json',
       ]),
     );
   });

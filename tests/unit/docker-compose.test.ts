@@ -24,9 +24,25 @@ function interpolate(environment: Record<string, string> = {}): Record<string, s
   return Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]));
 }
 
-function publishedPorts(service: ComposeService): Map<number, number> {
-  return new Map((service.ports ?? []).map((mapping) => mapping.split(':').map(Number) as [number, number]).map(([host, container]) => [container, host]));
+interface PublishedPort {
+  hostAddress: string;
+  hostPort: number;
 }
+
+/** Container port → where the host publishes it; compose's default host address is every interface. */
+function publishedPorts(service: ComposeService): Map<number, PublishedPort> {
+  return new Map(
+    (service.ports ?? []).map((mapping) => {
+      const parts = mapping.split(':');
+      const [hostAddress, hostPort, containerPort] = parts.length === 3 ? parts : ['0.0.0.0', ...parts];
+      return [Number(containerPort), { hostAddress: hostAddress!, hostPort: Number(hostPort) }];
+    }),
+  );
+}
+
+const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+/** The Dockerfile's last stage: the image compose runs as the API and the worker. */
+const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
 
 describe('docker-compose.yml', () => {
   it('defines the whole system', () => {
@@ -51,15 +67,44 @@ describe('docker-compose.yml', () => {
     expect(database.username).toBe(postgresEnv.POSTGRES_USER);
     expect(database.password).toBe(postgresEnv.POSTGRES_PASSWORD);
     expect(config.TEMPORAL_ADDRESS).toBe('temporal:7233');
-    expect(publishedPorts(services.temporal!).get(7233)).toBe(7233);
+    expect(publishedPorts(services.temporal!).get(7233)?.hostPort).toBe(7233);
     expect(services['temporal-ui']!.environment!.TEMPORAL_ADDRESS).toBe(config.TEMPORAL_ADDRESS);
-    expect(publishedPorts(services['temporal-ui']!).get(8080)).toBe(Number(new URL(config.TEMPORAL_UI_URL).port));
+    expect(publishedPorts(services['temporal-ui']!).get(8080)?.hostPort).toBe(Number(new URL(config.TEMPORAL_UI_URL).port));
   });
 
-  it('publishes the API on the port it listens on, on all interfaces', () => {
+  it('publishes the unauthenticated Temporal frontend and Web UI on loopback only', () => {
+    expect(publishedPorts(services.temporal!).get(7233)?.hostAddress).toBe('127.0.0.1');
+    expect(publishedPorts(services['temporal-ui']!).get(8080)?.hostAddress).toBe('127.0.0.1');
+    for (const [name, service] of Object.entries(services)) {
+      if (name === 'api') continue;
+      for (const published of publishedPorts(service).values()) expect([name, published.hostAddress]).toEqual([name, '127.0.0.1']);
+    }
+  });
+
+  it('publishes the API on the port it listens on, on all interfaces (peers reach it)', () => {
     const config = loadConfig(interpolate(services.api!.environment));
     expect(config.API_HOST).toBe('0.0.0.0');
-    expect(publishedPorts(services.api!).get(config.API_PORT)).toBe(config.API_PORT);
+    expect(publishedPorts(services.api!).get(config.API_PORT)?.hostPort).toBe(config.API_PORT);
+  });
+
+  it('names the worker host the same across container recreation', () => {
+    // Without it the host name, which is the container's id, would name the host's queue and slots.
+    expect(services.worker!.environment?.HOST_ID).toMatch(/^\$\{HOST_ID:-[a-z0-9-]+\}$/);
+    expect(loadConfig(interpolate(services.worker!.environment)).HOST_ID).toBe('compose-worker');
+  });
+
+  it('gives the Docker socket to the worker only', () => {
+    const socketHolders = Object.entries(services)
+      .filter(([, service]) => (service.volumes ?? []).some((volume) => volume.includes('docker.sock')))
+      .map(([name]) => name);
+    expect(socketHolders).toEqual(['worker']);
+    expect(Object.keys(services.api!.environment ?? {})).not.toContain('DOCKER_HOST');
+  });
+
+  it('builds an image with what the worker needs to clone repositories', () => {
+    const installLine = /apt-get install ([^&]*)/.exec(runtimeStage.replace(/\\\n/g, ' '))?.[1] ?? '';
+    const installed = installLine.split(/\s+/);
+    expect(installed).toEqual(expect.arrayContaining(['git', 'ca-certificates', 'openssh-client']));
   });
 
   it('lets the worker drive the Docker engine and share workspaces with it at the same path', () => {
@@ -68,6 +113,13 @@ describe('docker-compose.yml', () => {
     expect(services.worker!.volumes).toContain('/var/run/docker.sock:/var/run/docker.sock');
     expect(services.worker!.volumes).toContain(`${config.DATA_DIR}:${config.DATA_DIR}`);
     expect(config.SANDBOX_IMAGE).toBe(services['sandbox-image']!.image);
+  });
+
+  it('gives the API and the worker one federation identity (both sign for the instance)', () => {
+    for (const name of ['api', 'worker']) {
+      const config = loadConfig(interpolate(services[name]!.environment));
+      expect(services[name]!.volumes).toContain(`federation-keys:${config.DATA_DIR}/federation`);
+    }
   });
 
   it('keeps the Anthropic key on the worker only', () => {

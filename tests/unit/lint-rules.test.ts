@@ -20,6 +20,8 @@ const CASES: LintCase[] = [
   { name: 'process.env in workflow code', file: 'workflows/sandbox-check.ts', code: 'export const x = process.env.HOME;\n', rule: 'no-restricted-globals' },
   { name: 'a floating promise', file: 'platform/main.ts', code: 'async function f(): Promise<void> {}\nexport function g(): void {\n  f();\n}\n', rule: '@typescript-eslint/no-floating-promises' },
   { name: 'the API importing workflow code', file: 'api/app.ts', code: "import { sandboxCheck } from '../workflows';\nexport const x = sandboxCheck;\n", rule: '@typescript-eslint/no-restricted-imports' },
+  { name: 'federation code importing the API', file: 'federation/client.ts', code: "import { ApiError } from '../api/errors';\nexport const x = ApiError;\n", rule: '@typescript-eslint/no-restricted-imports' },
+  { name: 'a domain module importing the API', file: 'domain/agents/agent-service.ts', code: "import { toView } from '../../api/routes/agents';\nexport const x = toView;\n", rule: '@typescript-eslint/no-restricted-imports' },
   { name: 'activity types in workflow code', file: 'workflows/sandbox-check.ts', code: "import type { Activities } from '../activities';\nexport type X = Activities;\n", rule: null },
 ];
 
@@ -46,7 +48,7 @@ const results: string[][] = (() => {
 })();
 
 /** The determinism and layering rules must stay switched on: each case would break a running system. */
-describe('ESLint rules for workflow code and the API', () => {
+describe('ESLint rules for workflow code and the layers', () => {
   it.each(CASES.map((c, index) => ({ ...c, index })))('$name: $rule', ({ index, rule }) => {
     if (rule === null) expect(results[index]).toEqual([]);
     else expect(results[index]).toContain(rule);

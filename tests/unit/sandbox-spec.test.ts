@@ -26,6 +26,10 @@ describe('hardenedContainerSpec', () => {
       Memory: DEFAULT_SANDBOX_LIMITS.memoryMb * 1024 * 1024,
       MemorySwap: DEFAULT_SANDBOX_LIMITS.memoryMb * 1024 * 1024,
       PidsLimit: DEFAULT_SANDBOX_LIMITS.pids,
+      Ulimits: [
+        { Name: 'nofile', Soft: 4096, Hard: 4096 },
+        { Name: 'fsize', Soft: DEFAULT_SANDBOX_LIMITS.diskMb * 1024 * 1024, Hard: DEFAULT_SANDBOX_LIMITS.diskMb * 1024 * 1024 },
+      ],
     });
     expect(spec.HostConfig?.CapAdd).toBeUndefined();
   });
@@ -42,7 +46,7 @@ describe('hardenedContainerSpec', () => {
 describe('clampLimits', () => {
   it('fills defaults and clamps to the allowed range', () => {
     expect(clampLimits()).toEqual(DEFAULT_SANDBOX_LIMITS);
-    expect(clampLimits({ memoryMb: 1_000_000, cpus: 64, pids: 1_000_000 })).toEqual(MAX_SANDBOX_LIMITS);
-    expect(clampLimits({ memoryMb: 1, cpus: 0, pids: 1 })).toEqual({ memoryMb: 64, cpus: 0.1, pids: 16 });
+    expect(clampLimits({ memoryMb: 1_000_000, cpus: 64, pids: 1_000_000, diskMb: 1_000_000 })).toEqual(MAX_SANDBOX_LIMITS);
+    expect(clampLimits({ memoryMb: 1, cpus: 0, pids: 1, diskMb: 1 })).toEqual({ memoryMb: 64, cpus: 0.1, pids: 16, diskMb: 16 });
   });
 });

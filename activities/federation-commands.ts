@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import { INCOMING_COMMAND_PATH, PeerError, postSigned, refusalCode, verifyReply, type PeerTransport, type RawReply } from '../federation/client';
+import { signingKey, type IdentityHolder } from '../federation/identity';
+import { bodyHash, commandBody, newNonce, type CommandReply } from '../federation/messages';
+import { SignatureError } from '../federation/signatures';
+import { Prisma, type PrismaClient } from '../prisma/client';
+import { TERMINAL_STATES, type AgentState } from '../shared/agents';
+import { StatusReplyResultSchema } from '../shared/federated-agent-schemas';
+import { FEDERATION_FAILURES, type OutboundCommand, type RemoteProgress } from '../shared/federated-agents';
+
+/**
+ * The hub's side of COMMANDs: send one (signed, recorded, a retry reuses the messageId and the exact
+ * body), verify the peer's signed reply (its own step), and ask a peer for the status of an agent it
+ * runs for us. The reply bytes wait in the command's row between sending and verifying, so the
+ * workflow history carries ids, never replies.
+ */
+const { peerUnreachable: PEER_UNREACHABLE, commandRefused: COMMAND_REFUSED, replyNotVerified: REPLY_NOT_VERIFIED, connectionInactive: CONNECTION_INACTIVE } = FEDERATION_FAILURES;
+
+/** Results at most this large travel through the workflow history; larger ones stay in the row. */
+const MAX_SUMMARY_BYTES = 4096;
+
+export interface FederationCommandDeps {
+  prisma: PrismaClient;
+  identity: IdentityHolder;
+  peers: PeerTransport;
+}
+
+export interface VerifiedCommand {
+  status: 'ok' | 'error';
+  error: { code: string; message: string } | null;
+  /** The reply's result when it is small (spawn and kill replies are); null otherwise. */
+  result: Record<string, unknown> | null;
+}
+
+/** What asking the spoke about an agent found. */
+export type RemoteStatusPoll =
+  | { kind: 'status'; state: AgentState; startedAt: string | null; progress: RemoteProgress; error: string | null; resultFetched: boolean; contactAt: string }
+  /** The spoke answered, signed, that it has no such agent for us. */
+  | { kind: 'unknown_agent'; message: string }
+  /** The connection is not ACTIVE (on our side, or the spoke refused it as such). */
+  | { kind: 'connection_inactive'; status: string }
+  /** The spoke refused the request before verifying it, for another reason. */
+  | { kind: 'refused'; code: string; message: string };
+
+/** Refusals that say "not now" rather than "never". */
+function isTransient(status: number, code: string): boolean {
+  return status >= 500 || status === 429 || code === 'message_in_progress';
+}
+
+type ConnectionRow = Prisma.FederationConnectionGetPayload<{ include: { keys: true } }>;
+
+export function createFederationCommandActivities(deps: FederationCommandDeps) {
+  const { prisma } = deps;
+
+  async function activeConnection(connectionId: string): Promise<ConnectionRow> {
+    const connection = await prisma.federationConnection.findUniqueOrThrow({ where: { id: connectionId }, include: { keys: true } });
+    if (connection.status !== 'ACTIVE') {
+      throw ApplicationFailure.create({ message: `the connection to ${connection.peerName} is ${connection.status}`, type: CONNECTION_INACTIVE, nonRetryable: true, details: [connection.status] });
+    }
+    return connection;
+  }
+
+  /** Signs and sends; returns the row id with the raw reply stored on it. Retryable while the peer does not answer or is busy. */
+  async function deliver(command: OutboundCommand): Promise<{ recordId: string; connection: ConnectionRow }> {
+    const connection = await activeConnection(command.connectionId);
+    const identity = deps.identity.current();
+    const body = commandBody({ messageId: command.messageId, instanceId: identity.instanceId, commandType: command.commandType, payload: command.payload, timestamp: command.timestamp, nonce: command.nonce });
+    const record = await prisma.federationCommand.upsert({
+      where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'outbound', messageId: command.messageId } },
+      create: { id: randomUUID(), direction: 'outbound', connectionId: connection.id, messageId: command.messageId, commandType: command.commandType, bodyHash: bodyHash(body), status: 'sending', attempts: 1, payload: command.payload as Prisma.InputJsonObject },
+      update: { status: 'sending', attempts: { increment: 1 } },
+    });
+    let reply: RawReply;
+    try {
+      reply = await postSigned(deps.peers, new URL(INCOMING_COMMAND_PATH, connection.peerUrl).toString(), body, signingKey(identity));
+    } catch (error) {
+      const code = error instanceof PeerError ? error.code : 'peer_error';
+      await prisma.federationCommand.update({ where: { id: record.id }, data: { errorCode: code, error: error instanceof Error ? error.message : String(error) } });
+      throw ApplicationFailure.retryable(`${connection.peerName} did not answer (${code})`, PEER_UNREACHABLE);
+    }
+    if (reply.status !== 200) {
+      // Refusals come before the peer verified anything, so they are unsigned: recorded, not trusted.
+      const code = refusalCode(reply.body);
+      if (isTransient(reply.status, code)) {
+        await prisma.federationCommand.update({ where: { id: record.id }, data: { errorCode: code, error: `the peer answered ${reply.status}` } });
+        throw ApplicationFailure.retryable(`${connection.peerName} answered ${reply.status} (${code})`, PEER_UNREACHABLE);
+      }
+      await finish(record, { status: 'rejected', errorCode: code, error: `the peer answered ${reply.status}` });
+      throw ApplicationFailure.create({ message: `${connection.peerName} refused ${command.commandType} (${reply.status} ${code})`, type: COMMAND_REFUSED, nonRetryable: true, details: [code] });
+    }
+    const rawReply = { status: reply.status, headers: reply.headers, body: reply.body.toString('base64') };
+    await prisma.federationCommand.update({ where: { id: record.id }, data: { status: 'delivered', rawReply, errorCode: null, error: null } });
+    return { recordId: record.id, connection };
+  }
+
+  async function finish(record: { id: string; createdAt: Date }, data: Prisma.FederationCommandUpdateInput): Promise<void> {
+    const completedAt = new Date();
+    await prisma.federationCommand.update({ where: { id: record.id }, data: { ...data, completedAt, durationMs: completedAt.getTime() - record.createdAt.getTime() } });
+  }
+
+  /** Verifies the stored reply against the peer's keys and this very message; records the outcome. */
+  async function verify(command: Pick<OutboundCommand, 'connectionId' | 'messageId' | 'nonce'>): Promise<CommandReply> {
+    const record = await prisma.federationCommand.findUniqueOrThrow({
+      where: { connectionId_direction_messageId: { connectionId: command.connectionId, direction: 'outbound', messageId: command.messageId } },
+      include: { connection: { include: { keys: true } } },
+    });
+    const connection = record.connection;
+    const stored = record.rawReply as { status: number; headers: Record<string, string>; body: string } | null;
+    if (!connection || !stored) throw ApplicationFailure.nonRetryable(`no reply was stored for message ${command.messageId}`, REPLY_NOT_VERIFIED);
+    let reply: CommandReply;
+    try {
+      reply = verifyReply({ status: stored.status, headers: stored.headers, body: Buffer.from(stored.body, 'base64') }, connection.keys, { messageId: command.messageId, nonce: command.nonce, instanceId: connection.peerInstanceId });
+    } catch (error) {
+      const code = error instanceof SignatureError ? error.code : 'reply_invalid';
+      await finish(record, { status: 'failed', errorCode: code, error: error instanceof Error ? error.message : String(error), rawReply: Prisma.DbNull });
+      throw ApplicationFailure.create({ message: `the reply of ${connection.peerName} did not verify (${code})`, type: REPLY_NOT_VERIFIED, nonRetryable: true, details: [code] });
+    }
+    await finish(record, {
+      status: reply.status === 'ok' ? 'succeeded' : 'failed',
+      reply: reply as unknown as Prisma.InputJsonObject,
+      rawReply: Prisma.DbNull,
+      ...(reply.status === 'error' ? { errorCode: reply.error?.code ?? 'peer_error', error: reply.error?.message ?? 'failed' } : {}),
+    });
+    return reply;
+  }
+
+  return {
+    /** Ends a command that was never answered: its row says failed, with the last reason. */
+    async recordCommandFailure(input: { connectionId: string; messageId: string; reason: string }): Promise<void> {
+      const record = await prisma.federationCommand.findUnique({
+        where: { connectionId_direction_messageId: { connectionId: input.connectionId, direction: 'outbound', messageId: input.messageId } },
+      });
+      if (record?.status === 'sending') await finish(record, { status: 'failed', errorCode: record.errorCode ?? 'peer_unreachable', error: input.reason });
+    },
+
+    /** Sends a COMMAND (its row records every attempt); the reply waits in the row for verifyCommandReply. */
+    async sendCommand(command: OutboundCommand): Promise<{ commandId: string }> {
+      return { commandId: (await deliver(command)).recordId };
+    },
+
+    /** Verifies the peer's signed reply to a sent COMMAND: a step of its own, so the Web UI shows it. */
+    async verifyCommandReply(command: Pick<OutboundCommand, 'connectionId' | 'messageId' | 'nonce'>): Promise<VerifiedCommand> {
+      const reply = await verify(command);
+      const result = typeof reply.result === 'object' && reply.result !== null && JSON.stringify(reply.result).length <= MAX_SUMMARY_BYTES ? (reply.result as Record<string, unknown>) : null;
+      return { status: reply.status, error: reply.error ?? null, result };
+    },
+
+    /**
+     * Asks the spoke for an agent it runs for us (agent.status), verifies the signed reply and keeps
+     * what it says; once the agent is terminal, its result (diff, commit, test output) is stored
+     * with the hub's agent. One attempt per call: the workflow decides when to ask again.
+     */
+    async pollRemoteAgent(input: { agentId: string }): Promise<RemoteStatusPoll> {
+      const remote = await prisma.federatedAgent.findUniqueOrThrow({ where: { agentId: input.agentId }, include: { connection: true } });
+      if (remote.connection.status !== 'ACTIVE') return { kind: 'connection_inactive', status: remote.connection.status };
+      if (!remote.remoteAgentId) throw ApplicationFailure.nonRetryable('the remote agent id is not known yet', 'RemoteAgentUnknown');
+      const command: OutboundCommand = {
+        connectionId: remote.connectionId,
+        messageId: randomUUID(),
+        commandType: 'agent.status',
+        payload: { agentId: remote.remoteAgentId },
+        nonce: newNonce(),
+        timestamp: new Date().toISOString(),
+      };
+      try {
+        await deliver(command);
+      } catch (error) {
+        if (!(error instanceof ApplicationFailure) || error.type !== COMMAND_REFUSED) throw error;
+        const detail = error.details?.[0];
+        const code = typeof detail === 'string' ? detail : 'peer_error';
+        if (code.startsWith('connection_')) return { kind: 'connection_inactive', status: code.slice('connection_'.length).toUpperCase() };
+        return { kind: 'refused', code, message: error.message };
+      }
+      const reply = await verify(command);
+      if (reply.status === 'error') {
+        if (reply.error?.code === 'not_found') return { kind: 'unknown_agent', message: reply.error.message };
+        return { kind: 'refused', code: reply.error?.code ?? 'peer_error', message: reply.error?.message ?? 'the spoke answered with an error' };
+      }
+      const status = StatusReplyResultSchema.safeParse(reply.result);
+      if (!status.success) return { kind: 'refused', code: 'invalid_status_reply', message: 'the spoke sent a status the hub cannot read' };
+      const { result, ...snapshot } = status.data;
+      const contactAt = new Date();
+      await prisma.federatedAgent.update({
+        where: { agentId: input.agentId },
+        data: { progress: snapshot.progress, lastContactAt: contactAt, ...(snapshot.startedAt ? { remoteStartedAt: new Date(snapshot.startedAt) } : {}) },
+      });
+      const terminal = TERMINAL_STATES.includes(snapshot.status);
+      if (terminal && result) {
+        await prisma.agentResult.upsert({ where: { agentId: input.agentId }, create: { agentId: input.agentId, ...result }, update: result });
+      }
+      return { kind: 'status', state: snapshot.status, startedAt: snapshot.startedAt, progress: snapshot.progress, error: snapshot.error ?? null, resultFetched: terminal, contactAt: contactAt.toISOString() };
+    },
+  };
+}

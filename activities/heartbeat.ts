@@ -1,0 +1,25 @@
+import { Context } from '@temporalio/activity';
+
+const HEARTBEAT_INTERVAL_MS = 5_000;
+
+/**
+ * Runs an activity's work while heartbeating every few seconds, so a dead worker is noticed within
+ * the activity's heartbeat timeout and a cancellation (a kill) reaches the activity: the work reads
+ * `Context.current().cancellationSignal` and passes it into git, Docker and HTTP calls.
+ */
+export async function whileHeartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  context.heartbeat();
+  const timer = setInterval(() => context.heartbeat(), HEARTBEAT_INTERVAL_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Throws the cancellation (so the activity reports itself cancelled) once the workflow asked for it. */
+export function stopIfCancelled(): void {
+  const signal = Context.current().cancellationSignal;
+  if (signal.aborted) throw signal.reason;
+}

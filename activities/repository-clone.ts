@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { admitRepository, RepositoryRefused, type CloneSource, type RepositoryPolicy } from '../platform/repository-policy';
+
+const run = promisify(execFile);
+
+export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
+
+/**
+ * Clones an agent's repository on the host, before the agent touches the checkout (git never runs on
+ * the host in an agent-controlled repository). The policy is checked again here, on the real path and
+ * the resolved address (a symlink swapped or a DNS answer changed since the spawn gains nothing), and
+ * git runs with nothing of the worker's: no system or global configuration, no credential helpers,
+ * no hooks, no SSH keys, no environment but PATH, only the one transport the source needs, no
+ * redirects, and a time limit. Its size is bounded by the workspace it clones into. A failure never
+ * says whether a path exists on the host; the operator finds git's own words in the worker's log.
+ */
+export async function cloneRepository(policy: RepositoryPolicy, input: { repository: string; branch: string; dir: string; allowLocal: boolean }, failureType: string): Promise<void> {
+  if (await stat(path.join(input.dir, '.git')).catch(() => null)) return; // a retried launch reuses its checkout
+  let source: CloneSource;
+  try {
+    source = await admitRepository(policy, input.repository, { allowLocal: input.allowLocal });
+  } catch (error) {
+    if (error instanceof RepositoryRefused) throw ApplicationFailure.nonRetryable(error.message, failureType);
+    throw error;
+  }
+  const unavailable = (): ApplicationFailure => ApplicationFailure.nonRetryable(`cannot clone ${input.repository} (branch ${input.branch}): the repository or the branch is not available`, failureType);
+
+  const config = [
+    ['protocol.allow', 'never'],
+    [`protocol.${source.kind === 'local' ? 'file' : source.scheme}.allow`, 'always'],
+    ['credential.helper', ''],
+    ['core.hooksPath', '/dev/null'],
+    ['http.followRedirects', 'false'],
+  ];
+  if (source.kind === 'remote' && (source.scheme === 'https' || source.scheme === 'http')) {
+    // Pin the connection to an address the outbound policy permits (DNS is asked once, here).
+    const permitted = (await lookup(source.host, { all: true }).catch(() => [])).find((address) => policy.outbound.permits(address.address));
+    if (!permitted) throw unavailable();
+    config.push(['http.curloptResolve', `${source.host}:${source.port}:${permitted.family === 6 ? `[${permitted.address}]` : permitted.address}`]);
+  }
+  const home = await mkdtemp(path.join(os.tmpdir(), 'clone-home-'));
+  try {
+    await run(
+      'git',
+      [
+        ...config.flatMap(([key, value]) => ['-c', `${key}=${value}`]),
+        'clone',
+        '--quiet',
+        '--template=',
+        ...(source.kind === 'local' ? ['--no-local'] : []),
+        '--branch',
+        input.branch,
+        '--single-branch',
+        '--',
+        source.kind === 'local' ? source.path : source.url,
+        input.dir,
+      ],
+      {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: home,
+          LANG: 'C',
+          GIT_CONFIG_NOSYSTEM: '1',
+          GIT_CONFIG_GLOBAL: '/dev/null',
+          GIT_TERMINAL_PROMPT: '0',
+          GIT_ASKPASS: '/bin/false',
+          SSH_ASKPASS: '/bin/false',
+          GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null',
+        },
+        timeout: CLONE_TIMEOUT_MS,
+        maxBuffer: 1024 * 1024,
+        signal: Context.current().cancellationSignal,
+      },
+    );
+  } catch (error) {
+    // A kill during the clone: git was stopped; the activity reports itself cancelled.
+    if (Context.current().cancellationSignal.aborted) throw Context.current().cancellationSignal.reason;
+    const stderr = (error as { stderr?: string }).stderr?.trim() ?? String(error);
+    Context.current().log.warn('clone failed', { repository: input.repository, branch: input.branch, git: stderr.slice(-2000) });
+    throw unavailable();
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}

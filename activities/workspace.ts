@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { SANDBOX_UID } from './sandbox-spec';
+
+const run = promisify(execFile);
+
+/**
+ * An agent's workspace on the host, with a disk quota. Where the worker may mount loop devices (root,
+ * /dev/loop-control, mkfs.ext4), the workspace is the mount of its own ext4 image of the quota's size:
+ * writes past it fail with "no space left" and no other agent or the host notices. Elsewhere (a worker
+ * without that privilege) the quota is watched: the workspace's size is measured while tools run and
+ * a run that goes past it is stopped. Both say so in the agent's state.
+ */
+export type QuotaMode = 'loop' | 'watchdog';
+
+export async function detectQuotaMode(): Promise<QuotaMode> {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/loop-control')) return 'watchdog';
+  const mkfs = await run('mkfs.ext4', ['-V']).then(
+    () => true,
+    () => false,
+  );
+  return mkfs ? 'loop' : 'watchdog';
+}
+
+export const imageOf = (dir: string): string => `${dir}.img`;
+
+/** Whether `dir` is a mount point (its device differs from its parent's). */
+export async function isMounted(dir: string): Promise<boolean> {
+  const [own, parent] = await Promise.all([stat(dir).catch(() => null), stat(path.dirname(dir)).catch(() => null)]);
+  return own !== null && parent !== null && own.dev !== parent.dev;
+}
+
+/** Creates the workspace folder (in loop mode: the mount of a fresh image of `quotaMb`). Idempotent: a retried launch finds it. */
+export async function prepareWorkspace(dir: string, quotaMb: number, mode: QuotaMode): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if (mode === 'watchdog' || (await isMounted(dir))) return;
+  const image = imageOf(dir);
+  if (!existsSync(image)) {
+    await run('truncate', ['-s', `${quotaMb}M`, image]);
+    // No reserved blocks, and the root of the file system belongs to the sandbox user.
+    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', `root_owner=${SANDBOX_UID}:${SANDBOX_UID}`, image]);
+  }
+  await run('mount', ['-o', 'loop,nosuid,nodev', image, dir]);
+  await rmdir(path.join(dir, 'lost+found')).catch(() => undefined);
+}
+
+/** Unmounts the workspace (the image stays for inspection until the retention removes it). Idempotent. */
+export async function releaseWorkspace(dir: string): Promise<void> {
+  if (!(await isMounted(dir))) return;
+  // A process of a killed sandbox may hold it a moment longer: detach lazily then.
+  await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
+}
+
+/** Removes the workspace and its image. */
+export async function removeWorkspace(dir: string): Promise<void> {
+  await releaseWorkspace(dir);
+  await rm(dir, { recursive: true, force: true });
+  await rm(imageOf(dir), { force: true });
+}
+
+/** Whether the workspace has reached its quota: its file system is full (loop mode), or `du` says it is past the quota (watchdog mode). */
+export async function quotaReached(dir: string, mode: QuotaMode, quotaMb: number): Promise<boolean> {
+  if (mode === 'loop') {
+    const fs = await statfs(dir);
+    return fs.bavail * fs.bsize < 1024 * 1024;
+  }
+  const { stdout } = await run('du', ['-sb', '--', dir]);
+  return Number(stdout.split('\t')[0]) > quotaMb * 1024 * 1024;
+}
+
+/** The workspaces (folders) under the workspaces directory, by agent id. */
+export async function listWorkspaces(workspacesDir: string): Promise<string[]> {
+  const entries = await readdir(workspacesDir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+}

@@ -1,0 +1,136 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { LiveStatus, AgentRow } from '../../domain/agents/agent-service';
+import type { FederatedAgentService } from '../../domain/agents/federated-agents';
+import type { PrismaClient } from '../../prisma/client';
+import { AGENT_STATES, AGENT_TYPES, TERMINAL_STATES, type AgentState } from '../../shared/agents';
+import { AgentResultPayloadSchema, FederatedSpawnRequestSchema, RemoteProgressSchema } from '../../shared/federated-agent-schemas';
+import type { KillRequest, RemoteProgress } from '../../shared/federated-agents';
+import { requireApiToken, workspaceOf } from '../auth';
+import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
+import { parseBody, parseParams } from '../validation';
+import { AgentIdParams, resultView } from './agents';
+
+/**
+ * The hub's endpoints for agents run on a peer instance (FED-010), answering in the federation API's
+ * envelope `{success: true, data}`; errors are `{success: false, error: {code, message}}` as everywhere.
+ */
+const success = <T extends z.ZodType>(data: T) => z.object({ success: z.literal(true), data });
+
+export const FederatedSpawnResponseSchema = z
+  .object({ agentId: z.string(), state: z.enum(AGENT_STATES), spawnedAt: z.string(), existing: z.boolean() })
+  .openapi('FederatedSpawnResponse');
+
+export const FederatedAgentViewSchema = z
+  .object({
+    agentId: z.string(),
+    taskId: z.string(),
+    agentType: z.enum(AGENT_TYPES),
+    /** The remote agent's state as mirrored by the hub (FED-010 calls it status). */
+    status: z.enum(AGENT_STATES),
+    spawnedAt: z.string(),
+    startedAt: z.string().nullable(),
+    progress: RemoteProgressSchema.nullable(),
+    remoteInstance: z.object({ connectionId: z.string(), instanceId: z.string(), name: z.string(), url: z.string() }),
+    remoteAgentId: z.string().nullable(),
+    lastContactAt: z.string().nullable(),
+    /** spawning, following, paused (the connection is not ACTIVE) or ended. */
+    following: z.enum(['spawning', 'following', 'paused', 'ended']),
+    /** Why following is paused, why a kill is not delivered yet, what the last failed contact said. */
+    note: z.string().nullable(),
+    kill: z.object({ reason: z.string(), requestedAt: z.string(), deliveredAt: z.string().nullable() }).nullable(),
+    error: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    result: AgentResultPayloadSchema.nullable(),
+  })
+  .openapi('FederatedAgentStatus');
+type FederatedAgentView = z.infer<typeof FederatedAgentViewSchema>;
+
+const bearer = [{ bearerAuth: [] }];
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/api/v1/federation/agents/spawn',
+  summary: 'Run an agent on a peer instance through a connection; the hub follows it to the end (options.timeout in milliseconds)',
+  security: bearer,
+  request: { body: { content: { 'application/json': { schema: FederatedSpawnRequestSchema } } } },
+  responses: {
+    202: jsonContent(success(FederatedSpawnResponseSchema), 'The spawn is on its way'),
+    200: jsonContent(success(FederatedSpawnResponseSchema), 'An agent for this task is still live through this connection; it is returned'),
+    400: errorResponse('The body is not valid'),
+    403: errorResponse('The connection belongs to another workspace'),
+    404: errorResponse('No such connection'),
+    409: errorResponse('The connection is not ACTIVE, or another agent is live for the task'),
+  },
+});
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/federation/agents/{agentId}/status',
+  summary: 'The mirrored state, remote progress, remote instance and time of last contact of an agent run on a peer',
+  security: bearer,
+  request: { params: AgentIdParams },
+  responses: { 200: jsonContent(success(FederatedAgentViewSchema), 'The agent'), 403: errorResponse('Another workspace’s agent'), 404: errorResponse('No such federated agent') },
+});
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/api/v1/federation/agents/{agentId}/kill',
+  summary: 'Stop an agent run on a peer: the hub sends agent.kill and waits for the confirmation',
+  security: bearer,
+  request: { params: AgentIdParams },
+  responses: {
+    202: jsonContent(success(z.object({ agentId: z.string(), state: z.literal('killing') })), 'The kill is on its way'),
+    403: errorResponse('Another workspace’s agent'),
+    404: errorResponse('No such federated agent'),
+    409: errorResponse('The agent has already finished'),
+  },
+});
+
+export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentView {
+  const remote = live?.kind === 'remote' ? live.status : undefined;
+  const stored = row.remote;
+  if (!stored) throw new Error(`agent ${row.id} does not run on a peer`);
+  const state = (remote?.state ?? row.state) as AgentState;
+  return {
+    agentId: row.id,
+    taskId: row.taskId,
+    agentType: row.agentType as FederatedAgentView['agentType'],
+    status: state,
+    spawnedAt: row.createdAt.toISOString(),
+    startedAt: remote?.startedAt ?? stored.remoteStartedAt?.toISOString() ?? null,
+    progress: remote?.progress ?? (stored.progress as RemoteProgress | null),
+    remoteInstance: { connectionId: stored.connectionId, instanceId: stored.connection.peerInstanceId, name: stored.connection.peerName, url: stored.connection.peerUrl },
+    remoteAgentId: remote?.remoteAgentId ?? stored.remoteAgentId,
+    lastContactAt: remote?.lastContactAt ?? stored.lastContactAt?.toISOString() ?? null,
+    following: remote?.following ?? (TERMINAL_STATES.includes(state) ? 'ended' : stored.remoteAgentId ? 'following' : 'spawning'),
+    note: remote ? remote.note : stored.note,
+    kill: remote ? remote.kill : (stored.kill as KillRequest | null),
+    error: remote?.error ?? row.error,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    result: resultView(row) ?? null,
+  };
+}
+
+export function federatedAgentRouter(deps: { prisma: PrismaClient; federatedAgents: FederatedAgentService }): Router {
+  const { federatedAgents } = deps;
+  const router = Router();
+  router.use('/api/v1/federation/agents', requireApiToken(deps.prisma));
+
+  router.post('/api/v1/federation/agents/spawn', async (req, res) => {
+    const request = parseBody(FederatedSpawnRequestSchema, req);
+    const data = await federatedAgents.spawn(workspaceOf(res), request);
+    res.status(data.existing ? 200 : 202).json({ success: true, data });
+  });
+
+  router.get('/api/v1/federation/agents/:agentId/status', async (req, res) => {
+    const { agentId } = parseParams(AgentIdParams, req);
+    const { row, live } = await federatedAgents.view(agentId, workspaceOf(res));
+    res.json({ success: true, data: federatedView(row, live) });
+  });
+
+  router.post('/api/v1/federation/agents/:agentId/kill', async (req, res) => {
+    const { agentId } = parseParams(AgentIdParams, req);
+    await federatedAgents.kill(agentId, workspaceOf(res), 'killed through the hub API');
+    res.status(202).json({ success: true, data: { agentId, state: 'killing' } });
+  });
+
+  return router;
+}

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { Prisma, type PrismaClient } from '../../prisma/client';
+import { AGENT_RUN_WORKFLOW, agentStatusQuery, killAgentSignal, TERMINAL_STATES, type AgentRunInput, type AgentState, type AgentStatus, type AgentType, type SpawnAgentRequest } from '../../shared/agents';
+import { federatedAgentStatusQuery, type AgentOrigin, type FederatedAgentStatus } from '../../shared/federated-agents';
+import { admitRepository, RepositoryRefused, type RepositoryPolicy } from '../../platform/repository-policy';
+import { DomainError } from '../errors';
+import { requestAdmission } from '../../temporal/admission-client';
+import { startAgentWorkflow } from './agent-workflows';
+
+/**
+ * The agent service: spawning, viewing, listing and killing agents of a workspace. The REST routes
+ * and the federation command handler (which spawns on behalf of a connected hub, into the
+ * connection's workspace) both go through it.
+ */
+export const AGENT_ROW_INCLUDE = { result: true, remote: { include: { connection: true } } } as const;
+export type AgentRow = Prisma.AgentGetPayload<{ include: typeof AGENT_ROW_INCLUDE }>;
+
+/** What the running workflow says about an agent: agentRun's status, or for an agent on a peer the mirrored one. */
+export type LiveStatus = { kind: 'local'; status: AgentStatus } | { kind: 'remote'; status: FederatedAgentStatus };
+
+/** Who asks: a workspace (API token), or a connected hub (only agents it spawned through that connection). */
+export type Owner = { workspaceId: string } | { connectionId: string };
+
+export interface SpawnOutcome {
+  agentId: string;
+  status: AgentState;
+  existing: boolean;
+  createdAt: Date;
+}
+
+/** How long a spawn waits for the admission workflow's answer (no worker up: the agent is answered queued). */
+const ADMISSION_ANSWER_TIMEOUT_MS = 5_000;
+
+export interface AgentServiceDeps {
+  temporal: Client;
+  prisma: PrismaClient;
+  taskQueue: string;
+  /** Where repositories may come from: a spawn outside it is refused before anything starts. */
+  repositories: RepositoryPolicy;
+  /** The largest workspace quota an agent may ask for (WORKSPACE_MAX_MB). */
+  workspaceMaxMb: number;
+}
+
+/** A hub's spawn: the id derived from its messageId, where it came from, and whether its connection allows local repositories. */
+export interface PeerSpawn {
+  agentId: string;
+  origin: AgentOrigin;
+  allowLocalRepositories: boolean;
+}
+
+export interface AgentListFilter {
+  state?: AgentState | undefined;
+  taskId?: string | undefined;
+  agentType?: AgentType | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+const isTerminal = (state: string): boolean => TERMINAL_STATES.includes(state as AgentState);
+
+function encodeCursor(row: { createdAt: Date; id: string }): string {
+  return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const createdAt = new Date(at ?? '');
+  if (!id || Number.isNaN(createdAt.getTime())) throw new DomainError('invalid', 'invalid_cursor', 'The cursor is not valid');
+  return { createdAt, id };
+}
+
+export function createAgentService(deps: AgentServiceDeps) {
+  const { prisma, temporal } = deps;
+
+  /** The caller's agent row: not_found unknown, forbidden another workspace's; a hub learns nothing of agents it did not spawn. */
+  async function ownedRow(agentId: string, owner: Owner): Promise<AgentRow> {
+    const row = await prisma.agent.findUnique({ where: { id: agentId }, include: AGENT_ROW_INCLUDE });
+    const visible = row && ('workspaceId' in owner || row.originConnectionId === owner.connectionId);
+    if (!row || !visible) throw new DomainError('not_found', 'not_found', `No agent ${agentId}`);
+    if ('workspaceId' in owner && row.workspaceId !== owner.workspaceId) throw new DomainError('forbidden', 'forbidden', `Agent ${agentId} belongs to another workspace`);
+    return row;
+  }
+
+  /**
+   * What a spawn is answered, from the admission workflow itself: spawning when it gave the agent a
+   * slot, queued when the agent waits (or when no worker answers in time; the agent's workflow asks
+   * again once one runs).
+   */
+  async function admissionAnswer(agentId: string, priority: number): Promise<'spawning' | 'queued'> {
+    try {
+      const answer = await temporal.withDeadline(Date.now() + ADMISSION_ANSWER_TIMEOUT_MS, () => requestAdmission(temporal, deps.taskQueue, { agentId, priority }));
+      return answer.state === 'admitted' ? 'spawning' : 'queued';
+    } catch {
+      return 'queued';
+    }
+  }
+
+  return {
+    /**
+     * Starts an agentRun. For a hub's spawn, `agentId` is derived from its messageId (a replay is a
+     * no-op) and `origin` names the connection, whose hub then hears of every state change.
+     */
+    async spawn(workspaceId: string, request: SpawnAgentRequest, federated: PeerSpawn | null = null): Promise<SpawnOutcome> {
+      const agentId = federated?.agentId ?? `agent-${randomUUID()}`;
+      const diskMb = request.options.resources.diskMb;
+      if (diskMb !== undefined && diskMb > deps.workspaceMaxMb) {
+        throw new DomainError('invalid', 'resource_limit', `options.resources.diskMb: at most ${deps.workspaceMaxMb} MB on this instance`);
+      }
+      try {
+        await admitRepository(deps.repositories, request.context.repository, { allowLocal: federated?.allowLocalRepositories ?? true });
+      } catch (error) {
+        if (error instanceof RepositoryRefused) throw new DomainError('invalid', error.code, error.message);
+        throw error;
+      }
+      const known = await prisma.agent.findUnique({ where: { id: agentId } });
+      if (known) return { agentId, status: known.state as AgentState, existing: true, createdAt: known.createdAt };
+      const initialState = 'spawning';
+      let created;
+      try {
+        created = await prisma.agent.create({
+          data: {
+            id: agentId,
+            workspaceId,
+            taskId: request.taskId,
+            agentType: request.agentType,
+            state: initialState,
+            context: request.context,
+            options: request.options,
+            originConnectionId: federated?.origin.connectionId ?? null,
+            originMessageId: federated?.origin.spawnMessageId ?? null,
+          },
+        });
+      } catch (error) {
+        // The partial unique index allows one live agent per task: return that one.
+        if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002')) throw error;
+        const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: request.taskId, state: { notIn: [...TERMINAL_STATES] } } });
+        if (!live) throw new DomainError('conflict', 'conflict', 'Another spawn for this task is in progress; retry');
+        return { agentId: live.id, status: live.state as AgentState, existing: true, createdAt: live.createdAt };
+      }
+      const input: AgentRunInput = {
+        agentId,
+        workspaceId,
+        taskId: request.taskId,
+        agentType: request.agentType,
+        context: request.context,
+        options: request.options,
+        initialState,
+        priority: request.priority,
+        ...(federated ? { origin: federated.origin } : {}),
+      };
+      const started = await startAgentWorkflow(temporal, prisma, {
+        workflowType: AGENT_RUN_WORKFLOW,
+        taskQueue: deps.taskQueue,
+        agentId,
+        args: [input],
+        taskId: request.taskId,
+        agentType: request.agentType,
+        workspaceId,
+        state: initialState,
+      });
+      const status = await admissionAnswer(agentId, request.priority);
+      return { agentId, status, existing: !started, createdAt: created.createdAt };
+    },
+
+    /** The caller's agent with its live status when it is still running. */
+    async view(agentId: string, owner: Owner): Promise<{ row: AgentRow; live?: LiveStatus }> {
+      const row = await ownedRow(agentId, owner);
+      if (isTerminal(row.state)) return { row };
+      // The query reads workflow memory; without a worker to answer it, the row is the answer.
+      const handle = temporal.workflow.getHandle(agentId);
+      const live: LiveStatus | undefined = await temporal
+        .withDeadline(Date.now() + 3_000, async (): Promise<LiveStatus> =>
+          row.remote ? { kind: 'remote', status: await handle.query(federatedAgentStatusQuery) } : { kind: 'local', status: await handle.query(agentStatusQuery) },
+        )
+        .catch(() => undefined);
+      return live ? { row, live } : { row };
+    },
+
+    /** The workspace's agents, newest first, a page at a time. */
+    async list(workspaceId: string, filter: AgentListFilter): Promise<{ rows: AgentRow[]; nextCursor: string | null }> {
+      const after = filter.cursor ? decodeCursor(filter.cursor) : null;
+      const rows = await prisma.agent.findMany({
+        where: {
+          workspaceId,
+          ...(filter.state ? { state: filter.state } : {}),
+          ...(filter.taskId ? { taskId: filter.taskId } : {}),
+          ...(filter.agentType ? { agentType: filter.agentType } : {}),
+          ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
+        },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: filter.limit + 1,
+        include: AGENT_ROW_INCLUDE,
+      });
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return { rows: page, nextCursor: rows.length > filter.limit && last ? encodeCursor(last) : null };
+    },
+
+    /** Signals the agent's workflow to stop: agentRun cancels its run, federatedSpawn sends agent.kill to the peer. */
+    async kill(agentId: string, owner: Owner, reason: string): Promise<void> {
+      const row = await ownedRow(agentId, owner);
+      if (isTerminal(row.state)) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
+      try {
+        await temporal.workflow.getHandle(agentId).signal(killAgentSignal, { reason });
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished`);
+        throw error;
+      }
+    },
+  };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;

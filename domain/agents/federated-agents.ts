@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { z } from 'zod';
+import { signingKey, type IdentityHolder } from '../../federation/identity';
+import { admitEvent, FederationRejection, refusal, signedReply, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
+import type { Logger } from '../../platform/logger';
+import { Prisma, type PrismaClient } from '../../prisma/client';
+import { TERMINAL_STATES, type AgentState } from '../../shared/agents';
+import { AgentLifecycleEventSchema, localOptionsFrom, type FederatedSpawnRequestSchema } from '../../shared/federated-agent-schemas';
+import { connectionStatusSignal, FEDERATED_SPAWN_WORKFLOW, remoteAgentEventSignal, type FederatedSpawnInput } from '../../shared/federated-agents';
+import { DomainError } from '../errors';
+import type { AgentRow, AgentService, LiveStatus } from './agent-service';
+import { startAgentWorkflow } from './agent-workflows';
+
+/**
+ * The hub side of agents run on a peer instance: a spawn through a connection starts the durable
+ * federatedSpawn workflow that delivers it and follows the remote agent; the spoke's signed
+ * agent.lifecycle events are verified here and handed to that workflow; a change of a connection's
+ * status is passed on to every agent followed through it. Viewing and killing go through the agent
+ * service like any agent's.
+ */
+export type FederatedSpawnRequest = z.infer<typeof FederatedSpawnRequestSchema>;
+
+export interface FederatedSpawnOutcome {
+  agentId: string;
+  state: AgentState;
+  spawnedAt: string;
+  existing: boolean;
+}
+
+export interface FederatedAgentServiceDeps {
+  temporal: Client;
+  prisma: PrismaClient;
+  agents: AgentService;
+  identity: IdentityHolder;
+  taskQueue: string;
+  /** FEDERATION_POLL_INTERVAL: seconds without news after which the hub asks the spoke. */
+  pollIntervalSeconds: number;
+  /** host[:port] of PUBLIC_URL: what incoming signatures must cover. */
+  authority: string;
+  rateLimitPerMinute: number;
+  log: Logger;
+}
+
+const LIVE = { notIn: [...TERMINAL_STATES] };
+
+export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
+  const { prisma, temporal, agents } = deps;
+
+  /** The caller's agent that runs on a peer: not_found for unknown and local agents. */
+  async function viewRemote(agentId: string, workspaceId: string): Promise<{ row: AgentRow; live?: LiveStatus }> {
+    const view = await agents.view(agentId, { workspaceId });
+    if (!view.row.remote) throw new DomainError('not_found', 'not_found', `No federated agent ${agentId}`);
+    return view;
+  }
+
+  async function recordEvent(data: Prisma.FederationEventUncheckedCreateInput): Promise<'accepted' | 'duplicate'> {
+    try {
+      await prisma.federationEvent.create({ data });
+      return 'accepted';
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return 'duplicate';
+      throw error;
+    }
+  }
+
+  /** Records a refused event (with its connection only once the sender proved it holds the key) and answers it, unsigned. */
+  async function refuseEvent(rejection: FederationRejection): Promise<SignedMessageResponse> {
+    await prisma.federationEvent.create({ data: { id: randomUUID(), connectionId: rejection.connectionId, status: 'rejected', errorCode: rejection.code, error: rejection.message } });
+    deps.log.warn({ code: rejection.code, connectionId: rejection.connectionId }, 'federation event rejected');
+    return refusal(rejection);
+  }
+
+  return {
+    /** Records the agent and starts its federatedSpawn workflow; the spawn itself is delivered by the workflow. */
+    async spawn(workspaceId: string, request: FederatedSpawnRequest): Promise<FederatedSpawnOutcome> {
+      const { connectionId, ...payload } = request;
+      const connection = await prisma.federationConnection.findUnique({ where: { id: connectionId } });
+      if (!connection) throw new DomainError('not_found', 'not_found', `No connection ${connectionId}`);
+      if (connection.workspaceId !== workspaceId) throw new DomainError('forbidden', 'forbidden', `Connection ${connectionId} belongs to another workspace`);
+      if (connection.status !== 'ACTIVE') throw new DomainError('conflict', 'connection_not_active', `the connection to ${connection.peerName} is ${connection.status}`);
+
+      const agentId = `agent-${randomUUID()}`;
+      const spawnMessageId = randomUUID();
+      let createdAt: Date;
+      try {
+        ({ createdAt } = await prisma.agent.create({
+          data: {
+            id: agentId,
+            workspaceId,
+            taskId: payload.taskId,
+            agentType: payload.agentType,
+            state: 'spawning',
+            context: payload.context,
+            options: localOptionsFrom(payload.options),
+            remote: { create: { connectionId, spawnMessageId } },
+          },
+        }));
+      } catch (error) {
+        // One live agent per task: a second spawn of a task already running through this connection returns that agent.
+        if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002')) throw error;
+        const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: payload.taskId, state: LIVE }, include: { remote: true } });
+        if (live?.remote?.connectionId !== connectionId) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${payload.taskId}${live ? ` (${live.id})` : ''}`);
+        return { agentId: live.id, state: live.state as AgentState, spawnedAt: live.createdAt.toISOString(), existing: true };
+      }
+
+      const input: FederatedSpawnInput = {
+        agentId,
+        workspaceId,
+        remote: { connectionId, instanceId: connection.peerInstanceId, name: connection.peerName },
+        spawnMessageId,
+        payload,
+        spawnedAt: createdAt.toISOString(),
+        pollIntervalSeconds: deps.pollIntervalSeconds,
+      };
+      const started = await startAgentWorkflow(temporal, prisma, {
+        workflowType: FEDERATED_SPAWN_WORKFLOW,
+        taskQueue: deps.taskQueue,
+        agentId,
+        args: [input],
+        taskId: payload.taskId,
+        agentType: payload.agentType,
+        workspaceId,
+        state: 'spawning',
+        staticSummary: `${payload.agentType} agent for task ${payload.taskId} on peer ${connection.peerName}`,
+        staticDetails: `repository ${payload.context.repository} @ ${payload.context.branch}; spawn message ${spawnMessageId}`,
+      });
+      if (!started) return { agentId, state: 'spawning', spawnedAt: createdAt.toISOString(), existing: true };
+      return { agentId, state: 'spawning', spawnedAt: createdAt.toISOString(), existing: false };
+    },
+
+    view: viewRemote,
+
+    async kill(agentId: string, workspaceId: string, reason: string): Promise<void> {
+      await viewRemote(agentId, workspaceId);
+      await agents.kill(agentId, { workspaceId }, reason);
+    },
+
+    /**
+     * POST /api/v1/federation/incoming/event: a signed agent.lifecycle EVENT from a spoke, verified like
+     * a command, accepted only for an agent this hub spawned through that very connection, recorded,
+     * handed to the agent's workflow, and acknowledged with a signed reply.
+     */
+    async handleEvent(request: IncomingRequest): Promise<SignedMessageResponse> {
+      try {
+        const { connection, envelope } = await admitEvent({ prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute }, request);
+        const parsed = AgentLifecycleEventSchema.safeParse(envelope.payload);
+        if (!parsed.success) throw new FederationRejection(400, 'invalid_payload', parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '), connection.id);
+        const event = parsed.data;
+        const remote = await prisma.federatedAgent.findUnique({ where: { spawnMessageId: event.spawnMessageId } });
+        if (remote?.connectionId !== connection.id) throw new FederationRejection(404, 'unknown_agent', 'no agent of this instance was spawned through this connection with that message', connection.id);
+        if (remote.remoteAgentId !== null && remote.remoteAgentId !== event.agentId) throw new FederationRejection(403, 'agent_mismatch', 'the event names another agent than the spawn created', connection.id);
+        const outcome = await recordEvent({ id: randomUUID(), connectionId: connection.id, eventId: envelope.messageId, agentId: remote.agentId, sequence: event.sequence, state: event.state, status: 'accepted' });
+        // Handed over even when seen before: the workflow deduplicates, and a crash between record and signal loses nothing.
+        await temporal.workflow
+          .getHandle(remote.agentId)
+          .signal(remoteAgentEventSignal, { ...event, eventId: envelope.messageId })
+          .catch((error: unknown) => {
+            if (!(error instanceof WorkflowNotFoundError)) throw error; // the hub already finished following it
+          });
+        const identity = deps.identity.current();
+        return signedReply(
+          { messageId: randomUUID(), inReplyTo: envelope.messageId, instanceId: identity.instanceId, requestNonce: envelope.nonce, status: 'ok', result: { accepted: true, duplicate: outcome === 'duplicate' }, timestamp: new Date().toISOString() },
+          signingKey(identity),
+        );
+      } catch (error) {
+        if (!(error instanceof FederationRejection)) throw error;
+        return refuseEvent(error);
+      }
+    },
+
+    refuseEvent,
+
+    /** Tells every agent followed through a connection that its status changed (they pause, resume or stop following). */
+    async notifyConnectionStatus(connectionId: string, status: string): Promise<void> {
+      const followed = await prisma.federatedAgent.findMany({ where: { connectionId, agent: { state: LIVE } }, select: { agentId: true } });
+      await Promise.all(
+        followed.map(({ agentId }) =>
+          temporal.workflow
+            .getHandle(agentId)
+            .signal(connectionStatusSignal, { status })
+            .catch((error: unknown) => {
+              deps.log.warn({ err: error, agentId }, 'an agent followed through the connection was not told of its new status');
+            }),
+        ),
+      );
+    },
+  };
+}
+
+export type FederatedAgentService = ReturnType<typeof createFederatedAgentService>;

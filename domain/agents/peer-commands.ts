@@ -1,0 +1,221 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { signingKey, type IdentityHolder } from '../../federation/identity';
+import { admitCommand, FederationRejection, refusal, signedReply, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
+import type { CommandEnvelope, CommandReply } from '../../federation/messages';
+import type { Logger } from '../../platform/logger';
+import { Prisma, type PrismaClient } from '../../prisma/client';
+import { TERMINAL_STATES, type AgentState, type AgentType } from '../../shared/agents';
+import { DEFAULT_PRIORITY } from '../../shared/admission';
+import { AgentRefPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
+import type { StatusReplyResult } from '../../shared/federated-agents';
+import { DomainError } from '../errors';
+import type { AgentRow, AgentService, LiveStatus } from './agent-service';
+
+/**
+ * The spoke side of federation: a COMMAND from a connected hub, verified in the documented order
+ * (federation/incoming.ts) before anything runs, executed against the agent service in the
+ * connection's workspace, recorded, and answered with a signed reply.
+ */
+export type CommandOutcome = { status: 'ok'; result: unknown } | { status: 'error'; error: { code: string; message: string } };
+
+const isTerminal = (state: string): boolean => TERMINAL_STATES.includes(state as AgentState);
+
+/** How long a concurrent duplicate waits for the first copy's reply before answering message_in_progress. */
+const DUPLICATE_WAIT_MS = 15_000;
+/** A message still unanswered after this was abandoned (its process died mid-command): it may run again. */
+const ABANDONED_AFTER_MS = 5 * 60_000;
+
+/**
+ * The agent.status result (FED-010's shape plus optional additions). The state is terminal only
+ * once the row is: the result is stored before that, so a terminal answer always carries it.
+ */
+export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResult {
+  const local = live?.kind === 'local' ? live.status : undefined;
+  const state = (isTerminal(row.state) || !local || isTerminal(local.state) ? row.state : local.state) as AgentState;
+  return {
+    agentId: row.id,
+    taskId: row.taskId,
+    status: state,
+    spawnedAt: row.createdAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    progress: {
+      turn: local?.turn ?? row.turn,
+      lastTool: local?.lastTool ?? row.lastTool,
+      usage: local?.usage ?? { inputTokens: row.inputTokens, outputTokens: row.outputTokens },
+      updatedAt: local?.updatedAt ?? row.updatedAt.toISOString(),
+    },
+    agentType: row.agentType as AgentType,
+    error: local?.error ?? row.error,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    ...(isTerminal(state)
+      ? { result: row.result ? { branch: row.result.branch, commitSha: row.result.commitSha, diff: row.result.diff, testOutput: row.result.testOutput, testExitCode: row.result.testExitCode, summary: row.result.summary } : null }
+      : {}),
+  };
+}
+
+/** agent ids for federated spawns derive from the connection and messageId: a replayed spawn is a no-op. */
+export function federatedAgentId(connectionId: string, messageId: string): string {
+  const hex = createHash('sha256').update(`${connectionId}:${messageId}`).digest('hex');
+  return `agent-${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+export interface PeerCommandDeps {
+  prisma: PrismaClient;
+  identity: IdentityHolder;
+  agents: AgentService;
+  /** host[:port] of PUBLIC_URL. */
+  authority: string;
+  rateLimitPerMinute: number;
+  log: Logger;
+}
+
+export function createPeerCommandHandler(deps: PeerCommandDeps) {
+  const { prisma, agents } = deps;
+
+  /** Runs an admitted command in the connection's workspace; failures become an error outcome for the signed reply. */
+  async function execute(connection: ConnectionWithKeys, envelope: CommandEnvelope): Promise<CommandOutcome> {
+    const workspaceId = connection.workspaceId;
+    if (!workspaceId) return { status: 'error', error: { code: 'no_workspace', message: 'the connection belongs to no workspace' } };
+    try {
+      const owner = { connectionId: connection.id };
+      switch (envelope.commandType) {
+        case 'agent.spawn': {
+          const { options, ...payload } = SpawnCommandPayloadSchema.parse(envelope.payload);
+          const agentId = federatedAgentId(connection.id, envelope.messageId);
+          const spawned = await agents.spawn(workspaceId, { ...payload, priority: payload.priority ?? DEFAULT_PRIORITY, options: localOptionsFrom(options) }, {
+            agentId,
+            origin: { connectionId: connection.id, spawnMessageId: envelope.messageId },
+            allowLocalRepositories: connection.allowLocalRepositories,
+          });
+          // The task already has a live agent: the hub may follow it only if it spawned it itself.
+          const own = spawned.agentId === agentId || (await agents.view(spawned.agentId, owner).then(() => true, () => false));
+          if (!own) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${payload.taskId}`);
+          return { status: 'ok', result: { agentId: spawned.agentId, state: spawned.status, spawnedAt: spawned.createdAt.toISOString(), existing: spawned.existing } };
+        }
+        case 'agent.status': {
+          const { agentId } = AgentRefPayloadSchema.parse(envelope.payload);
+          const { row, live } = await agents.view(agentId, owner);
+          return { status: 'ok', result: statusResult(row, live) };
+        }
+        case 'agent.kill': {
+          const { agentId } = AgentRefPayloadSchema.parse(envelope.payload);
+          await agents.kill(agentId, owner, `killed by ${connection.peerName} (${connection.peerInstanceId})`);
+          return { status: 'ok', result: { agentId, state: 'killing' } };
+        }
+        default:
+          return { status: 'error', error: { code: 'unknown_command', message: `no handler for ${envelope.commandType}` } };
+      }
+    } catch (error) {
+      if (error instanceof z.ZodError) return { status: 'error', error: { code: 'invalid_payload', message: error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ') } };
+      if (error instanceof DomainError) return { status: 'error', error: { code: error.code, message: error.message } };
+      throw error;
+    }
+  }
+
+  /**
+   * Claims the messageId and runs the command: the signed reply, or null when another copy holds the
+   * claim. An unexpected failure frees the messageId again, so that a retry runs it (every command is
+   * idempotent), and answers 500.
+   */
+  async function runOnce(connection: ConnectionWithKeys, envelope: CommandEnvelope, bodyHash: string, started: number): Promise<SignedMessageResponse | null> {
+    const record = await prisma.federationCommand
+      .create({
+        data: { id: randomUUID(), direction: 'inbound', connectionId: connection.id, messageId: envelope.messageId, commandType: envelope.commandType, bodyHash, status: 'running', payload: envelope.payload as Prisma.InputJsonObject },
+      })
+      .catch((error: unknown) => {
+        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return null;
+        throw error;
+      });
+    if (record === null) return null;
+    let outcome: CommandOutcome;
+    try {
+      outcome = await execute(connection, envelope);
+    } catch (error) {
+      await prisma.federationCommand.delete({ where: { id: record.id } }).catch(() => undefined);
+      throw error;
+    }
+    const reply: CommandReply = {
+      messageId: randomUUID(),
+      inReplyTo: envelope.messageId,
+      instanceId: deps.identity.current().instanceId,
+      requestNonce: envelope.nonce,
+      ...outcome,
+      timestamp: new Date().toISOString(),
+    };
+    await prisma.federationCommand.update({
+      where: { id: record.id },
+      data: {
+        status: outcome.status === 'ok' ? 'succeeded' : 'failed',
+        reply: reply as unknown as Prisma.InputJsonObject,
+        ...(outcome.status === 'error' ? { errorCode: outcome.error.code, error: outcome.error.message } : {}),
+        completedAt: new Date(),
+        durationMs: Date.now() - started,
+      },
+    });
+    return signedReply(reply, signingKey(deps.identity.current()));
+  }
+
+  /**
+   * A copy of a message that is being handled: wait for the first copy's reply and answer the same.
+   * null when the first copy failed and freed its messageId (the caller runs it), or gave up waiting.
+   */
+  async function replyOfFirstCopy(connectionId: string, messageId: string): Promise<CommandReply | 'free' | null> {
+    const until = Date.now() + DUPLICATE_WAIT_MS;
+    for (;;) {
+      const first = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId, direction: 'inbound', messageId } } });
+      if (!first) return 'free';
+      if (first.reply !== null) return first.reply as unknown as CommandReply;
+      if (Date.now() - first.createdAt.getTime() > ABANDONED_AFTER_MS) {
+        await prisma.federationCommand.deleteMany({ where: { id: first.id, reply: { equals: Prisma.AnyNull } } });
+        return 'free';
+      }
+      if (Date.now() > until) return null;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Records a refused command (with its connection only once the sender proved it holds the key) and answers it, unsigned. */
+  async function refuse(rejection: FederationRejection, started = Date.now()): Promise<SignedMessageResponse> {
+    await prisma.federationCommand.create({
+      data: { id: randomUUID(), direction: 'inbound', connectionId: rejection.connectionId, status: 'rejected', errorCode: rejection.code, error: rejection.message, completedAt: new Date(), durationMs: Date.now() - started },
+    });
+    deps.log.warn({ code: rejection.code, connectionId: rejection.connectionId }, 'federation command rejected');
+    return refusal(rejection);
+  }
+
+  return {
+    /**
+     * POST /api/v1/federation/incoming/command: verify, run, record, answer signed; every refusal is
+     * recorded too. A message runs once: a copy that arrives while it runs waits for its reply and
+     * answers the same; a copy whose first run failed unexpectedly (which frees the messageId) runs it.
+     */
+    async handle(request: IncomingRequest): Promise<SignedMessageResponse> {
+      const started = Date.now();
+      try {
+        const admission = await admitCommand({ prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute }, request);
+        if (admission.kind === 'repeat') return signedReply(admission.reply as CommandReply, signingKey(deps.identity.current()));
+        const { connection, envelope, bodyHash } = admission;
+        if (admission.kind === 'new') {
+          const answered = await runOnce(connection, envelope, bodyHash, started);
+          if (answered) return answered;
+        }
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const first = await replyOfFirstCopy(connection.id, envelope.messageId);
+          if (first === null) break;
+          if (first !== 'free') return signedReply(first, signingKey(deps.identity.current()));
+          const answered = await runOnce(connection, envelope, bodyHash, started);
+          if (answered) return answered;
+        }
+        throw new FederationRejection(409, 'message_in_progress', 'this message is still being processed; retry', connection.id);
+      } catch (error) {
+        if (!(error instanceof FederationRejection)) throw error;
+        return refuse(error, started);
+      }
+    },
+
+    refuse,
+  };
+}
+
+export type PeerCommandHandler = ReturnType<typeof createPeerCommandHandler>;

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { AgentContextSchema, AgentOptionsSchema, AgentResourcesSchema, Identifier } from './agent-schemas';
+import { PRIORITY_MAX, PRIORITY_MIN } from './admission';
+import { AGENT_STATES, AGENT_TYPES } from './agents';
+
+/**
+ * The wire shapes of agents run across federation (FED-010, ../shared/seeds): the payloads of the
+ * agent.spawn, agent.status and agent.kill COMMANDs, their results in the signed replies, and the
+ * agent.lifecycle EVENT a spoke pushes to the hub. Fields beyond the seed are optional additions,
+ * never renames (docs/federation-protocol.md). The hub's REST body is the spawn payload plus the
+ * connection to run it through. Workflows use only the inferred types (shared/federated-agents.ts).
+ */
+const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+
+export const FederatedAgentOptionsSchema = z.strictObject({
+  /** Milliseconds the whole run may take, as in FED-010 (e.g. 3600000); both sides enforce it. */
+  timeout: z.number().int().min(1000).max(MAX_TIMEOUT_MS).optional(),
+  /** Retries of a failed model or tool call on the spoke, and of delivering the spawn on the hub. */
+  maxRetries: z.number().int().min(0).max(20).optional(),
+  // Additions to the seed:
+  model: z.string().min(1).max(200).optional(),
+  maxTurns: z.number().int().min(1).max(1000).optional(),
+  tokenBudget: z.number().int().min(1).max(100_000_000).optional(),
+  resources: AgentResourcesSchema.optional(),
+});
+
+export const SpawnCommandPayloadSchema = z.strictObject({
+  taskId: Identifier,
+  agentType: z.enum(AGENT_TYPES),
+  context: AgentContextSchema,
+  /** Addition: admission order on the spoke when its hosts are full (1 to 10, default 5). */
+  priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).optional(),
+  options: FederatedAgentOptionsSchema.optional(),
+});
+
+export const FederatedSpawnRequestSchema = z.strictObject({
+  connectionId: z.uuid(),
+  ...SpawnCommandPayloadSchema.shape,
+});
+
+export const AgentIdSchema = z.string().regex(/^agent-[0-9a-f-]{36}$/, 'is not an agent id');
+/** agent.status and agent.kill. */
+export const AgentRefPayloadSchema = z.strictObject({ agentId: AgentIdSchema });
+
+export const SpawnReplyResultSchema = z.object({
+  agentId: AgentIdSchema,
+  state: z.enum(AGENT_STATES),
+  spawnedAt: z.iso.datetime({ offset: true }),
+  /** Addition: true when this messageId (or a live agent of this task) already had an agent. */
+  existing: z.boolean().optional(),
+});
+
+export const RemoteProgressSchema = z.object({
+  turn: z.number().int().min(0),
+  lastTool: z.string().nullable(),
+  usage: z.object({ inputTokens: z.number().int().min(0), outputTokens: z.number().int().min(0) }),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+
+export const AgentResultPayloadSchema = z.object({
+  branch: z.string().nullable(),
+  commitSha: z.string().nullable(),
+  diff: z.string(),
+  testOutput: z.string().nullable(),
+  testExitCode: z.number().int().nullable(),
+  summary: z.string().nullable(),
+});
+
+export const StatusReplyResultSchema = z.object({
+  agentId: AgentIdSchema,
+  taskId: z.string(),
+  status: z.enum(AGENT_STATES),
+  spawnedAt: z.iso.datetime({ offset: true }),
+  startedAt: z.iso.datetime({ offset: true }).nullable(),
+  progress: RemoteProgressSchema,
+  // Additions to the seed:
+  agentType: z.enum(AGENT_TYPES).optional(),
+  error: z.string().nullable().optional(),
+  finishedAt: z.iso.datetime({ offset: true }).nullable().optional(),
+  /** Present once the agent is terminal. */
+  result: AgentResultPayloadSchema.nullable().optional(),
+});
+
+export const KillReplyResultSchema = z.object({ agentId: AgentIdSchema, state: z.literal('killing') });
+
+/** The payload of an agent.lifecycle EVENT: one state change of an agent a hub spawned here. */
+export const AgentLifecycleEventSchema = z.strictObject({
+  agentId: AgentIdSchema,
+  /** The messageId of the agent.spawn COMMAND that created the agent: how the hub finds its own record. */
+  spawnMessageId: z.uuid(),
+  /** 1, 2, 3, ... per agent; the hub applies only what is newer than what it has. */
+  sequence: z.number().int().min(1),
+  state: z.enum(AGENT_STATES),
+  startedAt: z.iso.datetime({ offset: true }).nullable(),
+  progress: RemoteProgressSchema,
+  error: z.string().nullable(),
+  occurredAt: z.iso.datetime({ offset: true }),
+});
+
+/** The spoke's local options for a federated spawn: milliseconds become seconds, omitted values the local defaults. */
+export function localOptionsFrom(options: z.infer<typeof FederatedAgentOptionsSchema> | undefined): z.infer<typeof AgentOptionsSchema> {
+  const { timeout, ...rest } = options ?? {};
+  return AgentOptionsSchema.parse({ ...rest, ...(timeout !== undefined ? { timeout: Math.ceil(timeout / 1000) } : {}) });
+}

@@ -1,0 +1,37 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { TestInstance } from './instance';
+
+const run = promisify(execFile);
+
+/**
+ * Looks into a finished agent's workspace. After teardown a workspace is its unmounted ext4 image
+ * (where quotas use loop devices), so it is mounted read-only for the look; otherwise the folder is used.
+ */
+export async function withWorkspace<T>(instance: TestInstance, agentId: string, look: (dir: string) => Promise<T>): Promise<T> {
+  const dir = path.join(instance.config.DATA_DIR, 'workspaces', agentId);
+  const image = `${dir}.img`;
+  if (!existsSync(image)) return look(dir);
+  const mountPoint = await mkdtemp(path.join(os.tmpdir(), 'workspace-look-'));
+  await run('mount', ['-o', 'loop,ro', image, mountPoint]);
+  try {
+    return await look(mountPoint);
+  } finally {
+    await run('umount', [mountPoint]);
+    await rm(mountPoint, { recursive: true, force: true });
+  }
+}
+
+/** Detaches every workspace mount under `dir` (lazily: a sandbox process may still hold one), so the folder can be removed. */
+export async function unmountWorkspacesUnder(dir: string): Promise<void> {
+  const mounts = await readFile('/proc/mounts', 'utf8').catch(() => '');
+  const under = mounts
+    .split('\n')
+    .map((line) => line.split(' ')[1])
+    .filter((mountPoint): mountPoint is string => mountPoint !== undefined && mountPoint.startsWith(`${dir}/`));
+  await Promise.allSettled(under.map((mountPoint) => run('umount', ['-l', mountPoint])));
+}

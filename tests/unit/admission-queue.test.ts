@@ -1,0 +1,69 @@
+import { HOST_SILENT_AFTER_MS, type AdmissionState } from '../../shared/admission';
+import { admitWaiting, answerFor, emptyAdmissionState, enqueue, hostWithFreeSlot, release } from '../../workflows/admission-queue';
+
+const NOW = 1_000_000;
+
+function withHosts(hosts: Record<string, number>): AdmissionState {
+  const state = emptyAdmissionState();
+  for (const [hostId, capacity] of Object.entries(hosts)) state.hosts[hostId] = { capacity, lastSeenAt: NOW };
+  return state;
+}
+
+describe('admission rules', () => {
+  it('admits up to each host’s capacity and queues the rest', () => {
+    const state = withHosts({ a: 1, b: 1 });
+    for (const agentId of ['x', 'y', 'z']) enqueue(state, { agentId, priority: 5 });
+    expect(admitWaiting(state, NOW)).toEqual([
+      { agentId: 'x', hostId: 'a' },
+      { agentId: 'y', hostId: 'b' },
+    ]);
+    expect(answerFor(state, 'z')).toEqual({ state: 'queued', ahead: 0 });
+  });
+
+  it('admits by priority, then first come, first served', () => {
+    const state = withHosts({ a: 0 });
+    enqueue(state, { agentId: 'early-low', priority: 2 });
+    enqueue(state, { agentId: 'early-normal', priority: 5 });
+    enqueue(state, { agentId: 'urgent', priority: 9 });
+    enqueue(state, { agentId: 'late-normal', priority: 5 });
+    admitWaiting(state, NOW);
+    expect(state.waiting.map((waiter) => waiter.agentId)).toEqual(['urgent', 'early-normal', 'late-normal', 'early-low']);
+    expect(answerFor(state, 'late-normal')).toEqual({ state: 'queued', ahead: 2 });
+
+    state.hosts.a = { capacity: 2, lastSeenAt: NOW };
+    expect(admitWaiting(state, NOW).map((grant) => grant.agentId)).toEqual(['urgent', 'early-normal']);
+  });
+
+  it('keeps a repeated request in its place and its slot', () => {
+    const state = withHosts({ a: 1 });
+    enqueue(state, { agentId: 'x', priority: 5 });
+    admitWaiting(state, NOW);
+    enqueue(state, { agentId: 'x', priority: 10 });
+    enqueue(state, { agentId: 'y', priority: 5 });
+    enqueue(state, { agentId: 'y', priority: 10 });
+    admitWaiting(state, NOW);
+    expect(answerFor(state, 'x')).toEqual({ state: 'admitted', hostId: 'a' });
+    expect(state.waiting).toEqual([{ agentId: 'y', priority: 5, seq: 1 }]);
+  });
+
+  it('gives a released slot to the next waiting agent, and takes a released waiter out of the queue', () => {
+    const state = withHosts({ a: 1 });
+    for (const agentId of ['x', 'y', 'z']) enqueue(state, { agentId, priority: 5 });
+    admitWaiting(state, NOW);
+    expect(release(state, 'y')).toBe(true);
+    expect(release(state, 'x')).toBe(true);
+    expect(admitWaiting(state, NOW)).toEqual([{ agentId: 'z', hostId: 'a' }]);
+    expect(release(state, 'unknown')).toBe(false);
+  });
+
+  it('sends no agent to a host that stopped reporting, and prefers the host with the most free slots', () => {
+    const state = withHosts({ a: 4, b: 2 });
+    state.hosts.a = { capacity: 4, lastSeenAt: NOW - HOST_SILENT_AFTER_MS - 1 };
+    expect(hostWithFreeSlot(state, NOW)).toBe('b');
+    state.hosts.a = { capacity: 4, lastSeenAt: NOW };
+    expect(hostWithFreeSlot(state, NOW)).toBe('a');
+    state.holders.push({ agentId: 'p', hostId: 'a' }, { agentId: 'q', hostId: 'a' }, { agentId: 'r', hostId: 'a' });
+    expect(hostWithFreeSlot(state, NOW)).toBe('b');
+    expect(hostWithFreeSlot(emptyAdmissionState(), NOW)).toBeNull();
+  });
+});

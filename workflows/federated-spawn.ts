@@ -1,0 +1,365 @@
+import { ApplicationFailure, CancellationScope, condition, continueAsNew, proxyActivities, setHandler, sleep, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { killAgentSignal, TERMINAL_STATES, type AgentState } from '../shared/agents';
+import {
+  connectionStatusSignal,
+  FEDERATION_FAILURES,
+  federatedAgentStatusQuery,
+  remoteAgentEventSignal,
+  timeoutGraceMs,
+  type FederatedAgentStatus,
+  type FederatedSpawnInput,
+  type OutboundCommand,
+  type RemoteAgentEvent,
+  type RemoteProgress,
+} from '../shared/federated-agents';
+import { AGENT_STATE } from '../shared/search-attributes';
+import { failureOf } from './federation-failures';
+
+const DEFAULT_HISTORY_LIMIT = 2000;
+const DEFAULT_TIMEOUT_MS = 3600 * 1000;
+const DEFAULT_MAX_RETRIES = 3;
+/** Event ids remembered for deduplication (events also carry a sequence number, which covers older ones). */
+const RECENT_EVENT_IDS = 32;
+/** States only move forward; the terminal ones are final. */
+const STATE_RANK: Record<AgentState, number> = { spawning: 0, queued: 1, running: 2, completed: 3, failed: 3, killed: 3, timed_out: 3 };
+
+const isTerminal = (state: AgentState): boolean => TERMINAL_STATES.includes(state);
+
+const records = proxyActivities<Pick<Activities, 'recordRemoteAgent' | 'recordFederatedState' | 'recordCommandFailure'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+const verification = proxyActivities<Pick<Activities, 'verifyCommandReply'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 5, nonRetryableErrorTypes: [FEDERATION_FAILURES.replyNotVerified] },
+});
+/** One attempt per call: the follow loop decides when to ask (or kill) again and says why in the status. */
+const oneShot = proxyActivities<Pick<Activities, 'pollRemoteAgent' | 'sendCommand'>>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 1 },
+});
+
+/** The spawn is delivered with the task's retries, backing off, always under the same messageId. */
+function spawnSender(maxRetries: number) {
+  return proxyActivities<Pick<Activities, 'sendCommand'>>({
+    startToCloseTimeout: '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: maxRetries + 1,
+      nonRetryableErrorTypes: [FEDERATION_FAILURES.commandRefused, FEDERATION_FAILURES.connectionInactive],
+    },
+  });
+}
+
+type Outcome = { state: AgentState; detail: string; error?: string } | { continueAsNew: true };
+
+/**
+ * Runs on the hub, one per agent it runs on a peer: sign and send agent.spawn, verify the spoke's
+ * signed reply, then follow the remote agent until it is terminal: its agent.lifecycle events arrive
+ * as signals (deduplicated by event id, ordered by sequence); when none came for a poll interval the
+ * hub asks with agent.status. Signal `kill` sends agent.kill and waits for the spoke's confirmation;
+ * query `status` returns the mirrored state, the remote progress and the last contact. The task's
+ * timeout is enforced here too (plus a grace for the spoke's own verdict), and the run continues as
+ * new before its history grows long, however long the remote agent runs.
+ */
+export async function federatedSpawn(input: FederatedSpawnInput): Promise<FederatedAgentStatus> {
+  const { agentId, remote, payload, resume } = input;
+  const timeoutMs = payload.options?.timeout ?? DEFAULT_TIMEOUT_MS;
+  const maxRetries = payload.options?.maxRetries ?? DEFAULT_MAX_RETRIES;
+  const pollIntervalMs = input.pollIntervalSeconds * 1000;
+  const historyLimit = input.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+  const now = (): string => new Date().toISOString();
+
+  const status: FederatedAgentStatus = resume
+    ? { ...resume.status }
+    : {
+        agentId,
+        taskId: payload.taskId,
+        agentType: payload.agentType,
+        state: 'spawning',
+        remote,
+        remoteAgentId: null,
+        spawnedAt: input.spawnedAt,
+        startedAt: null,
+        progress: null,
+        lastContactAt: null,
+        following: 'spawning',
+        note: null,
+        kill: null,
+        error: null,
+        updatedAt: now(),
+      };
+  let lastSequence = resume?.lastSequence ?? 0;
+  const recentEventIds = [...(resume?.recentEventIds ?? [])];
+  let recordedState: AgentState = resume?.recordedState ?? 'spawning';
+  let resultFetched = resume?.resultFetched ?? false;
+  const deadlineAt = resume?.deadlineAt ?? Date.now() + timeoutMs + timeoutGraceMs(timeoutMs);
+
+  /** Events that arrive before the spawn reply named the remote agent wait here. */
+  const early: RemoteAgentEvent[] = [];
+  /** An event arrived since the loop last waited. */
+  let contacted = false;
+  /** A connection status signalled and not yet handled. */
+  let connectionStatus: string | null = null;
+  /** A kill to deliver now: set by the signal, and again after each quiet poll interval while undelivered. */
+  let killDue = status.kill !== null && status.kill.deliveredAt === null;
+  let overdue = false;
+
+  function mirror(update: { state: AgentState; startedAt: string | null; progress: RemoteProgress; error: string | null }, at: string): void {
+    status.lastContactAt = at;
+    if (isTerminal(status.state)) return;
+    if (STATE_RANK[update.state] >= STATE_RANK[status.state]) status.state = update.state;
+    status.startedAt ??= update.startedAt;
+    status.progress = update.progress;
+    if (update.error) status.error = update.error;
+    status.updatedAt = now();
+  }
+
+  function applyEvent(event: RemoteAgentEvent): void {
+    if (event.agentId !== status.remoteAgentId) return;
+    contacted = true;
+    if (event.sequence <= lastSequence) {
+      status.lastContactAt = now();
+      return;
+    }
+    lastSequence = event.sequence;
+    mirror(event, now());
+  }
+
+  setHandler(federatedAgentStatusQuery, () => status);
+  setHandler(killAgentSignal, ({ reason }) => {
+    if (status.kill !== null || isTerminal(status.state)) return;
+    status.kill = { reason: reason ?? 'kill requested', requestedAt: now(), deliveredAt: null };
+    killDue = true;
+  });
+  setHandler(remoteAgentEventSignal, (event) => {
+    if (recentEventIds.includes(event.eventId)) return;
+    recentEventIds.push(event.eventId);
+    if (recentEventIds.length > RECENT_EVENT_IDS) recentEventIds.shift();
+    if (status.remoteAgentId === null) early.push(event);
+    else applyEvent(event);
+  });
+  setHandler(connectionStatusSignal, ({ status: connection }) => {
+    connectionStatus = connection;
+  });
+
+  const spawnCommand: OutboundCommand = {
+    connectionId: remote.connectionId,
+    messageId: input.spawnMessageId,
+    commandType: 'agent.spawn',
+    payload,
+    nonce: input.spawnMessageId.replace(/-/g, ''),
+    timestamp: input.spawnedAt,
+  };
+
+  /** Delivers the spawn and verifies the signed reply; a failure is the outcome. */
+  async function spawn(): Promise<Outcome | null> {
+    try {
+      await spawnSender(maxRetries).sendCommand(spawnCommand);
+      const reply = await verification.verifyCommandReply(spawnCommand);
+      if (reply.status === 'error') return { state: 'failed', detail: 'spawn refused', error: `${remote.name} refused the spawn: ${reply.error?.code ?? 'error'}: ${reply.error?.message ?? ''}` };
+      const remoteAgentId = reply.result?.agentId;
+      const remoteState = reply.result?.state;
+      if (typeof remoteAgentId !== 'string' || typeof remoteState !== 'string' || !(remoteState in STATE_RANK)) {
+        return { state: 'failed', detail: 'spawn reply unreadable', error: `${remote.name} answered the spawn without an agent id and state` };
+      }
+      status.remoteAgentId = remoteAgentId;
+      status.following = 'following';
+      status.lastContactAt = now();
+      if (STATE_RANK[remoteState as AgentState] > STATE_RANK[status.state]) status.state = remoteState as AgentState;
+      await records.recordRemoteAgent({ agentId, remoteAgentId, contactAt: status.lastContactAt });
+      for (const event of early.splice(0)) applyEvent(event);
+      return null;
+    } catch (error) {
+      const failure = failureOf(error);
+      if (failure.type === FEDERATION_FAILURES.peerUnreachable) await records.recordCommandFailure({ connectionId: remote.connectionId, messageId: input.spawnMessageId, reason: failure.message });
+      const reasons: Record<string, string> = {
+        [FEDERATION_FAILURES.peerUnreachable]: `${remote.name} did not take the spawn after ${maxRetries + 1} attempts: ${failure.message}`,
+        [FEDERATION_FAILURES.commandRefused]: `${remote.name} refused the spawn: ${failure.message}`,
+        [FEDERATION_FAILURES.replyNotVerified]: `${remote.name}'s reply to the spawn could not be trusted: ${failure.message}`,
+        [FEDERATION_FAILURES.connectionInactive]: `nothing was sent: ${failure.message}`,
+      };
+      return { state: 'failed', detail: 'spawn not delivered', error: reasons[failure.type ?? ''] ?? `the spawn failed: ${failure.message}` };
+    }
+  }
+
+  function pause(connection: string): Outcome | null {
+    if (connection === 'DISCONNECTED') {
+      return { state: 'failed', detail: 'connection disconnected', error: `the connection to ${remote.name} was disconnected: the hub stopped following agent ${status.remoteAgentId ?? '?'} (last known state ${status.state})` };
+    }
+    status.following = 'paused';
+    status.note = `the connection to ${remote.name} is ${connection}: following is paused until it is ACTIVE again`;
+    return null;
+  }
+
+  /** Asks the spoke (agent.status); what it says is mirrored, why it could not answer is noted. */
+  async function ask(): Promise<Outcome | null> {
+    try {
+      const answer = await oneShot.pollRemoteAgent({ agentId });
+      switch (answer.kind) {
+        case 'status':
+          status.note = null;
+          mirror(answer, answer.contactAt);
+          if (answer.resultFetched) resultFetched = true;
+          return null;
+        case 'connection_inactive':
+          return pause(answer.status);
+        case 'unknown_agent':
+          return { state: status.kill ? 'killed' : 'failed', detail: 'remote agent unknown', error: `${remote.name} does not know agent ${status.remoteAgentId ?? '?'}: ${answer.message}` };
+        case 'refused':
+          status.note = `${remote.name} refused agent.status (${answer.code}) at ${now()}`;
+          return null;
+      }
+    } catch (error) {
+      status.note = `${remote.name} did not answer at ${now()}: ${failureOf(error).message}`;
+      return null;
+    }
+  }
+
+  /** Sends agent.kill (a new messageId each attempt: a kill is idempotent on the spoke). */
+  async function deliverKill(): Promise<Outcome | null> {
+    const command: OutboundCommand = {
+      connectionId: remote.connectionId,
+      messageId: uuid4(),
+      commandType: 'agent.kill',
+      payload: { agentId: status.remoteAgentId ?? '' },
+      nonce: uuid4().replace(/-/g, ''),
+      timestamp: now(),
+    };
+    try {
+      await oneShot.sendCommand(command);
+      const reply = await verification.verifyCommandReply(command);
+      const code = reply.error?.code;
+      if (reply.status === 'ok' || code === 'already_finished') {
+        if (status.kill) status.kill.deliveredAt = now();
+        status.note = code === 'already_finished' ? `${remote.name} says the agent had already finished` : null;
+        return null;
+      }
+      if (code === 'not_found') return { state: 'killed', detail: 'remote agent unknown', error: `${remote.name} does not know agent ${status.remoteAgentId ?? '?'}` };
+      status.note = `${remote.name} refused the kill (${code ?? 'error'}); trying again`;
+      return null;
+    } catch (error) {
+      const failure = failureOf(error);
+      if (failure.type === FEDERATION_FAILURES.connectionInactive) {
+        const [connection] = failure.details;
+        return pause(typeof connection === 'string' ? connection : 'not ACTIVE');
+      }
+      status.note = `kill not delivered yet (${failure.message}); trying again every ${input.pollIntervalSeconds} s`;
+      return null;
+    }
+  }
+
+  /** The hub's own deadline passed without a final state from the spoke: one last try to stop it, then decide. */
+  async function giveUp(): Promise<Outcome> {
+    const killRequested = status.kill !== null;
+    if (status.remoteAgentId && status.following === 'following' && !status.kill?.deliveredAt) {
+      status.kill ??= { reason: 'the task timed out', requestedAt: now(), deliveredAt: null };
+      await deliverKill();
+    }
+    const contact = `last contact ${status.lastContactAt ?? 'never'}`;
+    if (killRequested) {
+      return { state: 'killed', detail: 'kill not confirmed', error: `${remote.name} did not confirm the kill before the deadline (${contact})` };
+    }
+    return { state: 'timed_out', detail: 'hub deadline', error: `no final state from ${remote.name} within the task's timeout of ${timeoutMs} ms (${contact})` };
+  }
+
+  /** What the hub's database keeps of the mirror besides the state. */
+  const mirrored = () => ({ progress: status.progress, startedAt: status.startedAt, lastContactAt: status.lastContactAt, kill: status.kill, note: status.note });
+
+  async function recordIfChanged(): Promise<void> {
+    if (status.state === recordedState || isTerminal(status.state)) return;
+    upsertSearchAttributes([{ key: AGENT_STATE, value: status.state }]);
+    await records.recordFederatedState({ agentId, state: status.state, detail: `mirrored from ${remote.name}`, ...mirrored() });
+    recordedState = status.state;
+  }
+
+  async function follow(): Promise<Outcome> {
+    let askedSinceTerminal = false;
+    for (;;) {
+      await recordIfChanged();
+      if (isTerminal(status.state) && resultFetched) {
+        return { state: status.state, detail: `remote agent ${status.remoteAgentId ?? '?'} on ${remote.name} ended ${status.state}`, ...(status.error ? { error: status.error } : {}) };
+      }
+      if (overdue) return giveUp();
+      if (connectionStatus !== null) {
+        const signalled: string = connectionStatus;
+        connectionStatus = null;
+        if (signalled === 'ACTIVE') {
+          if (status.following === 'paused') {
+            status.following = 'following';
+            status.note = null;
+            const ended = await ask();
+            if (ended) return ended;
+          }
+        } else {
+          const ended = pause(signalled);
+          if (ended) return ended;
+        }
+        continue;
+      }
+      if (status.following === 'paused') {
+        await condition(() => connectionStatus !== null || overdue);
+        continue;
+      }
+      if (killDue) {
+        killDue = false;
+        const ended = await deliverKill();
+        if (ended) return ended;
+        continue;
+      }
+      // A terminal event does not carry the result: fetch it once at once, then at each poll interval.
+      if (isTerminal(status.state) && !askedSinceTerminal) {
+        askedSinceTerminal = true;
+        const ended = await ask();
+        if (ended) return ended;
+        continue;
+      }
+      const info = workflowInfo();
+      if (info.historyLength > historyLimit || info.continueAsNewSuggested) return { continueAsNew: true };
+      contacted = false;
+      const woke = await condition(() => contacted || overdue || connectionStatus !== null || killDue, pollIntervalMs);
+      if (!woke) {
+        const ended = await ask();
+        if (ended) return ended;
+        if (status.kill && !status.kill.deliveredAt) killDue = true;
+      }
+    }
+  }
+
+  const deadline = new CancellationScope();
+  deadline
+    .run(async () => {
+      await sleep(Math.max(1, deadlineAt - Date.now()));
+      overdue = true;
+    })
+    .catch(() => undefined); // cancelled when the run ends first
+
+  let outcome: Outcome | null = null;
+  try {
+    if (!resume) outcome = await spawn();
+    outcome ??= await follow();
+  } finally {
+    deadline.cancel();
+  }
+
+  if ('continueAsNew' in outcome) {
+    return await continueAsNew<typeof federatedSpawn>({ ...input, resume: { status, lastSequence, recentEventIds, recordedState, resultFetched, deadlineAt } });
+  }
+  status.state = outcome.state;
+  status.following = 'ended';
+  status.updatedAt = now();
+  if (outcome.error !== undefined) status.error = outcome.error;
+  upsertSearchAttributes([{ key: AGENT_STATE, value: outcome.state }]);
+  await records.recordFederatedState({
+    agentId,
+    state: outcome.state,
+    detail: outcome.detail,
+    ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+    ...mirrored(),
+  });
+  if (outcome.state === 'failed') throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', 'AgentFailed');
+  return status;
+}
