@@ -280,11 +280,12 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
           'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
           'git rev-parse HEAD',
         ].join('\n');
-        const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024 });
+        const signal = Context.current().cancellationSignal; // a kill stops the commit and the diffs
+        const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024, signal });
         if (committed.exitCode !== 0) throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
         const commitSha = committed.stdout.trim().split('\n').at(-1) ?? null;
-        const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024 });
-        const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024 });
+        const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024, signal });
+        const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024, signal });
         const lastTestRun = await prisma.toolCall.findFirst({ where: { agentId: input.agentId, name: 'run_tests', status: 'finished' }, orderBy: { finishedAt: 'desc' } });
         const changed = commitSha === input.baseSha ? null : commitSha;
         const data = {

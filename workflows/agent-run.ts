@@ -207,7 +207,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     })
     .catch(() => undefined); // cancelled when the run ends first
 
-  let outcome: { state: AgentState; error?: string; detail: string } | { continueWith: AgentResume };
+  type Ending = { state: AgentState; error?: string; detail: string };
+  let outcome: Ending | { continueWith: AgentResume };
   let hostGone = false;
   try {
     outcome = await runScope.run(async () => {
@@ -270,7 +271,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     // The sandbox lives on: the next run of this workflow id resumes it.
     return await continueAsNew<typeof agentRun>({ ...input, resume: outcome.continueWith });
   }
-  const final = outcome;
+  const ended = outcome;
+  let final: Ending = ended;
   // Teardown, the final state and giving the slot back run even when the run was cancelled.
   await CancellationScope.nonCancellable(async () => {
     if (admitted) {
@@ -280,6 +282,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       const teardown = sandbox ?? launcher;
       await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
     }
+    // A kill that arrived before the end was recorded (while collecting or tearing down) is what the operator asked for.
+    const killedLate = stop.reason === 'killed' && ended.state !== 'killed';
+    final = killedLate ? { state: 'killed', detail: `${stop.detail} (while ending as ${ended.state}: ${ended.detail})` } : ended;
     await setState(final.state, final.detail, final.error ?? status.error ?? undefined);
     if (admitted) await getExternalWorkflowHandle(admissionWorkflowId(workflowInfo().taskQueue)).signal(releaseSlotSignal, { agentId }).catch(() => undefined);
   });

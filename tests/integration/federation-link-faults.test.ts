@@ -9,7 +9,7 @@ import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 import { TcpProxy } from '../helpers/tcp-proxy';
 import { waitUntil } from '../helpers/wait';
-import { startWorkerProcess } from '../helpers/worker-process';
+import { startWorkerProcess } from '../helpers/processes';
 
 /**
  * The link between hub and spoke, and the hub's own worker, failing for real: each instance is

@@ -10,7 +10,7 @@ import { bearer, spawnThroughHub, spawnedAgentId } from '../helpers/federation';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createRepository, git } from '../helpers/git-repo';
-import { startWorkerProcess } from '../helpers/worker-process';
+import { startWorkerProcess } from '../helpers/processes';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 

@@ -11,7 +11,7 @@ import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
 import { withWorkspace } from '../helpers/workspace';
-import { startWorkerProcess } from '../helpers/worker-process';
+import { startWorkerProcess } from '../helpers/processes';
 
 describe('a worker killed with SIGKILL in the middle of a run', () => {
   const model = new FakeAnthropic(
