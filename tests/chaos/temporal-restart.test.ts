@@ -1,0 +1,61 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { issueApiToken } from '../../api/auth';
+import type { AgentStatus } from '../../shared/agents';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { containersOf, sampleContainers } from '../helpers/chaos';
+import { bearer } from '../helpers/federation';
+import { createRepository } from '../helpers/git-repo';
+import { request } from '../helpers/http';
+import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { startPrivateTemporal, type RestartableService } from '../helpers/private-services';
+import { waitUntil } from '../helpers/wait';
+import { withWorkspace } from '../helpers/workspace';
+import { startWorkerProcess } from '../helpers/processes';
+
+/** The Temporal server crashes while an agent's tool runs, and comes back a few seconds later with its state. */
+describe('chaos: the Temporal server restarted mid-run', () => {
+  const model = new FakeAnthropic(
+    byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 8; echo finished >> log.txt' } }), reply.text('Done despite Temporal.')]),
+  );
+  let temporal: RestartableService;
+  let instance: TestInstance;
+  let worker: ChildProcess | null = null;
+
+  beforeAll(async () => {
+    await model.start();
+    temporal = await startPrivateTemporal();
+    instance = await startTestInstance({ TEMPORAL_ADDRESS: temporal.address }, { worker: false });
+  });
+  afterAll(async () => {
+    worker?.kill('SIGKILL');
+    await instance.stop();
+    await temporal.destroy();
+    await model.stop();
+  });
+
+  it('completes the agent with one sandbox, its tool run once, and nothing left behind', async () => {
+    const { token } = await issueApiToken(instance.prisma, `temporal-restart-${Date.now()}`);
+    worker = startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
+    const repository = await createRepository();
+    const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId: 'temporal-restart', agentType: 'worker', context: { repository, branch: 'main', workItems: ['survive Temporal'] } } });
+    expect(spawned.status).toBe(202);
+    const { agentId } = spawned.body as { agentId: string };
+    const sampler = sampleContainers(instance.docker, agentId);
+
+    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null, 60_000);
+    await temporal.stop();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await temporal.start();
+
+    const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
+    expect(final.state).toBe('completed');
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'completed' });
+    expect(await sampler.stop()).toBe(1);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
+    await withWorkspace(instance, agentId, async (workspace) => {
+      expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);
+    });
+  });
+});
