@@ -10,7 +10,7 @@ import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { stopIfCancelled, whileHeartbeating } from './heartbeat';
 import { cloneRepository } from './repository-clone';
-import { execInContainer, removeContainerIfPresent, SandboxGone, type ExecResult } from './sandbox';
+import { execInContainer, isNotFound, removeContainerIfPresent, SandboxGone, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
 
@@ -105,7 +105,11 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       .getContainer(containerName)
       .inspect()
       .then((info) => info.State)
-      .catch(() => null);
+      .catch((error: unknown) => {
+        if (isNotFound(error)) return null;
+        // An engine that does not answer (restarting) is no verdict on the sandbox: the attempt is retried.
+        throw ApplicationFailure.retryable(`the Docker engine did not answer: ${error instanceof Error ? error.message : String(error)}`, 'DockerUnavailable');
+      });
     if (!state) throw ApplicationFailure.nonRetryable(`the sandbox ${containerName} is gone`, SANDBOX_FAILED);
     if (!state.Running) {
       const reason = state.OOMKilled ? 'it ran out of memory' : `it exited with code ${state.ExitCode}`;

@@ -66,7 +66,8 @@ function collectOutput(docker: Docker, stream: NodeJS.ReadableStream, maxBytes: 
   };
 }
 
-function isNotFound(error: unknown): boolean {
+/** Whether Docker answered 404 (the container does not exist), as opposed to not answering at all. */
+export function isNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 404;
 }
 

@@ -33,7 +33,8 @@ start_dockerd() {
   mkdir -p "$DATA_DIR/logs"
   write_docker_daemon_config
   # No bridge or iptables: sandboxes run with network none, and these machines have no iptables setup.
-  setsid dockerd --config-file "$DOCKER_DAEMON_CONFIG" --iptables=false --ip-masq=false --bridge=none --storage-driver=overlay2 \
+  # Live restore: restarting the engine leaves running sandboxes running (agents go on).
+  setsid dockerd --config-file "$DOCKER_DAEMON_CONFIG" --iptables=false --ip-masq=false --bridge=none --storage-driver=overlay2 --live-restore \
     --host "${DOCKER_HOST}" --pidfile /var/run/docker.pid >"$DATA_DIR/logs/dockerd.log" 2>&1 < /dev/null &
   DOCKERD_STARTED=$!
   wait_for "timeout 5 docker info" 60 || { tail -n 20 "$DATA_DIR/logs/dockerd.log" >&2; die "dockerd did not come up within 60 s"; }

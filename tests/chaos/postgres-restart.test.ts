@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
@@ -49,7 +50,8 @@ describe('chaos: PostgreSQL restarted mid-run', () => {
     const { agentId } = spawned.body as { agentId: string };
     const sampler = sampleContainers(instance.docker, agentId);
 
-    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null, 60_000);
+    // The command has started inside the sandbox (its workspace is mounted on the host while it runs).
+    await waitUntil(() => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))), 60_000);
     await postgres.stop();
     await expect(instance.prisma.$queryRaw`SELECT 1`).rejects.toThrow(); // really down
     await new Promise((resolve) => setTimeout(resolve, 5_000));

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
@@ -44,7 +45,8 @@ describe('chaos: the Temporal server restarted mid-run', () => {
     const { agentId } = spawned.body as { agentId: string };
     const sampler = sampleContainers(instance.docker, agentId);
 
-    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null, 60_000);
+    // The command has started inside the sandbox (its workspace is mounted on the host while it runs).
+    await waitUntil(() => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))), 60_000);
     await temporal.stop();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     await temporal.start();

@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chmod, chown, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,4 +133,53 @@ export async function startPrivatePostgres(): Promise<RestartableService & { dat
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
   const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
   return { uid: Number(uid), gid: Number(gid) };
+}
+
+/**
+ * A Docker engine of its own (data, exec root and socket apart from the host's engine, the sandbox
+ * image loaded from it), started with live-restore as scripts/lib/docker-engine.sh starts the
+ * project's: a restart stops the daemon, not the sandboxes.
+ */
+export async function startPrivateDocker(image: string): Promise<RestartableService & { dockerHost: string }> {
+  const id = randomUUID().slice(0, 8);
+  const dataRoot = `/var/lib/docker-chaos-${id}`;
+  const execRoot = `/run/docker-chaos-${id}`;
+  const socket = `/run/docker-chaos-${id}.sock`;
+  const dockerHost = `unix://${socket}`;
+  const log = path.join(os.tmpdir(), `docker-chaos-${id}.log`);
+  const args = ['--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', `${execRoot}.pid`, '--host', dockerHost];
+  const flags = ['--iptables=false', '--ip-masq=false', '--bridge=none', '--storage-driver=overlay2', '--live-restore'];
+  const daemonAnswers = () => run('docker', ['-H', dockerHost, 'info']).then(() => true, () => false);
+  let child: ChildProcess | null = null;
+  const service = {
+    address: socket,
+    dockerHost,
+    async start() {
+      const out = await open(log, 'a');
+      child = spawn('dockerd', [...args, ...flags], { stdio: ['ignore', out.fd, out.fd] });
+      await out.close();
+      await waitUntil(daemonAnswers, 60_000, 250);
+      if (!(await daemonAnswers())) throw new Error(`the private Docker engine did not come up (log: ${log})`);
+    },
+    async stop() {
+      if (!child) return;
+      child.kill('SIGTERM'); // as `systemctl restart docker` does
+      await exited(child);
+      child = null;
+    },
+    async destroy() {
+      if (child) await run('sh', ['-c', `docker -H ${dockerHost} ps -aq | xargs -r docker -H ${dockerHost} rm -f`]).catch(() => undefined);
+      await service.stop();
+      // Its containerd and shims outlive the daemon under live-restore; then nothing may stay mounted.
+      await run('pkill', ['-KILL', '-f', execRoot]).catch(() => undefined);
+      const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((line) => line.split(' ')[1] ?? '');
+      for (const mountPoint of mounts.filter((mount) => mount.startsWith(dataRoot) || mount.startsWith(execRoot)).reverse()) {
+        await run('umount', ['-l', mountPoint]).catch(() => undefined);
+      }
+      await Promise.all([dataRoot, execRoot, `${execRoot}.pid`, socket, log].map((file) => rm(file, { recursive: true, force: true })));
+    },
+  };
+  await service.start();
+  await run('sh', ['-c', `docker save ${image} | docker -H ${dockerHost} load -q`], { maxBuffer: 1024 * 1024 });
+  return service;
 }
