@@ -268,6 +268,40 @@ describe('federation between two instances', () => {
     await spoke.temporal.workflow.getHandle(replies[0]?.result.agentId ?? '').result();
   });
 
+  it('frees the messageId of a command whose handler failed, so the retry runs it once and nothing is left half done', async () => {
+    const repository = await createRepository();
+    const taskId = `handler-fails-${Date.now()}`;
+    const envelope = {
+      messageId: randomUUID(),
+      nonce: randomUUID().replace(/-/g, ''),
+      timestamp: new Date().toISOString(),
+      commandType: 'agent.spawn' as const,
+      payload: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['hello'] } },
+    };
+    // The spoke's database refuses this task's agent row, as a database failing mid-command would.
+    await spoke.prisma.$executeRawUnsafe(
+      `CREATE FUNCTION refuse_agent() RETURNS trigger AS $$ BEGIN IF NEW.task_id = '${taskId}' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`,
+    );
+    await spoke.prisma.$executeRawUnsafe('CREATE TRIGGER refuse_agent BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION refuse_agent()');
+    const before = await spokeState();
+    const failed = await send(craft({ envelope }));
+    expect(failed.status).toBe(500);
+    expect(failed.body).toMatchObject({ success: false, error: { code: 'internal_error' } });
+    expect(JSON.stringify(failed.body)).not.toMatch(/injected|at .*\.ts/); // no internals, no stack
+    expect(await spokeState()).toEqual(before);
+    expect(await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } })).toBe(0);
+
+    await spoke.prisma.$executeRawUnsafe('DROP TRIGGER refuse_agent ON agents');
+    await spoke.prisma.$executeRawUnsafe('DROP FUNCTION refuse_agent()');
+    const retried = await send(craft({ envelope }));
+    expect(retried.status).toBe(200);
+    const reply = retried.body as { status: string; result: { agentId: string } };
+    expect(reply.status).toBe('ok');
+    expect((await spokeState()).agents).toBe(before.agents + 1);
+    expect(await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } })).toBe(1);
+    await spoke.temporal.workflow.getHandle(reply.result.agentId).result();
+  });
+
   it('refuses commands on a suspended connection, and accepts them again after resume', async () => {
     await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/suspend`, { headers: auth(spokeToken) });
     expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('SUSPENDED');
