@@ -1,10 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { issueApiToken } from '../../api/auth';
-import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
-import { AGENT_RUN_WORKFLOW, type AgentRunInput, type AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../shared/agents';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
-import { containersOf, sampleContainers } from '../helpers/chaos';
+import { containersOf, lockAgentRow, pendingActivityTypes, sampleContainers, startContinuingAgent } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
@@ -50,46 +48,20 @@ describe('chaos: the worker SIGKILLed while agents launch, collect, and run afte
       expect(response.status).toBe(202);
       return (response.body as { agentId: string }).agentId;
     };
-    const pendingActivities = async (agentId: string) =>
-      ((await instance.temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).map((activity) => activity.activityType?.name);
+    const pendingActivities = (agentId: string) => pendingActivityTypes(instance.temporal, agentId);
 
     // After continue-as-new (two turns a run), in the long tool call of its third turn.
-    const continued = `agent-${randomUUID()}`;
-    const input: AgentRunInput = {
-      agentId: continued,
-      workspaceId,
-      taskId: 'continued',
-      agentType: 'worker',
-      context: { repository, branch: 'main', workItems: ['keep going'] },
-      options: SpawnAgentRequestSchema.parse({ taskId: 'x', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] } }).options,
-      initialState: 'spawning',
-      turnsPerRun: 2,
-    };
-    await instance.prisma.agent.create({ data: { id: continued, workspaceId, taskId: input.taskId, agentType: 'worker', state: 'spawning', context: input.context, options: input.options } });
-    const first = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: continued, args: [input] });
+    const { agentId: continued, firstRunId } = await startContinuingAgent(instance, { workspaceId, taskId: 'continued', repository, workItem: 'keep going', turnsPerRun: 2 });
     const continuedSandboxes = sampleContainers(instance.docker, continued);
 
     // Launching: held at its last step (recording its host on its row) by a row lock.
     const launching = await spawn('launching', 'finish at once');
     const launchingSandboxes = sampleContainers(instance.docker, launching);
-    let release = (): void => undefined;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    await new Promise<void>((resolve, reject) => {
-      instance.prisma
-        .$transaction(
-          async (tx) => {
-            await tx.$queryRaw`SELECT id FROM agents WHERE id = ${launching} FOR UPDATE`;
-            resolve();
-            await released;
-          },
-          { timeout: 120_000 },
-        )
-        .catch(reject);
-    });
+    const release = await lockAgentRow(instance.prisma, launching);
 
     const collecting = await spawn('collecting', 'write a large file');
     const collectingSandboxes = sampleContainers(instance.docker, collecting);
-    await waitUntil(async () => (await pendingActivities(continued)).includes('runTool') && (await instance.temporal.workflow.getHandle(continued).describe()).runId !== first.firstExecutionRunId, 60_000);
+    await waitUntil(async () => (await pendingActivities(continued)).includes('runTool') && (await instance.temporal.workflow.getHandle(continued).describe()).runId !== firstRunId, 60_000);
     await waitUntil(async () => (await pendingActivities(collecting)).includes('collectResult'), 120_000, 100);
     expect(await pendingActivities(collecting)).toContain('collectResult');
     expect(await pendingActivities(launching)).toContain('launchSandbox');

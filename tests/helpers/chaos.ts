@@ -1,5 +1,11 @@
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import type { PrismaClient } from '../../prisma/client';
+import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
+import { AGENT_RUN_WORKFLOW, type AgentRunInput } from '../../shared/agents';
+import type { TestInstance } from './instance';
 
 /**
  * Samples an agent's containers every 200 ms until stopped, and answers the most that existed at
@@ -27,3 +33,55 @@ export function sampleContainers(docker: Docker, agentId: string): { stop(): Pro
 
 export const containersOf = async (docker: Docker, agentId: string): Promise<number> =>
   (await docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } })).length;
+
+/** The activity types an agent's workflow is running right now. */
+export async function pendingActivityTypes(temporal: Client, agentId: string): Promise<Array<string | null | undefined>> {
+  return ((await temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).map((activity) => activity.activityType?.name);
+}
+
+/**
+ * Locks an agent's row (SELECT … FOR UPDATE in an open transaction), as a slow database would: the
+ * launch then waits at its last step, recording the host on the row. Resolves once locked, with the release.
+ */
+export async function lockAgentRow(prisma: PrismaClient, agentId: string): Promise<() => void> {
+  let release = (): void => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await new Promise<void>((resolve, reject) => {
+    prisma
+      .$transaction(
+        async (tx) => {
+          await tx.$queryRaw`SELECT id FROM agents WHERE id = ${agentId} FOR UPDATE`;
+          resolve();
+          await released;
+        },
+        { timeout: 120_000 },
+      )
+      .catch(reject);
+  });
+  return release;
+}
+
+/**
+ * Starts an agent's workflow directly (as the API would, with its row) with `turnsPerRun` turns per
+ * run, so that a test sees it continue as new after a few turns. Answers its id and first run id.
+ */
+export async function startContinuingAgent(
+  instance: TestInstance,
+  agent: { workspaceId: string; taskId: string; repository: string; workItem: string; turnsPerRun: number },
+): Promise<{ agentId: string; firstRunId: string }> {
+  const agentId = `agent-${randomUUID()}`;
+  const context = { repository: agent.repository, branch: 'main', workItems: [agent.workItem] };
+  const input: AgentRunInput = {
+    agentId,
+    workspaceId: agent.workspaceId,
+    taskId: agent.taskId,
+    agentType: 'worker',
+    context,
+    options: SpawnAgentRequestSchema.parse({ taskId: agent.taskId, agentType: 'worker', context }).options,
+    initialState: 'spawning',
+    turnsPerRun: agent.turnsPerRun,
+  };
+  await instance.prisma.agent.create({ data: { id: agentId, workspaceId: agent.workspaceId, taskId: agent.taskId, agentType: 'worker', state: 'spawning', context, options: input.options } });
+  const handle = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: agentId, args: [input] });
+  return { agentId, firstRunId: handle.firstExecutionRunId };
+}

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { issueApiToken } from '../../api/auth';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
-import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
-import { AGENT_RUN_WORKFLOW, agentStatusQuery, killAgentSignal, type AgentRunInput, type AgentStatus } from '../../shared/agents';
+import { agentStatusQuery, killAgentSignal, type AgentStatus } from '../../shared/agents';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { containersOf, lockAgentRow, pendingActivityTypes, startContinuingAgent } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
@@ -46,9 +45,7 @@ describe('kill in every phase', () => {
     return response.body as { agentId: string; status: string };
   }
   const kill = async (agentId: string) => expect((await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: bearer(token) })).status).toBe(202);
-  const containersOf = async (agentId: string) => (await instance.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } })).length;
-  const pendingActivities = async (agentId: string) =>
-    ((await instance.temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).map((activity) => activity.activityType?.name);
+  const pendingActivities = (agentId: string) => pendingActivityTypes(instance.temporal, agentId);
 
   /** The kill was received while an activity of `activityType` ran: after it was scheduled, before it closed. */
   async function expectKillDuring(agentId: string, activityType: string): Promise<void> {
@@ -71,9 +68,9 @@ describe('kill in every phase', () => {
   async function expectKilledAndGone(agentId: string): Promise<void> {
     expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('killed');
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'killed' });
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
   }
 
   it('while queued and during a model call; the killed waiter never gets the slot', async () => {
@@ -99,22 +96,8 @@ describe('kill in every phase', () => {
 
   it('while launching: the container the launch started is removed', async () => {
     const { agentId } = await spawn('launching', 'stop me while launching');
-    // Hold the launch at its last step (recording the host on the agent's row) with a row lock, as a slow database would.
-    let release = (): void => undefined;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const locked = new Promise<void>((resolve, reject) => {
-      instance.prisma
-        .$transaction(
-          async (tx) => {
-            await tx.$queryRaw`SELECT id FROM agents WHERE id = ${agentId} FOR UPDATE`;
-            resolve();
-            await released;
-          },
-          { timeout: 60_000 },
-        )
-        .catch(reject);
-    });
-    await locked;
+    // Hold the launch at its last step (recording the host on the agent's row), as a slow database would.
+    const release = await lockAgentRow(instance.prisma, agentId);
     await waitUntil(async () => (await instance.docker.getContainer(`agent-${agentId}`).inspect().catch(() => null))?.State.Running === true);
     expect(await pendingActivities(agentId)).toContain('launchSandbox');
 
@@ -156,21 +139,9 @@ describe('kill in every phase', () => {
   });
 
   it('after the run continued as new, during a tool call', async () => {
-    const agentId = `agent-${randomUUID()}`;
-    const input: AgentRunInput = {
-      agentId,
-      workspaceId,
-      taskId: 'after-continue-as-new',
-      agentType: 'worker',
-      context: { repository, branch: 'main', workItems: ['keep going'] },
-      options: SpawnAgentRequestSchema.parse({ taskId: 'x', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] } }).options,
-      initialState: 'spawning',
-      turnsPerRun: 2,
-    };
-    await instance.prisma.agent.create({ data: { id: agentId, workspaceId, taskId: input.taskId, agentType: 'worker', state: 'spawning', context: input.context, options: input.options } });
-    const first = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: agentId, args: [input] });
-    await waitUntil(async () => (await instance.prisma.toolCall.count({ where: { agentId, status: 'started', turn: { gte: 3 } } })) > 0 && (await instance.temporal.workflow.getHandle(agentId).describe()).runId !== first.firstExecutionRunId);
-    expect((await instance.temporal.workflow.getHandle(agentId).describe()).runId).not.toBe(first.firstExecutionRunId);
+    const { agentId, firstRunId } = await startContinuingAgent(instance, { workspaceId, taskId: 'after-continue-as-new', repository, workItem: 'keep going', turnsPerRun: 2 });
+    await waitUntil(async () => (await instance.prisma.toolCall.count({ where: { agentId, status: 'started', turn: { gte: 3 } } })) > 0 && (await instance.temporal.workflow.getHandle(agentId).describe()).runId !== firstRunId);
+    expect((await instance.temporal.workflow.getHandle(agentId).describe()).runId).not.toBe(firstRunId);
     await kill(agentId);
     await expectKilledAndGone(agentId);
     await expectKillDuring(agentId, 'runTool');
