@@ -4,13 +4,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
 import type { AgentStatus } from '../../shared/agents';
-import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, sampleContainers } from '../helpers/chaos';
+import { isMounted } from '../../activities/workspace';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, testConfig, type TestInstance } from '../helpers/instance';
-import { startPrivateDocker, type RestartableService } from '../helpers/private-services';
+import { startPrivateDocker, type PrivateDocker } from '../helpers/private-services';
 import { startWorkerProcess } from '../helpers/processes';
 import { waitUntil } from '../helpers/wait';
 import { withWorkspace } from '../helpers/workspace';
@@ -19,11 +20,13 @@ import { withWorkspace } from '../helpers/workspace';
  * The Docker engine restarts while an agent's tool runs in its sandbox. A private engine (its own
  * socket and data), so the other test files' sandboxes are untouched.
  */
-describe('chaos: the Docker engine restarted mid-run', () => {
+describe('chaos: the Docker engine restarted mid-run, or hung while a worker tears a sandbox down', () => {
   const model = new FakeAnthropic(
-    byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 6; echo finished >> log.txt' } }), reply.text('Done despite Docker.')]),
+    byWorkItem({
+      'survive Docker': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 6; echo finished >> log.txt' } }), reply.text('Done despite Docker.')]),
+    }),
   );
-  let engine: RestartableService & { dockerHost: string };
+  let engine: PrivateDocker;
   let instance: TestInstance;
   let worker: ChildProcess | null = null;
 
@@ -66,5 +69,36 @@ describe('chaos: the Docker engine restarted mid-run', () => {
       // Run once: its outcome was lost with the engine's stream, so the model was told it is unknown and went on.
       expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);
     });
+  });
+
+  it('finishes a teardown that the worker, killed while the engine hung, left undone: completed, no container, workspace unmounted', async () => {
+    const { token } = await issueApiToken(instance.prisma, `docker-hung-teardown-${Date.now()}`);
+    const settings = { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url };
+    worker?.kill('SIGKILL');
+    worker = startWorkerProcess(instance.config, settings);
+    const repository = await createRepository();
+    const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId: 'hung-teardown', agentType: 'worker', context: { repository, branch: 'main', workItems: ['finish at once'] } } });
+    const { agentId } = spawned.body as { agentId: string };
+
+    // The result row is collect's last step: hang the engine right then, so the teardown that follows waits on it.
+    await waitUntil(async () => (await instance.prisma.agentResult.count({ where: { agentId } })) === 1, 60_000, 10);
+    engine.freeze();
+    const teardownStarted = async () =>
+      ((await instance.temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).some(
+        (activity) => activity.activityType?.name === 'teardownSandbox' && Boolean(activity.lastStartedTime),
+      );
+    await waitUntil(teardownStarted, 30_000);
+    expect(await teardownStarted()).toBe(true);
+    worker.kill('SIGKILL');
+    engine.thaw();
+    worker = startWorkerProcess(instance.config, settings);
+
+    expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
+    const history = (await instance.temporal.workflow.getHandle(agentId).fetchHistory()).events ?? [];
+    const teardowns = history.filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'teardownSandbox').map((event) => Number(event.eventId));
+    const attempts = history.filter((event) => teardowns.includes(Number(event.activityTaskStartedEventAttributes?.scheduledEventId))).map((event) => event.activityTaskStartedEventAttributes?.attempt);
+    expect(attempts).toEqual([2]); // the first attempt died with the worker
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
+    expect(await isMounted(path.join(instance.config.DATA_DIR, 'workspaces', agentId))).toBe(false);
   });
 });

@@ -140,7 +140,14 @@ async function postgresIds(): Promise<{ uid: number; gid: number }> {
  * image loaded from it), started with live-restore as scripts/lib/docker-engine.sh starts the
  * project's: a restart stops the daemon, not the sandboxes.
  */
-export async function startPrivateDocker(image: string): Promise<RestartableService & { dockerHost: string }> {
+export interface PrivateDocker extends RestartableService {
+  readonly dockerHost: string;
+  /** SIGSTOP: the engine takes requests and answers none, as a hung engine would; `thaw` lets it go on. */
+  freeze(): void;
+  thaw(): void;
+}
+
+export async function startPrivateDocker(image: string): Promise<PrivateDocker> {
   const id = randomUUID().slice(0, 8);
   const dataRoot = `/var/lib/docker-chaos-${id}`;
   const execRoot = `/run/docker-chaos-${id}`;
@@ -151,9 +158,11 @@ export async function startPrivateDocker(image: string): Promise<RestartableServ
   const flags = ['--iptables=false', '--ip-masq=false', '--bridge=none', '--storage-driver=overlay2', '--live-restore'];
   const daemonAnswers = () => run('docker', ['-H', dockerHost, 'info']).then(() => true, () => false);
   let child: ChildProcess | null = null;
-  const service = {
+  const service: PrivateDocker = {
     address: socket,
     dockerHost,
+    freeze: () => child?.kill('SIGSTOP'),
+    thaw: () => child?.kill('SIGCONT'),
     async start() {
       const out = await open(log, 'a');
       child = spawn('dockerd', [...args, ...flags], { stdio: ['ignore', out.fd, out.fd] });
@@ -163,6 +172,7 @@ export async function startPrivateDocker(image: string): Promise<RestartableServ
     },
     async stop() {
       if (!child) return;
+      child.kill('SIGCONT');
       child.kill('SIGTERM'); // as `systemctl restart docker` does
       await exited(child);
       child = null;
