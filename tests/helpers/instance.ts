@@ -13,7 +13,7 @@ import { sandboxHostQueue } from '../../shared/task-queues';
 import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';
 import { createTestDatabase } from './databases';
 import { freePort } from './ports';
-import { unmountWorkspacesUnder } from './workspace';
+import { unmountAllUnder } from './workspace';
 import { createApp } from '../../api/app';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createDockerClient } from '../../platform/docker';
@@ -132,7 +132,7 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
-      await unmountWorkspacesUnder(dataDir); // of agents the test left running: their teardown never came
+      await unmountAllUnder(dataDir); // of agents the test left running: their teardown never came
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmod, chown, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, open, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { devServerSearchAttributeArgs } from '../../temporal/dev-server-args';
 import { freePort } from './ports';
 import { waitUntil } from './wait';
+import { unmountAllUnder } from './workspace';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -182,10 +183,8 @@ export async function startPrivateDocker(image: string): Promise<PrivateDocker> 
       await service.stop();
       // Its containerd and shims outlive the daemon under live-restore; then nothing may stay mounted.
       await run('pkill', ['-KILL', '-f', execRoot]).catch(() => undefined);
-      const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((line) => line.split(' ')[1] ?? '');
-      for (const mountPoint of mounts.filter((mount) => mount.startsWith(dataRoot) || mount.startsWith(execRoot)).reverse()) {
-        await run('umount', ['-l', mountPoint]).catch(() => undefined);
-      }
+      await unmountAllUnder(dataRoot);
+      await unmountAllUnder(execRoot);
       await Promise.all([dataRoot, execRoot, `${execRoot}.pid`, socket, log].map((file) => rm(file, { recursive: true, force: true })));
     },
   };

@@ -26,12 +26,15 @@ export async function withWorkspace<T>(instance: TestInstance, agentId: string, 
   }
 }
 
-/** Detaches every workspace mount under `dir` (lazily: a sandbox process may still hold one), so the folder can be removed. */
-export async function unmountWorkspacesUnder(dir: string): Promise<void> {
+/**
+ * Detaches every mount at or under `dir`, deepest first and lazily (a process may still hold one), so
+ * the folder can be removed: workspaces of agents a test left running, a private Docker engine's layers.
+ */
+export async function unmountAllUnder(dir: string): Promise<void> {
   const mounts = await readFile('/proc/mounts', 'utf8').catch(() => '');
   const under = mounts
     .split('\n')
     .map((line) => line.split(' ')[1])
-    .filter((mountPoint): mountPoint is string => mountPoint !== undefined && mountPoint.startsWith(`${dir}/`));
-  await Promise.allSettled(under.map((mountPoint) => run('umount', ['-l', mountPoint])));
+    .filter((mountPoint): mountPoint is string => mountPoint !== undefined && (mountPoint === dir || mountPoint.startsWith(`${dir}/`)));
+  for (const mountPoint of under.reverse()) await run('umount', ['-l', mountPoint]).catch(() => undefined);
 }

@@ -3,10 +3,11 @@ import { issueApiToken } from '../../api/auth';
 import { randomUUID } from 'node:crypto';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../shared/agents';
-import { AGENT_LABEL, containerNameFor } from '../../activities/agent-sandbox';
+import { containerNameFor } from '../../activities/agent-sandbox';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { AGENT_STATE, TASK_ID } from '../../shared/search-attributes';
+import { containersOf } from '../helpers/chaos';
 import { createRepository, git } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -49,9 +50,6 @@ describe('agents on one instance', () => {
     return (response.body as { agentId: string }).agentId;
   }
 
-  async function containersOf(agentId: string): Promise<number> {
-    return (await instance.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } })).length;
-  }
 
   it('runs a worker agent that edits a file and commits it on the result branch', async () => {
     model.setScript(
@@ -82,7 +80,7 @@ describe('agents on one instance', () => {
       expect(await git(workspace, 'rev-parse', `agent/${agentId}`)).toBe(view.result.commitSha);
       expect(await git(workspace, 'show', `agent/${agentId}:hello.txt`)).toBe('hello from the agent');
     });
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
 
     // The model saw the tool results, ran as the sandbox user, and the key stayed on the worker.
     const calls = model.requests.slice(before);
@@ -105,7 +103,7 @@ describe('agents on one instance', () => {
     expect(killed.status).toBe(202);
     expect(((await handle.result()) as AgentStatus).state).toBe('killed');
     await recordHistoryIfRequested(agentId, 'agent-run-killed');
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
     const again = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
     expect(again.status).toBe(409);
     expect(errorCode(again)).toBe('already_finished');
@@ -117,7 +115,7 @@ describe('agents on one instance', () => {
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('timed_out');
     await recordHistoryIfRequested(agentId, 'agent-run-timed-out');
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
     const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
     expect(row.state).toBe('timed_out');
   });
@@ -143,7 +141,7 @@ describe('agents on one instance', () => {
     const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
     expect(status.body).toMatchObject({ state: 'failed' });
     expect((status.body as { error: string }).error).toMatch(/model request rejected with 401/);
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
   });
 
   it('reports an out-of-memory kill inside the sandbox instead of hiding it', async () => {
@@ -209,8 +207,8 @@ describe('agents on one instance', () => {
     expect(turns).toMatchObject({ state: 'failed', turn: 2, error: 'stopped after reaching the maximum of 2 turns' });
     const budget = await instance.prisma.agent.findUniqueOrThrow({ where: { id: budgetAgent } });
     expect(budget).toMatchObject({ state: 'failed', turn: 3, error: 'stopped after spending 360 tokens, over the budget of 250' });
-    expect(await containersOf(turnsAgent)).toBe(0);
-    expect(await containersOf(budgetAgent)).toBe(0);
+    expect(await containersOf(instance.docker, turnsAgent)).toBe(0);
+    expect(await containersOf(instance.docker, budgetAgent)).toBe(0);
   });
 
   it('continues as new every few turns, carrying the run over without a second sandbox', async () => {
@@ -242,7 +240,7 @@ describe('agents on one instance', () => {
     expect((view.body as { result: { diff: string } }).result.diff).toContain('+turn 4');
     const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
     expect(transitions.map((t) => t.toState)).toEqual(['running', 'completed']);
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
   });
 
   it('runs each agent’s own tool call even when the model reuses a tool_use id across agents', async () => {
@@ -269,6 +267,6 @@ describe('agents on one instance', () => {
     const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
     expect(row.state).toBe('failed');
     expect(row.error).toMatch(/the sandbox stopped unexpectedly: it exited with code 137/);
-    expect(await containersOf(agentId)).toBe(0);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
   });
 });
