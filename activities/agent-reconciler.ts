@@ -1,6 +1,6 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../prisma/client';
-import { TERMINAL_STATES, type AgentState } from '../shared/agents';
+import { isTerminalState, TERMINAL_STATES, type AgentState } from '../shared/agents';
 import { createAgentRecordActivities } from './agent-records';
 
 /** A row younger than this may still be waiting for the API to start its workflow. */
@@ -12,7 +12,6 @@ export interface ReconciledAgent {
   reason: string;
 }
 
-const isTerminal = (state: unknown): state is AgentState => TERMINAL_STATES.includes(state as AgentState);
 
 /** The terminal state (and why) that matches a closed workflow; null while it runs or when that cannot be told now. */
 async function verdictOf(temporal: Client, agentId: string): Promise<{ state: AgentState; reason: string } | null> {
@@ -30,7 +29,7 @@ async function verdictOf(temporal: Client, agentId: string): Promise<{ state: Ag
       return null;
     case 'COMPLETED': {
       const result = (await handle.result().catch(() => null)) as { state?: unknown; error?: unknown } | null;
-      const state = isTerminal(result?.state) ? result.state : 'failed';
+      const state = isTerminalState(result?.state) ? result.state : 'failed';
       return { state, reason: typeof result?.error === 'string' && result.error ? result.error : `its workflow completed with state ${state}, which was not recorded` };
     }
     case 'FAILED': {

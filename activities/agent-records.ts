@@ -1,5 +1,5 @@
 import type { Prisma, PrismaClient } from '../prisma/client';
-import { TERMINAL_STATES, type AgentState } from '../shared/agents';
+import { isTerminalState, type AgentState } from '../shared/agents';
 import type { KillRequest, RemoteProgress } from '../shared/federated-agents';
 
 export interface StateChange {
@@ -15,7 +15,7 @@ export interface StateChange {
  */
 async function applyState(tx: Prisma.TransactionClient, change: StateChange, extra: Prisma.AgentUpdateInput = {}): Promise<void> {
   const agent = await tx.agent.findUniqueOrThrow({ where: { id: change.agentId }, select: { state: true, startedAt: true } });
-  const moves = agent.state !== change.state && !TERMINAL_STATES.includes(agent.state as AgentState);
+  const moves = agent.state !== change.state && !isTerminalState(agent.state);
   if (moves) await tx.agentTransition.create({ data: { agentId: change.agentId, fromState: agent.state, toState: change.state, detail: change.detail ?? null } });
   await tx.agent.update({
     where: { id: change.agentId },
@@ -24,7 +24,7 @@ async function applyState(tx: Prisma.TransactionClient, change: StateChange, ext
       ...(moves ? { state: change.state } : {}),
       ...(moves && change.error !== undefined ? { error: change.error } : {}),
       ...(moves && change.state === 'running' && agent.startedAt === null ? { startedAt: new Date() } : {}),
-      ...(moves && TERMINAL_STATES.includes(change.state) ? { finishedAt: new Date() } : {}),
+      ...(moves && isTerminalState(change.state) ? { finishedAt: new Date() } : {}),
     },
   });
 }

@@ -5,7 +5,7 @@ import { signingKey, type IdentityHolder } from '../federation/identity';
 import { bodyHash, commandBody, newNonce, type CommandReply } from '../federation/messages';
 import { SignatureError } from '../federation/signatures';
 import { Prisma, type PrismaClient } from '../prisma/client';
-import { TERMINAL_STATES, type AgentState } from '../shared/agents';
+import { isTerminalState, type AgentState } from '../shared/agents';
 import { StatusReplyResultSchema } from '../shared/federated-agent-schemas';
 import { FEDERATION_FAILURES, type OutboundCommand, type RemoteProgress } from '../shared/federated-agents';
 
@@ -185,7 +185,7 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
         where: { agentId: input.agentId },
         data: { progress: snapshot.progress, lastContactAt: contactAt, ...(snapshot.startedAt ? { remoteStartedAt: new Date(snapshot.startedAt) } : {}) },
       });
-      const terminal = TERMINAL_STATES.includes(snapshot.status);
+      const terminal = isTerminalState(snapshot.status);
       if (terminal && result) {
         await prisma.agentResult.upsert({ where: { agentId: input.agentId }, create: { agentId: input.agentId, ...result }, update: result });
       }

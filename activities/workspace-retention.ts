@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
-import { TERMINAL_STATES } from '../shared/agents';
+import { isTerminalState } from '../shared/agents';
 import { AGENT_LABEL } from './agent-sandbox';
 import { imageOf, listWorkspaces, removeWorkspace } from './workspace';
 
@@ -26,7 +26,7 @@ export async function pruneWorkspaces(deps: { docker: Docker; prisma: PrismaClie
     const dir = path.join(deps.workspacesDir, agentId);
     const row = rows.get(agentId);
     const stale = row
-      ? TERMINAL_STATES.includes(row.state as (typeof TERMINAL_STATES)[number]) && row.finishedAt !== null && row.finishedAt.getTime() < cutoff
+      ? isTerminalState(row.state) && row.finishedAt !== null && row.finishedAt.getTime() < cutoff
       : (await stat(imageOf(dir)).catch(() => stat(dir))).mtimeMs < cutoff;
     if (!stale) continue;
     await removeWorkspace(dir);

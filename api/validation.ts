@@ -1,10 +1,7 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
 import { ApiError } from './errors';
-
-function describeIssues(error: z.ZodError): string {
-  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`).join('; ');
-}
+import { describeIssues } from '../shared/zod-issues';
 
 /** Validates the JSON body against its schema; a mismatch is a 400 that names every offending field. */
 export function parseBody<T extends z.ZodType>(schema: T, req: Request): z.infer<T> {
@@ -13,12 +10,12 @@ export function parseBody<T extends z.ZodType>(schema: T, req: Request): z.infer
     throw new ApiError(415, 'unsupported_media_type', 'The request body must be application/json');
   }
   const parsed = schema.safeParse(req.body ?? {});
-  if (!parsed.success) throw new ApiError(400, 'validation_failed', describeIssues(parsed.error));
+  if (!parsed.success) throw new ApiError(400, 'validation_failed', describeIssues(parsed.error, 'body'));
   return parsed.data;
 }
 
 export function parseParams<T extends z.ZodType>(schema: T, req: Request): z.infer<T> {
   const parsed = schema.safeParse(req.params);
-  if (!parsed.success) throw new ApiError(400, 'invalid_parameter', describeIssues(parsed.error));
+  if (!parsed.success) throw new ApiError(400, 'invalid_parameter', describeIssues(parsed.error, 'body'));
   return parsed.data;
 }

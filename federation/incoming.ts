@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { Prisma, type PrismaClient } from '../prisma/client';
+import { isUniqueViolation, Prisma, type PrismaClient } from '../prisma/client';
 import {
   bodyHash,
   checkTimeWindow,
@@ -7,6 +7,7 @@ import {
   CommandEnvelopeSchema,
   EventEnvelopeSchema,
   JSON_CONTENT_TYPE,
+  keyValidAt,
   MAX_SIGNATURE_AGE_SECONDS,
   signResponse,
   type CommandEnvelope,
@@ -16,6 +17,7 @@ import {
 import type { InstanceKey } from './identity';
 import { checkContentDigest, parseSignatureHeaders, publicKeyFromRaw, REQUEST_COMPONENTS, requestComponents, SignatureError, verifyBase, type ParsedSignature } from './signatures';
 import { parseStrictJson, StrictJsonError } from './strict-json';
+import { describeIssues } from '../shared/zod-issues';
 
 /** A refused incoming message: a 4xx with a machine-readable code; nothing runs. */
 export class FederationRejection extends Error {
@@ -129,7 +131,7 @@ export async function consumeNonce(prisma: PrismaClient, parsed: ParsedSignature
       data: { keyId: parsed.params.keyid, nonce: parsed.params.nonce, expiresAt: new Date((parsed.params.created + MAX_SIGNATURE_AGE_SECONDS * 2) * 1000) },
     });
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+    if (isUniqueViolation(error)) {
       throw new FederationRejection(409, 'nonce_replayed', 'this signature nonce was already used', connectionId);
     }
     throw error;
@@ -191,12 +193,12 @@ async function verifySigned<T extends { instanceId: string }>(deps: AdmissionDep
   await consumeNonce(deps.prisma, parsed, null);
 
   const { connection } = key;
-  if (key.notAfter !== null && key.notAfter.getTime() <= now) throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', connection.id);
+  if (!keyValidAt(key, now)) throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', connection.id);
   if (connection.status !== 'ACTIVE') throw new FederationRejection(403, `connection_${connection.status.toLowerCase()}`, `the connection is ${connection.status}`, connection.id);
 
   const envelopeResult = schema.safeParse(parseBody(request, connection.id));
   if (!envelopeResult.success) {
-    throw new FederationRejection(400, 'invalid_envelope', envelopeResult.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '), connection.id);
+    throw new FederationRejection(400, 'invalid_envelope', describeIssues(envelopeResult.error), connection.id);
   }
   const envelope = envelopeResult.data;
   if (envelope.instanceId !== connection.peerInstanceId) throw new FederationRejection(403, 'instance_mismatch', 'the envelope names another instance than the signing key', connection.id);

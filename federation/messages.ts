@@ -144,6 +144,11 @@ export interface PeerKey {
   notAfter: Date | null;
 }
 
+/** Whether a peer's key may still sign at `now` (ms): it has no end, or its end (notAfter) is later. */
+export function keyValidAt(key: { notAfter: Date | null }, now: number): boolean {
+  return key.notAfter === null || key.notAfter.getTime() > now;
+}
+
 /** The hub's check of a signed reply: a key of that peer, in its window, over the exact body. */
 export function verifyResponse(status: number, headers: Record<string, string | string[] | undefined>, body: Buffer, keys: PeerKey[], now = Date.now()): void {
   // The signature covers the Content-Type exactly as sent; the profile allows only application/json.
@@ -152,7 +157,7 @@ export function verifyResponse(status: number, headers: Record<string, string | 
   const parsed = parseSignatureHeaders(headers, RESPONSE_COMPONENTS);
   checkTimeWindow(parsed, now);
   const key = keys.find((candidate) => candidate.keyId === parsed.params.keyid);
-  if (!key || (key.notAfter !== null && key.notAfter.getTime() <= now)) throw new SignatureError('unknown_key', 'the reply is signed with a key this peer does not hold');
+  if (!key || !keyValidAt(key, now)) throw new SignatureError('unknown_key', 'the reply is signed with a key this peer does not hold');
   const digest = headers['content-digest'];
   const components = responseComponents(status, JSON_CONTENT_TYPE, typeof digest === 'string' ? digest : '');
   if (!verifyBase(components, parsed, publicKeyFromRaw(key.publicKey))) throw new SignatureError('bad_signature', 'the reply signature does not verify');

@@ -1,13 +1,18 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { postgresConnection } from '../config/env';
-import { PrismaClient } from './generated/client';
+import { Prisma, PrismaClient } from './generated/client';
 
 export type { PrismaClient } from './generated/client';
-export { Prisma } from './generated/client';
+export { Prisma };
 export type { FederationCommand, FederationConnection } from './generated/client';
 export type Database = PrismaClient;
 
 /** One client per process: it owns a pg connection pool. */
 export function createPrismaClient(databaseUrl: string): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg(postgresConnection(databaseUrl)) });
+}
+
+/** Whether a write failed on a unique constraint (P2002): someone else wrote that row first. */
+export function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 }

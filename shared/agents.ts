@@ -16,6 +16,9 @@ export const AGENT_STATES = ['queued', 'spawning', 'running', 'completed', 'fail
 export type AgentState = (typeof AGENT_STATES)[number];
 export const TERMINAL_STATES: readonly AgentState[] = ['completed', 'failed', 'killed', 'timed_out'];
 
+/** Whether a state is final: no agent leaves completed, failed, killed or timed_out. */
+export const isTerminalState = (state: unknown): state is AgentState => TERMINAL_STATES.includes(state as AgentState);
+
 export type AgentContext = z.infer<typeof AgentContextSchema>;
 export type AgentOptions = z.infer<typeof AgentOptionsSchema>;
 export type SpawnAgentRequest = z.infer<typeof SpawnAgentRequestSchema>;

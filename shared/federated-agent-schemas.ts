@@ -42,14 +42,6 @@ export const AgentIdSchema = z.string().regex(/^agent-[0-9a-f-]{36}$/, 'is not a
 /** agent.status and agent.kill. */
 export const AgentRefPayloadSchema = z.strictObject({ agentId: AgentIdSchema });
 
-export const SpawnReplyResultSchema = z.object({
-  agentId: AgentIdSchema,
-  state: z.enum(AGENT_STATES),
-  spawnedAt: z.iso.datetime({ offset: true }),
-  /** Addition: true when this messageId (or a live agent of this task) already had an agent. */
-  existing: z.boolean().optional(),
-});
-
 export const RemoteProgressSchema = z.object({
   turn: z.number().int().min(0),
   lastTool: z.string().nullable(),
@@ -80,8 +72,6 @@ export const StatusReplyResultSchema = z.object({
   /** Present once the agent is terminal. */
   result: AgentResultPayloadSchema.nullable().optional(),
 });
-
-export const KillReplyResultSchema = z.object({ agentId: AgentIdSchema, state: z.literal('killing') });
 
 /** The payload of an agent.lifecycle EVENT: one state change of an agent a hub spawned here. */
 export const AgentLifecycleEventSchema = z.strictObject({

@@ -1,6 +1,6 @@
 import { ApplicationFailure, CancellationScope, condition, continueAsNew, proxyActivities, setHandler, sleep, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { killAgentSignal, TERMINAL_STATES, type AgentState } from '../shared/agents';
+import { isTerminalState, killAgentSignal, type AgentState } from '../shared/agents';
 import {
   connectionStatusSignal,
   FEDERATION_FAILURES,
@@ -24,7 +24,6 @@ const RECENT_EVENT_IDS = 32;
 /** States only move forward; the terminal ones are final. */
 const STATE_RANK: Record<AgentState, number> = { spawning: 0, queued: 1, running: 2, completed: 3, failed: 3, killed: 3, timed_out: 3 };
 
-const isTerminal = (state: AgentState): boolean => TERMINAL_STATES.includes(state);
 
 const records = proxyActivities<Pick<Activities, 'recordRemoteAgent' | 'recordFederatedState' | 'recordCommandFailure'>>({
   startToCloseTimeout: '30 seconds',
@@ -110,7 +109,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
 
   function mirror(update: { state: AgentState; startedAt: string | null; progress: RemoteProgress; error: string | null }, at: string): void {
     status.lastContactAt = at;
-    if (isTerminal(status.state)) return;
+    if (isTerminalState(status.state)) return;
     if (STATE_RANK[update.state] >= STATE_RANK[status.state]) status.state = update.state;
     status.startedAt ??= update.startedAt;
     status.progress = update.progress;
@@ -131,7 +130,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
 
   setHandler(federatedAgentStatusQuery, () => status);
   setHandler(killAgentSignal, ({ reason }) => {
-    if (status.kill !== null || isTerminal(status.state)) return;
+    if (status.kill !== null || isTerminalState(status.state)) return;
     status.kill = { reason: reason ?? 'kill requested', requestedAt: now(), deliveredAt: null };
     killDue = true;
   });
@@ -270,7 +269,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   const mirrored = () => ({ progress: status.progress, startedAt: status.startedAt, lastContactAt: status.lastContactAt, kill: status.kill, note: status.note });
 
   async function recordIfChanged(): Promise<void> {
-    if (status.state === recordedState || isTerminal(status.state)) return;
+    if (status.state === recordedState || isTerminalState(status.state)) return;
     upsertSearchAttributes([{ key: AGENT_STATE, value: status.state }]);
     await records.recordFederatedState({ agentId, state: status.state, detail: `mirrored from ${remote.name}`, ...mirrored() });
     recordedState = status.state;
@@ -280,7 +279,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
     let askedSinceTerminal = false;
     for (;;) {
       await recordIfChanged();
-      if (isTerminal(status.state) && resultFetched) {
+      if (isTerminalState(status.state) && resultFetched) {
         return { state: status.state, detail: `remote agent ${status.remoteAgentId ?? '?'} on ${remote.name} ended ${status.state}`, ...(status.error ? { error: status.error } : {}) };
       }
       if (overdue) return giveUp();
@@ -311,7 +310,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
         continue;
       }
       // A terminal event does not carry the result: fetch it once at once, then at each poll interval.
-      if (isTerminal(status.state) && !askedSinceTerminal) {
+      if (isTerminalState(status.state) && !askedSinceTerminal) {
         askedSinceTerminal = true;
         const ended = await ask();
         if (ended) return ended;

@@ -1,6 +1,6 @@
 import { condition, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { TERMINAL_STATES } from '../shared/agents';
+import { isTerminalState } from '../shared/agents';
 import { agentLifecycleSignal, FEDERATION_FAILURES, type HubEventDeliveryInput, type LifecycleSnapshot } from '../shared/federated-agents';
 
 const delivery = proxyActivities<Pick<Activities, 'pushAgentEvent'>>({
@@ -38,7 +38,7 @@ export async function hubEventDelivery(input: HubEventDeliveryInput): Promise<{ 
     } catch {
       undelivered += 1; // the hub asks with agent.status when events stop coming
     }
-    if (TERMINAL_STATES.includes(snapshot.state)) break;
+    if (isTerminalState(snapshot.state)) break;
   }
   return { delivered, undelivered };
 }

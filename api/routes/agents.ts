@@ -9,6 +9,7 @@ import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
+import { describeIssues } from '../../shared/zod-issues';
 
 export const AgentIdParams = z.object({ agentId: AgentIdSchema });
 
@@ -138,7 +139,7 @@ export function agentRouter(deps: AgentRouteDeps): Router {
 
   router.get('/agents', async (req, res) => {
     const parsed = ListAgentsQuerySchema.safeParse(req.query);
-    if (!parsed.success) throw new ApiError(400, 'invalid_query', parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
+    if (!parsed.success) throw new ApiError(400, 'invalid_query', describeIssues(parsed.error));
     const { rows, nextCursor } = await agents.list(workspaceOf(res), parsed.data);
     res.json({ agents: rows.map((row) => ({ ...toView(row), result: undefined })), nextCursor });
   });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { LiveStatus, AgentRow } from '../../domain/agents/agent-service';
 import type { FederatedAgentService } from '../../domain/agents/federated-agents';
 import type { PrismaClient } from '../../prisma/client';
-import { AGENT_STATES, AGENT_TYPES, TERMINAL_STATES, type AgentState } from '../../shared/agents';
+import { isTerminalState, AGENT_STATES, AGENT_TYPES, type AgentState } from '../../shared/agents';
 import { AgentResultPayloadSchema, FederatedSpawnRequestSchema, RemoteProgressSchema } from '../../shared/federated-agent-schemas';
 import type { KillRequest, RemoteProgress } from '../../shared/federated-agents';
 import { requireApiToken, workspaceOf } from '../auth';
@@ -100,7 +100,7 @@ export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentV
     remoteInstance: { connectionId: stored.connectionId, instanceId: stored.connection.peerInstanceId, name: stored.connection.peerName, url: stored.connection.peerUrl },
     remoteAgentId: remote?.remoteAgentId ?? stored.remoteAgentId,
     lastContactAt: remote?.lastContactAt ?? stored.lastContactAt?.toISOString() ?? null,
-    following: remote?.following ?? (TERMINAL_STATES.includes(state) ? 'ended' : stored.remoteAgentId ? 'following' : 'spawning'),
+    following: remote?.following ?? (isTerminalState(state) ? 'ended' : stored.remoteAgentId ? 'following' : 'spawning'),
     note: remote ? remote.note : stored.note,
     kill: remote ? remote.kill : (stored.kill as KillRequest | null),
     error: remote?.error ?? row.error,

@@ -6,12 +6,13 @@ import { publicIdentity, type IdentityHolder, type PublicIdentity } from '../../
 import { checkSignatureAndDigest, consumeNonce, FederationRejection, parseBody, parseSignedRequest, type ConnectionWithKeys, type IncomingRequest } from '../../federation/incoming';
 import type { ParsedSignature } from '../../federation/signatures';
 import { SlidingWindowLimiter } from '../../platform/rate-window';
-import { PublicIdentitySchema, type CommandType } from '../../federation/messages';
+import { keyValidAt, PublicIdentitySchema, type CommandType } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
 import { FEDERATION_COMMAND_WORKFLOW, federationCommandWorkflowId, type OutboundCommand } from '../../shared/federated-agents';
 import { DomainError } from '../errors';
 import { applyRotation, createConnection, renewConnection } from './key-store';
+import { describeIssues } from '../../shared/zod-issues';
 
 /**
  * The federation connection state machine: PENDING -> ACTIVE <-> SUSPENDED, and DISCONNECTED from
@@ -119,7 +120,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     if (!listed) throw new FederationRejection(401, 'unknown_key', 'the request is not signed with a key it lists');
     if (existing) {
       // An instance id is bound to the key that introduced it: another key changes nothing, and nothing is fetched.
-      const held = existing.keys.find((key) => key.keyId === listed.keyId && (key.notAfter === null || key.notAfter.getTime() > Date.now()));
+      const held = existing.keys.find((key) => key.keyId === listed.keyId && keyValidAt(key, Date.now()));
       if (!held) throw new FederationRejection(409, 'instance_bound', 'this instance id is bound to other keys; only a message signed with one of them can change its connection');
     }
     checkSignatureAndDigest(request, parsed, listed.publicKey, deps.authority, null);
@@ -141,14 +142,14 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
   async function handshake(request: IncomingRequest): Promise<{ status: string }> {
     const parsed = parseSignedRequest(request);
     const message = HandshakeSchema.safeParse(parseBody(request, null));
-    if (!message.success) throw new FederationRejection(400, 'invalid_handshake', message.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
+    if (!message.success) throw new FederationRejection(400, 'invalid_handshake', describeIssues(message.error));
     const { type, instance } = message.data;
     if (message.data.nonce !== parsed.params.nonce) throw new FederationRejection(400, 'nonce_mismatch', 'the message nonce differs from the signature nonce');
     const existing = await prisma.federationConnection.findUnique({ where: { peerInstanceId: instance.instanceId }, include: { keys: true } });
     if (type === 'connection.request') return handleRequest(request, parsed, instance, existing);
 
     if (!existing) throw new FederationRejection(401, 'unknown_key', 'no connection with this instance');
-    const key = existing.keys.find((candidate) => candidate.keyId === parsed.params.keyid && (candidate.notAfter === null || candidate.notAfter.getTime() > Date.now()));
+    const key = existing.keys.find((candidate) => candidate.keyId === parsed.params.keyid && keyValidAt(candidate, Date.now()));
     if (!key) throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
     checkSignatureAndDigest(request, parsed, key.publicKey, deps.authority, existing.id);
     await consumeNonce(prisma, parsed, existing.id);
