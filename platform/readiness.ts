@@ -21,7 +21,8 @@ export interface ReadinessTargets {
 
 const CHECK_TIMEOUT_MS = 3_000;
 
-async function probe(check: () => Promise<unknown>): Promise<DependencyStatus> {
+/** Runs one check bounded to CHECK_TIMEOUT_MS: up with its latency, or down with the first line of why. */
+export async function probe(check: () => Promise<unknown>): Promise<DependencyStatus> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {

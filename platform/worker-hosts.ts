@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
 import { HOST_REPORT_INTERVAL_MS } from '../shared/admission';
+import { probe } from './readiness';
 import { reportHostCapacity } from '../temporal/admission-client';
 
 /**
@@ -14,13 +15,8 @@ export const WORKER_REPORT_MAX_AGE_MS = 30_000;
 
 /** Pings this host's Docker engine and records the answer. */
 export async function reportWorkerHost(prisma: PrismaClient, docker: Pick<Docker, 'ping'>, host: { hostId: string; taskQueue: string }): Promise<boolean> {
-  let dockerError: string | null = null;
-  try {
-    await Promise.race([docker.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 3000 ms')), 3_000).unref())]);
-  } catch (error) {
-    dockerError = error instanceof Error ? (error.message.split('\n')[0] ?? error.name) : String(error);
-  }
-  const data = { taskQueue: host.taskQueue, dockerUp: dockerError === null, dockerError, reportedAt: new Date() };
+  const engine = await probe(() => docker.ping());
+  const data = { taskQueue: host.taskQueue, dockerUp: engine.status === 'up', dockerError: engine.error ?? null, reportedAt: new Date() };
   await prisma.workerHost.upsert({ where: { hostId: host.hostId }, create: { hostId: host.hostId, ...data }, update: data });
   return data.dockerUp;
 }

@@ -7,10 +7,9 @@ import { runMain } from '../platform/main';
 import { preflight, requireSandboxRuntime } from '../platform/preflight';
 import { startWorkerHostReports } from '../platform/worker-hosts';
 import { createPrismaClient } from '../prisma/client';
-import { sandboxHostQueue } from '../shared/task-queues';
 import { connectTemporalClient, connectWorkerConnection } from '../temporal/connection';
 import { WORKER_SHUTDOWN_GRACE_TIME } from '../temporal/worker-settings';
-import { instanceLabel, reconcileSandboxes } from '../activities/sandbox-reconciler';
+import { reconcileSandboxes } from '../activities/sandbox-reconciler';
 import { pruneWorkspaces } from '../activities/workspace-retention';
 import { reconcileAgentRows } from '../activities/agent-reconciler';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
@@ -29,14 +28,12 @@ async function main(): Promise<void> {
   const log = createLogger('worker', config.LOG_LEVEL);
   Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as LogLevel) });
   await preflight(config);
-  await requireSandboxRuntime(createDockerClient(config.DOCKER_HOST), config.SANDBOX_RUNTIME);
+  const docker = createDockerClient(config.DOCKER_HOST);
+  await requireSandboxRuntime(docker, config.SANDBOX_RUNTIME);
   if (!config.ANTHROPIC_API_KEY) log.warn('ANTHROPIC_API_KEY is not set: agent runs will fail at their first model call');
 
   const prisma = createPrismaClient(config.DATABASE_URL);
   const connection = await connectWorkerConnection(config);
-  const hostQueue = sandboxHostQueue(config.HOST_ID);
-  const docker = createDockerClient(config.DOCKER_HOST);
-  const instance = instanceLabel(config.TEMPORAL_NAMESPACE, config.TASK_QUEUE);
   const temporal = await connectTemporalClient(config);
   // The API has no Docker socket: it learns from these reports whether this host's engine answers; the admission workflow learns the host's capacity.
   const stopReports = startWorkerHostReports(prisma, docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, (error) => {
@@ -54,13 +51,13 @@ async function main(): Promise<void> {
     activities,
     shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
   });
-  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
-  log.info({ taskQueues: [config.TASK_QUEUE, hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
+  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: deps.hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
+  log.info({ taskQueues: [config.TASK_QUEUE, deps.hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
 
   // Orphaned sandboxes (their workflow ended without teardown) are removed now and every few minutes.
   const reconcile = async (): Promise<void> => {
     try {
-      const { removed } = await reconcileSandboxes(docker, temporal, instance, deps.workspacesDir);
+      const { removed } = await reconcileSandboxes(docker, temporal, deps.instance, deps.workspacesDir);
       if (removed.length > 0) log.info({ removed }, 'removed orphaned sandboxes');
       const pruned = await pruneWorkspaces({ docker, prisma, workspacesDir: deps.workspacesDir, retentionHours: config.WORKSPACE_RETENTION_HOURS });
       if (pruned.length > 0) log.info({ pruned }, 'removed workspaces past their retention');

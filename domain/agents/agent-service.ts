@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { Prisma, type PrismaClient } from '../../prisma/client';
-import { AGENT_RUN_WORKFLOW, agentStatusQuery, killAgentSignal, TERMINAL_STATES, type AgentRunInput, type AgentState, type AgentStatus, type AgentType, type SpawnAgentRequest } from '../../shared/agents';
+import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
+import { AGENT_RUN_WORKFLOW, agentStatusQuery, isTerminalState, killAgentSignal, TERMINAL_STATES, type AgentRunInput, type AgentState, type AgentStatus, type AgentType, type SpawnAgentRequest } from '../../shared/agents';
 import { federatedAgentStatusQuery, type AgentOrigin, type FederatedAgentStatus } from '../../shared/federated-agents';
 import { admitRepository, RepositoryRefused, type RepositoryPolicy } from '../../platform/repository-policy';
 import { DomainError } from '../errors';
@@ -57,7 +57,6 @@ export interface AgentListFilter {
   cursor?: string | undefined;
 }
 
-const isTerminal = (state: string): boolean => TERMINAL_STATES.includes(state as AgentState);
 
 function encodeCursor(row: { createdAt: Date; id: string }): string {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
@@ -99,7 +98,8 @@ export function createAgentService(deps: AgentServiceDeps) {
   return {
     /**
      * Starts an agentRun. For a hub's spawn, `agentId` is derived from its messageId (a replay is a
-     * no-op) and `origin` names the connection, whose hub then hears of every state change.
+     * no-op) and `origin` names the connection, whose hub then hears of every state change; a task
+     * whose live agent another origin spawned is refused (task_busy).
      */
     async spawn(workspaceId: string, request: SpawnAgentRequest, federated: PeerSpawn | null = null): Promise<SpawnOutcome> {
       const agentId = federated?.agentId ?? `agent-${randomUUID()}`;
@@ -133,9 +133,11 @@ export function createAgentService(deps: AgentServiceDeps) {
         });
       } catch (error) {
         // The partial unique index allows one live agent per task: return that one.
-        if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002')) throw error;
+        if (!isUniqueViolation(error)) throw error;
         const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: request.taskId, state: { notIn: [...TERMINAL_STATES] } } });
         if (!live) throw new DomainError('conflict', 'conflict', 'Another spawn for this task is in progress; retry');
+        // A hub may follow the live agent only if it spawned it itself.
+        if (federated && live.originConnectionId !== federated.origin.connectionId) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${request.taskId}`);
         return { agentId: live.id, status: live.state as AgentState, existing: true, createdAt: live.createdAt };
       }
       const input: AgentRunInput = {
@@ -166,7 +168,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     /** The caller's agent with its live status when it is still running. */
     async view(agentId: string, owner: Owner): Promise<{ row: AgentRow; live?: LiveStatus }> {
       const row = await ownedRow(agentId, owner);
-      if (isTerminal(row.state)) return { row };
+      if (isTerminalState(row.state)) return { row };
       // The query reads workflow memory; without a worker to answer it, the row is the answer.
       const handle = temporal.workflow.getHandle(agentId);
       const live: LiveStatus | undefined = await temporal
@@ -197,10 +199,14 @@ export function createAgentService(deps: AgentServiceDeps) {
       return { rows: page, nextCursor: rows.length > filter.limit && last ? encodeCursor(last) : null };
     },
 
-    /** Signals the agent's workflow to stop: agentRun cancels its run, federatedSpawn sends agent.kill to the peer. */
-    async kill(agentId: string, owner: Owner, reason: string): Promise<void> {
+    /**
+     * Signals the agent's workflow to stop: agentRun cancels its run, federatedSpawn sends agent.kill to
+     * the peer. `remoteOnly`: only an agent that runs on a peer (the hub's federation endpoint).
+     */
+    async kill(agentId: string, owner: Owner, reason: string, { remoteOnly = false } = {}): Promise<void> {
       const row = await ownedRow(agentId, owner);
-      if (isTerminal(row.state)) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
+      if (remoteOnly && !row.remote) throw new DomainError('not_found', 'not_found', `No federated agent ${agentId}`);
+      if (isTerminalState(row.state)) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
       try {
         await temporal.workflow.getHandle(agentId).signal(killAgentSignal, { reason });
       } catch (error) {

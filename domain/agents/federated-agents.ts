@@ -4,13 +4,14 @@ import type { z } from 'zod';
 import { signingKey, type IdentityHolder } from '../../federation/identity';
 import { admitEvent, FederationRejection, refusal, signedReply, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
 import type { Logger } from '../../platform/logger';
-import { Prisma, type PrismaClient } from '../../prisma/client';
+import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
 import { TERMINAL_STATES, type AgentState } from '../../shared/agents';
 import { AgentLifecycleEventSchema, localOptionsFrom, type FederatedSpawnRequestSchema } from '../../shared/federated-agent-schemas';
 import { connectionStatusSignal, FEDERATED_SPAWN_WORKFLOW, remoteAgentEventSignal, type FederatedSpawnInput } from '../../shared/federated-agents';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { startAgentWorkflow } from './agent-workflows';
+import { describeIssues } from '../../shared/zod-issues';
 
 /**
  * The hub side of agents run on a peer instance: a spawn through a connection starts the durable
@@ -59,7 +60,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
       await prisma.federationEvent.create({ data });
       return 'accepted';
     } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return 'duplicate';
+      if (isUniqueViolation(error)) return 'duplicate';
       throw error;
     }
   }
@@ -98,7 +99,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
         }));
       } catch (error) {
         // One live agent per task: a second spawn of a task already running through this connection returns that agent.
-        if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002')) throw error;
+        if (!isUniqueViolation(error)) throw error;
         const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: payload.taskId, state: LIVE }, include: { remote: true } });
         if (live?.remote?.connectionId !== connectionId) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${payload.taskId}${live ? ` (${live.id})` : ''}`);
         return { agentId: live.id, state: live.state as AgentState, spawnedAt: live.createdAt.toISOString(), existing: true };
@@ -132,8 +133,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
     view: viewRemote,
 
     async kill(agentId: string, workspaceId: string, reason: string): Promise<void> {
-      await viewRemote(agentId, workspaceId);
-      await agents.kill(agentId, { workspaceId }, reason);
+      await agents.kill(agentId, { workspaceId }, reason, { remoteOnly: true });
     },
 
     /**
@@ -145,7 +145,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
       try {
         const { connection, envelope } = await admitEvent({ prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute }, request);
         const parsed = AgentLifecycleEventSchema.safeParse(envelope.payload);
-        if (!parsed.success) throw new FederationRejection(400, 'invalid_payload', parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '), connection.id);
+        if (!parsed.success) throw new FederationRejection(400, 'invalid_payload', describeIssues(parsed.error), connection.id);
         const event = parsed.data;
         const remote = await prisma.federatedAgent.findUnique({ where: { spawnMessageId: event.spawnMessageId } });
         if (remote?.connectionId !== connection.id) throw new FederationRejection(404, 'unknown_agent', 'no agent of this instance was spawned through this connection with that message', connection.id);

@@ -4,13 +4,14 @@ import { signingKey, type IdentityHolder } from '../../federation/identity';
 import { admitCommand, FederationRejection, refusal, signedReply, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
 import type { CommandEnvelope, CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
-import { Prisma, type PrismaClient } from '../../prisma/client';
-import { TERMINAL_STATES, type AgentState, type AgentType } from '../../shared/agents';
+import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
+import { isTerminalState, type AgentState, type AgentType } from '../../shared/agents';
 import { DEFAULT_PRIORITY } from '../../shared/admission';
 import { AgentRefPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
 import type { StatusReplyResult } from '../../shared/federated-agents';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
+import { describeIssues } from '../../shared/zod-issues';
 
 /**
  * The spoke side of federation: a COMMAND from a connected hub, verified in the documented order
@@ -19,7 +20,6 @@ import type { AgentRow, AgentService, LiveStatus } from './agent-service';
  */
 export type CommandOutcome = { status: 'ok'; result: unknown } | { status: 'error'; error: { code: string; message: string } };
 
-const isTerminal = (state: string): boolean => TERMINAL_STATES.includes(state as AgentState);
 
 /** How long a concurrent duplicate waits for the first copy's reply before answering message_in_progress. */
 const DUPLICATE_WAIT_MS = 15_000;
@@ -32,7 +32,7 @@ const ABANDONED_AFTER_MS = 5 * 60_000;
  */
 export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResult {
   const local = live?.kind === 'local' ? live.status : undefined;
-  const state = (isTerminal(row.state) || !local || isTerminal(local.state) ? row.state : local.state) as AgentState;
+  const state = (isTerminalState(row.state) || !local || isTerminalState(local.state) ? row.state : local.state) as AgentState;
   return {
     agentId: row.id,
     taskId: row.taskId,
@@ -48,7 +48,7 @@ export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResul
     agentType: row.agentType as AgentType,
     error: local?.error ?? row.error,
     finishedAt: row.finishedAt?.toISOString() ?? null,
-    ...(isTerminal(state)
+    ...(isTerminalState(state)
       ? { result: row.result ? { branch: row.result.branch, commitSha: row.result.commitSha, diff: row.result.diff, testOutput: row.result.testOutput, testExitCode: row.result.testExitCode, summary: row.result.summary } : null }
       : {}),
   };
@@ -88,9 +88,6 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
             origin: { connectionId: connection.id, spawnMessageId: envelope.messageId },
             allowLocalRepositories: connection.allowLocalRepositories,
           });
-          // The task already has a live agent: the hub may follow it only if it spawned it itself.
-          const own = spawned.agentId === agentId || (await agents.view(spawned.agentId, owner).then(() => true, () => false));
-          if (!own) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${payload.taskId}`);
           return { status: 'ok', result: { agentId: spawned.agentId, state: spawned.status, spawnedAt: spawned.createdAt.toISOString(), existing: spawned.existing } };
         }
         case 'agent.status': {
@@ -107,7 +104,7 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
           return { status: 'error', error: { code: 'unknown_command', message: `no handler for ${envelope.commandType}` } };
       }
     } catch (error) {
-      if (error instanceof z.ZodError) return { status: 'error', error: { code: 'invalid_payload', message: error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ') } };
+      if (error instanceof z.ZodError) return { status: 'error', error: { code: 'invalid_payload', message: describeIssues(error) } };
       if (error instanceof DomainError) return { status: 'error', error: { code: error.code, message: error.message } };
       throw error;
     }
@@ -124,7 +121,7 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
         data: { id: randomUUID(), direction: 'inbound', connectionId: connection.id, messageId: envelope.messageId, commandType: envelope.commandType, bodyHash, status: 'running', payload: envelope.payload as Prisma.InputJsonObject },
       })
       .catch((error: unknown) => {
-        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return null;
+        if (isUniqueViolation(error)) return null;
         throw error;
       });
     if (record === null) return null;

@@ -9,7 +9,6 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { activityDeps } from '../../workers/activity-deps';
-import { sandboxHostQueue } from '../../shared/task-queues';
 import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';
 import { createTestDatabase } from './databases';
 import { freePort } from './ports';
@@ -44,8 +43,8 @@ export interface TestInstance {
  */
 async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder }, temporal: Client): Promise<() => Promise<void>> {
   const connection = await connectWorkerConnection(config);
-  const hostQueue = sandboxHostQueue(config.HOST_ID);
-  const activities = createActivities(await activityDeps(config, deps));
+  const built = await activityDeps(config, deps);
+  const activities = createActivities(built);
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const worker = await Worker.create({
     connection,
@@ -55,7 +54,7 @@ async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker
     activities,
     shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
   });
-  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
+  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
   const running = Promise.all([worker.run(), hostWorker.run()]);
   const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
   return async () => {
