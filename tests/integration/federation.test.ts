@@ -269,6 +269,8 @@ describe('federation between two instances', () => {
   });
 
   it('frees the messageId of a command whose handler failed, so the retry runs it once and nothing is left half done', async () => {
+    const twin = await send(craft()); // the valid twin: the channel answers before the fault
+    expect(twin.status).toBe(200);
     const repository = await createRepository();
     const taskId = `handler-fails-${Date.now()}`;
     const envelope = {

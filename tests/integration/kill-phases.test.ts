@@ -1,5 +1,5 @@
 import { issueApiToken } from '../../api/auth';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL, containerNameFor } from '../../activities/agent-sandbox';
 import { agentStatusQuery, killAgentSignal, type AgentStatus } from '../../shared/agents';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, lockAgentRow, pendingActivityTypes, startContinuingAgent } from '../helpers/chaos';
@@ -98,7 +98,7 @@ describe('kill in every phase', () => {
     const { agentId } = await spawn('launching', 'stop me while launching');
     // Hold the launch at its last step (recording the host on the agent's row), as a slow database would.
     const release = await lockAgentRow(instance.prisma, agentId);
-    await waitUntil(async () => (await instance.docker.getContainer(`agent-${agentId}`).inspect().catch(() => null))?.State.Running === true);
+    await waitUntil(async () => (await instance.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null))?.State.Running === true);
     expect(await pendingActivities(agentId)).toContain('launchSandbox');
 
     await kill(agentId);
