@@ -54,6 +54,16 @@ export function toolsFor(agentType: AgentType): ToolDefinition[] {
   });
 }
 
+/** A one-line label of a call for the Web UI: the tool and its main argument, never a file's content. */
+export function toolCallLabel(name: string, input: unknown): string {
+  const fields = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
+  const main = [fields.command, fields.path, fields.pattern].find((value): value is string => typeof value === 'string');
+  if (main === undefined) return name;
+  const firstLine = main.split('\n', 1)[0] ?? '';
+  const shown = firstLine.length > 60 || main.includes('\n') ? `${firstLine.slice(0, 60)}…` : firstLine;
+  return `${name} \`${shown.replaceAll('`', "'")}\``;
+}
+
 export interface ToolCommand {
   command: string[];
   timeoutSeconds: number;

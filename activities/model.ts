@@ -2,7 +2,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Prisma, PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
-import { toolsFor } from './agent-tools';
+import { toolCallLabel, toolsFor } from './agent-tools';
 import { whileHeartbeating } from './heartbeat';
 
 /**
@@ -22,7 +22,8 @@ export const UNKNOWN_TOOL_OUTCOME =
 
 export interface ModelTurn {
   stopReason: string | null;
-  toolCalls: Array<{ id: string; name: string }>;
+  /** label: the tool and its main argument ("run_shell `npm test`"), for the Web UI; absent in older histories. */
+  toolCalls: Array<{ id: string; name: string; label?: string }>;
   usage: TokenUsage;
   /** The first characters of the model's text, for the status and the Web UI. */
   text: string;
@@ -152,7 +153,7 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
 }
 
 function summarize(content: Anthropic.ContentBlock[], stopReason: string | null, usage: TokenUsage): ModelTurn {
-  const toolCalls = content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use').map((block) => ({ id: block.id, name: block.name }));
+  const toolCalls = content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use').map((block) => ({ id: block.id, name: block.name, label: toolCallLabel(block.name, block.input) }));
   return { stopReason, toolCalls, usage, text: textOf(content) };
 }
 

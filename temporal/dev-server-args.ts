@@ -14,8 +14,13 @@ const TYPE_NAMES: Record<string, string> = {
   KEYWORD_LIST: 'KeywordList',
 };
 
+/** Each custom search attribute's name and its type as the Temporal CLI spells it. */
+export function searchAttributeNamesAndTypes(): Array<[string, string]> {
+  return ALL_SEARCH_ATTRIBUTES.map((key) => [key.name, TYPE_NAMES[key.type] ?? key.type]);
+}
+
 export function devServerSearchAttributeArgs(): string[] {
-  return ALL_SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${TYPE_NAMES[key.type] ?? key.type}`]);
+  return searchAttributeNamesAndTypes().flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]);
 }
 
 if (require.main === module) {

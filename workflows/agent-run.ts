@@ -10,6 +10,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   startChild,
@@ -25,6 +26,7 @@ import { agentLifecycleSignal, HUB_EVENT_DELIVERY_WORKFLOW, hubEventDeliveryWork
 import { admissionWorkflowId, DEFAULT_PRIORITY, releaseSlotSignal, slotGrantedSignal } from '../shared/admission';
 import { AGENT_STATE } from '../shared/search-attributes';
 import { sandboxHostQueue } from '../shared/task-queues';
+import { launchSummary, modelCallSummary, progressDetails, recordStateSummary, teardownSummary, toolCallSummary } from './run-labels';
 
 type SandboxActivities = Pick<Activities, 'launchSandbox' | 'runTool' | 'collectResult' | 'teardownSandbox'>;
 
@@ -97,6 +99,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     error: resume?.error ?? null,
   };
   setHandler(agentStatusQuery, () => status);
+  /** The Web UI's live view of the run (see run-labels). */
+  const showProgress = (note: string | null): void => setCurrentDetails(progressDetails(status, options.maxTurns, note));
+  showProgress(resume ? `resumed at turn ${status.turn}` : null);
   const deadlineAt = resume?.deadlineAt ?? Date.now() + options.timeout * 1000;
 
   const launcher = proxyActivities<Pick<Activities, 'launchSandbox' | 'teardownSandbox'>>({
@@ -144,7 +149,10 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     status.updatedAt = new Date().toISOString();
     if (error !== undefined) status.error = error;
     upsertSearchAttributes([{ key: AGENT_STATE, value: state }]);
-    await records.recordAgentState({ agentId, state, ...(detail !== undefined ? { detail } : {}), ...(error !== undefined ? { error } : {}) });
+    showProgress(detail ?? null);
+    await records.recordAgentState.executeWithOptions({ summary: recordStateSummary(state) }, [
+      { agentId, state, ...(detail !== undefined ? { detail } : {}), ...(error !== undefined ? { error } : {}) },
+    ]);
     await tellHub();
   }
 
@@ -162,7 +170,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
    */
   async function launch(): Promise<LaunchedSandbox> {
     if (!admitted) return await launchPolling();
-    const answer = await admission.requestSlot({ agentId, priority: input.priority ?? DEFAULT_PRIORITY });
+    const priority = input.priority ?? DEFAULT_PRIORITY;
+    const answer = await admission.requestSlot.executeWithOptions({ summary: `ask for a sandbox slot (priority ${priority})` }, [{ agentId, priority }]);
     if (answer.state === 'admitted') grant.hostId ??= answer.hostId;
     else if (grant.hostId === null) {
       await setState('queued', `waiting for a sandbox slot: ${answer.ahead} ahead`);
@@ -174,7 +183,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     placement.hostQueue = sandboxHostQueue(hostId);
     const onHost = sandboxOn(placement.hostQueue, options.maxRetries, true);
     sandbox = onHost;
-    const attempt = await onHost.launchSandbox({ agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString(), admitted: true });
+    const attempt = await onHost.launchSandbox.executeWithOptions({ summary: launchSummary(input.context.repository, input.context.branch, hostId) }, [
+      { agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString(), admitted: true },
+    ]);
     if (!attempt.launched) throw ApplicationFailure.nonRetryable('the host refused an admitted agent', 'SandboxFailed');
     return attempt;
   }
@@ -185,11 +196,11 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       const attempt = await launcher.launchSandbox({ agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString() });
       if (attempt.launched) return attempt;
       if (status.state !== 'queued') await setState('queued', 'waiting for a free sandbox slot');
-      await sleep(QUEUED_RETRY_INTERVAL);
+      await sleep(QUEUED_RETRY_INTERVAL, { summary: `queued: try again in ${QUEUED_RETRY_INTERVAL}` });
     }
   }
 
-  let sandbox: SandboxActivities | null = resume ? sandboxOn(resume.hostQueue, options.maxRetries) : null;
+  let sandbox: ReturnType<typeof sandboxOn> | null = resume ? sandboxOn(resume.hostQueue, options.maxRetries) : null;
   // Set by the kill signal or the deadline; an object so the checks below see the handlers' writes.
   const stop: { reason: 'killed' | 'timed_out' | null; detail: string } = { reason: null, detail: '' };
   const runScope = new CancellationScope();
@@ -201,7 +212,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   const deadline = new CancellationScope();
   deadline
     .run(async () => {
-      await sleep(Math.max(1, deadlineAt - Date.now()));
+      await sleep(Math.max(1, deadlineAt - Date.now()), { summary: `deadline: per-task timeout of ${options.timeout} s` });
       stop.reason ??= 'timed_out';
       runScope.cancel();
     })
@@ -232,12 +243,13 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
         if (turn - firstTurn >= turnsPerRun) {
           return { continueWith: { ...placed, turn, usage: status.usage, lastTool: status.lastTool, error: status.error, summary } };
         }
-        const reply = await model.callModel({ agentId, turn });
+        const reply = await model.callModel.executeWithOptions({ summary: modelCallSummary(turn) }, [{ agentId, turn }]);
         status.turn = turn + 1;
         status.usage.inputTokens += reply.usage.inputTokens;
         status.usage.outputTokens += reply.usage.outputTokens;
         status.updatedAt = new Date().toISOString();
         summary = reply.text;
+        showProgress(reply.toolCalls.length > 0 ? `the model asked for ${reply.toolCalls.length} tool call${reply.toolCalls.length === 1 ? '' : 's'}` : 'the model is done');
         await tellHub();
         const spent = status.usage.inputTokens + status.usage.outputTokens;
         if (spent > options.tokenBudget) {
@@ -245,14 +257,17 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
           break;
         }
         if (reply.toolCalls.length === 0) break;
-        for (const call of reply.toolCalls) {
+        for (const [index, call] of reply.toolCalls.entries()) {
           status.lastTool = call.name;
-          const result = await activeSandbox.runTool({ agentId, agentType: input.agentType, toolCallId: call.id });
+          const label = toolCallSummary(turn, index, reply.toolCalls.length, call);
+          showProgress(`running ${label}`);
+          const result = await activeSandbox.runTool.executeWithOptions({ summary: label }, [{ agentId, agentType: input.agentType, toolCallId: call.id }]);
           if (result.oomKilled) status.error = `the ${call.name} call ran out of memory in the sandbox`;
           if (result.quotaReached) status.error = 'the workspace reached its disk quota: writes fail';
         }
       }
-      const result = await activeSandbox.collectResult({ agentId, baseSha: placed.baseSha, summary });
+      showProgress('collecting the result');
+      const result = await activeSandbox.collectResult.executeWithOptions({ summary: 'collect result: diff, commit, test output' }, [{ agentId, baseSha: placed.baseSha, summary }]);
       const detail = `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ${result.filesChanged} files changed`;
       return failure ? { state: 'failed' as const, error: failure, detail } : { state: 'completed' as const, detail };
     });
@@ -277,7 +292,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   await CancellationScope.nonCancellable(async () => {
     if (admitted) {
       // Bounded (a minute at most); a host that is gone leaves its container to its own reconciler when it comes back.
-      if (!hostGone) await sandbox?.teardownSandbox({ agentId }).catch(() => undefined);
+      if (!hostGone) await sandbox?.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [{ agentId }]).catch(() => undefined);
     } else {
       const teardown = sandbox ?? launcher;
       await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));

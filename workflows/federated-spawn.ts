@@ -1,5 +1,6 @@
-import { ApplicationFailure, CancellationScope, condition, continueAsNew, proxyActivities, setHandler, sleep, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, sleep, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { followingDetails, recordStateSummary } from './run-labels';
 import { isTerminalState, killAgentSignal, type AgentState } from '../shared/agents';
 import {
   connectionStatusSignal,
@@ -157,8 +158,8 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   /** Delivers the spawn and verifies the signed reply; a failure is the outcome. */
   async function spawn(): Promise<Outcome | null> {
     try {
-      await spawnSender(maxRetries).sendCommand(spawnCommand);
-      const reply = await verification.verifyCommandReply(spawnCommand);
+      await spawnSender(maxRetries).sendCommand.executeWithOptions({ summary: `send agent.spawn to ${remote.name}` }, [spawnCommand]);
+      const reply = await verification.verifyCommandReply.executeWithOptions({ summary: `verify ${remote.name}'s signed reply to agent.spawn` }, [spawnCommand]);
       if (reply.status === 'error') return { state: 'failed', detail: 'spawn refused', error: `${remote.name} refused the spawn: ${reply.error?.code ?? 'error'}: ${reply.error?.message ?? ''}` };
       const remoteAgentId = reply.result?.agentId;
       const remoteState = reply.result?.state;
@@ -169,7 +170,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
       status.following = 'following';
       status.lastContactAt = now();
       if (STATE_RANK[remoteState as AgentState] > STATE_RANK[status.state]) status.state = remoteState as AgentState;
-      await records.recordRemoteAgent({ agentId, remoteAgentId, contactAt: status.lastContactAt });
+      await records.recordRemoteAgent.executeWithOptions({ summary: `record remote agent ${remoteAgentId}` }, [{ agentId, remoteAgentId, contactAt: status.lastContactAt }]);
       for (const event of early.splice(0)) applyEvent(event);
       return null;
     } catch (error) {
@@ -197,7 +198,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   /** Asks the spoke (agent.status); what it says is mirrored, why it could not answer is noted. */
   async function ask(): Promise<Outcome | null> {
     try {
-      const answer = await oneShot.pollRemoteAgent({ agentId });
+      const answer = await oneShot.pollRemoteAgent.executeWithOptions({ summary: `ask ${remote.name}: agent.status` }, [{ agentId }]);
       switch (answer.kind) {
         case 'status':
           status.note = null;
@@ -229,8 +230,8 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
       timestamp: now(),
     };
     try {
-      await oneShot.sendCommand(command);
-      const reply = await verification.verifyCommandReply(command);
+      await oneShot.sendCommand.executeWithOptions({ summary: `send agent.kill to ${remote.name}` }, [command]);
+      const reply = await verification.verifyCommandReply.executeWithOptions({ summary: `verify ${remote.name}'s signed reply to agent.kill` }, [command]);
       const code = reply.error?.code;
       if (reply.status === 'ok' || code === 'already_finished') {
         if (status.kill) status.kill.deliveredAt = now();
@@ -269,15 +270,17 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   const mirrored = () => ({ progress: status.progress, startedAt: status.startedAt, lastContactAt: status.lastContactAt, kill: status.kill, note: status.note });
 
   async function recordIfChanged(): Promise<void> {
-    if (status.state === recordedState || isTerminalState(status.state)) return;
-    upsertSearchAttributes([{ key: AGENT_STATE, value: status.state }]);
-    await records.recordFederatedState({ agentId, state: status.state, detail: `mirrored from ${remote.name}`, ...mirrored() });
-    recordedState = status.state;
+    const state: AgentState = status.state;
+    if (state === recordedState || isTerminalState(state)) return;
+    upsertSearchAttributes([{ key: AGENT_STATE, value: state }]);
+    await records.recordFederatedState.executeWithOptions({ summary: recordStateSummary(state) }, [{ agentId, state, detail: `mirrored from ${remote.name}`, ...mirrored() }]);
+    recordedState = state;
   }
 
   async function follow(): Promise<Outcome> {
     let askedSinceTerminal = false;
     for (;;) {
+      setCurrentDetails(followingDetails(status));
       await recordIfChanged();
       if (isTerminalState(status.state) && resultFetched) {
         return { state: status.state, detail: `remote agent ${status.remoteAgentId ?? '?'} on ${remote.name} ended ${status.state}`, ...(status.error ? { error: status.error } : {}) };
@@ -319,7 +322,9 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
       const info = workflowInfo();
       if (info.historyLength > historyLimit || info.continueAsNewSuggested) return { continueAsNew: true };
       contacted = false;
-      const woke = await condition(() => contacted || overdue || connectionStatus !== null || killDue, pollIntervalMs);
+      const woke = await condition(() => contacted || overdue || connectionStatus !== null || killDue, pollIntervalMs, {
+        summary: `waiting for remote events from ${remote.name} (asks after ${input.pollIntervalSeconds} s of silence)`,
+      });
       if (!woke) {
         const ended = await ask();
         if (ended) return ended;
@@ -331,7 +336,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   const deadline = new CancellationScope();
   deadline
     .run(async () => {
-      await sleep(Math.max(1, deadlineAt - Date.now()));
+      await sleep(Math.max(1, deadlineAt - Date.now()), { summary: `deadline: task timeout of ${timeoutMs} ms plus grace` });
       overdue = true;
     })
     .catch(() => undefined); // cancelled when the run ends first
@@ -352,13 +357,14 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   status.updatedAt = now();
   if (outcome.error !== undefined) status.error = outcome.error;
   upsertSearchAttributes([{ key: AGENT_STATE, value: outcome.state }]);
-  await records.recordFederatedState({
+  setCurrentDetails(followingDetails(status));
+  await records.recordFederatedState.executeWithOptions({ summary: `record final state: ${outcome.state}` }, [{
     agentId,
     state: outcome.state,
     detail: outcome.detail,
     ...(outcome.error !== undefined ? { error: outcome.error } : {}),
     ...mirrored(),
-  });
+  }]);
   if (outcome.state === 'failed') throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', 'AgentFailed');
   return status;
 }

@@ -24,11 +24,11 @@ const records = proxyActivities<Pick<Activities, 'recordCommandFailure'>>({
  */
 export async function federationCommand(command: OutboundCommand): Promise<VerifiedCommand> {
   try {
-    await transport.sendCommand(command);
+    await transport.sendCommand.executeWithOptions({ summary: `send ${command.commandType}` }, [command]);
   } catch (error) {
     const failure = failureOf(error);
     if (failure.type === FEDERATION_FAILURES.peerUnreachable) await records.recordCommandFailure({ connectionId: command.connectionId, messageId: command.messageId, reason: failure.message });
     throw error;
   }
-  return await verification.verifyCommandReply(command);
+  return await verification.verifyCommandReply.executeWithOptions({ summary: `verify the signed reply to ${command.commandType}` }, [command]);
 }

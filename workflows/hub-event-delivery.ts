@@ -1,4 +1,4 @@
-import { condition, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { condition, proxyActivities, setCurrentDetails, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { isTerminalState } from '../shared/agents';
 import { agentLifecycleSignal, FEDERATION_FAILURES, type HubEventDeliveryInput, type LifecycleSnapshot } from '../shared/federated-agents';
@@ -26,14 +26,16 @@ export async function hubEventDelivery(input: HubEventDeliveryInput): Promise<{ 
   let delivered = 0;
   let undelivered = 0;
   for (;;) {
-    if (!(await condition(() => queue.length > 0, Math.max(1, input.expiresAt - Date.now())))) break;
+    setCurrentDetails(`**${delivered}** events delivered to the hub, ${undelivered} undelivered`);
+    if (!(await condition(() => queue.length > 0, Math.max(1, input.expiresAt - Date.now()), { summary: 'waiting for the agent\'s next state change' }))) break;
     // Progress reports of one state that queued up while the hub was slow: only the newest is worth sending.
     while (queue.length > 1 && queue[0]?.state === queue[1]?.state) queue.shift();
     const snapshot = queue.shift();
     if (!snapshot) continue;
     sequence += 1;
     try {
-      await delivery.pushAgentEvent({ agentId: input.agentId, origin: input.origin, eventId: uuid4(), sequence, snapshot });
+      const summary = `deliver event ${sequence} (${snapshot.state}, turn ${snapshot.progress.turn}) to the hub`;
+      await delivery.pushAgentEvent.executeWithOptions({ summary }, [{ agentId: input.agentId, origin: input.origin, eventId: uuid4(), sequence, snapshot }]);
       delivered += 1;
     } catch {
       undelivered += 1; // the hub asks with agent.status when events stop coming

@@ -47,6 +47,8 @@ export interface PeerSpawn {
   agentId: string;
   origin: AgentOrigin;
   allowLocalRepositories: boolean;
+  /** The hub's peer name, for the Web UI. */
+  hubName: string;
 }
 
 export interface AgentListFilter {
@@ -160,6 +162,10 @@ export function createAgentService(deps: AgentServiceDeps) {
         agentType: request.agentType,
         workspaceId,
         state: initialState,
+        priority: request.priority,
+        context: request.context,
+        limits: request.options,
+        ...(federated ? { requestedByHub: federated.hubName } : {}),
       });
       const status = await admissionAnswer(agentId, request.priority);
       return { agentId, status, existing: !started, createdAt: created.createdAt };

@@ -8,6 +8,7 @@ import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/clien
 import { TERMINAL_STATES, type AgentState } from '../../shared/agents';
 import { AgentLifecycleEventSchema, localOptionsFrom, type FederatedSpawnRequestSchema } from '../../shared/federated-agent-schemas';
 import { connectionStatusSignal, FEDERATED_SPAWN_WORKFLOW, remoteAgentEventSignal, type FederatedSpawnInput } from '../../shared/federated-agents';
+import { DEFAULT_PRIORITY } from '../../shared/admission';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { startAgentWorkflow } from './agent-workflows';
@@ -123,8 +124,10 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
         agentType: payload.agentType,
         workspaceId,
         state: 'spawning',
-        staticSummary: `${payload.agentType} agent for task ${payload.taskId} on peer ${connection.peerName}`,
-        staticDetails: `repository ${payload.context.repository} @ ${payload.context.branch}; spawn message ${spawnMessageId}`,
+        priority: payload.priority ?? DEFAULT_PRIORITY,
+        context: payload.context,
+        limits: localOptionsFrom(payload.options),
+        runsOnPeer: connection.peerName,
       });
       if (!started) return { agentId, state: 'spawning', spawnedAt: createdAt.toISOString(), existing: true };
       return { agentId, state: 'spawning', spawnedAt: createdAt.toISOString(), existing: false };

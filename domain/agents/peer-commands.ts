@@ -87,6 +87,7 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
             agentId,
             origin: { connectionId: connection.id, spawnMessageId: envelope.messageId },
             allowLocalRepositories: connection.allowLocalRepositories,
+            hubName: connection.peerName,
           });
           return { status: 'ok', result: { agentId: spawned.agentId, state: spawned.status, spawnedAt: spawned.createdAt.toISOString(), existing: spawned.existing } };
         }

@@ -3,10 +3,14 @@ import { devServerSearchAttributeArgs } from '../../temporal/dev-server-args';
 describe('devServerSearchAttributeArgs', () => {
   it('registers every custom search attribute with its CLI type name', () => {
     expect(devServerSearchAttributeArgs()).toEqual([
+      '--search-attribute', 'AgentId=Keyword',
       '--search-attribute', 'AgentState=Keyword',
       '--search-attribute', 'AgentType=Keyword',
       '--search-attribute', 'TaskId=Keyword',
-      '--search-attribute', 'WorkspaceId=Keyword',
+      '--search-attribute', 'Workspace=Keyword',
+      '--search-attribute', 'Priority=Int',
+      '--search-attribute', 'RemoteInstance=Keyword',
+      '--search-attribute', 'Repository=Keyword',
     ]);
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { configSchema, loadConfig } from '../../config/env';
-import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
+import { searchAttributeNamesAndTypes } from '../../temporal/dev-server-args';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -131,7 +131,7 @@ describe('docker-compose.yml', () => {
 
   it('registers every custom search attribute', () => {
     const command = (services['temporal-setup']!.command ?? []).join(' ');
-    for (const key of ALL_SEARCH_ATTRIBUTES) expect(command).toContain(`--name ${key.name} --type Keyword`);
+    for (const [name, type] of searchAttributeNamesAndTypes()) expect(command).toContain(`--name ${name} --type ${type}`);
   });
 
   it('migrates before the API and worker start', () => {
