@@ -4,6 +4,7 @@
 # ephemeral Temporal server and database. Extra arguments go to jest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+source "$PROJECT_ROOT/scripts/lib/browser.sh"
 
 cleanup() {
   trap - EXIT INT TERM
@@ -16,6 +17,8 @@ trap 'exit 130' INT TERM
 # In CI the sandbox escape tests run under gVisor (runsc) too, which setup then installs and registers.
 if [[ -n "${CI:-}" ]]; then export SANDBOX_RUNTIME_NEEDED=runsc; fi
 setup_machine
+# The browser test opens the Temporal Web UI in Debian's Chromium.
+ensure_chromium
 export TEMPORAL_CLI_PATH="$TEMPORAL_CLI"
 # The runtimes the escape tests run under: runc always, runsc wherever the engine has it (always in CI).
 TEST_SANDBOX_RUNTIMES="runc"

@@ -51,3 +51,11 @@ stop_pid() {
     wait_for "! kill -0 $pid" "$seconds" || kill -KILL "$pid" 2>/dev/null || true
   fi
 }
+
+install_debian_package() {
+  local package="$1"
+  [[ "$(id -u)" == 0 ]] || die "$package is needed and installing it needs root"
+  step "installing Debian's $package"
+  quietly "apt-get update" apt-get update
+  DEBIAN_FRONTEND=noninteractive quietly "apt-get install $package" apt-get install -y --no-install-recommends "$package"
+}

@@ -10,14 +10,6 @@ DOCKER_DAEMON_CONFIG="$TOOLS_DIR/docker-daemon.json"
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 docker_has_runsc() { timeout 10 docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; }
 
-install_debian_package() {
-  local package="$1"
-  [[ "$(id -u)" == 0 ]] || die "$package is needed and installing it needs root"
-  step "installing Debian's $package"
-  quietly "apt-get update" apt-get update
-  DEBIAN_FRONTEND=noninteractive quietly "apt-get install $package" apt-get install -y --no-install-recommends "$package"
-}
-
 # gVisor needs --network=none among its runtime arguments: sandboxes run with network none.
 write_docker_daemon_config() {
   mkdir -p "$TOOLS_DIR"

@@ -8,6 +8,7 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { loadConfig } from '../../config/env';
 import { adminClient, createTestDatabase } from './databases';
 import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
+import { freePort } from './ports';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -38,11 +39,15 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEST_DATABASE_PREFIX = prefix;
   const testDatabaseUrl = await createTestDatabase();
 
+  const uiPort = await freePort();
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: temporalCli },
       searchAttributes: ALL_SEARCH_ATTRIBUTES,
       ip: '127.0.0.1',
+      // The browser test reads runs in the Web UI.
+      ui: true,
+      uiPort,
       extraArgs: ['--log-level', 'error'],
     },
   });
@@ -54,6 +59,7 @@ export default async function globalSetup(): Promise<void> {
   await writeFile(bundlePath, bundle.code);
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.TEST_TEMPORAL_ADDRESS = env.address;
+  process.env.TEST_TEMPORAL_UI_URL = `http://127.0.0.1:${uiPort}`;
   process.env.TEST_DATABASE_URL = testDatabaseUrl;
   process.env.TEST_TEMPORAL_CLI = temporalCli;
 }
