@@ -1,4 +1,5 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
 import { isTerminalState, TERMINAL_STATES, type AgentState } from '../shared/agents';
 import { createAgentRecordActivities } from './agent-records';
@@ -55,8 +56,8 @@ async function verdictOf(temporal: Client, agentId: string): Promise<{ state: Ag
  * state that matches, with the reason. The worker runs it every RECONCILE_ROWS_INTERVAL_MS; terminal
  * states are final, so a row the workflow itself finished meanwhile is left as it is.
  */
-export async function reconcileAgentRows(prisma: PrismaClient, temporal: Client, now = Date.now()): Promise<ReconciledAgent[]> {
-  const records = createAgentRecordActivities(prisma);
+export async function reconcileAgentRows(prisma: PrismaClient, temporal: Client, metrics: WorkerMetrics, now = Date.now()): Promise<ReconciledAgent[]> {
+  const records = createAgentRecordActivities(prisma, metrics);
   const live = await prisma.agent.findMany({ where: { state: { notIn: [...TERMINAL_STATES] }, createdAt: { lt: new Date(now - START_GRACE_MS) } }, select: { id: true } });
   const reconciled: ReconciledAgent[] = [];
   for (const { id } of live) {

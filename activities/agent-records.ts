@@ -1,3 +1,4 @@
+import type { WorkerMetrics } from '../platform/metrics';
 import type { Prisma, PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState } from '../shared/agents';
 import type { KillRequest, RemoteProgress } from '../shared/federated-agents';
@@ -13,9 +14,14 @@ export interface StateChange {
  * Moves an agent's row to a state and records the transition, in the caller's transaction.
  * Idempotent: recording the state the agent is already in adds no transition. Terminal states are final.
  */
-async function applyState(tx: Prisma.TransactionClient, change: StateChange, extra: Prisma.AgentUpdateInput = {}): Promise<void> {
-  const agent = await tx.agent.findUniqueOrThrow({ where: { id: change.agentId }, select: { state: true, startedAt: true } });
+async function applyState(tx: Prisma.TransactionClient, change: StateChange, metrics: WorkerMetrics, extra: Prisma.AgentUpdateInput = {}): Promise<void> {
+  const agent = await tx.agent.findUniqueOrThrow({ where: { id: change.agentId }, select: { state: true, startedAt: true, agentType: true } });
   const moves = agent.state !== change.state && !isTerminalState(agent.state);
+  if (moves && agent.state === 'queued') {
+    const queuedAt = await tx.agentTransition.findFirst({ where: { agentId: change.agentId, toState: 'queued' }, orderBy: { id: 'desc' }, select: { at: true } });
+    if (queuedAt) metrics.queueWait.observe((Date.now() - queuedAt.at.getTime()) / 1000);
+  }
+  if (moves && isTerminalState(change.state)) metrics.runsEnded.inc({ agent_type: agent.agentType, state: change.state });
   if (moves) await tx.agentTransition.create({ data: { agentId: change.agentId, fromState: agent.state, toState: change.state, detail: change.detail ?? null } });
   await tx.agent.update({
     where: { id: change.agentId },
@@ -30,10 +36,10 @@ async function applyState(tx: Prisma.TransactionClient, change: StateChange, ext
 }
 
 /** Agent state in PostgreSQL: the row the API lists and every transition with its time. */
-export function createAgentRecordActivities(prisma: PrismaClient) {
+export function createAgentRecordActivities(prisma: PrismaClient, metrics: WorkerMetrics) {
   return {
     async recordAgentState(input: StateChange): Promise<void> {
-      await prisma.$transaction((tx) => applyState(tx, input));
+      await prisma.$transaction((tx) => applyState(tx, input, metrics));
     },
 
     /** Hub side: the spoke's agent id, once its signed reply to the spawn is verified. */
@@ -50,6 +56,7 @@ export function createAgentRecordActivities(prisma: PrismaClient) {
         await applyState(
           tx,
           input,
+          metrics,
           progress ? { turn: progress.turn, lastTool: progress.lastTool, inputTokens: progress.usage.inputTokens, outputTokens: progress.usage.outputTokens } : {},
         );
         await tx.federatedAgent.update({

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
+import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
 import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
@@ -22,6 +23,7 @@ export const WORKSPACE_LABEL = 'agent-orchestrator.workspace-id';
 export const DEADLINE_LABEL = 'agent-orchestrator.deadline';
 
 export interface AgentSandboxDeps {
+  metrics: WorkerMetrics;
   prisma: PrismaClient;
   docker: Docker;
   sandboxImage: string;
@@ -145,6 +147,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const workspace = workspaceOf(input.agentId);
     const containerName = containerNameFor(input.agentId);
     const exists = async (): Promise<boolean> => (await docker.getContainer(containerName).inspect().catch(() => null)) !== null;
+    const created = Date.now();
     if (input.admitted) {
       if (!(await exists())) await createSandbox(input, workspace, containerName);
     } else {
@@ -156,8 +159,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         await createSandbox(input, workspace, containerName);
         return true;
       });
-      if (!reserved) return { launched: false };
+        if (!reserved) return { launched: false };
     }
+    const creating = Date.now() - created;
     stopIfCancelled();
 
     // A hub's spawn may clone a local path only if its connection allows it.
@@ -167,7 +171,11 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, workspace]).catch(() => chown(workspace, SANDBOX_UID, SANDBOX_UID));
     stopIfCancelled();
     const state = (await docker.getContainer(containerName).inspect()).State;
-    if (!state.Running) await docker.getContainer(containerName).start();
+    if (!state.Running) {
+      const starting = Date.now();
+      await docker.getContainer(containerName).start();
+      deps.metrics.sandboxStart.observe({ runtime: deps.sandboxRuntime }, (creating + Date.now() - starting) / 1000);
+    }
     const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], { timeoutMs: 30_000, maxOutputBytes: 1024 });
     if (head.exitCode !== 0) throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
     await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
@@ -199,6 +207,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
         if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
         await prisma.toolCall.update({ where: key, data: { status: 'unknown' } });
+        deps.metrics.toolCalls.inc({ tool: call.name, exit_status: 'unknown' });
         return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
       }
       const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
@@ -206,6 +215,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       const containerName = containerNameFor(input.agentId);
       const finish = async (output: string, isError: boolean, exitCode: number | null, oomKilled = false): Promise<ToolOutcome> => {
         await prisma.toolCall.update({ where: key, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } });
+        deps.metrics.toolCalls.inc({ tool: call.name, exit_status: exitCode === null ? 'error' : exitCode === 0 ? '0' : 'nonzero' });
         return { status: 'finished', isError, exitCode, oomKilled };
       };
 
@@ -306,9 +316,10 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     },
 
     /** Removes the agent's container; the workspace with its result branch stays for inspection. Idempotent. */
-    async teardownSandbox(input: { agentId: string }): Promise<void> {
+    async teardownSandbox(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       await whileHeartbeating(async () => {
         await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+        if (input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
         await releaseWorkspace(workspaceOf(input.agentId));
       });
     },

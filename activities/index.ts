@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { PeerTransport } from '../federation/client';
 import type { IdentityHolder } from '../federation/identity';
 import type { RepositoryPolicy } from '../platform/repository-policy';
+import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
 import { createAdmissionActivities } from './admission';
 import { createAgentRecordActivities } from './agent-records';
@@ -39,6 +40,8 @@ export interface ActivityDeps {
   quotaMode: QuotaMode;
   /** The largest workspace quota this instance grants. */
   workspaceMaxMb: number;
+  /** This worker's Prometheus metrics. */
+  metrics: WorkerMetrics;
 }
 
 /**
@@ -50,7 +53,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSandboxCheckRecordActivities(deps.prisma),
     ...createSandboxProbeActivities(deps),
     ...createAdmissionActivities(),
-    ...createAgentRecordActivities(deps.prisma),
+    ...createAgentRecordActivities(deps.prisma, deps.metrics),
     ...createModelActivities(deps),
     ...createAgentSandboxActivities(deps),
     ...createFederationCommandActivities(deps),

@@ -1,5 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { WorkerMetrics } from '../platform/metrics';
 import type { Prisma, PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
 import { toolCallLabel, toolsFor } from './agent-tools';
@@ -33,6 +34,7 @@ export interface ModelDeps {
   prisma: PrismaClient;
   /** Null when no API key is configured: every call then fails with a clear non-retryable error. */
   anthropic: Anthropic | null;
+  metrics: WorkerMetrics;
 }
 
 /** SDK message blocks are plain JSON data; Prisma's Json input type just cannot see that. */
@@ -79,7 +81,7 @@ function toFailure(error: unknown): ApplicationFailure {
   return ApplicationFailure.retryable(`model unavailable: ${status !== undefined ? `${status}: ` : ''}${message}`, MODEL_UNAVAILABLE);
 }
 
-export function createModelActivities({ prisma, anthropic }: ModelDeps) {
+export function createModelActivities({ prisma, anthropic, metrics }: ModelDeps) {
   /** Appends the tool results of turn-1 (idempotent); a call that never finished is reported as unknown. */
   async function ensureToolResults(agentId: string, turn: number): Promise<void> {
     const seq = 2 * turn;
@@ -116,6 +118,7 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
       const transcript = await prisma.agentMessage.findMany({ where: { agentId, seq: { lte: 2 * turn } }, orderBy: { seq: 'asc' } });
 
       let reply: Anthropic.Message;
+      const timer = metrics.modelRequests.startTimer({ model: options.model });
       try {
         // Heartbeats while the model answers: a kill reaches the request (its signal) and a dead worker shows within the heartbeat timeout.
         reply = await whileHeartbeating(() =>
@@ -131,8 +134,13 @@ export function createModelActivities({ prisma, anthropic }: ModelDeps) {
           ),
         );
       } catch (error) {
-        throw toFailure(error);
+        const failure = toFailure(error);
+        timer({ outcome: failure.nonRetryable ? 'rejected' : 'retryable' });
+        throw failure;
       }
+      timer({ outcome: 'ok' });
+      metrics.modelTokens.inc({ model: options.model, kind: 'input' }, reply.usage.input_tokens);
+      metrics.modelTokens.inc({ model: options.model, kind: 'output' }, reply.usage.output_tokens);
 
       const usage = { inputTokens: reply.usage.input_tokens, outputTokens: reply.usage.output_tokens };
       const toolUses = reply.content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use');

@@ -13,6 +13,8 @@ import { dockerFromWorkerReports } from '../platform/worker-hosts';
 import type { PrismaClient } from '../prisma/client';
 import { errorHandler, notFoundHandler } from './errors';
 import { openApiDocument } from './openapi';
+import { metricsRouter, requestObservation } from './observability';
+import { createApiMetrics } from '../platform/metrics';
 import { agentRouter } from './routes/agents';
 import { federatedAgentRouter } from './routes/federated-agents';
 import { federationPublicRouter, federationRouter } from './routes/federation';
@@ -64,19 +66,22 @@ export function createApp(deps: ApiDeps): Express {
   const federatedAgents = createFederatedAgentService({ temporal, prisma, agents, identity, taskQueue, pollIntervalSeconds: settings.FEDERATION_POLL_INTERVAL, authority, rateLimitPerMinute, log });
   const connections = createConnectionService({ prisma, temporal, taskQueue, identity, peers, authority, log, onStatusChanged: (connectionId, status) => federatedAgents.notifyConnectionStatus(connectionId, status) });
   const peerCommands = createPeerCommandHandler({ prisma, identity, agents, authority, rateLimitPerMinute, log });
-  const federation = { prisma, identity, connections, peerCommands, federatedAgents };
+  const metrics = createApiMetrics(prisma);
+  const federation = { prisma, identity, connections, peerCommands, federatedAgents, metrics };
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(requestObservation(log, metrics));
+  app.use(metricsRouter(metrics));
   // Signed federation endpoints read the raw bytes, so they come before the JSON parser.
   app.use(federationPublicRouter(federation));
   app.use(express.json({ limit: '256kb', strict: true }));
 
   // The API has no Docker socket: the worker hosts report whether their engines answer.
   app.use(healthRouter({ temporal: deps.temporalProbe, prisma, docker: () => dockerFromWorkerReports(prisma, taskQueue), namespace: settings.TEMPORAL_NAMESPACE }));
-  app.use(federatedAgentRouter({ prisma, federatedAgents }));
+  app.use(federatedAgentRouter({ prisma, federatedAgents, metrics }));
   app.use(federationRouter(federation));
-  app.use(agentRouter({ prisma, agents }));
+  app.use(agentRouter({ prisma, agents, metrics }));
   app.use(sandboxCheckRouter({ temporal, prisma, taskQueue }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());

@@ -9,14 +9,13 @@ import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
  * instance work with no configuration at all; docker-compose.yml overrides them per service (a test
  * checks that it only sets keys declared here).
  */
+const HostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+
 export const configSchema = z.object({
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/agents' })
     .default('postgresql://postgres@127.0.0.1:5432/agent_orchestrator'),
-  TEMPORAL_ADDRESS: z
-    .string()
-    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233')
-    .default('127.0.0.1:7233'),
+  TEMPORAL_ADDRESS: HostPort.default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
   /** The queue this instance's workflows run on; instances sharing a namespace need different ones. */
@@ -87,6 +86,10 @@ export const configSchema = z.object({
   FEDERATION_POLL_INTERVAL: z.coerce.number().int().min(1).max(3600).default(30),
   DATA_DIR: z.string().min(1).default('data'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Where the worker serves GET /metrics (its own metrics, then the Temporal SDK's). */
+  WORKER_METRICS_ADDRESS: HostPort.default('127.0.0.1:9464'),
+  /** Where the Temporal SDK's runtime exports its Prometheus metrics (the worker's /metrics includes them). */
+  TEMPORAL_METRICS_ADDRESS: HostPort.default('127.0.0.1:9465'),
 });
 
 /** The resolved configuration: PUBLIC_URL always set. */

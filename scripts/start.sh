@@ -41,7 +41,8 @@ fi
 cat <<INFO
 
   API:              $API_URL   (readiness: $API_URL/health/ready, OpenAPI: $API_URL/openapi.json)
-  Temporal Web UI:  $TEMPORAL_UI_URL
+  Temporal Web UI:  $TEMPORAL_UI_URL   (find a run: AgentId, TaskId, AgentState, AgentType, RemoteInstance, ...)
+  Metrics:          $API_URL/metrics (API), http://$WORKER_METRICS_ADDRESS/metrics (worker and Temporal SDK)
   Logs:             $DATA_DIR/logs/
 
   Press Ctrl-C to stop.

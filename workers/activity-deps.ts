@@ -7,12 +7,13 @@ import { detectQuotaMode } from '../activities/workspace';
 import type { AppConfig } from '../config/env';
 import { peerTransport } from '../federation/client';
 import type { IdentityHolder } from '../federation/identity';
+import type { WorkerMetrics } from '../platform/metrics';
 import { repositoryPolicy } from '../platform/repository-policy';
 import type { PrismaClient } from '../prisma/client';
 import { sandboxHostQueue } from '../shared/task-queues';
 
 /** Everything the activities need, from the settings and the process's clients (the worker and the tests build them alike). */
-export async function activityDeps(config: AppConfig, clients: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder }): Promise<ActivityDeps> {
+export async function activityDeps(config: AppConfig, clients: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder; metrics: WorkerMetrics }): Promise<ActivityDeps> {
   const peers = peerTransport(config);
   return {
     quotaMode: config.WORKSPACE_QUOTA === 'auto' ? await detectQuotaMode() : config.WORKSPACE_QUOTA,

@@ -1,8 +1,9 @@
-import { DefaultLogger, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadConfig } from '../config/env';
 import { createDockerClient } from '../platform/docker';
-import { createLogger } from '../platform/logger';
+import { createLogger, temporalLogger } from '../platform/logger';
+import { createWorkerMetrics, serveMetrics } from '../platform/metrics';
 import { runMain } from '../platform/main';
 import { preflight, requireSandboxRuntime } from '../platform/preflight';
 import { startWorkerHostReports } from '../platform/worker-hosts';
@@ -14,6 +15,7 @@ import { pruneWorkspaces } from '../activities/workspace-retention';
 import { reconcileAgentRows } from '../activities/agent-reconciler';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { activityDeps } from './activity-deps';
+import { observeActivities } from './observed-activities';
 
 const RECONCILE_INTERVAL_MS = 5 * 60 * 1000;
 /** Rows whose workflow is gone get their terminal state within a minute. */
@@ -26,7 +28,8 @@ const RECONCILE_ROWS_INTERVAL_MS = 30 * 1000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('worker', config.LOG_LEVEL);
-  Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL.toUpperCase() as LogLevel) });
+  // The SDK logs through pino too, and exports its runtime metrics for the worker's /metrics.
+  Runtime.install({ logger: temporalLogger(log), telemetryOptions: { metrics: { prometheus: { bindAddress: config.TEMPORAL_METRICS_ADDRESS } } } });
   await preflight(config);
   const docker = createDockerClient(config.DOCKER_HOST);
   await requireSandboxRuntime(docker, config.SANDBOX_RUNTIME);
@@ -40,8 +43,16 @@ async function main(): Promise<void> {
     log.warn({ err: error }, 'reporting this host failed; will retry');
   });
   const identity = createIdentityHolder(identitySettings(config));
-  const deps = await activityDeps(config, { prisma, docker, identity });
+  const metrics = createWorkerMetrics();
+  const [metricsHost = '127.0.0.1', metricsPort = '9464'] = config.WORKER_METRICS_ADDRESS.split(':');
+  const metricsServer = await serveMetrics(metrics.registry, metricsHost, Number(metricsPort), async () => {
+    const response = await fetch(`http://${config.TEMPORAL_METRICS_ADDRESS}/metrics`);
+    return await response.text();
+  });
+  log.info({ metrics: `http://${config.WORKER_METRICS_ADDRESS}/metrics` }, 'serving metrics');
+  const deps = await activityDeps(config, { prisma, docker, identity, metrics });
   const activities = createActivities(deps);
+  const interceptors = { activity: [observeActivities(log, metrics)] };
   log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
   const orchestrator = await Worker.create({
     connection,
@@ -49,9 +60,10 @@ async function main(): Promise<void> {
     taskQueue: config.TASK_QUEUE,
     workflowsPath: require.resolve('../workflows'),
     activities,
+    interceptors,
     shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
   });
-  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: deps.hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
+  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: deps.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
   log.info({ taskQueues: [config.TASK_QUEUE, deps.hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
 
   // Orphaned sandboxes (their workflow ended without teardown) are removed now and every few minutes.
@@ -69,7 +81,7 @@ async function main(): Promise<void> {
   const reconciler = setInterval(() => void reconcile(), RECONCILE_INTERVAL_MS);
   const reconcileRows = async (): Promise<void> => {
     try {
-      const reconciled = await reconcileAgentRows(prisma, temporal);
+      const reconciled = await reconcileAgentRows(prisma, temporal, metrics);
       if (reconciled.length > 0) log.warn({ reconciled }, 'agents whose workflow had ended without recording it got their terminal state');
     } catch (error) {
       log.warn({ err: error }, 'agent row reconciliation failed; will retry');
@@ -83,7 +95,7 @@ async function main(): Promise<void> {
     clearInterval(reconciler);
     clearInterval(rowReconciler);
     stopReports();
-    await Promise.allSettled([prisma.$disconnect(), connection.close(), temporal.connection.close()]);
+    await Promise.allSettled([metricsServer.close(), prisma.$disconnect(), connection.close(), temporal.connection.close()]);
     log.info('worker stopped');
   }
 }

@@ -202,11 +202,12 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
 
   let sandbox: ReturnType<typeof sandboxOn> | null = resume ? sandboxOn(resume.hostQueue, options.maxRetries) : null;
   // Set by the kill signal or the deadline; an object so the checks below see the handlers' writes.
-  const stop: { reason: 'killed' | 'timed_out' | null; detail: string } = { reason: null, detail: '' };
+  const stop: { reason: 'killed' | 'timed_out' | null; detail: string; killedAt?: string } = { reason: null, detail: '' };
   const runScope = new CancellationScope();
   setHandler(killAgentSignal, ({ reason }) => {
     stop.reason ??= 'killed';
     stop.detail = reason ?? 'kill requested';
+    stop.killedAt ??= new Date().toISOString();
     runScope.cancel();
   });
   const deadline = new CancellationScope();
@@ -292,7 +293,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   await CancellationScope.nonCancellable(async () => {
     if (admitted) {
       // Bounded (a minute at most); a host that is gone leaves its container to its own reconciler when it comes back.
-      if (!hostGone) await sandbox?.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [{ agentId }]).catch(() => undefined);
+      // The time of the kill lets the host measure how long the container took to go.
+      const teardown = { agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) };
+      if (!hostGone) await sandbox?.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [teardown]).catch(() => undefined);
     } else {
       const teardown = sandbox ?? launcher;
       await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));

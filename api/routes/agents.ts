@@ -1,3 +1,5 @@
+import type { ApiMetrics } from '../../platform/metrics';
+import { countSpawn, noteAgent } from '../observability';
 import { Router } from 'express';
 import { z } from 'zod';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
@@ -96,6 +98,7 @@ openApiRegistry.registerPath({
 export interface AgentRouteDeps {
   prisma: PrismaClient;
   agents: AgentService;
+  metrics: ApiMetrics;
 }
 
 export function resultView(row: AgentRow): AgentView['result'] {
@@ -130,10 +133,20 @@ export function agentRouter(deps: AgentRouteDeps): Router {
   const { agents } = deps;
   const router = Router();
   router.use('/agents', requireApiToken(deps.prisma));
+  router.param('agentId', (_req, res, next, agentId: string) => {
+    noteAgent(res, agentId);
+    next();
+  });
 
   router.post('/agents/spawn', async (req, res) => {
     const request = parseBody(SpawnAgentRequestSchema, req);
-    const { agentId, status, existing } = await agents.spawn(workspaceOf(res), request);
+    const { agentId, status, existing } = await countSpawn(
+      deps.metrics,
+      { agentType: request.agentType, runsOn: 'local' },
+      () => agents.spawn(workspaceOf(res), request),
+      (spawned) => (spawned.existing ? 'existing' : spawned.status),
+    );
+    noteAgent(res, agentId);
     res.status(existing ? 200 : 202).json({ agentId, status, existing });
   });
 

@@ -1,3 +1,5 @@
+import type { ApiMetrics } from '../../platform/metrics';
+import { countSpawn, noteAgent } from '../observability';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { LiveStatus, AgentRow } from '../../domain/agents/agent-service';
@@ -109,14 +111,24 @@ export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentV
   };
 }
 
-export function federatedAgentRouter(deps: { prisma: PrismaClient; federatedAgents: FederatedAgentService }): Router {
+export function federatedAgentRouter(deps: { prisma: PrismaClient; federatedAgents: FederatedAgentService; metrics: ApiMetrics }): Router {
   const { federatedAgents } = deps;
   const router = Router();
   router.use('/api/v1/federation/agents', requireApiToken(deps.prisma));
+  router.param('agentId', (_req, res, next, agentId: string) => {
+    noteAgent(res, agentId);
+    next();
+  });
 
   router.post('/api/v1/federation/agents/spawn', async (req, res) => {
     const request = parseBody(FederatedSpawnRequestSchema, req);
-    const data = await federatedAgents.spawn(workspaceOf(res), request);
+    const data = await countSpawn(
+      deps.metrics,
+      { agentType: request.agentType, runsOn: 'peer' },
+      () => federatedAgents.spawn(workspaceOf(res), request),
+      (spawned) => (spawned.existing ? 'existing' : spawned.state),
+    );
+    noteAgent(res, data.agentId);
     res.status(data.existing ? 200 : 202).json({ success: true, data });
   });
 

@@ -4,10 +4,11 @@ import type { ConnectionService } from '../../domain/connections/connection-serv
 import { ADMIN_ACTIONS, CONNECTION_ACTIONS, type ConnectionScope } from '../../domain/connections/connection-service';
 import type { FederatedAgentService } from '../../domain/agents/federated-agents';
 import type { PeerCommandHandler } from '../../domain/agents/peer-commands';
-import { INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH } from '../../federation/client';
+import { INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, refusalCode } from '../../federation/client';
 import { publicIdentity, type IdentityHolder } from '../../federation/identity';
 import { FederationRejection, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
 import { COMMAND_TYPES, MAX_BODY_BYTES, PublicIdentitySchema } from '../../federation/messages';
+import type { ApiMetrics } from '../../platform/metrics';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
 import { authenticate, callerOfResponse, requireAdmin, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
@@ -15,6 +16,7 @@ import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody as parseJsonBody, parseParams } from '../validation';
 
 export interface FederationRouteDeps {
+  metrics: ApiMetrics;
   prisma: PrismaClient;
   identity: IdentityHolder;
   connections: ConnectionService;
@@ -62,7 +64,20 @@ openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/commands
 openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/events', summary: 'Lifecycle events received from peers about agents run there (accepted, duplicate or rejected)', security: [{ bearerAuth: [] }], responses: { 200: { description: 'Events' } } });
 openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/commands/{id}', summary: 'One command: direction, type, status, reply, error, timings', security: [{ bearerAuth: [] }], request: { params: IdParams }, responses: { 200: { description: 'The command' } } });
 
-function incoming(req: express.Request): IncomingRequest {
+/** The messageId a signed body names, for the request's log line (read again, untrusted, only for that). */
+function messageIdOf(body: unknown): string | undefined {
+  if (!Buffer.isBuffer(body)) return undefined;
+  try {
+    const { messageId } = JSON.parse(body.toString('utf8')) as { messageId?: unknown };
+    return typeof messageId === 'string' && messageId.length <= 200 ? messageId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function incoming(req: express.Request, res: Response): IncomingRequest {
+  const messageId = messageIdOf(req.body);
+  if (messageId) res.locals.messageId = messageId;
   return {
     method: req.method,
     path: req.originalUrl.split('?')[0] ?? '',
@@ -101,12 +116,18 @@ export function federationPublicRouter(deps: FederationRouteDeps): Router {
     res.json(publicIdentity(deps.identity.current()));
   });
 
+  /** Counts a refused command or event by its reason code. */
+  const counted = (kind: 'command' | 'event', response: SignedMessageResponse): SignedMessageResponse => {
+    if (response.status !== 200) deps.metrics.federationRejections.inc({ kind, reason: refusalCode(response.body) });
+    return response;
+  };
+
   router.post(INCOMING_COMMAND_PATH, raw, async (req, res) => {
-    send(res, await deps.peerCommands.handle(incoming(req)));
+    send(res, counted('command', await deps.peerCommands.handle(incoming(req, res))));
   });
 
   router.post(INCOMING_EVENT_PATH, raw, async (req, res) => {
-    send(res, await deps.federatedAgents.handleEvent(incoming(req)));
+    send(res, counted('event', await deps.federatedAgents.handleEvent(incoming(req, res))));
   });
 
   // A body refused for its size is recorded like every other refusal.
@@ -115,15 +136,17 @@ export function federationPublicRouter(deps: FederationRouteDeps): Router {
       next(error);
       return;
     }
-    send(res, req.originalUrl.startsWith(INCOMING_EVENT_PATH) ? await deps.federatedAgents.refuseEvent(tooLarge) : await deps.peerCommands.refuse(tooLarge));
+    const event = req.originalUrl.startsWith(INCOMING_EVENT_PATH);
+    send(res, counted(event ? 'event' : 'command', event ? await deps.federatedAgents.refuseEvent(tooLarge) : await deps.peerCommands.refuse(tooLarge)));
   };
   router.use([INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH], recordTooLarge);
 
   router.post('/api/v1/federation/handshake', raw, async (req, res) => {
     try {
-      res.status(202).json(await deps.connections.handleHandshake(incoming(req)));
+      res.status(202).json(await deps.connections.handleHandshake(incoming(req, res)));
     } catch (error) {
       if (!(error instanceof FederationRejection)) throw error;
+      deps.metrics.federationRejections.inc({ kind: 'handshake', reason: error.code });
       reject(res, error);
     }
   });

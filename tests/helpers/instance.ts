@@ -17,7 +17,11 @@ import { createApp } from '../../api/app';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createDockerClient } from '../../platform/docker';
 import { startWorkerHostReports } from '../../platform/worker-hosts';
-import { createLogger } from '../../platform/logger';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { createLogger, type Logger } from '../../platform/logger';
+import { createWorkerMetrics, serveMetrics, type WorkerMetrics } from '../../platform/metrics';
+import { observeActivities } from '../../workers/observed-activities';
 import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, connectWorkerConnection, createProbeConnection } from '../../temporal/connection';
 import { WORKER_SHUTDOWN_GRACE_TIME } from '../../temporal/worker-settings';
@@ -34,17 +38,39 @@ export interface TestInstance {
   temporal: Client;
   prisma: PrismaClient;
   docker: Docker;
+  /** The worker's GET /metrics (its prom-client registry). */
+  workerMetricsUrl: string;
+  /** Every JSON log line the instance's API and worker wrote (all levels; LOG_LEVEL's also go to stdout). */
+  logLines(): string[];
   stop(): Promise<void>;
+}
+
+/** A pino destination that keeps every line, beside stdout at the configured level. */
+function capturedLogs(level: string): { destination: pino.DestinationStream; lines: string[] } {
+  const lines: string[] = [];
+  const memory = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { destination: pino.multistream([{ level, stream: process.stdout }, { level: 'debug', stream: memory }]), lines };
 }
 
 /**
  * The in-process equivalent of workers/main.ts: a worker on the instance's task queue (workflows and
  * activities) and one on its host queue (sandbox activities). Returns a function that stops both.
  */
-async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder }, temporal: Client): Promise<() => Promise<void>> {
+async function runWorker(
+  config: AppConfig,
+  deps: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder; metrics: WorkerMetrics },
+  temporal: Client,
+  log: Logger,
+): Promise<() => Promise<void>> {
   const connection = await connectWorkerConnection(config);
   const built = await activityDeps(config, deps);
   const activities = createActivities(built);
+  const interceptors = { activity: [observeActivities(log, deps.metrics)] };
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const worker = await Worker.create({
     connection,
@@ -52,9 +78,10 @@ async function runWorker(config: AppConfig, deps: { prisma: PrismaClient; docker
     taskQueue: config.TASK_QUEUE,
     ...(bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') }),
     activities,
+    interceptors,
     shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
   });
-  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
+  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
   const running = Promise.all([worker.run(), hostWorker.run()]);
   const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
   return async () => {
@@ -103,14 +130,18 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
     ...overrides,
   });
   const taskQueue = config.TASK_QUEUE;
-  const log = createLogger('test-api', config.LOG_LEVEL);
+  const logs = capturedLogs(config.LOG_LEVEL);
+  const log = createLogger('test-api', 'debug', logs.destination);
+  const workerLog = createLogger('test-worker', 'debug', logs.destination);
+  const workerMetrics = createWorkerMetrics();
+  const metricsServer = await serveMetrics(workerMetrics.registry, '127.0.0.1', 0);
   const temporal = await connectTemporalClient(config);
   const temporalProbe = createProbeConnection(config);
   const prisma = createPrismaClient(config.DATABASE_URL);
   const docker = createDockerClient(config.DOCKER_HOST);
 
   const identity = createIdentityHolder(identitySettings(config));
-  const stopWorker = withWorker ? await runWorker(config, { prisma, docker, identity }, temporal) : () => Promise.resolve();
+  const stopWorker = withWorker ? await runWorker(config, { prisma, docker, identity, metrics: workerMetrics }, temporal, workerLog) : () => Promise.resolve();
 
   const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log });
   const server: Server = await new Promise((resolve) => {
@@ -126,10 +157,13 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
     temporal,
     prisma,
     docker,
+    workerMetricsUrl: `http://127.0.0.1:${metricsServer.port}/metrics`,
+    logLines: () => [...logs.lines],
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
+      await metricsServer.close();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
       await unmountAllUnder(dataDir); // of agents the test left running: their teardown never came
       await rm(dataDir, { recursive: true, force: true });

@@ -11,7 +11,8 @@ function startProcess(entry: string, config: AppConfig, overrides: Record<string
   return spawn(process.execPath, [path.join(ROOT, entry)], {
     cwd: ROOT,
     stdio: 'ignore',
-    env: { ...process.env, ...settings, LOG_LEVEL: 'error', ...overrides },
+    // Metrics on ports of the kernel's choosing: several worker processes of the tests run at once.
+    env: { ...process.env, ...settings, LOG_LEVEL: 'error', WORKER_METRICS_ADDRESS: '127.0.0.1:0', TEMPORAL_METRICS_ADDRESS: '127.0.0.1:0', ...overrides },
   });
 }
 

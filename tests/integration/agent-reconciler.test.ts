@@ -1,3 +1,4 @@
+import { createWorkerMetrics } from '../../platform/metrics';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
@@ -55,7 +56,7 @@ describe('agent row reconciliation', () => {
       data: { id: orphanId, workspaceId, taskId: 'never-started', agentType: 'worker', state: 'spawning', context: { repository, branch: 'main', workItems: ['x'] }, options: {} },
     });
 
-    const reconciled = await reconcileAgentRows(instance.prisma, instance.temporal, inThePast(0).getTime());
+    const reconciled = await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime());
     expect(reconciled.map((agent) => agent.agentId)).not.toContain(running);
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: running } })).toMatchObject({ state: 'running' });
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: orphanId } })).toMatchObject({ state: 'failed', error: expect.stringMatching(/never started/) as string });
@@ -70,7 +71,7 @@ describe('agent row reconciliation', () => {
     await instance.temporal.workflow.getHandle(agentId).terminate('stuck, terminated by an operator');
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'running' });
 
-    const reconciled = await reconcileAgentRows(instance.prisma, instance.temporal, inThePast(0).getTime());
+    const reconciled = await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime());
     expect(reconciled).toContainEqual({ agentId, state: 'killed', reason: expect.stringMatching(/terminated/) as string });
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'killed', error: expect.stringMatching(/terminated/) as string });
     const workspacesDir = path.join(instance.config.DATA_DIR, 'workspaces');
@@ -79,6 +80,6 @@ describe('agent row reconciliation', () => {
     expect(await isMounted(path.join(workspacesDir, agentId))).toBe(false);
 
     // Terminal states are final: a second pass changes nothing.
-    expect(await reconcileAgentRows(instance.prisma, instance.temporal, inThePast(0).getTime())).not.toContainEqual(expect.objectContaining({ agentId }));
+    expect(await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime())).not.toContainEqual(expect.objectContaining({ agentId }));
   });
 });

@@ -65,7 +65,7 @@ describe('the start command (scripts/start.sh)', () => {
   });
 
   it('brings the system up, serves a sandbox check through its own worker, and Ctrl-C stops what it started', async () => {
-    const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+    const [apiPort, temporalPort, uiPort, workerMetricsPort, sdkMetricsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const child = spawn('bash', [START], {
       cwd: ROOT,
       detached: true, // its own process group, so the test can send Ctrl-C the way a terminal does
@@ -75,6 +75,8 @@ describe('the start command (scripts/start.sh)', () => {
         API_PORT: String(apiPort),
         TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
         TEMPORAL_UI_URL: `http://127.0.0.1:${uiPort}`,
+        WORKER_METRICS_ADDRESS: `127.0.0.1:${workerMetricsPort}`,
+        TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${sdkMetricsPort}`,
       },
     });
     let output = '';
@@ -112,6 +114,15 @@ describe('the start command (scripts/start.sh)', () => {
         state = ((await request(apiUrl, 'GET', '/diagnostics/sandbox-checks/start-command', { headers: admin })).body as { state: string }).state;
       }
       expect(state).toBe('passed');
+
+      // Metrics: the API's own, and the worker's followed by the Temporal SDK's runtime metrics.
+      expect(output).toContain(`http://127.0.0.1:${workerMetricsPort}/metrics`);
+      const apiMetrics = await (await fetch(`${apiUrl}/metrics`)).text();
+      expect(apiMetrics).toContain('orchestrator_agents');
+      expect(apiMetrics).toContain('orchestrator_http_request_duration_seconds_count{method="POST",route="/diagnostics/sandbox-checks",status="202"}');
+      const workerMetrics = await (await fetch(`http://127.0.0.1:${workerMetricsPort}/metrics`)).text();
+      expect(workerMetrics).toMatch(/orchestrator_activity_duration_seconds_count\{activity="[A-Za-z]+",outcome="completed"\}/);
+      expect(workerMetrics).toMatch(/^temporal_\w+/m);
     } finally {
       if (child.pid && child.exitCode === null) process.kill(-child.pid, 'SIGINT');
     }
