@@ -19,7 +19,8 @@ function routeOf(req: Request): string {
 export function requestObservation(log: Logger, metrics: ApiMetrics): RequestHandler[] {
   const logRequests = pinoHttp({
     logger: log,
-    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    // A refused request is the caller's mistake, not the server's: info; a 5xx is an error.
+    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
     customProps: (_req, res) => correlation(res as Response),
     // The default serializers keep the id, method, URL and headers (redacted); the body never.
     autoLogging: { ignore: (req) => req.url === '/metrics' || req.url?.startsWith('/health') === true },

@@ -40,7 +40,8 @@ export function observeActivities(log: Logger, metrics: WorkerMetrics): Activity
           log.info({ ...fields, durationMs: Math.round(duration * 1000) }, 'activity completed');
           return result;
         } catch (error) {
-          const outcome = error instanceof CancelledFailure ? 'cancelled' : 'failed';
+          // A cancelled activity may end with whatever its aborted work threw.
+          const outcome = error instanceof CancelledFailure || context.cancellationSignal.aborted ? 'cancelled' : 'failed';
           const duration = seconds();
           metrics.activities.observe({ activity: info.activityType, outcome }, duration);
           log.warn({ ...fields, durationMs: Math.round(duration * 1000), outcome, error: error instanceof Error ? error.message : String(error) }, `activity ${outcome}`);
