@@ -2,6 +2,7 @@ import type { WorkerMetrics } from '../platform/metrics';
 import type { Prisma, PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState } from '../shared/agents';
 import type { KillRequest, RemoteProgress } from '../shared/federated-agents';
+import { appendEvent } from '../domain/agents/agent-events';
 
 export interface StateChange {
   agentId: string;
@@ -22,7 +23,10 @@ async function applyState(tx: Prisma.TransactionClient, change: StateChange, met
     if (queuedAt) metrics.queueWait.observe((Date.now() - queuedAt.at.getTime()) / 1000);
   }
   if (moves && isTerminalState(change.state)) metrics.runsEnded.inc({ agent_type: agent.agentType, state: change.state });
-  if (moves) await tx.agentTransition.create({ data: { agentId: change.agentId, fromState: agent.state, toState: change.state, detail: change.detail ?? null } });
+  if (moves) {
+    await tx.agentTransition.create({ data: { agentId: change.agentId, fromState: agent.state, toState: change.state, detail: change.detail ?? null } });
+    await appendEvent(tx, change.agentId, { type: 'state', state: change.state, detail: change.detail ?? null, error: change.error ?? null });
+  }
   await tx.agent.update({
     where: { id: change.agentId },
     data: {

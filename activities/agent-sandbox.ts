@@ -14,6 +14,7 @@ import { cloneRepository } from './repository-clone';
 import { execInContainer, isNotFound, removeContainerIfPresent, SandboxGone, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
+import { appendEventStatements, storeResult } from '../domain/agents/agent-events';
 
 const run = promisify(execFile);
 
@@ -206,7 +207,10 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       if (claimed.count === 0) {
         const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
         if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
-        await prisma.toolCall.update({ where: key, data: { status: 'unknown' } });
+        await prisma.$transaction([
+          prisma.toolCall.update({ where: key, data: { status: 'unknown' } }),
+          ...appendEventStatements(prisma, input.agentId, { type: 'tool', turn: call.turn + 1, toolCallId: call.id, tool: call.name, status: 'unknown', exitCode: null, isError: true }),
+        ]);
         deps.metrics.toolCalls.inc({ tool: call.name, exit_status: 'unknown' });
         return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
       }
@@ -214,7 +218,10 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       await prisma.agent.update({ where: { id: input.agentId }, data: { lastTool: call.name } });
       const containerName = containerNameFor(input.agentId);
       const finish = async (output: string, isError: boolean, exitCode: number | null, oomKilled = false): Promise<ToolOutcome> => {
-        await prisma.toolCall.update({ where: key, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } });
+        await prisma.$transaction([
+          prisma.toolCall.update({ where: key, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } }),
+          ...appendEventStatements(prisma, input.agentId, { type: 'tool', turn: call.turn + 1, toolCallId: call.id, tool: call.name, status: 'finished', exitCode, isError }),
+        ]);
         deps.metrics.toolCalls.inc({ tool: call.name, exit_status: exitCode === null ? 'error' : exitCode === 0 ? '0' : 'nonzero' });
         return { status: 'finished', isError, exitCode, oomKilled };
       };
@@ -310,8 +317,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
           testExitCode: lastTestRun?.exitCode ?? null,
           summary: input.summary,
         };
-        await prisma.agentResult.upsert({ where: { agentId: input.agentId }, create: { agentId: input.agentId, ...data }, update: data });
-        return { branch, commitSha: changed, filesChanged: stat.stdout.split('\n').filter(Boolean).length, testExitCode: data.testExitCode };
+        const filesChanged = stat.stdout.split('\n').filter(Boolean).length;
+        await storeResult(prisma, input.agentId, data, { type: 'result', branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode });
+        return { branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode };
       });
     },
 

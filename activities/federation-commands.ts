@@ -8,6 +8,7 @@ import { Prisma, type PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState } from '../shared/agents';
 import { StatusReplyResultSchema } from '../shared/federated-agent-schemas';
 import { FEDERATION_FAILURES, type OutboundCommand, type RemoteProgress } from '../shared/federated-agents';
+import { storeResult } from '../domain/agents/agent-events';
 
 /**
  * The hub's side of COMMANDs: send one (signed, recorded, a retry reuses the messageId and the exact
@@ -187,7 +188,8 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
       });
       const terminal = isTerminalState(snapshot.status);
       if (terminal && result) {
-        await prisma.agentResult.upsert({ where: { agentId: input.agentId }, create: { agentId: input.agentId, ...result }, update: result });
+        const filesChanged = result.diff.split('\n').filter((line) => line.startsWith('diff --git ')).length;
+        await storeResult(prisma, input.agentId, result, { type: 'result', branch: result.branch, commitSha: result.commitSha, filesChanged, testExitCode: result.testExitCode });
       }
       return { kind: 'status', state: snapshot.status, startedAt: snapshot.startedAt, progress: snapshot.progress, error: snapshot.error ?? null, resultFetched: terminal, contactAt: contactAt.toISOString() };
     },

@@ -13,6 +13,7 @@ import { createHubEventActivities } from './hub-events';
 import { createModelActivities } from './model';
 import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
+import { createSessionCallbackActivities } from './session-callbacks';
 import type { SandboxRuntime } from './sandbox-spec';
 import type { QuotaMode } from './workspace';
 
@@ -58,6 +59,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createAgentSandboxActivities(deps),
     ...createFederationCommandActivities(deps),
     ...createHubEventActivities(deps),
+    ...createSessionCallbackActivities({ prisma: deps.prisma, identity: deps.identity, outbound: deps.peers.policy, metrics: deps.metrics }),
   };
 }
 

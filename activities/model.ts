@@ -5,6 +5,7 @@ import type { Prisma, PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
 import { toolCallLabel, toolsFor } from './agent-tools';
 import { whileHeartbeating } from './heartbeat';
+import { appendEventStatements } from '../domain/agents/agent-events';
 
 /**
  * One model call per activity. The transcript lives in PostgreSQL (AgentMessage), so the workflow
@@ -153,6 +154,14 @@ export function createModelActivities({ prisma, anthropic, metrics }: ModelDeps)
         prisma.agent.update({
           where: { id: agentId },
           data: { turn: turn + 1, inputTokens: { increment: usage.inputTokens }, outputTokens: { increment: usage.outputTokens } },
+        }),
+        ...appendEventStatements(prisma, agentId, {
+          type: 'turn',
+          turn: turn + 1,
+          inputTokens: usage.inputTokens,
+          outputTokens: usage.outputTokens,
+          toolCalls: toolUses.map((use) => toolCallLabel(use.name, use.input)),
+          text: textOf(reply.content),
         }),
       ]);
       return summarize(reply.content, reply.stop_reason, usage);

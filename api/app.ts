@@ -20,6 +20,8 @@ import { federatedAgentRouter } from './routes/federated-agents';
 import { federationPublicRouter, federationRouter } from './routes/federation';
 import { healthRouter } from './routes/health';
 import { sandboxCheckRouter } from './routes/sandbox-checks';
+import { sessionRouter } from './routes/sessions';
+import { createSessionService } from '../domain/sessions/session-service';
 
 /** The settings the API reads (see config/env.ts for each one's meaning). */
 export type ApiSettings = Pick<
@@ -67,6 +69,8 @@ export function createApp(deps: ApiDeps): Express {
   const connections = createConnectionService({ prisma, temporal, taskQueue, identity, peers, authority, log, onStatusChanged: (connectionId, status) => federatedAgents.notifyConnectionStatus(connectionId, status) });
   const peerCommands = createPeerCommandHandler({ prisma, identity, agents, authority, rateLimitPerMinute, log });
   const metrics = createApiMetrics(prisma);
+  const sessions = createSessionService({ prisma, temporal, agents, federatedAgents, taskQueue, outbound: peers.policy });
+  const readiness = { temporal: deps.temporalProbe, prisma, docker: () => dockerFromWorkerReports(prisma, taskQueue), namespace: settings.TEMPORAL_NAMESPACE };
   const federation = { prisma, identity, connections, peerCommands, federatedAgents, metrics };
 
   const app = express();
@@ -78,7 +82,8 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: '256kb', strict: true }));
 
   // The API has no Docker socket: the worker hosts report whether their engines answer.
-  app.use(healthRouter({ temporal: deps.temporalProbe, prisma, docker: () => dockerFromWorkerReports(prisma, taskQueue), namespace: settings.TEMPORAL_NAMESPACE }));
+  app.use(healthRouter(readiness));
+  app.use(sessionRouter({ prisma, sessions, identity, metrics, readiness }));
   app.use(federatedAgentRouter({ prisma, federatedAgents, metrics }));
   app.use(federationRouter(federation));
   app.use(agentRouter({ prisma, agents, metrics }));

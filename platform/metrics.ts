@@ -115,6 +115,12 @@ export function createWorkerMetrics() {
       labelNames: ['tool', 'exit_status'] as const,
       registers,
     }),
+    callbackDeliveries: new Counter({
+      name: 'orchestrator_session_callbacks_total',
+      help: "Session callbacks POSTed to gateways' callback URLs, by outcome (delivered, failed)",
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     eventDeliveries: new Counter({
       name: 'orchestrator_hub_event_deliveries_total',
       help: 'Signed agent.lifecycle events pushed to hubs, by outcome (delivered, refused, failed)',

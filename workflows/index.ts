@@ -5,3 +5,4 @@ export { federatedSpawn } from './federated-spawn';
 export { federationCommand } from './federation-command';
 export { hubEventDelivery } from './hub-event-delivery';
 export { hostAdmission } from './admission';
+export { sessionCallbacks } from './session-callbacks';

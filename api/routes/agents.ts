@@ -1,5 +1,6 @@
 import type { ApiMetrics } from '../../platform/metrics';
 import { countSpawn, noteAgent } from '../observability';
+import { resumePoint, streamAgentEvents } from '../event-stream';
 import { Router } from 'express';
 import { z } from 'zod';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
@@ -48,6 +49,17 @@ export const ListAgentsQuerySchema = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
+/** One event of an agent's log, as the SSE stream and the callbacks send it. */
+export const AgentEventSchema = z
+  .object({
+    agentId: z.string(),
+    seq: z.number().int().min(1),
+    type: z.enum(['state', 'turn', 'tool', 'result']),
+    at: z.string(),
+    data: z.record(z.string(), z.unknown()),
+  })
+  .openapi('AgentEvent');
+
 export const AgentListSchema = z.object({ agents: z.array(AgentViewSchema), nextCursor: z.string().nullable() }).openapi('AgentList');
 
 const bearer = [{ bearerAuth: [] }];
@@ -80,6 +92,20 @@ openApiRegistry.registerPath({
   security: bearer,
   request: { params: AgentIdParams },
   responses: { 200: jsonContent(AgentViewSchema, 'The agent'), 403: errorResponse('The agent belongs to another workspace'), 404: errorResponse('No such agent') },
+});
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/agents/{agentId}/events',
+  summary:
+    'Server-Sent Events of the run: state changes, model turns, tool calls with exit codes, the result. Each SSE id is the event\'s sequence number; reconnect with Last-Event-ID (or ?lastEventId=) to resume. Ends after the final state.',
+  security: bearer,
+  request: { params: AgentIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
+  responses: {
+    200: { description: 'text/event-stream of AgentEvent objects (data: JSON)', content: { 'text/event-stream': { schema: AgentEventSchema } } },
+    400: errorResponse('Last-Event-ID is not a sequence number'),
+    403: errorResponse('The agent belongs to another workspace'),
+    404: errorResponse('No such agent'),
+  },
 });
 openApiRegistry.registerPath({
   method: 'post',
@@ -161,6 +187,13 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     const { agentId } = parseParams(AgentIdParams, req);
     const { row, live } = await agents.view(agentId, { workspaceId: workspaceOf(res) });
     res.json(toView(row, live));
+  });
+
+  router.get('/agents/:agentId/events', async (req, res) => {
+    const { agentId } = parseParams(AgentIdParams, req);
+    const after = resumePoint(req);
+    await agents.owned(agentId, { workspaceId: workspaceOf(res) });
+    await streamAgentEvents(req, res, deps.prisma, agentId, after);
   });
 
   router.post('/agents/:agentId/kill', async (req, res) => {

@@ -7,6 +7,7 @@ import { admitRepository, RepositoryRefused, type RepositoryPolicy } from '../..
 import { DomainError } from '../errors';
 import { requestAdmission } from '../../temporal/admission-client';
 import { startAgentWorkflow } from './agent-workflows';
+import { firstEvent } from './agent-events';
 
 /**
  * The agent service: spawning, viewing, listing and killing agents of a workspace. The REST routes
@@ -131,6 +132,7 @@ export function createAgentService(deps: AgentServiceDeps) {
             options: request.options,
             originConnectionId: federated?.origin.connectionId ?? null,
             originMessageId: federated?.origin.spawnMessageId ?? null,
+            events: { create: firstEvent(initialState) },
           },
         });
       } catch (error) {
@@ -170,6 +172,9 @@ export function createAgentService(deps: AgentServiceDeps) {
       const status = await admissionAnswer(agentId, request.priority);
       return { agentId, status, existing: !started, createdAt: created.createdAt };
     },
+
+    /** The caller's agent's row (not_found / forbidden otherwise), without asking its workflow. */
+    owned: ownedRow,
 
     /** The caller's agent with its live status when it is still running. */
     async view(agentId: string, owner: Owner): Promise<{ row: AgentRow; live?: LiveStatus }> {

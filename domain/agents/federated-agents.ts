@@ -13,6 +13,7 @@ import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { startAgentWorkflow } from './agent-workflows';
 import { describeIssues } from '../../shared/zod-issues';
+import { firstEvent } from './agent-events';
 
 /**
  * The hub side of agents run on a peer instance: a spawn through a connection starts the durable
@@ -96,6 +97,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
             context: payload.context,
             options: localOptionsFrom(payload.options),
             remote: { create: { connectionId, spawnMessageId } },
+            events: { create: firstEvent('spawning') },
           },
         }));
       } catch (error) {

@@ -1,0 +1,176 @@
+import type { z } from 'zod';
+import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '../api/routes/agents';
+import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/routes/sessions';
+import type { AgentEventView } from '../shared/agent-events';
+import type { SpawnAgentRequestSchema } from '../shared/agent-schemas';
+import type { SpawnSessionRequestSchema } from '../shared/session-schemas';
+
+/**
+ * A typed client of the orchestrator's REST API. Its types are the server's own zod schemas (the
+ * ones /openapi.json is built from), and CLIENT_ROUTES lists every route it calls, which a test
+ * checks against the served OpenAPI document: a drift between server and client fails it.
+ */
+export const CLIENT_ROUTES = {
+  spawnAgent: { method: 'post', path: '/agents/spawn' },
+  listAgents: { method: 'get', path: '/agents' },
+  agentStatus: { method: 'get', path: '/agents/{agentId}/status' },
+  killAgent: { method: 'post', path: '/agents/{agentId}/kill' },
+  agentEvents: { method: 'get', path: '/agents/{agentId}/events' },
+  spawnSession: { method: 'post', path: '/orchestrator/sessions/spawn' },
+  listSessions: { method: 'get', path: '/orchestrator/sessions' },
+  sessionStatus: { method: 'get', path: '/orchestrator/sessions/{id}/status' },
+  killSession: { method: 'post', path: '/orchestrator/sessions/{id}/kill' },
+  connections: { method: 'get', path: '/api/v1/federation/connections' },
+  health: { method: 'get', path: '/orchestrator/health' },
+} as const;
+
+export type SpawnAgentRequest = z.input<typeof SpawnAgentRequestSchema>;
+export type AgentView = z.infer<typeof AgentViewSchema>;
+export type AgentList = z.infer<typeof AgentListSchema>;
+export type AgentListQuery = Partial<z.input<typeof ListAgentsQuerySchema>>;
+export type SpawnSessionRequest = z.input<typeof SpawnSessionRequestSchema>;
+export type SessionSpawned = z.infer<typeof SpawnSessionResponseSchema>;
+export type SessionView = z.infer<typeof SessionViewSchema>;
+export type SessionList = z.infer<typeof SessionListSchema>;
+export interface AgentSpawned {
+  agentId: string;
+  status: string;
+  existing: boolean;
+}
+export interface GatewayHealth {
+  status: 'ok' | 'degraded';
+  temporal: 'up' | 'down';
+  database: 'up' | 'down';
+  docker: 'up' | 'down';
+}
+
+/** An answer other than 2xx: the API's JSON error (code and message), and the HTTP status. */
+export class ApiRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  token?: string;
+  /** Per request, milliseconds (default 30 s); event streams have none. */
+  timeoutMs?: number;
+}
+
+export class OrchestratorClient {
+  private readonly baseUrl: string;
+  constructor(private readonly options: ClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/$/, '');
+  }
+
+  spawnAgent(request: SpawnAgentRequest): Promise<AgentSpawned> {
+    return this.call('POST', '/agents/spawn', request);
+  }
+  listAgents(query: AgentListQuery = {}): Promise<AgentList> {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(query) as Array<[string, string | number | undefined]>) if (value !== undefined) search.set(key, String(value));
+    return this.call('GET', `/agents${search.size > 0 ? `?${search.toString()}` : ''}`);
+  }
+  agentStatus(agentId: string): Promise<AgentView> {
+    return this.call('GET', `/agents/${encodeURIComponent(agentId)}/status`);
+  }
+  killAgent(agentId: string): Promise<{ agentId: string; status: 'killing' }> {
+    return this.call('POST', `/agents/${encodeURIComponent(agentId)}/kill`);
+  }
+  spawnSession(request: SpawnSessionRequest): Promise<SessionSpawned> {
+    return this.call('POST', '/orchestrator/sessions/spawn', request);
+  }
+  listSessions(limit = 50): Promise<SessionList> {
+    return this.call('GET', `/orchestrator/sessions?limit=${limit}`);
+  }
+  sessionStatus(sessionId: string): Promise<SessionView> {
+    return this.call('GET', `/orchestrator/sessions/${encodeURIComponent(sessionId)}/status`);
+  }
+  killSession(sessionId: string): Promise<{ sessionId: string; status: 'killing' }> {
+    return this.call('POST', `/orchestrator/sessions/${encodeURIComponent(sessionId)}/kill`);
+  }
+  connections(): Promise<{ connections: Array<Record<string, unknown>> }> {
+    return this.call('GET', '/api/v1/federation/connections');
+  }
+  health(): Promise<GatewayHealth> {
+    return this.call('GET', '/orchestrator/health', undefined, { acceptStatuses: [503] });
+  }
+
+  /**
+   * The agent's events as they happen, until its final state. Reconnects after a dropped connection
+   * with the last id seen (Last-Event-ID), so nothing is missed and nothing comes twice.
+   */
+  async *agentEvents(agentId: string, afterSeq = 0): AsyncGenerator<AgentEventView> {
+    let last = afterSeq;
+    for (let failures = 0; ; ) {
+      let response: Response;
+      try {
+        response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/events`, { headers: { ...this.headers(), accept: 'text/event-stream', 'last-event-id': String(last) } });
+      } catch (error) {
+        if (++failures > 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * failures));
+        continue;
+      }
+      if (!response.ok || !response.body) throw await errorOf(response);
+      failures = 0;
+      let final = false;
+      for await (const event of parseEventStream(response.body)) {
+        last = event.seq;
+        yield event;
+        if (event.data.type === 'state' && ['completed', 'failed', 'killed', 'timed_out'].includes(event.data.state)) final = true;
+      }
+      if (final) return;
+      // The server ends a stream only after the final state, or when the agent ended before events were kept.
+      const status = await this.agentStatus(agentId);
+      if (['completed', 'failed', 'killed', 'timed_out'].includes(status.state)) return;
+    }
+  }
+
+  private headers(): Record<string, string> {
+    return this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, { acceptStatuses = [] as number[] } = {}): Promise<T> {
+    const response = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { ...this.headers(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+    });
+    if (!response.ok && !acceptStatuses.includes(response.status)) throw await errorOf(response);
+    return (await response.json()) as T;
+  }
+}
+
+async function errorOf(response: Response): Promise<ApiRequestError> {
+  const text = await response.text().catch(() => '');
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    return new ApiRequestError(response.status, parsed.error?.code ?? 'error', parsed.error?.message ?? `HTTP ${response.status}`);
+  } catch {
+    return new ApiRequestError(response.status, 'error', `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+  }
+}
+
+/** The events of one SSE response body (text/event-stream), parsed as the server writes them. */
+async function* parseEventStream(body: ReadableStream<Uint8Array>): AsyncGenerator<AgentEventView> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let boundary = buffer.indexOf('\n\n');
+    while (boundary >= 0) {
+      const block = buffer.slice(0, boundary);
+      buffer = buffer.slice(boundary + 2);
+      boundary = buffer.indexOf('\n\n');
+      const data = block.split('\n').find((line) => line.startsWith('data: '));
+      if (data) yield JSON.parse(data.slice('data: '.length)) as AgentEventView;
+    }
+  }
+}
