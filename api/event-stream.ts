@@ -18,13 +18,16 @@ export function resumePoint(req: Request): number {
   return Number(raw);
 }
 
+/** ?follow=false: send what is there and end, instead of following the run until it ends. */
+export const followsRun = (req: Request): boolean => req.query.follow !== 'false';
+
 /**
  * Server-Sent Events of one agent: each event of its log once, in order, with its sequence number
  * as the SSE id, so a client that reconnects with Last-Event-ID misses nothing and sees nothing twice.
  * The stream ends after the agent's final state (or at once when it already ended before and
  * nothing is left to send).
  */
-export async function streamAgentEvents(req: Request, res: Response, prisma: PrismaClient, agentId: string, afterSeq: number): Promise<void> {
+export async function streamAgentEvents(req: Request, res: Response, prisma: PrismaClient, agentId: string, afterSeq: number, follow = true): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   const client = { gone: false }; // set when the client disconnects
@@ -49,6 +52,7 @@ export async function streamAgentEvents(req: Request, res: Response, prisma: Pri
       }
     }
     if (events.length > 0) continue;
+    if (!follow) break;
     // An agent that ended without a final event in its log (before this log existed) has nothing more to say.
     const agent = await prisma.agent.findUnique({ where: { id: agentId }, select: { state: true } });
     if (!agent || isTerminalState(agent.state)) {

@@ -102,6 +102,15 @@ export class OrchestratorClient {
     return this.call('GET', '/orchestrator/health', undefined, { acceptStatuses: [503] });
   }
 
+  /** The agent's events so far (a finished run's whole log), without following. */
+  async eventsSoFar(agentId: string): Promise<AgentEventView[]> {
+    const response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/events?follow=false`, { headers: { ...this.headers(), accept: 'text/event-stream' } });
+    if (!response.ok || !response.body) throw await errorOf(response);
+    const events: AgentEventView[] = [];
+    for await (const event of parseEventStream(response.body)) events.push(event);
+    return events;
+  }
+
   /**
    * The agent's events as they happen, until its final state. Reconnects after a dropped connection
    * with the last id seen (Last-Event-ID), so nothing is missed and nothing comes twice.

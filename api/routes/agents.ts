@@ -1,6 +1,6 @@
 import type { ApiMetrics } from '../../platform/metrics';
 import { countSpawn, noteAgent } from '../observability';
-import { resumePoint, streamAgentEvents } from '../event-stream';
+import { followsRun, resumePoint, streamAgentEvents } from '../event-stream';
 import { Router } from 'express';
 import { z } from 'zod';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
@@ -97,7 +97,7 @@ openApiRegistry.registerPath({
   method: 'get',
   path: '/agents/{agentId}/events',
   summary:
-    'Server-Sent Events of the run: state changes, model turns, tool calls with exit codes, the result. Each SSE id is the event\'s sequence number; reconnect with Last-Event-ID (or ?lastEventId=) to resume. Ends after the final state.',
+    'Server-Sent Events of the run: state changes, model turns, tool calls with exit codes, the result. Each SSE id is the event\'s sequence number; reconnect with Last-Event-ID (or ?lastEventId=) to resume. Ends after the final state (with ?follow=false: once caught up).',
   security: bearer,
   request: { params: AgentIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
   responses: {
@@ -193,7 +193,7 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     const { agentId } = parseParams(AgentIdParams, req);
     const after = resumePoint(req);
     await agents.owned(agentId, { workspaceId: workspaceOf(res) });
-    await streamAgentEvents(req, res, deps.prisma, agentId, after);
+    await streamAgentEvents(req, res, deps.prisma, agentId, after, followsRun(req));
   });
 
   router.post('/agents/:agentId/kill', async (req, res) => {

@@ -55,6 +55,7 @@ openApiRegistry.registerPath({
   summary: 'A signed agent.lifecycle EVENT from a peer that runs an agent for this instance',
   responses: { 200: { description: 'A signed acknowledgement' }, 400: errorResponse('Malformed'), 401: errorResponse('Not authenticated'), 403: errorResponse('Not allowed'), 404: errorResponse('No such agent spawned through this connection'), 409: errorResponse('Replay'), 429: errorResponse('Rate limited') },
 });
+openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/connections', summary: "The workspace's connections (the administrator's: every connection, pending requests included)", security: [{ bearerAuth: [] }], responses: { 200: { description: 'Connections' }, 401: errorResponse('No valid API token') } });
 openApiRegistry.registerPath({ method: 'post', path: '/api/v1/federation/connections', summary: 'Ask a peer for a connection', security: [{ bearerAuth: [] }], request: { body: { content: { 'application/json': { schema: CreateConnectionSchema } } } }, responses: { 201: { description: 'Pending connection' }, 502: errorResponse('The peer refused or did not answer') } });
 openApiRegistry.registerPath({ method: 'post', path: '/api/v1/federation/command', summary: 'Send a signed command to a connected peer', security: [{ bearerAuth: [] }], request: { body: { content: { 'application/json': { schema: SendCommandSchema } } } }, responses: { 200: { description: 'The recorded command with the verified reply' } } });
 for (const action of CONNECTION_ACTIONS) {

@@ -10,7 +10,7 @@ import { AGENT_STATES } from '../../shared/agents';
 import { SpawnSessionRequestSchema } from '../../shared/session-schemas';
 import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
-import { resumePoint, streamAgentEvents } from '../event-stream';
+import { followsRun, resumePoint, streamAgentEvents } from '../event-stream';
 import { countSpawn, noteAgent } from '../observability';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
@@ -165,7 +165,7 @@ export function sessionRouter(deps: { prisma: PrismaClient; sessions: SessionSer
     const { id } = parseParams(SessionIdParams, req);
     const after = resumePoint(req);
     await sessions.view(id, workspaceOf(res));
-    await streamAgentEvents(req, res, deps.prisma, id, after);
+    await streamAgentEvents(req, res, deps.prisma, id, after, followsRun(req));
   });
 
   return router;

@@ -4,7 +4,8 @@ import { issueApiToken } from '../../api/auth';
 import { callbackVerifier, CallbackTokenError } from '../../client/callback-receiver';
 import { signCallbackToken } from '../../domain/sessions/callback-tokens';
 import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
-import type { SessionCallbackBody } from '../../shared/sessions';
+import { sessionCallbacksWorkflowId, type SessionCallbackBody } from '../../shared/sessions';
+import { recordHistoryIfRequested } from '../helpers/histories';
 import { containersOf } from '../helpers/chaos';
 import { createRepository } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
@@ -137,6 +138,8 @@ describe('gateway sessions, callbacks and the event stream', () => {
     expect(delivered.map((event) => event.sequence)).toEqual(streamed.map((event) => Number(event.id)));
     expect(delivered.map((event) => event.type)).toEqual(parsed.map((event) => event.type));
     expect(receiver.refusals).toEqual([]);
+    await instance.temporal.workflow.getHandle(sessionCallbacksWorkflowId(sessionId)).result();
+    await recordHistoryIfRequested(sessionCallbacksWorkflowId(sessionId), 'session-callbacks-completed');
 
     const status = await request(instance.baseUrl, 'GET', `/orchestrator/sessions/${sessionId}/status`, { headers: auth() });
     expect(status.status).toBe(200);
