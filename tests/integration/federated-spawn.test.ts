@@ -15,6 +15,7 @@ import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { readSse } from '../helpers/sse';
 import { waitUntil } from '../helpers/wait';
 
 /**
@@ -117,6 +118,14 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     expect(entry).toMatchObject({ state: 'completed', remoteAgentId: remote.remoteAgentId, remoteInstance: { instanceId: spoke.identity.current().instanceId, connectionId: link.hubConnectionId } });
     const local = await request(hub.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(link.hubToken) });
     expect(local.body).toMatchObject({ state: 'completed', turn: 3, result: { summary: 'Wrote hello.txt on the spoke.' } });
+
+    // The hub's event stream of the federated agent: its mirrored states and the result, numbered without gaps, ending with the final state.
+    const stream = await readSse(`${hub.baseUrl}/agents/${agentId}/events`, bearer(link.hubToken));
+    expect(stream.ended).toBe(true);
+    expect(stream.events.map((event) => Number(event.id))).toEqual(stream.events.map((_event, index) => index + 1));
+    const streamed = stream.events.map((event) => JSON.parse(event.data) as { type: string; data: { state?: string } });
+    expect(streamed.filter((event) => event.type === 'state').map((event) => event.data.state)).toEqual(['spawning', 'running', 'completed']);
+    expect(streamed.map((event) => event.type)).toContain('result');
   });
 
   it('kills an agent in the middle of a tool from the hub: the spoke’s container is gone within seconds', async () => {
