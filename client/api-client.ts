@@ -3,6 +3,7 @@ import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '..
 import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/routes/sessions';
 import type { AgentEventView } from '../shared/agent-events';
 import type { SpawnAgentRequestSchema } from '../shared/agent-schemas';
+import type { FederatedSpawnRequestSchema } from '../shared/federated-agent-schemas';
 import type { SpawnSessionRequestSchema } from '../shared/session-schemas';
 
 /**
@@ -20,11 +21,39 @@ export const CLIENT_ROUTES = {
   listSessions: { method: 'get', path: '/orchestrator/sessions' },
   sessionStatus: { method: 'get', path: '/orchestrator/sessions/{id}/status' },
   killSession: { method: 'post', path: '/orchestrator/sessions/{id}/kill' },
+  sessionEvents: { method: 'get', path: '/orchestrator/sessions/{id}/events' },
+  gatewayHealth: { method: 'get', path: '/orchestrator/health' },
+  jwks: { method: 'get', path: '/.well-known/jwks.json' },
+  liveness: { method: 'get', path: '/health' },
+  readiness: { method: 'get', path: '/health/ready' },
+  startSandboxCheck: { method: 'post', path: '/diagnostics/sandbox-checks' },
+  sandboxCheck: { method: 'get', path: '/diagnostics/sandbox-checks/{checkId}' },
+  instance: { method: 'get', path: '/api/v1/federation/instance' },
   connections: { method: 'get', path: '/api/v1/federation/connections' },
-  health: { method: 'get', path: '/orchestrator/health' },
+  requestConnection: { method: 'post', path: '/api/v1/federation/connections' },
+  acceptConnection: { method: 'post', path: '/api/v1/federation/connections/{id}/accept' },
+  rejectConnection: { method: 'post', path: '/api/v1/federation/connections/{id}/reject' },
+  suspendConnection: { method: 'post', path: '/api/v1/federation/connections/{id}/suspend' },
+  resumeConnection: { method: 'post', path: '/api/v1/federation/connections/{id}/resume' },
+  disconnectConnection: { method: 'post', path: '/api/v1/federation/connections/{id}/disconnect' },
+  rotateKeys: { method: 'post', path: '/api/v1/federation/keys/rotate' },
+  sendCommand: { method: 'post', path: '/api/v1/federation/command' },
+  commands: { method: 'get', path: '/api/v1/federation/commands' },
+  command: { method: 'get', path: '/api/v1/federation/commands/{id}' },
+  federationEvents: { method: 'get', path: '/api/v1/federation/events' },
+  federatedSpawn: { method: 'post', path: '/api/v1/federation/agents/spawn' },
+  federatedStatus: { method: 'get', path: '/api/v1/federation/agents/{agentId}/status' },
+  federatedKill: { method: 'post', path: '/api/v1/federation/agents/{agentId}/kill' },
 } as const;
 
+/** Documented operations the client leaves out on purpose: peers call them, signed, instance to instance. */
+export const PEER_ONLY_ROUTES = ['/api/v1/federation/incoming/command', '/api/v1/federation/incoming/event', '/api/v1/federation/handshake'];
+
+type Json = Record<string, unknown>;
+export type ConnectionAction = 'accept' | 'reject' | 'suspend' | 'resume' | 'disconnect';
+
 export type SpawnAgentRequest = z.input<typeof SpawnAgentRequestSchema>;
+export type FederatedSpawnRequest = z.input<typeof FederatedSpawnRequestSchema>;
 export type AgentView = z.infer<typeof AgentViewSchema>;
 export type AgentList = z.infer<typeof AgentListSchema>;
 export type AgentListQuery = Partial<z.input<typeof ListAgentsQuerySchema>>;
@@ -95,11 +124,59 @@ export class OrchestratorClient {
   killSession(sessionId: string): Promise<{ sessionId: string; status: 'killing' }> {
     return this.call('POST', `/orchestrator/sessions/${encodeURIComponent(sessionId)}/kill`);
   }
-  connections(): Promise<{ connections: Array<Record<string, unknown>> }> {
-    return this.call('GET', '/api/v1/federation/connections');
-  }
   health(): Promise<GatewayHealth> {
     return this.call('GET', '/orchestrator/health', undefined, { acceptStatuses: [503] });
+  }
+  jwks(): Promise<{ keys: Json[] }> {
+    return this.call('GET', '/.well-known/jwks.json');
+  }
+  liveness(): Promise<{ status: 'ok' }> {
+    return this.call('GET', '/health');
+  }
+  readiness(): Promise<{ status: 'ready' | 'not_ready'; dependencies: Json }> {
+    return this.call('GET', '/health/ready', undefined, { acceptStatuses: [503] });
+  }
+  startSandboxCheck(checkId: string): Promise<Json> {
+    return this.call('POST', '/diagnostics/sandbox-checks', { checkId });
+  }
+  sandboxCheck(checkId: string): Promise<Json> {
+    return this.call('GET', `/diagnostics/sandbox-checks/${encodeURIComponent(checkId)}`);
+  }
+  instance(): Promise<Json> {
+    return this.call('GET', '/api/v1/federation/instance');
+  }
+  connections(): Promise<{ connections: Json[] }> {
+    return this.call('GET', '/api/v1/federation/connections');
+  }
+  requestConnection(peerUrl: string, allowedCommandTypes: string[] = []): Promise<Json> {
+    return this.call('POST', '/api/v1/federation/connections', { peerUrl, allowedCommandTypes });
+  }
+  connectionAction(connectionId: string, action: ConnectionAction, body: Json = {}): Promise<Json> {
+    return this.call('POST', `/api/v1/federation/connections/${encodeURIComponent(connectionId)}/${action}`, body);
+  }
+  rotateKeys(overlapSeconds?: number): Promise<Json> {
+    return this.call('POST', '/api/v1/federation/keys/rotate', overlapSeconds === undefined ? {} : { overlapSeconds });
+  }
+  sendCommand(command: { connectionId: string; commandType: string; payload: Json }): Promise<Json> {
+    return this.call('POST', '/api/v1/federation/command', command, { acceptStatuses: [502] });
+  }
+  commands(): Promise<{ commands: Json[] }> {
+    return this.call('GET', '/api/v1/federation/commands');
+  }
+  command(id: string): Promise<Json> {
+    return this.call('GET', `/api/v1/federation/commands/${encodeURIComponent(id)}`);
+  }
+  federationEvents(): Promise<{ events: Json[] }> {
+    return this.call('GET', '/api/v1/federation/events');
+  }
+  federatedSpawn(request: FederatedSpawnRequest): Promise<{ success: true; data: { agentId: string; state: string; spawnedAt: string; existing: boolean } }> {
+    return this.call('POST', '/api/v1/federation/agents/spawn', request);
+  }
+  federatedStatus(agentId: string): Promise<{ success: true; data: Json }> {
+    return this.call('GET', `/api/v1/federation/agents/${encodeURIComponent(agentId)}/status`);
+  }
+  federatedKill(agentId: string): Promise<{ success: true; data: Json }> {
+    return this.call('POST', `/api/v1/federation/agents/${encodeURIComponent(agentId)}/kill`);
   }
 
   /** The agent's events so far (a finished run's whole log), without following. */

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { issueApiToken } from '../../api/auth';
 import { AgentListSchema, AgentViewSchema } from '../../api/routes/agents';
 import { SessionViewSchema } from '../../api/routes/sessions';
-import { ApiRequestError, CLIENT_ROUTES, OrchestratorClient } from '../../client/api-client';
+import { ApiRequestError, CLIENT_ROUTES, OrchestratorClient, PEER_ONLY_ROUTES } from '../../client/api-client';
 import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -61,15 +61,24 @@ describe('the typed client and the CLI', () => {
     }
   };
 
-  it('calls only routes the served OpenAPI document has, with the methods it names', async () => {
+  it('covers every operation of the served OpenAPI document and calls no other (but the peers\' signed ones)', async () => {
     const document = (await (await fetch(`${instance.baseUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     for (const [name, route] of Object.entries(CLIENT_ROUTES)) {
       expect({ name, operation: document.paths[route.path]?.[route.method] !== undefined }).toEqual({ name, operation: true });
     }
+    const documented = Object.entries(document.paths).flatMap(([routePath, methods]) => Object.keys(methods).map((method) => `${method} ${routePath}`));
+    const covered = new Set(Object.values(CLIENT_ROUTES).map((route) => `${route.method} ${route.path}`));
+    expect(documented.filter((operation) => !covered.has(operation) && !PEER_ONLY_ROUTES.some((peerPath) => operation.endsWith(` ${peerPath}`)))).toEqual([]);
   });
 
   it('spawns, reads, lists, follows and kills through the client; answers match the server schemas', async () => {
     expect(await client.health()).toEqual({ status: 'ok', temporal: 'up', database: 'up', docker: 'up' });
+    expect(await client.liveness()).toEqual({ status: 'ok' });
+    expect((await client.readiness()).status).toBe('ready');
+    expect((await client.jwks()).keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
+    expect(await client.instance()).toMatchObject({ instanceId: instance.identity.current().instanceId });
+    expect(await client.connections()).toEqual({ connections: [] });
+    expect(await client.federationEvents()).toEqual({ events: [] });
     const spawned = await client.spawnAgent({ taskId: 'client-1', agentType: 'worker', context: { repository, branch: 'main', workItems: ['quick job'] } });
     const events = [];
     for await (const event of client.agentEvents(spawned.agentId)) events.push(event);
