@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '../api/routes/agents';
 import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/routes/sessions';
 import type { AgentEventView } from '../shared/agent-events';
+import { isTerminalState } from '../shared/agents';
 import type { SpawnAgentRequestSchema } from '../shared/agent-schemas';
 import type { FederatedSpawnRequestSchema } from '../shared/federated-agent-schemas';
 import type { SpawnSessionRequestSchema } from '../shared/session-schemas';
@@ -209,12 +210,12 @@ export class OrchestratorClient {
       for await (const event of parseEventStream(response.body)) {
         last = event.seq;
         yield event;
-        if (event.data.type === 'state' && ['completed', 'failed', 'killed', 'timed_out'].includes(event.data.state)) final = true;
+        if (event.data.type === 'state' && isTerminalState(event.data.state)) final = true;
       }
       if (final) return;
       // The server ends a stream only after the final state, or when the agent ended before events were kept.
       const status = await this.agentStatus(agentId);
-      if (['completed', 'failed', 'killed', 'timed_out'].includes(status.state)) return;
+      if (isTerminalState(status.state)) return;
     }
   }
 
