@@ -8,6 +8,7 @@ import { checkReadiness, isReady, type ReadinessTargets } from '../../platform/r
 import type { PrismaClient } from '../../prisma/client';
 import { AGENT_STATES } from '../../shared/agents';
 import { SpawnSessionRequestSchema } from '../../shared/session-schemas';
+import { describeIssues } from '../../shared/zod-issues';
 import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
 import { followsRun, resumePoint, streamAgentEvents } from '../event-stream';
@@ -126,7 +127,7 @@ export function sessionRouter(deps: { prisma: PrismaClient; sessions: SessionSer
 
   router.get('/orchestrator/sessions', async (req, res) => {
     const query = ListSessionsQuery.safeParse(req.query);
-    if (!query.success) throw new ApiError(400, 'invalid_query', query.error.issues.map((issue) => `${issue.path.join('.') || 'query'}: ${issue.message}`).join('; '));
+    if (!query.success) throw new ApiError(400, 'invalid_query', describeIssues(query.error, 'query'));
     const rows = await sessions.list(workspaceOf(res), query.data.limit);
     res.json({
       sessions: rows.map((row) => ({
