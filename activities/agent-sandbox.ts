@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chown } from 'node:fs/promises';
+import { chown, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -12,7 +12,8 @@ import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-to
 import { stopIfCancelled, whileHeartbeating } from './heartbeat';
 import { cloneRepository } from './repository-clone';
 import { execInContainer, isNotFound, removeContainerIfPresent, SandboxGone, type ExecResult } from './sandbox';
-import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
+import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
+import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
 import { appendEventStatements, storeResult } from '../domain/agents/agent-events';
 
@@ -42,6 +43,8 @@ export interface AgentSandboxDeps {
   quotaMode: QuotaMode;
   /** The largest workspace quota this instance grants (WORKSPACE_MAX_MB). */
   workspaceMaxMb: number;
+  /** Sandboxes started ahead of demand (WARM_POOL_SIZE), or null. */
+  warmPool: WarmPool | null;
 }
 
 /** One launch at a time per worker process (one worker process per host). */
@@ -78,7 +81,18 @@ export interface AgentResultSummary {
   testExitCode: number | null;
 }
 
-export const containerNameFor = (agentId: string): string => `agent-${agentId}`;
+const CONTAINER_PREFIX = 'agent-';
+export const containerNameFor = (agentId: string): string => `${CONTAINER_PREFIX}${agentId}`;
+
+/**
+ * The workflow (agent id) a sandbox belongs to: its label, or for a claimed warm container (created
+ * before its agent existed, labels fixed) its name. Undefined for a sandbox of no agent.
+ */
+export function agentIdOfSandbox(name: string, labels: Record<string, string>): string | undefined {
+  const labelled = labels[SANDBOX_LABEL_WORKFLOW];
+  if (labelled) return labelled;
+  return labels[POOL_SLOT_LABEL] !== undefined && name.startsWith(CONTAINER_PREFIX) ? name.slice(CONTAINER_PREFIX.length) : undefined;
+}
 export const resultBranchFor = (agentId: string): string => `agent/${agentId}`;
 
 function formatOutput(result: ExecResult): string {
@@ -126,22 +140,38 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
 
   type LaunchInput = { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string; admitted?: boolean };
 
-  /** Creating (not yet starting) the container is what reserves the slot when this host counts its own. */
-  async function createSandbox(input: LaunchInput, workspace: string, containerName: string): Promise<void> {
-    await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
-    await docker.createContainer(
-      hardenedContainerSpec({
-        name: containerName,
-        image: deps.sandboxImage,
-        runtime: deps.sandboxRuntime,
-        command: ['sleep', 'infinity'],
-        workflowId: input.agentId,
-        instance: deps.instance,
-        workspaceHostPath: workspace,
-        limits: { ...input.options.resources, diskMb: quotaOf(input.options) },
-        labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },
-      }),
-    );
+  const containerSpec = (input: LaunchInput, workspace: string, containerName: string) =>
+    hardenedContainerSpec({
+      name: containerName,
+      image: deps.sandboxImage,
+      runtime: deps.sandboxRuntime,
+      command: ['sleep', 'infinity'],
+      workflowId: input.agentId,
+      instance: deps.instance,
+      workspaceHostPath: workspace,
+      limits: { ...input.options.resources, diskMb: quotaOf(input.options) },
+      labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },
+    });
+
+  /** Clones the agent's repository into its workspace (a hub's spawn may clone a local path only if its connection allows it). */
+  async function checkOut(input: LaunchInput, workspace: string): Promise<{ headSha: string | null }> {
+    const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { originConnectionId: true } });
+    const origin = agent.originConnectionId ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } }) : null;
+    const allowLocal = agent.originConnectionId === null || origin?.allowLocalRepositories === true;
+    const dir = await realpath(workspace); // the slot itself when the workspace links to a warm one
+    const checkout = await cloneRepository(deps.repositories, { repository: input.context.repository, branch: input.context.branch, dir, allowLocal }, SANDBOX_FAILED);
+    await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
+    return checkout;
+  }
+
+  /** A warm container for this agent when the host has a pool and the agent asks for exactly the pool's limits. */
+  async function claimWarm(input: LaunchInput, containerName: string, workspace: string): Promise<boolean> {
+    const pool = deps.warmPool;
+    if (!pool) return false;
+    await dropDanglingLink(workspace); // of a claim a crashed worker did not finish
+    const wanted = clampLimits(input.options.resources);
+    const fits = quotaOf(input.options) === pool.quotaMb && (['memoryMb', 'cpus', 'pids'] as const).every((key) => wanted[key] === pool.limits[key]);
+    return fits && (await pool.claim(containerName, workspace)) !== null;
   }
 
   async function launch(input: LaunchInput): Promise<LaunchAttempt> {
@@ -149,38 +179,65 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const containerName = containerNameFor(input.agentId);
     const exists = async (): Promise<boolean> => (await docker.getContainer(containerName).inspect().catch(() => null)) !== null;
     const created = Date.now();
-    if (input.admitted) {
-      if (!(await exists())) await createSandbox(input, workspace, containerName);
+    // Where the launch's time goes (logged at debug level): milliseconds since it began, per step.
+    const steps: Record<string, number> = {};
+    const step = <T>(name: string, value: T): T => {
+      steps[name] = Date.now() - created;
+      return value;
+    };
+    let checkout: { headSha: string | null };
+    if (input.admitted && !(await exists()) && step('warm', await claimWarm(input, containerName, workspace))) {
+      // A warm container: already started, bound to the slot the workspace now links to.
+      checkout = step('checkedOut', await checkOut(input, workspace));
+    } else if (input.admitted) {
+      // The slot is the admission's: the container is created while the workspace is prepared and the
+      // repository cloned (the bind mount is resolved at start, when both are done).
+      const creating = exists().then(async (found) => {
+        if (found) return;
+        await deps.warmPool?.makeRoom();
+        step('created', await docker.createContainer(containerSpec(input, workspace, containerName)));
+      });
+      try {
+        await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
+        step('workspace', null);
+        stopIfCancelled();
+        checkout = step('checkedOut', await checkOut(input, workspace));
+      } finally {
+        await Promise.allSettled([creating]);
+      }
+      await creating;
     } else {
       // Counting and creating under one lock keeps this host at its limit (one worker process per host, before admission).
       const reserved = await withHostLock(async () => {
         if (await exists()) return true;
         const active = await docker.listContainers({ all: true, filters: { label: [AGENT_LABEL, `${SANDBOX_LABEL_INSTANCE}=${deps.instance}`] } });
         if (active.length >= deps.maxConcurrentAgents) return false;
-        await createSandbox(input, workspace, containerName);
+        await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
+        await docker.createContainer(containerSpec(input, workspace, containerName));
         return true;
       });
-        if (!reserved) return { launched: false };
+      if (!reserved) return { launched: false };
+      stopIfCancelled();
+      checkout = await checkOut(input, workspace);
     }
-    const creating = Date.now() - created;
-    stopIfCancelled();
-
-    // A hub's spawn may clone a local path only if its connection allows it.
-    const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { originConnectionId: true } });
-    const origin = agent.originConnectionId ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } }) : null;
-    await cloneRepository(deps.repositories, { repository: input.context.repository, branch: input.context.branch, dir: workspace, allowLocal: agent.originConnectionId === null || origin?.allowLocalRepositories === true }, SANDBOX_FAILED);
-    await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, workspace]).catch(() => chown(workspace, SANDBOX_UID, SANDBOX_UID));
     stopIfCancelled();
     const state = (await docker.getContainer(containerName).inspect()).State;
     if (!state.Running) {
-      const starting = Date.now();
       await docker.getContainer(containerName).start();
-      deps.metrics.sandboxStart.observe({ runtime: deps.sandboxRuntime }, (creating + Date.now() - starting) / 1000);
+      step('started', null);
+      deps.metrics.sandboxStart.observe({ runtime: deps.sandboxRuntime }, (Date.now() - created) / 1000);
     }
+    // A retried launch reuses its checkout: its commit is then read inside the sandbox.
+    const headSha = checkout.headSha ?? (await headInSandbox(containerName));
+    await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
+    Context.current().log.debug('sandbox launched', { agentId: input.agentId, ...steps, done: Date.now() - created });
+    return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: headSha };
+  }
+
+  async function headInSandbox(containerName: string): Promise<string> {
     const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], { timeoutMs: 30_000, maxOutputBytes: 1024 });
     if (head.exitCode !== 0) throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
-    await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
-    return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: head.stdout.trim() };
+    return head.stdout.trim();
   }
 
   return {
@@ -323,11 +380,18 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       });
     },
 
+    /** A kill's first step: the agent's container goes at once, whatever runs in it (the teardown follows once the run has stopped). Idempotent. */
+    async removeSandboxContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
+      await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+      if (input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+    },
+
     /** Removes the agent's container; the workspace with its result branch stays for inspection. Idempotent. */
     async teardownSandbox(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       await whileHeartbeating(async () => {
         await removeContainerIfPresent(docker, containerNameFor(input.agentId));
         if (input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+        void deps.warmPool?.refill(); // a place is free again
         await releaseWorkspace(workspaceOf(input.agentId));
       });
     },

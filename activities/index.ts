@@ -15,6 +15,7 @@ import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
 import { createSessionCallbackActivities } from './session-callbacks';
 import type { SandboxRuntime } from './sandbox-spec';
+import type { WarmPool } from './warm-pool';
 import type { QuotaMode } from './workspace';
 
 export interface ActivityDeps {
@@ -43,6 +44,8 @@ export interface ActivityDeps {
   workspaceMaxMb: number;
   /** This worker's Prometheus metrics. */
   metrics: WorkerMetrics;
+  /** Sandboxes started ahead of demand on this host (WARM_POOL_SIZE > 0), or null. */
+  warmPool: WarmPool | null;
 }
 
 /**

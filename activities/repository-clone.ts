@@ -20,8 +20,8 @@ export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
  * redirects, and a time limit. Its size is bounded by the workspace it clones into. A failure never
  * says whether a path exists on the host; the operator finds git's own words in the worker's log.
  */
-export async function cloneRepository(policy: RepositoryPolicy, input: { repository: string; branch: string; dir: string; allowLocal: boolean }, failureType: string): Promise<void> {
-  if (await stat(path.join(input.dir, '.git')).catch(() => null)) return; // a retried launch reuses its checkout
+export async function cloneRepository(policy: RepositoryPolicy, input: { repository: string; branch: string; dir: string; allowLocal: boolean }, failureType: string): Promise<{ headSha: string | null }> {
+  if (await stat(path.join(input.dir, '.git')).catch(() => null)) return { headSha: null }; // a retried launch reuses its checkout
   let source: CloneSource;
   try {
     source = await admitRepository(policy, input.repository, { allowLocal: input.allowLocal });
@@ -45,45 +45,52 @@ export async function cloneRepository(policy: RepositoryPolicy, input: { reposit
     config.push(['http.curloptResolve', `${source.host}:${source.port}:${permitted.family === 6 ? `[${permitted.address}]` : permitted.address}`]);
   }
   const home = await mkdtemp(path.join(os.tmpdir(), 'clone-home-'));
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    LANG: 'C',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '/bin/false',
+    SSH_ASKPASS: '/bin/false',
+    GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null',
+  };
   try {
-    await run(
-      'git',
-      [
-        ...config.flatMap(([key, value]) => ['-c', `${key}=${value}`]),
-        'clone',
-        '--quiet',
-        '--template=',
-        ...(source.kind === 'local' ? ['--no-local'] : []),
-        '--branch',
-        input.branch,
-        '--single-branch',
-        '--',
-        source.kind === 'local' ? source.path : source.url,
-        input.dir,
-      ],
-      {
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: home,
-          LANG: 'C',
-          GIT_CONFIG_NOSYSTEM: '1',
-          GIT_CONFIG_GLOBAL: '/dev/null',
-          GIT_TERMINAL_PROMPT: '0',
-          GIT_ASKPASS: '/bin/false',
-          SSH_ASKPASS: '/bin/false',
-          GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null',
+    try {
+      await run(
+        'git',
+        [
+          ...config.flatMap(([key, value]) => ['-c', `${key}=${value}`]),
+          'clone',
+          '--quiet',
+          '--template=',
+          ...(source.kind === 'local' ? ['--no-local'] : []),
+          '--branch',
+          input.branch,
+          '--single-branch',
+          '--',
+          source.kind === 'local' ? source.path : source.url,
+          input.dir,
+        ],
+        {
+          env,
+          timeout: CLONE_TIMEOUT_MS,
+          maxBuffer: 1024 * 1024,
+          signal: Context.current().cancellationSignal,
         },
-        timeout: CLONE_TIMEOUT_MS,
-        maxBuffer: 1024 * 1024,
-        signal: Context.current().cancellationSignal,
-      },
-    );
-  } catch (error) {
-    // A kill during the clone: git was stopped; the activity reports itself cancelled.
-    if (Context.current().cancellationSignal.aborted) throw Context.current().cancellationSignal.reason;
-    const stderr = (error as { stderr?: string }).stderr?.trim() ?? String(error);
-    Context.current().log.warn('clone failed', { repository: input.repository, branch: input.branch, git: stderr.slice(-2000) });
-    throw unavailable();
+      );
+    } catch (error) {
+      // A kill during the clone: git was stopped; the activity reports itself cancelled.
+      if (Context.current().cancellationSignal.aborted) throw Context.current().cancellationSignal.reason;
+      const stderr = (error as { stderr?: string }).stderr?.trim() ?? String(error);
+      Context.current().log.warn('clone failed', { repository: input.repository, branch: input.branch, git: stderr.slice(-2000) });
+      throw unavailable();
+    }
+    // The fresh checkout, before anything of the agent ran in it: its commit is read here, not in the sandbox.
+    // (A quota's file system belongs to the sandbox user: git is told this one folder is safe to read.)
+    const { stdout } = await run('git', ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir, 'rev-parse', 'HEAD'], { env, timeout: 30_000 });
+    return { headSha: stdout.trim() };
   } finally {
     await rm(home, { recursive: true, force: true });
   }

@@ -1,10 +1,11 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import path from 'node:path';
-import { AGENT_LABEL } from './agent-sandbox';
+import { agentIdOfSandbox } from './agent-sandbox';
+import { isUnclaimedPoolContainer, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { removeContainerIfPresent } from './sandbox';
-import { releaseWorkspace } from './workspace';
-import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from './sandbox-spec';
+import { releaseWorkspace, removeWorkspace } from './workspace';
+import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED } from './sandbox-spec';
 
 export interface ReconcileResult {
   kept: string[];
@@ -21,15 +22,27 @@ export function instanceLabel(namespace: string, taskQueue: string): string {
  * launch and teardown, a workflow terminated from the Web UI). Run at worker start and on a schedule.
  * A container whose workflow cannot be described right now is kept: never remove on doubt.
  */
-export async function reconcileSandboxes(docker: Docker, temporal: Client, instance: string, workspacesDir?: string): Promise<ReconcileResult> {
+export async function reconcileSandboxes(docker: Docker, temporal: Client, instance: string, workspacesDir?: string, warmPool?: Pick<WarmPool, 'owns'> | null): Promise<ReconcileResult> {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${instance}`] },
   });
   const result: ReconcileResult = { kept: [], removed: [] };
   for (const container of containers) {
-    const workflowId = container.Labels[SANDBOX_LABEL_WORKFLOW];
     const name = container.Names[0]?.replace(/^\//, '') ?? container.Id;
+    const warmSlot = container.Labels[POOL_SLOT_LABEL];
+    if (warmSlot !== undefined && isUnclaimedPoolContainer(name)) {
+      // A warm sandbox no agent claimed: the pool's own, or left by an earlier worker process.
+      if (warmPool?.owns(name)) {
+        result.kept.push(name);
+        continue;
+      }
+      await removeContainerIfPresent(docker, container.Id);
+      await removeWorkspace(warmSlot).catch(() => undefined);
+      result.removed.push(name);
+      continue;
+    }
+    const workflowId = agentIdOfSandbox(name, container.Labels);
     let orphan: boolean;
     try {
       orphan = !workflowId || (await temporal.workflow.getHandle(workflowId).describe()).status.name !== 'RUNNING';
@@ -42,8 +55,7 @@ export async function reconcileSandboxes(docker: Docker, temporal: Client, insta
     }
     await removeContainerIfPresent(docker, container.Id);
     // Its workspace stays (for inspection, until the retention), but no longer mounted.
-    const agentId = container.Labels[AGENT_LABEL];
-    if (workspacesDir && agentId) await releaseWorkspace(path.join(workspacesDir, agentId)).catch(() => undefined);
+    if (workspacesDir && workflowId) await releaseWorkspace(path.join(workspacesDir, workflowId)).catch(() => undefined);
     result.removed.push(name);
   }
   return result;

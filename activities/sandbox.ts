@@ -76,7 +76,15 @@ export async function removeContainerIfPresent(docker: Docker, name: string): Pr
   try {
     await docker.getContainer(name).remove({ force: true });
   } catch (error) {
-    if (!isNotFound(error)) throw error;
+    if (isNotFound(error)) return;
+    // Another removal (a kill's, beside the teardown's) is under way: done once the engine has finished it.
+    if ((error as { statusCode?: number }).statusCode !== 409) throw error;
+    await docker
+      .getContainer(name)
+      .wait({ condition: 'removed' })
+      .catch((waitError: unknown) => {
+        if (!isNotFound(waitError)) throw waitError;
+      });
   }
 }
 
@@ -147,7 +155,10 @@ async function killInContainer(docker: Docker, containerName: string, pidFile: s
     Cmd: ['sh', '-c', 'p=$(cat "$1" 2>/dev/null) && kill -KILL "-$p" 2>/dev/null; rm -f "$1"', 'kill', pidFile],
     User: `${SANDBOX_UID}:${SANDBOX_UID}`,
   });
-  await exec.start({ Detach: true });
+  // dockerode answers even a detached start with the response stream: drained, so its socket is freed
+  // (left paused, it kept one socket per kill open and a stopping worker waiting for it).
+  const response = (await exec.start({ Detach: true })) as NodeJS.ReadableStream;
+  response.resume();
 }
 
 /**

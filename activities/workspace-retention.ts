@@ -3,7 +3,8 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
 import { isTerminalState } from '../shared/agents';
-import { AGENT_LABEL } from './agent-sandbox';
+import { agentIdOfSandbox } from './agent-sandbox';
+import { SANDBOX_LABEL_MANAGED } from './sandbox-spec';
 import { imageOf, listWorkspaces, removeWorkspace } from './workspace';
 
 /**
@@ -17,7 +18,7 @@ export async function pruneWorkspaces(deps: { docker: Docker; prisma: PrismaClie
   const agentIds = await listWorkspaces(deps.workspacesDir);
   if (agentIds.length === 0) return [];
   const withContainer = new Set(
-    (await deps.docker.listContainers({ all: true, filters: { label: [AGENT_LABEL] } })).map((container) => container.Labels[AGENT_LABEL]),
+    (await deps.docker.listContainers({ all: true, filters: { label: [SANDBOX_LABEL_MANAGED] } })).map((container) => agentIdOfSandbox(container.Names[0]?.replace(/^\//, '') ?? '', container.Labels)),
   );
   const rows = new Map((await deps.prisma.agent.findMany({ where: { id: { in: agentIds } }, select: { id: true, state: true, finishedAt: true } })).map((row) => [row.id, row]));
   const removed: string[] = [];

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SANDBOX_UID } from './sandbox-spec';
@@ -47,19 +47,26 @@ export async function prepareWorkspace(dir: string, quotaMb: number, mode: Quota
   await rmdir(path.join(dir, 'lost+found')).catch(() => undefined);
 }
 
+/** An agent's workspace may be a link to the warm-pool slot it claimed (see warm-pool.ts). */
+const resolved = (dir: string): Promise<string> => realpath(dir).catch(() => dir);
+
 /** Unmounts the workspace (the image stays for inspection until the retention removes it). Idempotent. */
 export async function releaseWorkspace(dir: string): Promise<void> {
-  if (!(await isMounted(dir))) return;
+  const real = await resolved(dir);
+  if (!(await isMounted(real))) return;
   // A process of a killed sandbox may hold it a moment longer: detach lazily then.
-  await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
+  await run('umount', [real]).catch(() => run('umount', ['-l', real]));
 }
 
-/** Removes the workspace and its image. */
+/** Removes the workspace and its image (for a claimed warm slot: the slot, its image and the link to it). */
 export async function removeWorkspace(dir: string): Promise<void> {
-  await releaseWorkspace(dir);
-  await rm(dir, { recursive: true, force: true });
-  await rm(imageOf(dir), { force: true });
+  const real = await resolved(dir);
+  await releaseWorkspace(real);
+  await rm(real, { recursive: true, force: true });
+  await rm(imageOf(real), { force: true });
+  if (real !== dir) await rm(dir, { force: true });
 }
+
 
 /** Whether the workspace has reached its quota: its file system is full (loop mode), or `du` says it is past the quota (watchdog mode). */
 export async function quotaReached(dir: string, mode: QuotaMode, quotaMb: number): Promise<boolean> {
@@ -67,12 +74,12 @@ export async function quotaReached(dir: string, mode: QuotaMode, quotaMb: number
     const fs = await statfs(dir);
     return fs.bavail * fs.bsize < 1024 * 1024;
   }
-  const { stdout } = await run('du', ['-sb', '--', dir]);
+  const { stdout } = await run('du', ['-sb', '--', await resolved(dir)]);
   return Number(stdout.split('\t')[0]) > quotaMb * 1024 * 1024;
 }
 
-/** The workspaces (folders) under the workspaces directory, by agent id. */
+/** The workspaces (folders, or links to claimed warm slots) under the workspaces directory, by agent id. */
 export async function listWorkspaces(workspacesDir: string): Promise<string[]> {
   const entries = await readdir(workspacesDir, { withFileTypes: true }).catch(() => []);
-  return entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  return entries.filter((entry) => (entry.isDirectory() || entry.isSymbolicLink()) && !entry.name.includes('.link-')).map((entry) => entry.name);
 }

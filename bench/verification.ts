@@ -1,6 +1,4 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { checkTimeWindow, CommandEnvelopeSchema, commandBody, JSON_CONTENT_TYPE, newNonce, signRequest } from '../federation/messages';
 import { checkContentDigest, keyIdFor, parseSignatureHeaders, rawPublicKey, REQUEST_COMPONENTS, requestComponents, signatureBase, verifyBase } from '../federation/signatures';
 
@@ -9,7 +7,7 @@ import { checkContentDigest, keyIdFor, parseSignatureHeaders, rawPublicKey, REQU
  * same run: a bare node:crypto Ed25519 verify of the same signature base. Ours is everything an
  * incoming command goes through before any database lookup: strict header parsing (RFC 8941),
  * content digest, time window, signature base, Ed25519 verify and the envelope's schema.
- * Target: ours ≥ 0.7 × bare. `npm run bench` (BENCH_SECONDS per figure, default 2).
+ * Target: ours ≥ 0.7 × bare.
  */
 export interface VerificationFigures {
   bareVerifiesPerSecond: number;
@@ -62,23 +60,4 @@ export function measureVerification(seconds: number): VerificationFigures {
     CommandEnvelopeSchema.parse(JSON.parse(body.toString('utf8')));
   });
   return { bareVerifiesPerSecond: Math.round(bare), commandVerificationsPerSecond: Math.round(ours), ratio: Number((ours / bare).toFixed(3)), target: 0.7 };
-}
-
-if (require.main === module) {
-  const seconds = Number(process.env.BENCH_SECONDS ?? 2);
-  const figures = measureVerification(seconds);
-  const out = path.resolve(__dirname, '../../data/bench');
-  void mkdir(out, { recursive: true })
-    .then(() => writeFile(path.join(out, 'verification.json'), `${JSON.stringify(figures, null, 2)}\n`))
-    .then(() => {
-      process.stdout.write(
-        [
-          'signed-command verification (before any database lookup)',
-          `  bare node:crypto Ed25519 verify   ${figures.bareVerifiesPerSecond.toLocaleString('en')} /s   (baseline)`,
-          `  full command verification        ${figures.commandVerificationsPerSecond.toLocaleString('en')} /s   ${figures.ratio} × baseline (target ≥ ${figures.target}) ${figures.ratio >= figures.target ? 'met' : 'NOT met'}`,
-          `  written to ${path.join(out, 'verification.json')}`,
-          '',
-        ].join('\n'),
-      );
-    });
 }

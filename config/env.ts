@@ -45,6 +45,8 @@ export const configSchema = z.object({
   WORKSPACE_RETENTION_HOURS: z.coerce.number().int().min(0).max(24 * 365).default(168),
   /** Agent sandboxes one worker host runs at once; further spawns wait in state queued. */
   MAX_CONCURRENT_AGENTS: z.coerce.number().int().min(1).max(1000).default(4),
+  /** Sandboxes this host keeps created and started ahead of demand (0: none); they count against MAX_CONCURRENT_AGENTS. */
+  WARM_POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(0),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   /** How peers reach this instance; its authority is what incoming signatures must cover. Default: http://API_HOST:API_PORT. */

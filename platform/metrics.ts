@@ -85,7 +85,7 @@ export function createWorkerMetrics() {
     }),
     sandboxStart: new Histogram({
       name: 'orchestrator_sandbox_start_seconds',
-      help: 'Creating and starting an agent sandbox container, by runtime',
+      help: 'Launching an agent sandbox until its container runs (workspace, clone and container create+start), by runtime',
       labelNames: ['runtime'] as const,
       buckets: [0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
       registers,

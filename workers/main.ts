@@ -9,7 +9,7 @@ import { preflight, requireSandboxRuntime } from '../platform/preflight';
 import { startWorkerHostReports } from '../platform/worker-hosts';
 import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, connectWorkerConnection } from '../temporal/connection';
-import { WORKER_SHUTDOWN_GRACE_TIME } from '../temporal/worker-settings';
+import { activitySlotsFor, WORKER_SHUTDOWN_GRACE_TIME } from '../temporal/worker-settings';
 import { reconcileSandboxes } from '../activities/sandbox-reconciler';
 import { pruneWorkspaces } from '../activities/workspace-retention';
 import { reconcileAgentRows } from '../activities/agent-reconciler';
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     return await response.text();
   });
   log.info({ metrics: `http://${config.WORKER_METRICS_ADDRESS}/metrics` }, 'serving metrics');
-  const deps = await activityDeps(config, { prisma, docker, identity, metrics });
+  const deps = await activityDeps(config, { prisma, docker, identity, metrics, log });
   const activities = createActivities(deps);
   const interceptors = { activity: [observeActivities(log, metrics)] };
   log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
@@ -62,14 +62,15 @@ async function main(): Promise<void> {
     activities,
     interceptors,
     shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
+    maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS),
   });
-  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: deps.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
+  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: deps.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME, maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS) });
   log.info({ taskQueues: [config.TASK_QUEUE, deps.hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
 
   // Orphaned sandboxes (their workflow ended without teardown) are removed now and every few minutes.
   const reconcile = async (): Promise<void> => {
     try {
-      const { removed } = await reconcileSandboxes(docker, temporal, deps.instance, deps.workspacesDir);
+      const { removed } = await reconcileSandboxes(docker, temporal, deps.instance, deps.workspacesDir, deps.warmPool);
       if (removed.length > 0) log.info({ removed }, 'removed orphaned sandboxes');
       const pruned = await pruneWorkspaces({ docker, prisma, workspacesDir: deps.workspacesDir, retentionHours: config.WORKSPACE_RETENTION_HOURS });
       if (pruned.length > 0) log.info({ pruned }, 'removed workspaces past their retention');
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
     }
   };
   await reconcile();
+  // Filled once the reconciler has removed the warm sandboxes an earlier worker process left.
+  deps.warmPool?.start();
   const reconciler = setInterval(() => void reconcile(), RECONCILE_INTERVAL_MS);
   const reconcileRows = async (): Promise<void> => {
     try {
@@ -95,6 +98,7 @@ async function main(): Promise<void> {
     clearInterval(reconciler);
     clearInterval(rowReconciler);
     stopReports();
+    await deps.warmPool?.stop();
     await Promise.allSettled([metricsServer.close(), prisma.$disconnect(), connection.close(), temporal.connection.close()]);
     log.info('worker stopped');
   }

@@ -28,10 +28,12 @@ import { AGENT_STATE } from '../shared/search-attributes';
 import { sandboxHostQueue } from '../shared/task-queues';
 import { launchSummary, modelCallSummary, progressDetails, recordStateSummary, teardownSummary, toolCallSummary } from './run-labels';
 
-type SandboxActivities = Pick<Activities, 'launchSandbox' | 'runTool' | 'collectResult' | 'teardownSandbox'>;
+type SandboxActivities = Pick<Activities, 'launchSandbox' | 'runTool' | 'collectResult' | 'teardownSandbox' | 'removeSandboxContainer'>;
 
 /** Agents admitted by the instance's admission workflow instead of polling a host (older histories poll). */
 const ADMISSION_PATCH = 'admission-queue';
+/** A kill removes a running sandbox at once (older histories waited for the activity in flight to notice its cancellation). */
+const KILL_AT_ONCE_PATCH = 'kill-removes-sandbox-at-once';
 /** How long a sandbox activity may wait for its host's worker: past it, the host is taken for gone. */
 const HOST_PICKUP_TIMEOUT = '1 minute';
 const QUEUED_RETRY_INTERVAL = '3 seconds';
@@ -210,6 +212,17 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     stop.killedAt ??= new Date().toISOString();
     runScope.cancel();
   });
+  // The activity in flight (a tool, a model call) learns of its cancellation only at its next heartbeat,
+  // seconds later: a kill of a running agent removes its container now; the teardown follows as always.
+  const removedAtKill = { done: false };
+  void condition(() => stop.reason === 'killed' && status.state === 'running').then(async () => {
+    const hostQueue = placement.hostQueue;
+    if (!admitted || hostQueue === null || !patched(KILL_AT_ONCE_PATCH)) return;
+    await sandboxOn(hostQueue, options.maxRetries, true)
+      .removeSandboxContainer.executeWithOptions({ summary: 'kill: remove the sandbox now' }, [{ agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) }])
+      .then(() => (removedAtKill.done = true))
+      .catch(() => undefined); // the teardown removes it then
+  });
   const deadline = new CancellationScope();
   deadline
     .run(async () => {
@@ -273,7 +286,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       return failure ? { state: 'failed' as const, error: failure, detail } : { state: 'completed' as const, detail };
     });
   } catch (error) {
-    if (isCancellation(error) && stop.reason !== null) {
+    // A killed run may also fail first: its sandbox was removed under the activity in flight.
+    if (stop.reason !== null && (isCancellation(error) || stop.reason === 'killed')) {
       outcome = stop.reason === 'killed' ? { state: 'killed', detail: stop.detail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
     } else {
       hostGone = hostUnreachable(error);
@@ -294,7 +308,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     if (admitted) {
       // Bounded (a minute at most); a host that is gone leaves its container to its own reconciler when it comes back.
       // The time of the kill lets the host measure how long the container took to go.
-      const teardown = { agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) };
+      const teardown = { agentId, ...(stop.killedAt && !removedAtKill.done ? { killRequestedAt: stop.killedAt } : {}) };
       if (!hostGone) await sandbox?.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [teardown]).catch(() => undefined);
     } else {
       const teardown = sandbox ?? launcher;

@@ -24,7 +24,7 @@ import { createWorkerMetrics, serveMetrics, type WorkerMetrics } from '../../pla
 import { observeActivities } from '../../workers/observed-activities';
 import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, connectWorkerConnection, createProbeConnection } from '../../temporal/connection';
-import { WORKER_SHUTDOWN_GRACE_TIME } from '../../temporal/worker-settings';
+import { activitySlotsFor, WORKER_SHUTDOWN_GRACE_TIME } from '../../temporal/worker-settings';
 
 // The SDK's own logs are noise in test output unless something goes wrong.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -68,7 +68,7 @@ async function runWorker(
   log: Logger,
 ): Promise<() => Promise<void>> {
   const connection = await connectWorkerConnection(config);
-  const built = await activityDeps(config, deps);
+  const built = await activityDeps(config, { ...deps, log });
   const activities = createActivities(built);
   const interceptors = { activity: [observeActivities(log, deps.metrics)] };
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
@@ -80,12 +80,15 @@ async function runWorker(
     activities,
     interceptors,
     shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
+    maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS),
   });
-  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME });
+  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME, maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS) });
   const running = Promise.all([worker.run(), hostWorker.run()]);
   const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
+  built.warmPool?.start();
   return async () => {
     stopReports();
+    await built.warmPool?.stop();
     worker.shutdown();
     hostWorker.shutdown();
     await running;

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,8 @@ const run = promisify(execFile);
  * (where quotas use loop devices), so it is mounted read-only for the look; otherwise the folder is used.
  */
 export async function withWorkspace<T>(instance: TestInstance, agentId: string, look: (dir: string) => Promise<T>): Promise<T> {
-  const dir = path.join(instance.config.DATA_DIR, 'workspaces', agentId);
+  // A workspace that claimed a warm sandbox is a link to its slot, whose image lies beside the slot.
+  const dir = await realpath(path.join(instance.config.DATA_DIR, 'workspaces', agentId)).catch(() => path.join(instance.config.DATA_DIR, 'workspaces', agentId));
   const image = `${dir}.img`;
   if (!existsSync(image)) return look(dir);
   const mountPoint = await mkdtemp(path.join(os.tmpdir(), 'workspace-look-'));

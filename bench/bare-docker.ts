@@ -1,0 +1,25 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { hardenedContainerSpec, type SandboxRuntime } from '../activities/sandbox-spec';
+
+/**
+ * The baselines of spawn and kill: a bare dockerode create+start of the same image with the same
+ * hardened options (and a workspace bind) as an agent's sandbox, and a bare forced remove of it.
+ */
+export async function bareCreateStart(docker: Docker, image: string, runtime: SandboxRuntime, name: string): Promise<{ createStartMs: number; removeMs: number }> {
+  const workspace = await mkdtemp(path.join(os.tmpdir(), 'bench-bare-'));
+  try {
+    const spec = hardenedContainerSpec({ name, image, runtime, command: ['sleep', 'infinity'], workflowId: name, instance: 'bench-baseline', workspaceHostPath: workspace });
+    const started = performance.now();
+    const container = await docker.createContainer(spec);
+    await container.start();
+    const createStartMs = performance.now() - started;
+    const removing = performance.now();
+    await container.remove({ force: true });
+    return { createStartMs, removeMs: performance.now() - removing };
+  } finally {
+    await rm(workspace, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,46 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { writeBenchOutputs } from '../../bench/output';
+import { runBenchmark, SCALES } from '../../bench/run';
+import { SPAWN_PHASES } from '../../bench/spawn-profile';
+
+/**
+ * The benchmark's CI-sized run (issue 12, item 5): every figure is produced with its baseline from the
+ * same run, and the table, JSON and chart are written. Timings are never asserted.
+ */
+describe('benchmark smoke run', () => {
+  it('produces every figure, its baseline, the table and the chart', async () => {
+    const results = await runBenchmark(SCALES.smoke);
+    const scale = SCALES.smoke;
+    const positive = (value: number): void => expect(value).toBeGreaterThan(0);
+    expect(results.spawn.ours.count).toBe(scale.spawnRounds);
+    expect(results.spawn.baseline.count).toBe(scale.spawnRounds);
+    [results.spawn.ours.p50, results.spawn.baseline.p50, results.kill.ours.p99, results.kill.baseline.p50].forEach(positive);
+    for (const phase of SPAWN_PHASES) expect(Number.isFinite(results.spawn.profileMedianMs[phase])).toBe(true);
+    // With the pool, the sandbox existed before the spawn: the engine reported no create or start for it.
+    expect(results.pooled.ours.count).toBe(scale.spawnRounds);
+    positive(results.pooled.ours.p50);
+    expect(results.pooled.profileMedianMs['launch: container created (beside workspace and clone)']).toBeNaN();
+    expect(results.federated.spawn.count).toBe(scale.federatedRounds);
+    [results.federated.spawn.p50, results.federated.kill.p50, results.federated.localSpawnP50].forEach(positive);
+    expect(results.status.ours.count).toBe(scale.statusQueries);
+    [results.status.ours.p50, results.status.baseline.p50].forEach(positive);
+    [results.verification.bareVerifiesPerSecond, results.verification.commandVerificationsPerSecond].forEach(positive);
+    expect(results.burst.agents).toBe(scale.burstAgents);
+    expect(results.burst.spawnToRunning.count).toBe(scale.burstAgents);
+    [results.burst.allRunningMs, results.burst.allGoneMs, results.burst.idleWorkerRssMb, results.burst.liveWorkerRssMb].forEach(positive);
+    expect(Number.isFinite(results.burst.workerMbPerAgent)).toBe(true);
+    // A run's turns add history; a queued agent waits on a condition, adding none.
+    positive(results.history.eventsPerTurn);
+    expect(results.history.eventsPerQueuedMinute).toBe(0);
+
+    const outputs = await writeBenchOutputs(results, await mkdtemp(path.join(os.tmpdir(), 'bench-')));
+    expect(outputs.text).toContain('spawn → sandbox ready, p50');
+    expect(outputs.text).toContain('bare create+start');
+    const svg = await readFile(outputs.chart, 'utf8');
+    expect(svg).toMatch(/^<svg /);
+    expect((svg.match(/<polyline /g) ?? []).length).toBe(10);
+    expect(JSON.parse(await readFile(outputs.json, 'utf8'))).toMatchObject({ scale: { name: 'smoke' } });
+  }, 600_000);
+});
