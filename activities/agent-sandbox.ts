@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chown, realpath } from 'node:fs/promises';
+import { chown, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -11,7 +11,7 @@ import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { stopIfCancelled, whileHeartbeating } from './heartbeat';
 import { cloneRepository } from './repository-clone';
-import { execInContainer, isNotFound, removeContainerIfPresent, SandboxGone, type ExecResult } from './sandbox';
+import { execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
@@ -20,6 +20,14 @@ import { appendEventStatements, storeResult } from '../domain/agents/agent-event
 const run = promisify(execFile);
 
 export const SANDBOX_FAILED = 'SandboxFailed';
+/** Marks the failure of an activity whose container was removed under it: by a kill (or a teardown), never by the agent itself. */
+const SANDBOX_REMOVED = 'sandbox-removed';
+
+const sandboxRemoved = (containerName: string): ApplicationFailure =>
+  ApplicationFailure.create({ message: `the sandbox ${containerName} was removed`, type: SANDBOX_FAILED, nonRetryable: true, details: [SANDBOX_REMOVED] });
+
+/** Whether an activity ended because its sandbox was removed under it (a kill's doing: counted as cancelled, not failed). */
+export const isSandboxRemoved = (error: unknown): boolean => error instanceof ApplicationFailure && error.details?.[0] === SANDBOX_REMOVED;
 export const AGENT_LABEL = 'agent-orchestrator.agent-id';
 export const WORKSPACE_LABEL = 'agent-orchestrator.workspace-id';
 export const DEADLINE_LABEL = 'agent-orchestrator.deadline';
@@ -103,8 +111,28 @@ function formatOutput(result: ExecResult): string {
   return parts.join('\n');
 }
 
-/** Whether the container's memory cgroup has killed a process (cgroup v1 or v2), read from inside. */
+/** The OOM kills the container's memory cgroup counted, read on the host through its init process (cgroup v1 or v2); null where the host's /proc does not show it. */
+async function hostOomKillCount(docker: Docker, containerName: string): Promise<number | null> {
+  try {
+    const { Pid } = (await docker.getContainer(containerName).inspect()).State;
+    if (!Pid) return null;
+    const lines = (await readFile(`/proc/${Pid}/cgroup`, 'utf8')).split('\n');
+    const v1 = lines.find((line) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(line));
+    const file = v1 ? path.join('/sys/fs/cgroup/memory', v1.split(':')[2] ?? '', 'memory.oom_control') : path.join('/sys/fs/cgroup', lines.find((line) => line.startsWith('0::'))?.slice(3) ?? '', 'memory.events');
+    const count = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'))?.[1];
+    return count === undefined ? null : Number(count);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the container's memory cgroup has killed a process: read on the host (no process started),
+ * or from inside the sandbox where the host's view is not available (a worker in a container).
+ */
 async function oomKillCount(docker: Docker, containerName: string): Promise<number> {
+  const onHost = await hostOomKillCount(docker, containerName);
+  if (onHost !== null) return onHost;
   const probe = await execInContainer(
     docker,
     containerName,
@@ -127,7 +155,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         // An engine that does not answer (restarting) is no verdict on the sandbox: the attempt is retried.
         throw ApplicationFailure.retryable(`the Docker engine did not answer: ${error instanceof Error ? error.message : String(error)}`, 'DockerUnavailable');
       });
-    if (!state) throw ApplicationFailure.nonRetryable(`the sandbox ${containerName} is gone`, SANDBOX_FAILED);
+    // Being removed: a kill (or a teardown) stopped it, not the agent.
+    if (!state || state.Status === 'removing') throw sandboxRemoved(containerName);
     if (!state.Running) {
       const reason = state.OOMKilled ? 'it ran out of memory' : `it exited with code ${state.ExitCode}`;
       throw ApplicationFailure.nonRetryable(`the sandbox stopped unexpectedly: ${reason}`, SANDBOX_FAILED);
@@ -324,7 +353,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {
           throw ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
         }
-        if (error instanceof SandboxGone) await ensureRunning(containerName); // says why it stopped
+        // A sandbox that stopped or went (a kill removes it at once) is the verdict, not how the exec noticed.
+        if (!Context.current().cancellationSignal.aborted) await ensureRunning(containerName);
         throw error;
       } finally {
         clearInterval(watch);

@@ -2,6 +2,8 @@ import { containerNameFor } from '../activities/agent-sandbox';
 import type { ContainerEvents } from './docker-events';
 import { acceptedAgentId, spawnBody, waitForState, type BenchInstance } from './harness';
 import { WORK } from './bench-model';
+import { bareBurst } from './bare-docker';
+import { spawnProfile, type SpawnProfile } from './spawn-profile';
 import { percentile } from './stats';
 
 export interface BurstFigures {
@@ -11,6 +13,10 @@ export interface BurstFigures {
   spawnToRunningMs: number[];
   /** Kill requests for all → the engine destroyed the last container. */
   allGoneMs: number;
+  /** Where the burst's spawns spent their time (median per phase). */
+  profiles: SpawnProfile[];
+  /** The engine alone: bare create+start of as many hardened containers at once, in the same run. */
+  bareAllStartedMs: number;
   idleWorkerRssMb: number;
   liveWorkerRssMb: number;
   workerMbPerAgent: number;
@@ -74,16 +80,29 @@ export async function burst(bench: BenchInstance, events: ContainerEvents, repos
   const idleWorkerRssMb = await steadyRss(bench, 5, 500);
 
   const requestedAt = Date.now();
-  const agentIds = await Promise.all(Array.from({ length: count }, async (_, index) => acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`burst-${index}`, repository, WORK.realistic)))));
+  const requests = await Promise.all(
+    Array.from({ length: count }, async (_, index) => {
+      const sentAt = Date.now();
+      return { sentAt, agentId: acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`burst-${index}`, repository, WORK.realistic))) };
+    }),
+  );
+  const agentIds = requests.map((sent) => sent.agentId);
   const runningAt = await runningTimes(bench, agentIds, 300_000);
   const allRunningMs = Math.max(...runningAt) - requestedAt;
   const liveWorkerRssMb = await steadyRss(bench, 10, 1_000);
+  const profiles = await inParallel(requests, 10, async ({ agentId, sentAt }) => {
+    const readyAt = await waitForState(bench.instance, agentId, 'running');
+    return await spawnProfile(bench.instance.temporal, events, agentId, containerNameFor(agentId), sentAt, readyAt);
+  });
 
   const killedAt = Date.now();
   await inParallel(agentIds, 20, (agentId) => bench.post(`/agents/${agentId}/kill`));
   const goneAt = await Promise.all(agentIds.map((agentId) => events.waitFor(containerNameFor(agentId), 'destroy', 300_000)));
   for (const agentId of agentIds) await waitForState(bench.instance, agentId, 'killed');
+  const bare = await bareBurst(bench.instance.docker, bench.instance.config.SANDBOX_IMAGE, bench.instance.config.SANDBOX_RUNTIME, count);
   return {
+    profiles,
+    bareAllStartedMs: bare.allStartedMs,
     agents: count,
     allRunningMs,
     spawnToRunningMs: runningAt.map((at) => at - requestedAt),

@@ -38,6 +38,8 @@ export async function writeBenchOutputs(results: BenchmarkResults, dir: string):
     ...profileLines(results.spawn.profileMedianMs),
     `and with the warm pool (a claimed sandbox has no create or start of its own):`,
     ...profileLines(results.pooled.profileMedianMs),
+    `and in the burst of ${results.burst.agents}:`,
+    ...profileLines(results.burst.profileMedianMs),
     '',
     `written: ${files.json}, ${files.markdown}, ${files.chart}`,
     '',

@@ -47,7 +47,7 @@ export interface BenchmarkResults {
   federated: { spawn: Distribution; kill: Distribution; localSpawnP50: number };
   status: Comparison;
   verification: VerificationFigures;
-  burst: Omit<BurstFigures, 'spawnToRunningMs'> & { spawnToRunning: Distribution; capacity: number };
+  burst: Omit<BurstFigures, 'spawnToRunningMs' | 'profiles'> & { spawnToRunning: Distribution; capacity: number; profileMedianMs: Record<string, number> };
   history: { eventsPerTurn: number; eventsPerQueuedMinute: number; queuedForMs: number };
   /** Raw samples, for the chart. */
   samples: Record<string, number[]>;
@@ -119,7 +119,7 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
     const verification = measureVerification(scale.verificationSeconds);
 
     const { rounds, status, history } = localResults;
-    const { spawnToRunningMs, ...burstRest } = burstFigures;
+    const { spawnToRunningMs, profiles: burstProfiles, ...burstRest } = burstFigures;
     return {
       scale,
       machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1024 / 1024), sandboxRuntime: localResults.runtime, node: process.version },
@@ -138,7 +138,7 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
       federated: { spawn: distribution(federated.spawnToReadyMs), kill: distribution(federated.killToGoneMs), localSpawnP50: percentile(rounds.ours.spawnToReadyMs, 50) },
       status: { ours: distribution(status.apiMs), baseline: distribution(status.bareQueryMs) },
       verification,
-      burst: { ...burstRest, spawnToRunning: distribution(spawnToRunningMs), capacity: scale.burstAgents },
+      burst: { ...burstRest, spawnToRunning: distribution(spawnToRunningMs), capacity: scale.burstAgents, profileMedianMs: profileMedians(burstProfiles) },
       history,
       samples: {
         'spawn → ready': rounds.ours.spawnToReadyMs,

@@ -6,13 +6,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-cleanup() {
-  trap - EXIT INT TERM
-  stop_docker_engine_if_started
-  stop_postgres_if_started
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_started_services_on_exit
 
 setup_machine
 export TEMPORAL_CLI_PATH="$TEMPORAL_CLI"

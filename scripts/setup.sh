@@ -24,6 +24,18 @@ setup_machine() {
   ensure_sandbox_image
 }
 
+# For a command that runs on a machine it set up: on exit, stops the Docker engine and PostgreSQL if
+# this run started them.
+stop_started_services_on_exit() {
+  cleanup() {
+    trap - EXIT INT TERM
+    stop_docker_engine_if_started
+    stop_postgres_if_started
+  }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   setup_machine
   step "ready"

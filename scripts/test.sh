@@ -6,13 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 source "$PROJECT_ROOT/scripts/lib/browser.sh"
 
-cleanup() {
-  trap - EXIT INT TERM
-  stop_docker_engine_if_started
-  stop_postgres_if_started
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_started_services_on_exit
 
 # In CI the sandbox escape tests run under gVisor (runsc) too, which setup then installs and registers.
 if [[ -n "${CI:-}" ]]; then export SANDBOX_RUNTIME_NEEDED=runsc; fi

@@ -1,6 +1,7 @@
 import { CancelledFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Logger } from '../platform/logger';
+import { isSandboxRemoved } from '../activities/agent-sandbox';
 import type { WorkerMetrics } from '../platform/metrics';
 
 /** The ids an activity's input carries that tie its log lines to an agent or a federation message. */
@@ -40,8 +41,8 @@ export function observeActivities(log: Logger, metrics: WorkerMetrics): Activity
           log.info({ ...fields, durationMs: Math.round(duration * 1000) }, 'activity completed');
           return result;
         } catch (error) {
-          // A cancelled activity may end with whatever its aborted work threw.
-          const outcome = error instanceof CancelledFailure || context.cancellationSignal.aborted ? 'cancelled' : 'failed';
+          // A cancelled activity may end with whatever its aborted work threw, or find its sandbox removed by the kill first.
+          const outcome = error instanceof CancelledFailure || context.cancellationSignal.aborted || isSandboxRemoved(error) ? 'cancelled' : 'failed';
           const duration = seconds();
           metrics.activities.observe({ activity: info.activityType, outcome }, duration);
           log.warn({ ...fields, durationMs: Math.round(duration * 1000), outcome, error: error instanceof Error ? error.message : String(error) }, `activity ${outcome}`);

@@ -102,6 +102,9 @@ describe('agents on one instance', () => {
     const killed = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });
     expect(killed.status).toBe(202);
     expect(((await handle.result()) as AgentStatus).state).toBe('killed');
+    // The kill removed the sandbox at once, while the tool still ran, before the teardown.
+    const scheduled = ((await handle.fetchHistory()).events ?? []).map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(scheduled.slice(-3)).toEqual(['removeSandboxContainer', 'teardownSandbox', 'recordAgentState']);
     await recordHistoryIfRequested(agentId, 'agent-run-killed');
     expect(await containersOf(instance.docker, agentId)).toBe(0);
     const again = await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: auth() });

@@ -29,7 +29,8 @@ describe('benchmark smoke run', () => {
     [results.verification.bareVerifiesPerSecond, results.verification.commandVerificationsPerSecond].forEach(positive);
     expect(results.burst.agents).toBe(scale.burstAgents);
     expect(results.burst.spawnToRunning.count).toBe(scale.burstAgents);
-    [results.burst.allRunningMs, results.burst.allGoneMs, results.burst.idleWorkerRssMb, results.burst.liveWorkerRssMb].forEach(positive);
+    [results.burst.allRunningMs, results.burst.bareAllStartedMs, results.burst.allGoneMs, results.burst.idleWorkerRssMb, results.burst.liveWorkerRssMb].forEach(positive);
+    for (const phase of SPAWN_PHASES) expect(Number.isFinite(results.burst.profileMedianMs[phase])).toBe(true);
     expect(Number.isFinite(results.burst.workerMbPerAgent)).toBe(true);
     // A run's turns add history; a queued agent waits on a condition, adding none.
     positive(results.history.eventsPerTurn);

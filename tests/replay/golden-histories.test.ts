@@ -19,6 +19,8 @@ describe('golden workflow histories', () => {
         'sandbox-check-passed.json',
         'agent-run-completed.json',
         'agent-run-killed.json',
+        // Before a kill removed the sandbox at once (the patch kill-removes-sandbox-at-once).
+        'agent-run-killed-waiting-for-heartbeat.json',
         'agent-run-timed-out.json',
         'agent-run-retried-429.json',
         'agent-run-failed-401.json',
