@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { admissionStateQuery, hostReportSignal, releaseSlotSignal, requestSlotUpdate, slotGrantedSignal, type AdmissionState } from '../shared/admission';
 import { admitWaiting, answerFor, emptyAdmissionState, enqueue, release } from './admission-queue';
@@ -10,6 +10,11 @@ const checks = proxyActivities<Pick<Activities, 'endedAgents'>>({
 
 /** While agents wait and no slot frees for this long, the holders are checked for workflows that ended without releasing. */
 const HOLDER_CHECK_INTERVAL = '30 seconds';
+/**
+ * An agent admitted by its own request learns its host from the update's answer; older histories also
+ * signalled it, one signal at a time, which made a burst of 200 spawns wait in line for minutes.
+ */
+const ANSWER_IS_THE_GRANT_PATCH = 'admission-answer-is-the-grant';
 /** Continue as new well before the history gets long: each report, request and release adds a few events. */
 const MAX_HISTORY_EVENTS = 5_000;
 
@@ -38,7 +43,12 @@ export async function hostAdmission(carried?: AdmissionState): Promise<void> {
   setHandler(requestSlotUpdate, (request) => {
     enqueue(state, request);
     admit();
-    return answerFor(state, request.agentId);
+    const answer = answerFor(state, request.agentId);
+    if (answer.state === 'admitted' && patched(ANSWER_IS_THE_GRANT_PATCH)) {
+      const told = announce.findIndex((grant) => grant.agentId === request.agentId);
+      if (told >= 0) announce.splice(told, 1);
+    }
+    return answer;
   });
   admit();
 
