@@ -68,6 +68,9 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
   const docker = createDockerClient(testConfig().DOCKER_HOST);
   const events = await watchContainerEvents(docker);
   try {
+    // First, while nothing else runs: it measures CPU alone.
+    say('signed-command verification');
+    const verification = measureVerification(scale.verificationSeconds);
     say('local agents: spawn → ready and kill → gone against bare create+start and remove');
     const local = await startBenchInstance(model, { MAX_CONCURRENT_AGENTS: '2' });
     let localResults;
@@ -115,8 +118,6 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
       await large.stop();
     }
 
-    say('signed-command verification');
-    const verification = measureVerification(scale.verificationSeconds);
 
     const { rounds, status, history } = localResults;
     const { spawnToRunningMs, profiles: burstProfiles, ...burstRest } = burstFigures;

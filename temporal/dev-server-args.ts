@@ -1,8 +1,9 @@
 import { ALL_SEARCH_ATTRIBUTES } from '../shared/search-attributes';
 
 /**
- * Prints the `--search-attribute Name=Type` arguments that register the project's custom search
- * attributes on the Temporal dev server, one argument per line, for scripts/start.sh.
+ * Prints the dev server's arguments for scripts/start.sh, one per line: `--search-attribute Name=Type`
+ * for the project's custom search attributes, and `--dynamic-config-value key=value` for the settings
+ * the product needs changed.
  */
 const TYPE_NAMES: Record<string, string> = {
   KEYWORD: 'Keyword',
@@ -23,6 +24,17 @@ export function devServerSearchAttributeArgs(): string[] {
   return searchAttributeNamesAndTypes().flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]);
 }
 
+/**
+ * Every spawn asks the instance's admission workflow for a slot with an update; Temporal accepts only
+ * 10 updates in flight per workflow by default, and a burst of spawns beyond that was refused and
+ * retried for minutes. (A Temporal cluster of your own needs the same setting.)
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string> = { 'history.maxInFlightUpdates': '1000' };
+
+export function devServerDynamicConfigArgs(): string[] {
+  return Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
+}
+
 if (require.main === module) {
-  process.stdout.write(`${devServerSearchAttributeArgs().join('\n')}\n`);
+  process.stdout.write(`${[...devServerSearchAttributeArgs(), ...devServerDynamicConfigArgs()].join('\n')}\n`);
 }

@@ -47,9 +47,11 @@ const records = proxyActivities<Pick<Activities, 'recordAgentState'>>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
+// Asking again is cheap and idempotent; a burst of spawns sees requests aborted when the admission
+// workflow's task times out under load, and a long backoff would leave them waiting long after it recovered.
 const admission = proxyActivities<Pick<Activities, 'requestSlot'>>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds' },
 });
 
 /**

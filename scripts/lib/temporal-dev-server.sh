@@ -15,13 +15,13 @@ start_temporal_dev_server() {
     return 0
   fi
   ui_port="$(node -e 'console.log(new URL(process.argv[1]).port || 80)' "$TEMPORAL_UI_URL")"
-  local -a search_attributes
-  mapfile -t search_attributes < <(cd "$PROJECT_ROOT" && node dist/temporal/dev-server-args.js)
+  local -a dev_server_args
+  mapfile -t dev_server_args < <(cd "$PROJECT_ROOT" && node dist/temporal/dev-server-args.js)
   mkdir -p "$DATA_DIR/temporal" "$DATA_DIR/logs"
   step "starting the Temporal dev server on $TEMPORAL_ADDRESS (log: $DATA_DIR/logs/temporal.log)"
   setsid "$TEMPORAL_CLI" server start-dev --ip "$host" --port "$port" --ui-port "$ui_port" \
     --namespace "$TEMPORAL_NAMESPACE" --db-filename "$DATA_DIR/temporal/dev.sqlite" \
-    --log-level warn "${search_attributes[@]}" >"$DATA_DIR/logs/temporal.log" 2>&1 < /dev/null &
+    --log-level warn "${dev_server_args[@]}" >"$DATA_DIR/logs/temporal.log" 2>&1 < /dev/null &
   TEMPORAL_DEV_SERVER_PID=$!
   if ! wait_for "timeout 5 \"$TEMPORAL_CLI\" operator cluster health --address $TEMPORAL_ADDRESS | grep -q SERVING" 60; then
     tail -n 20 "$DATA_DIR/logs/temporal.log" >&2

@@ -9,6 +9,7 @@ import { loadConfig } from '../../config/env';
 import { adminClient, createTestDatabase } from './databases';
 import { ALL_SEARCH_ATTRIBUTES } from '../../shared/search-attributes';
 import { freePort } from './ports';
+import { devServerDynamicConfigArgs } from '../../temporal/dev-server-args';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -48,7 +49,7 @@ export default async function globalSetup(): Promise<void> {
       // The browser test reads runs in the Web UI.
       ui: true,
       uiPort,
-      extraArgs: ['--log-level', 'error'],
+      extraArgs: ['--log-level', 'error', ...devServerDynamicConfigArgs()],
     },
   });
   globalThis.testTemporalEnv = env;

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { devServerSearchAttributeArgs } from '../../temporal/dev-server-args';
+import { devServerDynamicConfigArgs, devServerSearchAttributeArgs } from '../../temporal/dev-server-args';
 import { freePort } from './ports';
 import { waitUntil } from './wait';
 import { unmountAllUnder } from './workspace';
@@ -65,6 +65,7 @@ export async function startPrivateTemporal(): Promise<RestartableService> {
     '--log-level',
     'error',
     ...devServerSearchAttributeArgs(),
+    ...devServerDynamicConfigArgs(),
   ];
   let child: ChildProcess | null = null;
   const service: RestartableService = {

@@ -1,4 +1,4 @@
-import { devServerSearchAttributeArgs } from '../../temporal/dev-server-args';
+import { devServerDynamicConfigArgs, devServerSearchAttributeArgs } from '../../temporal/dev-server-args';
 
 describe('devServerSearchAttributeArgs', () => {
   it('registers every custom search attribute with its CLI type name', () => {
@@ -12,5 +12,9 @@ describe('devServerSearchAttributeArgs', () => {
       '--search-attribute', 'RemoteInstance=Keyword',
       '--search-attribute', 'Repository=Keyword',
     ]);
+  });
+
+  it('lets a burst of spawns ask the admission workflow at once (more than 10 updates in flight)', () => {
+    expect(devServerDynamicConfigArgs()).toEqual(['--dynamic-config-value', 'history.maxInFlightUpdates=1000']);
   });
 });
