@@ -2,7 +2,7 @@ import { containerNameFor } from '../activities/agent-sandbox';
 import { bearer, federatedSpawnBody, type Link } from '../tests/helpers/federation';
 import { request, type JsonResponse } from '../tests/helpers/http';
 import type { ContainerEvents } from './docker-events';
-import { acceptedAgentId, waitForState, type BenchInstance } from './harness';
+import { acceptedAgentId, waitForRunningTool, waitForState, type BenchInstance } from './harness';
 import { WORK } from './bench-model';
 
 /** The spoke's id of an agent the hub spawned there, once the hub has verified the spoke's reply. */
@@ -38,8 +38,7 @@ export async function federatedSpawnKillRounds(
     const remoteAgentId = await remoteAgentOf(hub, agentId);
     const readyAt = await waitForState(spoke.instance, remoteAgentId, 'running');
     samples.spawnToReadyMs.push(readyAt - requestedAt);
-    const deadline = Date.now() + 60_000;
-    while ((await spoke.instance.prisma.toolCall.count({ where: { agentId: remoteAgentId, status: 'started' } })) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitForRunningTool(spoke.instance, remoteAgentId);
     const killedAt = Date.now();
     const kill = await asHub('POST', `/api/v1/federation/agents/${agentId}/kill`);
     if (kill.status !== 202) throw new Error(`federated kill refused: ${kill.status} ${kill.text}`);

@@ -96,6 +96,15 @@ export async function waitForState(instance: TestInstance, agentId: string, stat
   }
 }
 
+/** Waits until the agent's first tool call runs (its sandbox is busy), so that a kill lands mid-tool. */
+export async function waitForRunningTool(instance: TestInstance, agentId: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while ((await instance.prisma.toolCall.count({ where: { agentId, status: 'started' } })) === 0) {
+    if (Date.now() > deadline) throw new Error(`agent ${agentId} started no tool within a minute`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 export const spawnBody = (taskId: string, repository: string, workItem: string): Record<string, unknown> => ({
   taskId,
   agentType: 'worker',

@@ -2,7 +2,7 @@ import { containerNameFor } from '../activities/agent-sandbox';
 import { agentStatusQuery } from '../shared/agents';
 import { bareCreateStart } from './bare-docker';
 import type { ContainerEvents } from './docker-events';
-import { acceptedAgentId, spawnBody, waitForState, type BenchInstance } from './harness';
+import { acceptedAgentId, spawnBody, waitForRunningTool, waitForState, type BenchInstance } from './harness';
 import { WORK } from './bench-model';
 import { spawnProfile, type SpawnProfile } from './spawn-profile';
 
@@ -17,15 +17,6 @@ export interface BaselineSamples {
   removeMs: number[];
 }
 
-/** Waits until the agent's first tool call runs (its sandbox is busy), so that the kill lands mid-tool. */
-async function waitForRunningTool(bench: BenchInstance, agentId: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while ((await bench.instance.prisma.toolCall.count({ where: { agentId, status: 'started' } })) === 0) {
-    if (Date.now() > deadline) throw new Error(`agent ${agentId} started no tool within a minute`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /**
  * One agent at a time: spawn → ready (state running committed), then kill while its tool runs →
  * container destroyed (the engine's event). Waits for the kill to be recorded before the next one.
@@ -34,7 +25,7 @@ export async function spawnAndKill(bench: BenchInstance, events: ContainerEvents
   const requestedAt = Date.now();
   const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody(label, repository, WORK.hold)));
   const readyAt = await waitForState(bench.instance, agentId, 'running');
-  await waitForRunningTool(bench, agentId);
+  await waitForRunningTool(bench.instance, agentId);
   const killedAt = Date.now();
   const kill = await bench.post(`/agents/${agentId}/kill`);
   if (kill.status !== 202) throw new Error(`kill refused: ${kill.status} ${kill.text}`);

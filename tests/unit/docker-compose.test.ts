@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { configSchema, loadConfig } from '../../config/env';
-import { searchAttributeNamesAndTypes } from '../../temporal/dev-server-args';
+import { DEV_SERVER_DYNAMIC_CONFIG, searchAttributeNamesAndTypes } from '../../temporal/dev-server-args';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -138,5 +138,14 @@ describe('docker-compose.yml', () => {
     for (const name of ['api', 'worker']) {
       expect(services[name]!.depends_on).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
     }
+  });
+
+  it('gives the Temporal server the dynamic configuration the dev server gets', () => {
+    const temporal = services.temporal!;
+    const file = temporal.environment!.DYNAMIC_CONFIG_FILE_PATH!;
+    const mount = (temporal.volumes ?? []).find((volume) => volume.split(':')[1] === `/etc/temporal/${file}`);
+    expect(mount).toBeDefined();
+    const values = parse(readFileSync(path.join(ROOT, mount!.split(':')[0]!), 'utf8')) as Record<string, Array<{ value: unknown }>>;
+    for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) expect(String(values[key]?.[0]?.value)).toBe(value);
   });
 });
