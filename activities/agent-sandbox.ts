@@ -163,6 +163,14 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     }
   }
 
+  /** Waits (up to 2 s) until the container has stopped, if it is stopping. */
+  async function settled(containerName: string): Promise<void> {
+    await docker
+      .getContainer(containerName)
+      .wait({ condition: 'not-running', abortSignal: AbortSignal.timeout(2_000) })
+      .catch(() => undefined); // still running after 2 s (only the process was killed), or already gone
+  }
+
   /** The agent's workspace quota: what its options ask for, within the instance's bound. */
   const quotaOf = (options: AgentOptions): number => Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
   const workspaceOf = (agentId: string): string => path.join(deps.workspacesDir, agentId);
@@ -360,6 +368,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         clearInterval(watch);
         cancellation.removeEventListener('abort', onCancel);
       }
+      // Killed by SIGKILL: the container itself may be going (a kill removes it), a moment after its processes.
+      if (result.exitCode === 137) await settled(containerName);
       await ensureRunning(containerName);
       const oomKilled = (await oomKillCount(docker, containerName)) > ooms;
       const full = await quotaReached(workspace, deps.quotaMode, quotaMb);

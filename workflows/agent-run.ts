@@ -235,6 +235,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     .catch(() => undefined); // cancelled when the run ends first
 
   type Ending = { state: AgentState; error?: string; detail: string };
+  /** How a run that a kill or the deadline stopped ends. */
+  const stopped = (): Ending =>
+    stop.reason === 'killed' ? { state: 'killed', detail: stop.detail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
   let outcome: Ending | { continueWith: AgentResume };
   let hostGone = false;
   try {
@@ -290,7 +293,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   } catch (error) {
     // A killed run may also fail first: its sandbox was removed under the activity in flight.
     if (stop.reason !== null && (isCancellation(error) || stop.reason === 'killed')) {
-      outcome = stop.reason === 'killed' ? { state: 'killed', detail: stop.detail } : { state: 'timed_out', error: `timed out after ${options.timeout} s`, detail: 'per-task timeout' };
+      outcome = stopped();
     } else {
       hostGone = hostUnreachable(error);
       outcome = { state: 'failed', error: describeFailure(error, placement.hostQueue), detail: 'run failed' };
@@ -300,8 +303,12 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   }
 
   if ('continueWith' in outcome) {
-    // The sandbox lives on: the next run of this workflow id resumes it.
-    return await continueAsNew<typeof agentRun>({ ...input, resume: outcome.continueWith });
+    // A kill or the deadline that came as the run decided to continue still ends it (older histories continued).
+    if (stop.reason === null || !patched(KILL_AT_ONCE_PATCH)) {
+      // The sandbox lives on: the next run of this workflow id resumes it.
+      return await continueAsNew<typeof agentRun>({ ...input, resume: outcome.continueWith });
+    }
+    outcome = stopped();
   }
   const ended = outcome;
   let final: Ending = ended;
