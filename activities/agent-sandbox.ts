@@ -11,7 +11,7 @@ import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { stopIfCancelled, whileHeartbeating } from './heartbeat';
 import { cloneRepository } from './repository-clone';
-import { execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
+import { endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
@@ -388,6 +388,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       return await whileHeartbeating(async () => {
         const containerName = containerNameFor(input.agentId);
         await ensureRunning(containerName);
+        // A worker that died while collecting left its git running in the sandbox, holding the index lock.
+        if (Context.current().info.attempt > 1) await endLeftoverCommands(docker, containerName);
         const branch = resultBranchFor(input.agentId);
         // Runs inside the sandbox: the agent controls this repository (hooks, config), so git never runs on the host here.
         const script = [

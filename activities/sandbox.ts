@@ -162,6 +162,20 @@ async function killInContainer(docker: Docker, containerName: string, pidFile: s
 }
 
 /**
+ * Ends every command an earlier attempt left running in the sandbox (the process groups the exec
+ * wrapper recorded; the commands of one agent never run side by side), and the lock git leaves when
+ * it is killed. For an activity retried after its worker died.
+ */
+export async function endLeftoverCommands(docker: Docker, containerName: string): Promise<void> {
+  const script = [
+    'me=$(cut -d" " -f5 /proc/$$/stat)', // this command's own process group
+    `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] || continue; p=$(cat "$f"); [ "$p" = "$me" ] && continue; kill -KILL "-$p" 2>/dev/null; rm -f "$f"; done`,
+    'rm -f .git/index.lock',
+  ].join('\n');
+  await execInContainer(docker, containerName, ['sh', '-c', script], { timeoutMs: 30_000, maxOutputBytes: 1024 });
+}
+
+/**
  * Runs a command inside a running sandbox as the sandbox user and collects its capped output. The
  * per-command timeout is enforced inside the container by coreutils `timeout` (exit code 124), which
  * leads its own process group; aborting the signal ends that whole group inside the container, not
