@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
+import type { ContainerInfo } from 'dockerode';
 import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
@@ -11,7 +12,7 @@ import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { stopIfCancelled, whileHeartbeating } from './heartbeat';
 import { cloneRepository } from './repository-clone';
-import { endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
+import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
@@ -96,10 +97,11 @@ export const containerNameFor = (agentId: string): string => `${CONTAINER_PREFIX
  * The workflow (agent id) a sandbox belongs to: its label, or for a claimed warm container (created
  * before its agent existed, labels fixed) its name. Undefined for a sandbox of no agent.
  */
-export function agentIdOfSandbox(name: string, labels: Record<string, string>): string | undefined {
-  const labelled = labels[SANDBOX_LABEL_WORKFLOW];
+export function agentIdOfSandbox(container: Pick<ContainerInfo, 'Names' | 'Id' | 'Labels'>): string | undefined {
+  const labelled = container.Labels[SANDBOX_LABEL_WORKFLOW];
   if (labelled) return labelled;
-  return labels[POOL_SLOT_LABEL] !== undefined && name.startsWith(CONTAINER_PREFIX) ? name.slice(CONTAINER_PREFIX.length) : undefined;
+  const name = containerNameOf(container);
+  return container.Labels[POOL_SLOT_LABEL] !== undefined && name.startsWith(CONTAINER_PREFIX) ? name.slice(CONTAINER_PREFIX.length) : undefined;
 }
 export const resultBranchFor = (agentId: string): string => `agent/${agentId}`;
 

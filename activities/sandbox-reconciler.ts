@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import path from 'node:path';
 import { agentIdOfSandbox } from './agent-sandbox';
 import { isUnclaimedPoolContainer, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
-import { removeContainerIfPresent } from './sandbox';
+import { containerNameOf, removeContainerIfPresent } from './sandbox';
 import { releaseWorkspace, removeWorkspace } from './workspace';
 import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED } from './sandbox-spec';
 
@@ -29,7 +29,7 @@ export async function reconcileSandboxes(docker: Docker, temporal: Client, insta
   });
   const result: ReconcileResult = { kept: [], removed: [] };
   for (const container of containers) {
-    const name = container.Names[0]?.replace(/^\//, '') ?? container.Id;
+    const name = containerNameOf(container);
     const warmSlot = container.Labels[POOL_SLOT_LABEL];
     if (warmSlot !== undefined && isUnclaimedPoolContainer(name)) {
       // A warm sandbox no agent claimed: the pool's own, or left by an earlier worker process.
@@ -42,7 +42,7 @@ export async function reconcileSandboxes(docker: Docker, temporal: Client, insta
       result.removed.push(name);
       continue;
     }
-    const workflowId = agentIdOfSandbox(name, container.Labels);
+    const workflowId = agentIdOfSandbox(container);
     let orphan: boolean;
     try {
       orphan = !workflowId || (await temporal.workflow.getHandle(workflowId).describe()).status.name !== 'RUNNING';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
-import type { ContainerCreateOptions } from 'dockerode';
+import type { ContainerCreateOptions, ContainerInfo } from 'dockerode';
 import { SANDBOX_UID, WORKSPACE_PATH } from './sandbox-spec';
 
 export interface ContainerRunOptions {
@@ -65,6 +65,9 @@ function collectOutput(docker: Docker, stream: NodeJS.ReadableStream, maxBytes: 
     result: () => ({ stdout: stdout.text(), stderr: stderr.text(), outputTruncated: stdout.truncated || stderr.truncated }),
   };
 }
+
+/** A listed container's name (the engine lists names with a leading slash), or its id. */
+export const containerNameOf = (container: Pick<ContainerInfo, 'Names' | 'Id'>): string => container.Names[0]?.replace(/^\//, '') ?? container.Id;
 
 /** Whether Docker answered 404 (the container does not exist), as opposed to not answering at all. */
 export function isNotFound(error: unknown): boolean {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { removeContainerIfPresent } from './sandbox';
+import { containerNameOf, removeContainerIfPresent } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, type SandboxLimits, type SandboxRuntime } from './sandbox-spec';
 import { prepareWorkspace, removeWorkspace, type QuotaMode } from './workspace';
 
@@ -77,8 +77,7 @@ export function createWarmPool(settings: WarmPoolSettings): WarmPool {
   /** This instance's sandboxes on this host that are not warm (agents, claimed or not). */
   async function sandboxesInUse(): Promise<number> {
     const all = await docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${settings.instance}`] } });
-    const names = all.map((container) => container.Names[0]?.replace(/^\//, '') ?? '');
-    return names.filter((name) => !isUnclaimedPoolContainer(name)).length;
+    return all.filter((container) => !isUnclaimedPoolContainer(containerNameOf(container))).length;
   }
 
   async function createOne(): Promise<void> {

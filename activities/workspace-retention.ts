@@ -18,7 +18,7 @@ export async function pruneWorkspaces(deps: { docker: Docker; prisma: PrismaClie
   const agentIds = await listWorkspaces(deps.workspacesDir);
   if (agentIds.length === 0) return [];
   const withContainer = new Set(
-    (await deps.docker.listContainers({ all: true, filters: { label: [SANDBOX_LABEL_MANAGED] } })).map((container) => agentIdOfSandbox(container.Names[0]?.replace(/^\//, '') ?? '', container.Labels)),
+    (await deps.docker.listContainers({ all: true, filters: { label: [SANDBOX_LABEL_MANAGED] } })).map((container) => agentIdOfSandbox(container)),
   );
   const rows = new Map((await deps.prisma.agent.findMany({ where: { id: { in: agentIds } }, select: { id: true, state: true, finishedAt: true } })).map((row) => [row.id, row]));
   const removed: string[] = [];

@@ -67,7 +67,6 @@ export async function removeWorkspace(dir: string): Promise<void> {
   if (real !== dir) await rm(dir, { force: true });
 }
 
-
 /** Whether the workspace has reached its quota: its file system is full (loop mode), or `du` says it is past the quota (watchdog mode). */
 export async function quotaReached(dir: string, mode: QuotaMode, quotaMb: number): Promise<boolean> {
   if (mode === 'loop') {

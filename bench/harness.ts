@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { issueApiToken } from '../api/auth';
 import { instanceLabel } from '../activities/sandbox-reconciler';
+import { containerNameOf } from '../activities/sandbox';
 import { SANDBOX_LABEL_INSTANCE } from '../activities/sandbox-spec';
 import { isUnclaimedPoolContainer, POOL_LABEL } from '../activities/warm-pool';
 import type { FakeAnthropic } from '../scripts/scripted-model-server';
@@ -71,7 +72,7 @@ export async function removeInstanceContainers(docker: Docker, instance: string)
 export async function waitForWarmPool(bench: BenchInstance, size: number): Promise<void> {
   const instance = instanceLabel(bench.instance.config.TEMPORAL_NAMESPACE, bench.instance.config.TASK_QUEUE);
   const warm = async (): Promise<number> =>
-    (await bench.instance.docker.listContainers({ filters: { label: [`${SANDBOX_LABEL_INSTANCE}=${instance}`, POOL_LABEL] } })).filter((container) => isUnclaimedPoolContainer(container.Names[0]?.replace(/^\//, '') ?? '')).length;
+    (await bench.instance.docker.listContainers({ filters: { label: [`${SANDBOX_LABEL_INSTANCE}=${instance}`, POOL_LABEL] } })).filter((container) => isUnclaimedPoolContainer(containerNameOf(container))).length;
   await waitUntil(async () => (await warm()) >= size, 60_000, 20);
   if ((await warm()) < size) throw new Error(`the warm pool did not reach ${size} sandboxes within a minute`);
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { ContainerInfo } from 'dockerode';
 import { issueApiToken } from '../../api/auth';
 import { containerNameFor } from '../../activities/agent-sandbox';
+import { containerNameOf as nameOf } from '../../activities/sandbox';
 import { instanceLabel, reconcileSandboxes } from '../../activities/sandbox-reconciler';
 import { hardenedContainerSpec, SANDBOX_LABEL_INSTANCE } from '../../activities/sandbox-spec';
 import { POOL_LABEL, POOL_SLOT_LABEL } from '../../activities/warm-pool';
@@ -44,7 +45,6 @@ describe('the warm sandbox pool', () => {
   });
 
   const sandboxes = async (): Promise<ContainerInfo[]> => await instance.docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL_INSTANCE}=${mine}`] } });
-  const nameOf = (container: ContainerInfo): string => container.Names[0]?.replace(/^\//, '') ?? '';
   const warm = async (): Promise<ContainerInfo[]> => (await sandboxes()).filter((container) => container.State === 'running' && nameOf(container).startsWith('pool-'));
   const waitForWarm = async (count: number): Promise<ContainerInfo[]> => {
     await waitUntil(async () => (await warm()).length === count, 30_000);
