@@ -426,15 +426,16 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
 
     /** A kill's first step: the agent's container goes at once, whatever runs in it (the teardown follows once the run has stopped). Idempotent. */
     async removeSandboxContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
-      await removeContainerIfPresent(docker, containerNameFor(input.agentId));
-      if (input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+      // Whichever removal (this one or the teardown) removed the container measures the kill, once.
+      const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+      if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
     },
 
     /** Removes the agent's container; the workspace with its result branch stays for inspection. Idempotent. */
     async teardownSandbox(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       await whileHeartbeating(async () => {
-        await removeContainerIfPresent(docker, containerNameFor(input.agentId));
-        if (input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+        const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+        if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
         void deps.warmPool?.refill(); // a place is free again
         await releaseWorkspace(workspaceOf(input.agentId));
       });

@@ -75,11 +75,12 @@ export function isNotFound(error: unknown): boolean {
 }
 
 /** Removes a container (by name or id) if it exists: a retried activity clears its previous attempt, the reconciler its orphans. */
-export async function removeContainerIfPresent(docker: Docker, name: string): Promise<void> {
+export async function removeContainerIfPresent(docker: Docker, name: string): Promise<boolean> {
   try {
     await docker.getContainer(name).remove({ force: true });
+    return true;
   } catch (error) {
-    if (isNotFound(error)) return;
+    if (isNotFound(error)) return false;
     // Another removal (a kill's, beside the teardown's) is under way: done once the engine has finished it.
     if ((error as { statusCode?: number }).statusCode !== 409) throw error;
     await docker
@@ -88,6 +89,7 @@ export async function removeContainerIfPresent(docker: Docker, name: string): Pr
       .catch((waitError: unknown) => {
         if (!isNotFound(waitError)) throw waitError;
       });
+    return false; // the other removal did it
   }
 }
 

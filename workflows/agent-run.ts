@@ -216,13 +216,11 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   });
   // The activity in flight (a tool, a model call) learns of its cancellation only at its next heartbeat,
   // seconds later: a kill of a running agent removes its container now; the teardown follows as always.
-  const removedAtKill = { done: false };
   void condition(() => stop.reason === 'killed' && status.state === 'running').then(async () => {
     const hostQueue = placement.hostQueue;
     if (!admitted || hostQueue === null || !patched(KILL_AT_ONCE_PATCH)) return;
     await sandboxOn(hostQueue, options.maxRetries, true)
       .removeSandboxContainer.executeWithOptions({ summary: 'kill: remove the sandbox now' }, [{ agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) }])
-      .then(() => (removedAtKill.done = true))
       .catch(() => undefined); // the teardown removes it then
   });
   const deadline = new CancellationScope();
@@ -317,7 +315,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     if (admitted) {
       // Bounded (a minute at most); a host that is gone leaves its container to its own reconciler when it comes back.
       // The time of the kill lets the host measure how long the container took to go.
-      const teardown = { agentId, ...(stop.killedAt && !removedAtKill.done ? { killRequestedAt: stop.killedAt } : {}) };
+      const teardown = { agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) };
       if (!hostGone) await sandbox?.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [teardown]).catch(() => undefined);
     } else {
       const teardown = sandbox ?? launcher;
