@@ -52,6 +52,8 @@ describe('chaos: the worker SIGKILLed while agents are queued and in a model cal
     const queued = await spawn('queued', 'finish at once');
     const queuedSandboxes = sampleContainers(instance.docker, queued);
     await waitUntil(async () => (await instance.temporal.workflow.getHandle(queued).query(agentStatusQuery)).state === 'queued', 30_000);
+    // The workflow knows it first; the row follows once its state activity has committed.
+    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: queued } })).state === 'queued', 10_000);
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: queued } })).toMatchObject({ state: 'queued' });
 
     workers[0]!.kill('SIGKILL');
