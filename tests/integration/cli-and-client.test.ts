@@ -92,6 +92,8 @@ describe('the typed client and the CLI', () => {
     expect(SessionViewSchema.parse(await client.sessionStatus(session.sessionId))).toMatchObject({ sessionId: session.sessionId, state: 'running', callback: null });
     await client.killSession(session.sessionId);
     await waitUntil(async () => (await client.sessionStatus(session.sessionId)).state === 'killed', 30_000);
+    // The live status can say killed a moment before the agent's row (which a kill is checked against) does.
+    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: session.sessionId } })).state === 'killed', 10_000);
     const refused = await client.killAgent(session.sessionId).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ApiRequestError);
     expect(refused).toMatchObject({ status: 409, code: 'already_finished' });
