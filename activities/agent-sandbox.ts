@@ -11,6 +11,7 @@ import type { RepositoryPolicy } from '../platform/repository-policy';
 import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { stopIfCancelled, whileHeartbeating } from './heartbeat';
+import type { InFlightModelCalls } from './model-calls';
 import { cloneRepository } from './repository-clone';
 import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
@@ -24,10 +25,12 @@ export const SANDBOX_FAILED = 'SandboxFailed';
 /** Marks the failure of an activity whose container was removed under it: by a kill (or a teardown), never by the agent itself. */
 const SANDBOX_REMOVED = 'sandbox-removed';
 
-const sandboxRemoved = (containerName: string): ApplicationFailure =>
-  ApplicationFailure.create({ message: `the sandbox ${containerName} was removed`, type: SANDBOX_FAILED, nonRetryable: true, details: [SANDBOX_REMOVED] });
+/** The failure of an activity a kill stopped (its sandbox removed under it, its model call aborted). */
+export const stoppedByKill = (message: string, type: string): ApplicationFailure => ApplicationFailure.create({ message, type, nonRetryable: true, details: [SANDBOX_REMOVED] });
 
-/** Whether an activity ended because its sandbox was removed under it (a kill's doing: counted as cancelled, not failed). */
+const sandboxRemoved = (containerName: string): ApplicationFailure => stoppedByKill(`the sandbox ${containerName} was removed`, SANDBOX_FAILED);
+
+/** Whether an activity ended because a kill stopped it (its sandbox removed under it): counted as cancelled, not failed. */
 export const isSandboxRemoved = (error: unknown): boolean => error instanceof ApplicationFailure && error.details?.[0] === SANDBOX_REMOVED;
 export const AGENT_LABEL = 'agent-orchestrator.agent-id';
 export const WORKSPACE_LABEL = 'agent-orchestrator.workspace-id';
@@ -54,6 +57,8 @@ export interface AgentSandboxDeps {
   workspaceMaxMb: number;
   /** Sandboxes started ahead of demand (WARM_POOL_SIZE), or null. */
   warmPool: WarmPool | null;
+  /** The model calls in flight in this process: a kill stops its agent's. */
+  modelCalls: InFlightModelCalls;
 }
 
 /** One launch at a time per worker process (one worker process per host). */
@@ -105,10 +110,12 @@ export function agentIdOfSandbox(container: Pick<ContainerInfo, 'Names' | 'Id' |
 }
 export const resultBranchFor = (agentId: string): string => `agent/${agentId}`;
 
-function formatOutput(result: ExecResult): string {
-  const parts = [`exit code ${result.exitCode}${result.exitCode === 124 ? ' (timed out)' : ''}`];
-  if (result.stdout) parts.push(result.stdout);
-  if (result.stderr) parts.push(`stderr:\n${result.stderr}`);
+/** What the model reads of a command: its exit code and both streams, or for a plain tool (the editor) its answer alone. */
+function formatOutput(result: ExecResult, plain: boolean): string {
+  const timedOut = result.exitCode === 124 ? ' (timed out)' : '';
+  const parts = plain
+    ? [result.exitCode === 0 ? result.stdout : result.stderr || `the tool failed with exit code ${result.exitCode}${timedOut}`]
+    : [`exit code ${result.exitCode}${timedOut}`, ...(result.stdout ? [result.stdout] : []), ...(result.stderr ? [`stderr:\n${result.stderr}`] : [])];
   if (result.outputTruncated) parts.push(`[output truncated to ${TOOL_OUTPUT_LIMIT_BYTES} bytes per stream]`);
   return parts.join('\n');
 }
@@ -322,17 +329,18 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         return { status: 'finished', isError, exitCode, oomKilled };
       };
 
+      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { options: true } });
+      const options = agent.options as AgentOptions;
       let command;
       try {
-        command = toolCommand(input.agentType, call.name, call.input);
+        command = toolCommand(input.agentType, call.name, call.input, options.commandTimeout);
       } catch (error) {
         if (error instanceof ToolInputError) return finish(error.message, true, null);
         throw error;
       }
       await ensureRunning(containerName);
       const ooms = await oomKillCount(docker, containerName);
-      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { options: true } });
-      const quotaMb = quotaOf(agent.options as AgentOptions);
+      const quotaMb = quotaOf(options);
       const workspace = workspaceOf(input.agentId);
       // Stops the command on a kill, and (where the quota is only watched) when the workspace goes past it.
       const stop = new AbortController();
@@ -380,7 +388,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         ...(oomKilled ? ['The command was killed: the sandbox ran out of memory.'] : []),
         ...(full ? [`The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`] : []),
       ];
-      const output = [formatOutput(result), ...notes].join('\n');
+      const output = [formatOutput(result, command.plainOutput === true), ...notes].join('\n');
       const outcome = await finish(output, command.reportsExitCode ? false : result.exitCode !== 0, result.exitCode, oomKilled);
       return { ...outcome, quotaReached: full };
     },
@@ -419,13 +427,16 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
           summary: input.summary,
         };
         const filesChanged = stat.stdout.split('\n').filter(Boolean).length;
-        await storeResult(prisma, input.agentId, data, { type: 'result', branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode });
+        // The last model call is over: the run's estimated cost is final.
+        const { costUsd } = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { costUsd: true } });
+        await storeResult(prisma, input.agentId, data, { type: 'result', branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode, costUsd });
         return { branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode };
       });
     },
 
-    /** A kill's first step: the agent's container goes at once, whatever runs in it (the teardown follows once the run has stopped). Idempotent. */
+    /** A kill's first step: the agent's container goes at once, whatever runs in it, and its model call stops (the teardown follows once the run has stopped). Idempotent. */
     async removeSandboxContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
+      deps.modelCalls.abort(input.agentId); // a model call of the agent streaming on this host stops too
       // Whichever removal (this one or the teardown) removed the container measures the kill, once.
       const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
       if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);

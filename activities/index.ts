@@ -11,6 +11,8 @@ import { createAgentSandboxActivities } from './agent-sandbox';
 import { createFederationCommandActivities } from './federation-commands';
 import { createHubEventActivities } from './hub-events';
 import { createModelActivities } from './model';
+import { InFlightModelCalls } from './model-calls';
+import type { ModelPriceTable } from '../config/model-prices';
 import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
 import { createSessionCallbackActivities } from './session-callbacks';
@@ -46,6 +48,8 @@ export interface ActivityDeps {
   metrics: WorkerMetrics;
   /** Sandboxes started ahead of demand on this host (WARM_POOL_SIZE > 0), or null. */
   warmPool: WarmPool | null;
+  /** Prices and context windows per model (MODEL_PRICES merged over the defaults). */
+  modelPrices: ModelPriceTable;
 }
 
 /**
@@ -53,13 +57,14 @@ export interface ActivityDeps {
  * result, so tests can hand in other dependencies without touching workflow code.
  */
 export function createActivities(deps: ActivityDeps) {
+  const modelCalls = new InFlightModelCalls(); // the model and the kill's sandbox removal share it
   return {
     ...createSandboxCheckRecordActivities(deps.prisma),
     ...createSandboxProbeActivities(deps),
     ...createAdmissionActivities(),
     ...createAgentRecordActivities(deps.prisma, deps.metrics),
-    ...createModelActivities(deps),
-    ...createAgentSandboxActivities(deps),
+    ...createModelActivities({ ...deps, modelCalls }),
+    ...createAgentSandboxActivities({ ...deps, modelCalls }),
     ...createFederationCommandActivities(deps),
     ...createHubEventActivities(deps),
     ...createSessionCallbackActivities({ prisma: deps.prisma, identity: deps.identity, outbound: deps.peers.policy, metrics: deps.metrics }),

@@ -1,34 +1,48 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { costOf, DEFAULT_CONTEXT_WINDOW, priceOf, type ModelPriceTable } from '../config/model-prices';
 import type { WorkerMetrics } from '../platform/metrics';
-import type { Prisma, PrismaClient } from '../prisma/client';
+import { Prisma, type PrismaClient } from '../prisma/client';
 import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
+import type { ModelProgress } from '../shared/agent-events';
 import { toolCallLabel, toolsFor } from './agent-tools';
+import { stoppedByKill } from './agent-sandbox';
 import { whileHeartbeating } from './heartbeat';
+import type { InFlightModelCalls } from './model-calls';
+import { ContextOverflowError, firstPrompt, fitToContext, MAX_OUTPUT_TOKENS, systemPrompt, withCacheBreakpoints, type FittedTranscript, type StoredMessage } from './model-request';
 import { appendEventStatements } from '../domain/agents/agent-events';
 
 /**
- * One model call per activity. The transcript lives in PostgreSQL (AgentMessage), so the workflow
- * history carries only ids and small summaries. The SDK's own retries are off: Temporal's retry
- * policy retries 429/529/5xx visibly, and 400/401/403/404 fail at once as non-retryable.
+ * One model call per activity, streamed. The transcript lives in PostgreSQL (AgentMessage), so the
+ * workflow history carries only ids and small summaries. The SDK's own retries are off: Temporal's
+ * retry policy retries 429/529/5xx and errors in the middle of a stream visibly, and
+ * 400/401/403/404 fail at once as non-retryable.
  */
 export const MODEL_REJECTED = 'ModelRequestRejected';
 export const MODEL_UNAVAILABLE = 'ModelUnavailable';
 export const MODEL_NOT_CONFIGURED = 'ModelNotConfigured';
+export const CONTEXT_WINDOW_EXCEEDED = 'ContextWindowExceeded';
 
 const NON_RETRYABLE_STATUSES = new Set([400, 401, 403, 404, 413, 422]);
-const MAX_OUTPUT_TOKENS = 8192;
+/** How often what the model writes is published to the status and the event stream while it streams. */
+const PROGRESS_INTERVAL_MS = 1000;
+/** Requests the API still finds too long after the estimate: re-fitted with its own count, this many times. */
+const TOO_LONG_REFITS = 3;
 
 export const UNKNOWN_TOOL_OUTCOME =
   'The outcome of this tool call is unknown: the worker running it stopped before reporting. It may or may not have taken effect; inspect the workspace before repeating it.';
 
 export interface ModelTurn {
   stopReason: string | null;
-  /** label: the tool and its main argument ("run_shell `npm test`"), for the Web UI; absent in older histories. */
+  /** label: the tool and its main argument ("bash `npm test`"), for the Web UI; absent in older histories. */
   toolCalls: Array<{ id: string; name: string; label?: string }>;
   usage: TokenUsage;
   /** The first characters of the model's text, for the status and the Web UI. */
   text: string;
+  /** This turn's estimated cost in USD; null when the model has no price (absent in older histories). */
+  costUsd?: number | null;
+  /** Set when this turn's request cleared older tool results to fit the context window. */
+  contextCleared?: { clearedToolResults: number };
 }
 
 export interface ModelDeps {
@@ -36,6 +50,10 @@ export interface ModelDeps {
   /** Null when no API key is configured: every call then fails with a clear non-retryable error. */
   anthropic: Anthropic | null;
   metrics: WorkerMetrics;
+  /** Prices and context windows per model (MODEL_PRICES). */
+  modelPrices: ModelPriceTable;
+  /** The calls in flight in this process: a kill aborts its agent's. */
+  modelCalls: InFlightModelCalls;
 }
 
 /** SDK message blocks are plain JSON data; Prisma's Json input type just cannot see that. */
@@ -43,27 +61,6 @@ const asJson = (value: unknown): Prisma.InputJsonValue => value as Prisma.InputJ
 
 /** A message with seq 2t+1 is the model's reply in turn t; seq 2t (t > 0) holds the tool results it answers. */
 const replySeq = (turn: number): number => 2 * turn + 1;
-
-function systemPrompt(agentType: AgentType, context: AgentContext): string {
-  const roles: Record<AgentType, string> = {
-    worker: 'You are a coding agent. Make the requested changes in the repository at /workspace using the tools, keeping the project building and its tests passing.',
-    reviewer: 'You are a code reviewer. Read the repository at /workspace and report problems and suggestions. You cannot change files.',
-    tester: "You are a test agent. Run the project's tests with run_tests, investigate failures and report what fails and why.",
-  };
-  return [
-    roles[agentType],
-    `Repository: ${context.repository} (branch ${context.branch}). The sandbox has no network access.`,
-    context.skills?.length ? `Skills: ${context.skills.join(', ')}.` : '',
-    context.instructions ? `Instructions:\n${context.instructions}` : '',
-    'When the work is done, answer with a short summary and no tool call.',
-  ]
-    .filter(Boolean)
-    .join('\n\n');
-}
-
-function firstPrompt(context: AgentContext): string {
-  return ['Work items:', ...context.workItems.map((item, index) => `${index + 1}. ${item}`)].join('\n');
-}
 
 function textOf(content: Anthropic.ContentBlock[]): string {
   return content
@@ -73,8 +70,10 @@ function textOf(content: Anthropic.ContentBlock[]): string {
     .slice(0, 1000);
 }
 
+const statusOf = (error: unknown): number | undefined => (error instanceof Anthropic.APIError ? (error.status as number | undefined) : undefined);
+
 function toFailure(error: unknown): ApplicationFailure {
-  const status: number | undefined = error instanceof Anthropic.APIError ? (error.status as number | undefined) : undefined;
+  const status = statusOf(error);
   const message = error instanceof Error ? error.message : String(error);
   if (status !== undefined && NON_RETRYABLE_STATUSES.has(status)) {
     return ApplicationFailure.nonRetryable(`model request rejected with ${status}: ${message}`, MODEL_REJECTED);
@@ -82,7 +81,42 @@ function toFailure(error: unknown): ApplicationFailure {
   return ApplicationFailure.retryable(`model unavailable: ${status !== undefined ? `${status}: ` : ''}${message}`, MODEL_UNAVAILABLE);
 }
 
-export function createModelActivities({ prisma, anthropic, metrics }: ModelDeps) {
+/** What the API said when it refused a prompt as too long ("prompt is too long: 210000 tokens > 200000 maximum"), else null; 0 where it did not say. */
+function tooLong(error: unknown): { tokens: number; maximum: number } | null {
+  if (statusOf(error) !== 400 || !(error instanceof Error) || !/prompt is too long/i.test(error.message)) return null;
+  const [, tokens = '0', maximum = '0'] = /(\d+) tokens > (\d+)/.exec(error.message) ?? [];
+  return { tokens: Number(tokens), maximum: Number(maximum) };
+}
+
+/** What the model writes as it streams: the text so far and the tool whose input it is writing. */
+class StreamedProgress {
+  private text = '';
+  private tool: string | null = null;
+  private toolInputCharacters = 0;
+  changed = false;
+
+  constructor(private readonly turn: number) {}
+
+  see(event: Anthropic.MessageStreamEvent): void {
+    if (event.type === 'content_block_start' && event.content_block.type === 'tool_use') {
+      this.tool = event.content_block.name;
+      this.toolInputCharacters = 0;
+    } else if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
+      this.text += event.delta.text;
+    } else if (event.type === 'content_block_delta' && event.delta.type === 'input_json_delta') {
+      this.toolInputCharacters += event.delta.partial_json.length;
+    } else return;
+    this.changed = true;
+  }
+
+  snapshot(): ModelProgress {
+    this.changed = false;
+    const text = this.text.length > 1000 ? `…${this.text.slice(-1000)}` : this.text;
+    return { turn: this.turn + 1, text, textLength: this.text.length, tool: this.tool, toolInputCharacters: this.toolInputCharacters, at: new Date().toISOString() };
+  }
+}
+
+export function createModelActivities({ prisma, anthropic, metrics, modelPrices, modelCalls }: ModelDeps) {
   /** Appends the tool results of turn-1 (idempotent); a call that never finished is reported as unknown. */
   async function ensureToolResults(agentId: string, turn: number): Promise<void> {
     const seq = 2 * turn;
@@ -101,6 +135,44 @@ export function createModelActivities({ prisma, anthropic, metrics }: ModelDeps)
     await prisma.agentMessage.createMany({ data: [{ agentId, seq, role: 'user', content: asJson(content) }], skipDuplicates: true });
   }
 
+  /**
+   * Publishes what the model writes, at most once a second and only when it changed: the agent's
+   * row (the status) and a progress event (the event stream). Best effort: a write that fails only
+   * leaves the progress older. `stop` waits for the write in flight, so none lands after the turn.
+   */
+  function publishProgress(agentId: string, progress: StreamedProgress): { stop: () => Promise<void> } {
+    const { log } = Context.current();
+    let writing: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      if (!progress.changed) return;
+      const snapshot = progress.snapshot();
+      writing = writing
+        .then(async () => {
+          await prisma.$transaction([prisma.agent.update({ where: { id: agentId }, data: { modelProgress: asJson(snapshot) } }), ...appendEventStatements(prisma, agentId, { type: 'progress', ...snapshot })]);
+        })
+        .catch((error: unknown) => {
+          log.warn('model progress not published', { agentId, error: error instanceof Error ? error.message : String(error) });
+        });
+    }, PROGRESS_INTERVAL_MS);
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await writing;
+      },
+    };
+  }
+
+  /** Streams one request; heartbeats with every event, so a long generation is neither cut by a timeout nor taken for a dead worker. */
+  async function streamReply(client: Anthropic, body: Anthropic.MessageStreamParams, signal: AbortSignal, progress: StreamedProgress): Promise<Anthropic.Message> {
+    const context = Context.current();
+    const stream = client.messages.stream(body, { signal });
+    stream.on('streamEvent', (event) => {
+      context.heartbeat();
+      progress.see(event);
+    });
+    return await stream.finalMessage();
+  }
+
   return {
     async callModel(input: { agentId: string; turn: number }): Promise<ModelTurn> {
       const { agentId, turn } = input;
@@ -116,36 +188,78 @@ export function createModelActivities({ prisma, anthropic, metrics }: ModelDeps)
       if (!anthropic) throw ApplicationFailure.nonRetryable('ANTHROPIC_API_KEY is not set on the worker', MODEL_NOT_CONFIGURED);
       await prisma.agentMessage.createMany({ data: [{ agentId, seq: 0, role: 'user', content: firstPrompt(context) }], skipDuplicates: true });
       if (turn > 0) await ensureToolResults(agentId, turn);
-      const transcript = await prisma.agentMessage.findMany({ where: { agentId, seq: { lte: 2 * turn } }, orderBy: { seq: 'asc' } });
+      const rows = await prisma.agentMessage.findMany({ where: { agentId, seq: { lte: 2 * turn } }, orderBy: { seq: 'asc' } });
+      const transcript: StoredMessage[] = rows.map((row) => ({ seq: row.seq, role: row.role as StoredMessage['role'], content: row.content as unknown as StoredMessage['content'] }));
 
-      let reply: Anthropic.Message;
+      const price = priceOf(modelPrices, options.model);
+      const system = systemPrompt(agentType, context);
+      const tools = toolsFor(agentType);
+      let budgetTokens = (price?.contextWindow ?? DEFAULT_CONTEXT_WINDOW) - MAX_OUTPUT_TOKENS;
+      let tokensPerChar = agent.promptChars > 0 ? agent.promptTokens / agent.promptChars : 0;
+      const fit = (): FittedTranscript => {
+        try {
+          return fitToContext({ system, tools }, transcript, { budgetTokens, tokensPerChar, clearedThrough: agent.contextClearedThrough });
+        } catch (error) {
+          if (error instanceof ContextOverflowError) throw ApplicationFailure.nonRetryable(error.message, CONTEXT_WINDOW_EXCEEDED);
+          throw error;
+        }
+      };
+
+      const kill = modelCalls.begin(agentId);
+      // A kill reaches the stream at once (see InFlightModelCalls); Temporal's cancellation too, at the next heartbeat.
+      const signal = AbortSignal.any([Context.current().cancellationSignal, kill.signal]);
+      const progress = new StreamedProgress(turn);
+      const publisher = publishProgress(agentId, progress);
       const timer = metrics.modelRequests.startTimer({ model: options.model });
+      let fitted = fit();
+      let reply: Anthropic.Message;
       try {
-        // Heartbeats while the model answers: a kill reaches the request (its signal) and a dead worker shows within the heartbeat timeout.
-        reply = await whileHeartbeating(() =>
-          anthropic.messages.create(
-            {
-              model: options.model,
-              max_tokens: MAX_OUTPUT_TOKENS,
-              system: systemPrompt(agentType, context),
-              tools: toolsFor(agentType),
-              messages: transcript.map((message) => ({ role: message.role as 'user' | 'assistant', content: message.content as unknown as Anthropic.MessageParam['content'] })),
-            },
-            { signal: Context.current().cancellationSignal },
-          ),
-        );
+        for (let refits = 0; ; refits++) {
+          try {
+            const cached = withCacheBreakpoints(tools, system, fitted.messages);
+            reply = await whileHeartbeating(() => streamReply(anthropic, { model: options.model, max_tokens: MAX_OUTPUT_TOKENS, ...cached }, signal, progress));
+            break;
+          } catch (error) {
+            // The estimate was low (or the window smaller than configured): the API's own numbers calibrate the next fit.
+            const refused = tooLong(error);
+            if (refused === null || refits >= TOO_LONG_REFITS) throw error;
+            tokensPerChar = refused.tokens > 0 ? refused.tokens / fitted.characters : Math.max(tokensPerChar, 1 / 3) * 1.5;
+            if (refused.maximum > MAX_OUTPUT_TOKENS) budgetTokens = Math.min(budgetTokens, refused.maximum - MAX_OUTPUT_TOKENS);
+            fitted = fit();
+          }
+        }
       } catch (error) {
-        const failure = toFailure(error);
+        if (kill.signal.aborted) {
+          timer({ outcome: 'killed' });
+          throw stoppedByKill('the model call was stopped: the agent was killed', MODEL_UNAVAILABLE);
+        }
+        const failure = error instanceof ApplicationFailure ? error : toFailure(error);
         timer({ outcome: failure.nonRetryable ? 'rejected' : 'retryable' });
         throw failure;
+      } finally {
+        modelCalls.end(agentId, kill);
+        await publisher.stop();
       }
       timer({ outcome: 'ok' });
-      metrics.modelTokens.inc({ model: options.model, kind: 'input' }, reply.usage.input_tokens);
-      metrics.modelTokens.inc({ model: options.model, kind: 'output' }, reply.usage.output_tokens);
 
-      const usage = { inputTokens: reply.usage.input_tokens, outputTokens: reply.usage.output_tokens };
+      const usage: Required<TokenUsage> = {
+        inputTokens: reply.usage.input_tokens,
+        outputTokens: reply.usage.output_tokens,
+        cacheCreationInputTokens: reply.usage.cache_creation_input_tokens ?? 0,
+        cacheReadInputTokens: reply.usage.cache_read_input_tokens ?? 0,
+      };
+      const turnCost = price ? costOf(usage, price) : null;
+      const totalCost = turnCost === null ? agent.costUsd : (agent.costUsd ?? 0) + turnCost;
+      metrics.modelTokens.inc({ model: options.model, kind: 'input' }, usage.inputTokens);
+      metrics.modelTokens.inc({ model: options.model, kind: 'output' }, usage.outputTokens);
+      metrics.modelTokens.inc({ model: options.model, kind: 'cache_creation' }, usage.cacheCreationInputTokens);
+      metrics.modelTokens.inc({ model: options.model, kind: 'cache_read' }, usage.cacheReadInputTokens);
+      if (turnCost !== null) metrics.modelCost.inc({ model: options.model }, turnCost);
+      if (fitted.clearedNow) metrics.contextClearings.inc();
+
       const toolUses = reply.content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use');
-      await prisma.$transaction([
+      const promptTokens = usage.inputTokens + usage.cacheCreationInputTokens + usage.cacheReadInputTokens;
+      const statements: Array<Prisma.PrismaPromise<unknown>> = [
         prisma.agentMessage.create({ data: { agentId, seq: replySeq(turn), role: 'assistant', content: asJson(reply.content) } }),
         prisma.toolCall.createMany({
           data: toolUses.map((use) => ({ id: use.id, agentId, turn, name: use.name, input: use.input as object, status: 'pending' })),
@@ -153,18 +267,36 @@ export function createModelActivities({ prisma, anthropic, metrics }: ModelDeps)
         }),
         prisma.agent.update({
           where: { id: agentId },
-          data: { turn: turn + 1, inputTokens: { increment: usage.inputTokens }, outputTokens: { increment: usage.outputTokens } },
+          data: {
+            turn: turn + 1,
+            inputTokens: { increment: usage.inputTokens },
+            outputTokens: { increment: usage.outputTokens },
+            cacheCreationInputTokens: { increment: usage.cacheCreationInputTokens },
+            cacheReadInputTokens: { increment: usage.cacheReadInputTokens },
+            costUsd: totalCost,
+            modelProgress: Prisma.DbNull,
+            promptChars: fitted.characters,
+            promptTokens,
+            contextClearedThrough: fitted.clearedThrough,
+            clearedToolResults: fitted.clearedToolResults,
+            ...(fitted.clearedNow ? { contextClearings: { increment: 1 }, contextClearedAtTurn: turn + 1 } : {}),
+          },
         }),
+        ...(fitted.clearedNow
+          ? appendEventStatements(prisma, agentId, { type: 'context', turn: turn + 1, clearedToolResults: fitted.clearedToolResults, estimatedTokens: fitted.estimatedTokens, budgetTokens })
+          : []),
         ...appendEventStatements(prisma, agentId, {
           type: 'turn',
           turn: turn + 1,
-          inputTokens: usage.inputTokens,
-          outputTokens: usage.outputTokens,
+          ...usage,
+          costUsd: turnCost,
+          totalCostUsd: totalCost,
           toolCalls: toolUses.map((use) => toolCallLabel(use.name, use.input)),
           text: textOf(reply.content),
         }),
-      ]);
-      return summarize(reply.content, reply.stop_reason, usage);
+      ];
+      await prisma.$transaction(statements);
+      return { ...summarize(reply.content, reply.stop_reason, usage), costUsd: turnCost, ...(fitted.clearedNow ? { contextCleared: { clearedToolResults: fitted.clearedToolResults } } : {}) };
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Client, Connection } from '@temporalio/client';
 import express, { type Express } from 'express';
 import type { AppConfig } from '../config/env';
+import { parseModelPrices } from '../config/model-prices';
 import { createAgentService } from '../domain/agents/agent-service';
 import { createFederatedAgentService } from '../domain/agents/federated-agents';
 import { createPeerCommandHandler } from '../domain/agents/peer-commands';
@@ -38,6 +39,7 @@ export type ApiSettings = Pick<
   | 'REPOSITORY_HOSTS'
   | 'REPOSITORY_LOCAL_ROOTS'
   | 'WORKSPACE_MAX_MB'
+  | 'MODEL_PRICES'
 >;
 
 export interface ApiDeps {
@@ -64,7 +66,7 @@ export function createApp(deps: ApiDeps): Express {
 
   const peers = peerTransport(settings);
   const repositories = repositoryPolicy(settings, peers.policy);
-  const agents = createAgentService({ temporal, prisma, taskQueue, repositories, workspaceMaxMb: settings.WORKSPACE_MAX_MB });
+  const agents = createAgentService({ temporal, prisma, taskQueue, repositories, workspaceMaxMb: settings.WORKSPACE_MAX_MB, modelPrices: parseModelPrices(settings.MODEL_PRICES) });
   const federatedAgents = createFederatedAgentService({ temporal, prisma, agents, identity, taskQueue, pollIntervalSeconds: settings.FEDERATION_POLL_INTERVAL, authority, rateLimitPerMinute, log });
   const connections = createConnectionService({ prisma, temporal, taskQueue, identity, peers, authority, log, onStatusChanged: (connectionId, status) => federatedAgents.notifyConnectionStatus(connectionId, status) });
   const peerCommands = createPeerCommandHandler({ prisma, identity, agents, authority, rateLimitPerMinute, log });

@@ -12,18 +12,18 @@ export const WORK = {
 
 const takeTurns: Script = (recorded) => {
   const count = Number(/take turns: (\d+)/.exec(JSON.stringify(recorded.body.messages[0]))?.[1] ?? 0);
-  return recorded.turn < count ? reply.toolUse({ name: 'run_shell', input: { command: 'true' } }) : reply.text('Done.');
+  return recorded.turn < count ? reply.toolUse({ name: 'bash', input: { command: 'true' } }) : reply.text('Done.');
 };
 
 const realistic: Script = () => ({
-  ...reply.toolUse({ name: 'run_shell', input: { command: `sleep ${2 + Math.floor(Math.random() * 4)}`, timeout_seconds: 60 } }),
+  ...reply.toolUse({ name: 'bash', input: { command: `sleep ${2 + Math.floor(Math.random() * 4)}` } }),
   delayMs: 500 + Math.floor(Math.random() * 2000),
 });
 
 export function benchModel(): FakeAnthropic {
   return new FakeAnthropic(
     byWorkItem({
-      [WORK.hold]: byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 600', timeout_seconds: 900 } })]),
+      [WORK.hold]: byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 600' } })]),
       'take turns:': takeTurns,
       [WORK.realistic]: realistic,
     }),

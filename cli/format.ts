@@ -1,4 +1,15 @@
-import type { AgentEventView } from '../shared/agent-events';
+import type { AgentEventView, TurnUsage } from '../shared/agent-events';
+
+/** "1,234 tokens, 900 from the cache, $0.0123". */
+export function turnUsage(usage: TurnUsage): string {
+  const cached = usage.cacheReadInputTokens ?? 0;
+  const total = usage.inputTokens + usage.outputTokens + (usage.cacheCreationInputTokens ?? 0) + cached;
+  const cost = usage.costUsd === undefined || usage.costUsd === null ? '' : `, ${formatUsd(usage.costUsd)}`;
+  return `${total} tokens${cached > 0 ? `, ${cached} read from the cache` : ''}${cost}`;
+}
+
+/** Dollars with four decimals below a dollar ($0.0123), two above ($12.34). */
+export const formatUsd = (usd: number): string => `$${usd < 1 ? usd.toFixed(4) : usd.toFixed(2)}`;
 
 /** One line per event of a run, as `watch` and `logs` print it. */
 export function describeEvent(event: AgentEventView): string {
@@ -8,11 +19,15 @@ export function describeEvent(event: AgentEventView): string {
     case 'state':
       return `${time}  #${event.seq}  state ${data.state}${data.detail ? ` (${data.detail})` : ''}${data.error ? `: ${data.error}` : ''}`;
     case 'turn':
-      return `${time}  #${event.seq}  turn ${data.turn}: ${data.toolCalls.length > 0 ? `model asks for ${data.toolCalls.join(', ')}` : 'model is done'}${data.text ? ` — ${data.text.split('\n')[0]?.slice(0, 80) ?? ''}` : ''} (${data.inputTokens + data.outputTokens} tokens)`;
+      return `${time}  #${event.seq}  turn ${data.turn}: ${data.toolCalls.length > 0 ? `model asks for ${data.toolCalls.join(', ')}` : 'model is done'}${data.text ? ` — ${data.text.split('\n')[0]?.slice(0, 80) ?? ''}` : ''} (${turnUsage(data)})`;
+    case 'progress':
+      return `${time}  #${event.seq}  turn ${data.turn}: writing${data.tool ? ` ${data.tool} input (${data.toolInputCharacters} characters)` : ''}${data.textLength > 0 ? `, ${data.textLength} characters of text` : ''}`;
+    case 'context':
+      return `${time}  #${event.seq}  turn ${data.turn}: context window: older tool results cleared (${data.clearedToolResults} cleared, about ${data.estimatedTokens} of ${data.budgetTokens} tokens)`;
     case 'tool':
       return `${time}  #${event.seq}  turn ${data.turn}: ${data.tool} → ${data.status === 'unknown' ? 'outcome unknown' : data.exitCode === null ? 'error' : `exit ${data.exitCode}`}`;
     case 'result':
-      return `${time}  #${event.seq}  result: ${data.commitSha ? `commit ${data.commitSha.slice(0, 12)}` : 'no changes'} on ${data.branch ?? '?'}${data.filesChanged !== null ? `, ${data.filesChanged} files changed` : ''}${data.testExitCode !== null ? `, tests exit ${data.testExitCode}` : ''}`;
+      return `${time}  #${event.seq}  result: ${data.commitSha ? `commit ${data.commitSha.slice(0, 12)}` : 'no changes'} on ${data.branch ?? '?'}${data.filesChanged !== null ? `, ${data.filesChanged} files changed` : ''}${data.testExitCode !== null ? `, tests exit ${data.testExitCode}` : ''}${typeof data.costUsd === 'number' ? `, cost ≈ ${formatUsd(data.costUsd)}` : ''}`;
   }
 }
 

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ApiRequestError, OrchestratorClient, type AgentView } from '../client/api-client';
 import type { AgentEventView } from '../shared/agent-events';
 import { AGENT_TYPES, type AgentType } from '../shared/agents';
-import { describeEvent, progressLine } from './format';
+import { describeEvent, progressLine, turnUsage } from './format';
 
 /**
  * The orchestrator's command line, on the typed client. Human output by default, --json for scripts.
@@ -44,8 +44,10 @@ const terminalExit = (state: string): number => (state === 'completed' ? EXIT.ok
 function statusLines(agent: AgentView): string[] {
   const lines = [
     `${agent.agentId}  ${agent.state}`,
-    `  task ${agent.taskId} · ${agent.agentType} · turn ${agent.turn} · ${agent.usage.inputTokens + agent.usage.outputTokens} tokens${agent.lastTool ? ` · last tool ${agent.lastTool}` : ''}`,
+    `  task ${agent.taskId} · ${agent.agentType} · turn ${agent.turn} · ${turnUsage({ ...agent.usage, costUsd: agent.costUsd })}${agent.lastTool ? ` · last tool ${agent.lastTool}` : ''}`,
   ];
+  if (agent.modelProgress) lines.push(`  model writing: ${agent.modelProgress.tool ? `${agent.modelProgress.tool} input, ` : ''}${agent.modelProgress.textLength} characters of text`);
+  if (agent.contextManagement) lines.push(`  context: older tool results cleared ${agent.contextManagement.clearings}× (last at turn ${agent.contextManagement.lastClearedAtTurn})`);
   if (agent.error) lines.push(`  error: ${agent.error}`);
   if (agent.result) lines.push(`  result: ${agent.result.commitSha ?? 'no changes'} on ${agent.result.branch ?? '?'}`);
   return lines;

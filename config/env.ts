@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowedNetworks } from '../platform/outbound-http';
+import { parseModelPrices } from './model-prices';
 import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
 
 /**
@@ -32,6 +33,17 @@ export const configSchema = z.object({
   SANDBOX_RUNTIME: z.enum(['runc', 'runsc']).default('runc'),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
+  /** Prices (USD per million tokens) and context windows per model, JSON merged over config/model-prices.ts. */
+  MODEL_PRICES: z
+    .string()
+    .default('')
+    .superRefine((value, context) => {
+      try {
+        parseModelPrices(value);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+      }
+    }),
   /** Names this worker host; its sandbox activities are routed to the queue sandbox-host-<HOST_ID>. */
   HOST_ID: z
     .string()

@@ -98,8 +98,19 @@ export function createWorkerMetrics() {
     }),
     modelTokens: new Counter({
       name: 'orchestrator_model_tokens_total',
-      help: 'Model tokens by model and kind (input, output)',
+      help: 'Model tokens by model and kind (input, output, cache_creation, cache_read)',
       labelNames: ['model', 'kind'] as const,
+      registers,
+    }),
+    modelCost: new Counter({
+      name: 'orchestrator_model_cost_usd_total',
+      help: 'Estimated model cost in US dollars by model (from the price table; models without a price are not counted)',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    contextClearings: new Counter({
+      name: 'orchestrator_context_clearings_total',
+      help: 'Times older tool results were cleared to keep a request within the context window',
       registers,
     }),
     modelRequests: new Histogram({

@@ -7,9 +7,34 @@ import type { AgentState } from './agents';
  */
 export type AgentEventData =
   | { type: 'state'; state: AgentState; detail: string | null; error: string | null }
-  | { type: 'turn'; turn: number; inputTokens: number; outputTokens: number; toolCalls: string[]; text: string }
+  | ({ type: 'turn'; turn: number; toolCalls: string[]; text: string } & TurnUsage)
+  | ({ type: 'progress' } & ModelProgress)
+  | { type: 'context'; turn: number; clearedToolResults: number; estimatedTokens: number; budgetTokens: number }
   | { type: 'tool'; turn: number; toolCallId: string; tool: string; status: 'finished' | 'unknown'; exitCode: number | null; isError: boolean }
-  | { type: 'result'; branch: string | null; commitSha: string | null; filesChanged: number | null; testExitCode: number | null };
+  | { type: 'result'; branch: string | null; commitSha: string | null; filesChanged: number | null; testExitCode: number | null; costUsd?: number | null };
+
+/** A model turn's tokens and estimated cost (cache and cost fields absent in events from before caching). */
+export type TurnUsage = {
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationInputTokens?: number;
+  cacheReadInputTokens?: number;
+  /** This turn's and the run's estimated cost in USD so far; null when the model has no price. */
+  costUsd?: number | null;
+  totalCostUsd?: number | null;
+};
+
+/** What the model is writing while its reply streams (turn: the turn it will complete). */
+export type ModelProgress = {
+  turn: number;
+  /** The text so far (its last 1000 characters) and its full length. */
+  text: string;
+  textLength: number;
+  /** The tool whose input the model is writing (or wrote last in this reply), and that input's length so far. */
+  tool: string | null;
+  toolInputCharacters: number;
+  at: string;
+};
 
 export type AgentEventType = AgentEventData['type'];
 

@@ -32,8 +32,12 @@ export const AgentOptionsSchema = z.strictObject({
   maxRetries: z.number().int().min(0).max(20).default(3),
   model: z.string().min(1).max(200).default('claude-sonnet-5-5'),
   maxTurns: z.number().int().min(1).max(1000).default(50),
-  /** Input plus output tokens the run may spend. */
+  /** Seconds one bash command (or test run) may take before it is stopped (exit code 124). */
+  commandTimeout: z.number().int().min(1).max(3600).default(300),
+  /** Tokens the run may spend: input, output, and prompt-cache writes and reads. */
   tokenBudget: z.number().int().min(1).max(100_000_000).default(2_000_000),
+  /** US dollars the run may spend (estimated from the worker's price table); past it the run stops as failed. */
+  costBudgetUsd: z.number().positive().max(1_000_000).optional(),
   resources: AgentResourcesSchema.default({}),
 });
 

@@ -54,11 +54,31 @@ export interface AgentResume {
   lastTool: string | null;
   error: string | null;
   summary: string;
+  /** Carried across continue-as-new (absent in older histories). */
+  costUsd?: number | null;
+  contextManagement?: ContextManagement | null;
 }
 
 export interface TokenUsage {
+  /** Prompt tokens read at full price (neither written to nor read from the cache). */
   inputTokens: number;
   outputTokens: number;
+  /** Prompt tokens written to the prompt cache (absent in histories from before caching). */
+  cacheCreationInputTokens?: number;
+  /** Prompt tokens read from the prompt cache. */
+  cacheReadInputTokens?: number;
+}
+
+/** Every token a run was billed for: what the token budget counts. */
+export const tokensSpent = (usage: TokenUsage): number => usage.inputTokens + usage.outputTokens + (usage.cacheCreationInputTokens ?? 0) + (usage.cacheReadInputTokens ?? 0);
+
+/** When older tool results were cleared from what the model sees, to keep its requests within the context window. */
+export interface ContextManagement {
+  /** How many times results were cleared, and how many tool results are cleared now. */
+  clearings: number;
+  clearedToolResults: number;
+  /** The turn of the latest clearing. */
+  lastClearedAtTurn: number;
 }
 
 export interface AgentStatus {
@@ -69,6 +89,10 @@ export interface AgentStatus {
   turn: number;
   lastTool: string | null;
   usage: TokenUsage;
+  /** The estimated cost in USD from the worker's price table; null when the model has no price (absent in older histories). */
+  costUsd?: number | null;
+  /** Set once older tool results were cleared to fit the context window. */
+  contextManagement?: ContextManagement | null;
   startedAt: string;
   updatedAt: string;
   error: string | null;

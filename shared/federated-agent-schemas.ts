@@ -42,10 +42,20 @@ export const AgentIdSchema = z.string().regex(/^agent-[0-9a-f-]{36}$/, 'is not a
 /** agent.status and agent.kill. */
 export const AgentRefPayloadSchema = z.strictObject({ agentId: AgentIdSchema });
 
+/** Token usage as an agent's status reports it; the cache fields are additions (absent from older peers). */
+export const TokenUsageSchema = z.object({
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  cacheCreationInputTokens: z.number().int().min(0).optional(),
+  cacheReadInputTokens: z.number().int().min(0).optional(),
+});
+
 export const RemoteProgressSchema = z.object({
   turn: z.number().int().min(0),
   lastTool: z.string().nullable(),
-  usage: z.object({ inputTokens: z.number().int().min(0), outputTokens: z.number().int().min(0) }),
+  usage: TokenUsageSchema,
+  /** Addition: the run's estimated cost in USD on the spoke (null: its model has no price there). */
+  costUsd: z.number().min(0).nullable().optional(),
   updatedAt: z.iso.datetime({ offset: true }),
 });
 
@@ -56,6 +66,8 @@ export const AgentResultPayloadSchema = z.object({
   testOutput: z.string().nullable(),
   testExitCode: z.number().int().nullable(),
   summary: z.string().nullable(),
+  /** Addition: the run's estimated cost in USD (null: its model has no price). */
+  costUsd: z.number().min(0).nullable().optional(),
 });
 
 export const StatusReplyResultSchema = z.object({

@@ -1,3 +1,4 @@
+import type { AgentEventType } from './agent-events';
 /** The workflow that delivers a session's lifecycle events to its callback URL, one per session. */
 export const SESSION_CALLBACKS_WORKFLOW = 'sessionCallbacks';
 export const sessionCallbacksWorkflowId = (sessionId: string): string => `session-callbacks-${sessionId}`;
@@ -9,7 +10,7 @@ export interface SessionCallbackBody {
   sessionId: string;
   /** 1, 2, 3, … per session, without gaps: a receiver applies them in order. */
   sequence: number;
-  type: 'state' | 'turn' | 'tool' | 'result';
+  type: AgentEventType;
   occurredAt: string;
   data: Record<string, unknown>;
 }

@@ -7,6 +7,7 @@ import { DEFAULT_SANDBOX_LIMITS } from '../activities/sandbox-spec';
 import { createWarmPool } from '../activities/warm-pool';
 import { detectQuotaMode } from '../activities/workspace';
 import type { AppConfig } from '../config/env';
+import { parseModelPrices } from '../config/model-prices';
 import { peerTransport } from '../federation/client';
 import type { IdentityHolder } from '../federation/identity';
 import type { Logger } from '../platform/logger';
@@ -46,6 +47,7 @@ export async function activityDeps(
     warmPool,
     ...clients,
     anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
+    modelPrices: parseModelPrices(config.MODEL_PRICES),
     sandboxImage: config.SANDBOX_IMAGE,
     sandboxRuntime: config.SANDBOX_RUNTIME,
     workspacesDir: path.join(config.DATA_DIR, 'workspaces'),

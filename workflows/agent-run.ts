@@ -21,7 +21,8 @@ import {
 import { TimeoutType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { LaunchedSandbox } from '../activities/agent-sandbox';
-import { agentStatusQuery, killAgentSignal, type AgentResume, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
+import { agentStatusQuery, killAgentSignal, tokensSpent, type AgentResume, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
+import type { ModelTurn } from '../activities/model';
 import { agentLifecycleSignal, HUB_EVENT_DELIVERY_WORKFLOW, hubEventDeliveryWorkflowId, type HubEventDeliveryInput, type LifecycleSnapshot } from '../shared/federated-agents';
 import { admissionWorkflowId, DEFAULT_PRIORITY, releaseSlotSignal, slotGrantedSignal } from '../shared/admission';
 import { AGENT_STATE } from '../shared/search-attributes';
@@ -34,6 +35,8 @@ type SandboxActivities = Pick<Activities, 'launchSandbox' | 'runTool' | 'collect
 const ADMISSION_PATCH = 'admission-queue';
 /** A kill removes a running sandbox at once (older histories waited for the activity in flight to notice its cancellation). */
 const KILL_AT_ONCE_PATCH = 'kill-removes-sandbox-at-once';
+/** Model calls run on the sandbox's host, so that a kill's sandbox removal there also stops the call at once (older histories ran them on the instance's queue). */
+const MODEL_ON_HOST_PATCH = 'model-calls-on-sandbox-host';
 /** How long a sandbox activity may wait for its host's worker: past it, the host is taken for gone. */
 const HOST_PICKUP_TIMEOUT = '1 minute';
 const QUEUED_RETRY_INTERVAL = '3 seconds';
@@ -80,6 +83,20 @@ function describeFailure(error: unknown, hostQueue: string | null): string {
   return error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
 }
 
+/** Adds a model turn's tokens, cost and context clearing to the live status (older histories' turns have no cache or cost fields). */
+function addUsage(status: AgentStatus, reply: ModelTurn): void {
+  const usage = status.usage;
+  usage.inputTokens += reply.usage.inputTokens;
+  usage.outputTokens += reply.usage.outputTokens;
+  if (reply.usage.cacheCreationInputTokens !== undefined) usage.cacheCreationInputTokens = (usage.cacheCreationInputTokens ?? 0) + reply.usage.cacheCreationInputTokens;
+  if (reply.usage.cacheReadInputTokens !== undefined) usage.cacheReadInputTokens = (usage.cacheReadInputTokens ?? 0) + reply.usage.cacheReadInputTokens;
+  if (typeof reply.costUsd === 'number') status.costUsd = (status.costUsd ?? 0) + reply.costUsd;
+  if (reply.contextCleared) {
+    const clearings = (status.contextManagement?.clearings ?? 0) + 1;
+    status.contextManagement = { clearings, clearedToolResults: reply.contextCleared.clearedToolResults, lastClearedAtTurn: status.turn };
+  }
+}
+
 /**
  * One agent run: launch the sandbox, loop model call -> tool calls until the model is done, collect
  * the result, tear down. `kill` and the per-task timeout cancel the run; teardown always runs.
@@ -98,6 +115,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     turn: resume?.turn ?? 0,
     lastTool: resume?.lastTool ?? null,
     usage: resume ? { ...resume.usage } : { inputTokens: 0, outputTokens: 0 },
+    costUsd: resume ? (resume.costUsd ?? null) : null,
+    contextManagement: resume?.contextManagement ?? null,
     startedAt: resume?.startedAt ?? now,
     updatedAt: now,
     error: resume?.error ?? null,
@@ -113,17 +132,24 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '1 second', maximumAttempts: options.maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
   });
-  const model = proxyActivities<Pick<Activities, 'callModel'>>({
-    startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '30 seconds',
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      maximumAttempts: options.maxRetries + 1,
-      nonRetryableErrorTypes: ['ModelRequestRejected', 'ModelNotConfigured'],
-    },
-  });
+  /**
+   * Model calls stream and heartbeat with every event: the heartbeat timeout finds a dead worker, the
+   * start-to-close timeout only bounds a runaway call (a long generation is not cut). On a host's
+   * queue they fail like its sandbox activities when the host is gone.
+   */
+  const modelOn = (hostQueue: string | null) =>
+    proxyActivities<Pick<Activities, 'callModel'>>({
+      startToCloseTimeout: hostQueue === null ? '10 minutes' : '1 hour',
+      heartbeatTimeout: '30 seconds',
+      ...(hostQueue === null ? {} : { taskQueue: hostQueue, scheduleToStartTimeout: HOST_PICKUP_TIMEOUT }),
+      retry: {
+        initialInterval: '1 second',
+        backoffCoefficient: 2,
+        maximumInterval: '1 minute',
+        maximumAttempts: options.maxRetries + 1,
+        nonRetryableErrorTypes: ['ModelRequestRejected', 'ModelNotConfigured', 'ContextWindowExceeded'],
+      },
+    });
 
   // An agent a hub spawned tells it every state change through a delivery workflow that outlives this one.
   const hubEvents = input.origin ? getExternalWorkflowHandle(hubEventDeliveryWorkflowId(agentId)) : null;
@@ -140,7 +166,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     const snapshot: LifecycleSnapshot = {
       state: status.state,
       startedAt: status.state === 'queued' || status.state === 'spawning' ? null : status.startedAt,
-      progress: { turn: status.turn, lastTool: status.lastTool, usage: { ...status.usage }, updatedAt: status.updatedAt },
+      progress: { turn: status.turn, lastTool: status.lastTool, usage: { ...status.usage }, costUsd: status.costUsd ?? null, updatedAt: status.updatedAt },
       error: status.error,
       occurredAt: status.updatedAt,
     };
@@ -248,6 +274,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       }
       const activeSandbox = sandboxOn(placed.hostQueue, options.maxRetries, admitted);
       sandbox = activeSandbox;
+      const model = modelOn(admitted && patched(MODEL_ON_HOST_PATCH) ? placed.hostQueue : null);
 
       let failure: string | undefined;
       let summary = placed.summary;
@@ -258,19 +285,23 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
           break;
         }
         if (turn - firstTurn >= turnsPerRun) {
-          return { continueWith: { ...placed, turn, usage: status.usage, lastTool: status.lastTool, error: status.error, summary } };
+          const carried = { usage: status.usage, lastTool: status.lastTool, error: status.error, costUsd: status.costUsd ?? null, contextManagement: status.contextManagement ?? null };
+          return { continueWith: { ...placed, turn, ...carried, summary } };
         }
         const reply = await model.callModel.executeWithOptions({ summary: modelCallSummary(turn) }, [{ agentId, turn }]);
         status.turn = turn + 1;
-        status.usage.inputTokens += reply.usage.inputTokens;
-        status.usage.outputTokens += reply.usage.outputTokens;
+        addUsage(status, reply);
         status.updatedAt = new Date().toISOString();
         summary = reply.text;
         showProgress(reply.toolCalls.length > 0 ? `the model asked for ${reply.toolCalls.length} tool call${reply.toolCalls.length === 1 ? '' : 's'}` : 'the model is done');
         await tellHub();
-        const spent = status.usage.inputTokens + status.usage.outputTokens;
+        const spent = tokensSpent(status.usage);
         if (spent > options.tokenBudget) {
           failure = `stopped after spending ${spent} tokens, over the budget of ${options.tokenBudget}`;
+          break;
+        }
+        if (options.costBudgetUsd !== undefined && (status.costUsd ?? 0) > options.costBudgetUsd) {
+          failure = `stopped after spending an estimated $${(status.costUsd ?? 0).toFixed(4)}, over the cost budget of $${options.costBudgetUsd}`;
           break;
         }
         if (reply.toolCalls.length === 0) break;

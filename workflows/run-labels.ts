@@ -1,4 +1,4 @@
-import type { AgentStatus } from '../shared/agents';
+import { tokensSpent, type AgentStatus } from '../shared/agents';
 import type { FederatedAgentStatus } from '../shared/federated-agents';
 
 /**
@@ -20,13 +20,17 @@ export const teardownSummary = (agentId: string): string => `teardown ${agentId}
 
 export const recordStateSummary = (state: string): string => `record state: ${state}`;
 
-/** The workflow's current details (markdown): state, turn, last tool, tokens, and what it waits for. */
+/** The workflow's current details (markdown): state, turn, last tool, tokens, cache use, cost, and what it waits for. */
 export function progressDetails(status: AgentStatus, maxTurns: number, note: string | null): string {
-  const tokens = status.usage.inputTokens + status.usage.outputTokens;
+  const { usage } = status;
+  const cached = usage.cacheReadInputTokens ?? 0;
+  const cost = typeof status.costUsd === 'number' ? ` · ≈ $${status.costUsd.toFixed(4)}` : '';
   const lines = [
-    `**${status.state}** · turn ${status.turn}/${maxTurns} · ${tokens} tokens (${status.usage.inputTokens} in, ${status.usage.outputTokens} out)`,
+    `**${status.state}** · turn ${status.turn}/${maxTurns} · ${tokensSpent(usage)} tokens (${usage.inputTokens} in, ${usage.outputTokens} out${cached > 0 || usage.cacheCreationInputTokens ? `, cache ${cached} read / ${usage.cacheCreationInputTokens ?? 0} written` : ''})${cost}`,
     `**Last tool** ${status.lastTool ?? 'none yet'}`,
   ];
+  const context = status.contextManagement;
+  if (context) lines.push(`**Context** older tool results cleared ${context.clearings}× (last at turn ${context.lastClearedAtTurn}; ${context.clearedToolResults} cleared)`);
   if (note) lines.push(`**Now** ${note}`);
   if (status.error) lines.push(`**Error** ${status.error}`);
   return lines.join('\n\n');

@@ -5,7 +5,9 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AgentIdSchema, AgentResultPayloadSchema } from '../../shared/federated-agent-schemas';
-import { AGENT_STATES, AGENT_TYPES, type AgentState } from '../../shared/agents';
+import { AGENT_STATES, AGENT_TYPES, isTerminalState, type AgentState } from '../../shared/agents';
+import type { ModelProgress } from '../../shared/agent-events';
+import { contextOf, costOf, resultOf, usageOf } from '../../domain/agents/agent-usage';
 import type { AgentRow, AgentService, LiveStatus } from '../../domain/agents/agent-service';
 import type { PrismaClient } from '../../prisma/client';
 import { requireApiToken, workspaceOf } from '../auth';
@@ -28,7 +30,20 @@ export const AgentViewSchema = z
     state: z.enum(AGENT_STATES),
     turn: z.number().int(),
     lastTool: z.string().nullable(),
-    usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }),
+    usage: z.object({
+      inputTokens: z.number().int(),
+      outputTokens: z.number().int(),
+      cacheCreationInputTokens: z.number().int(),
+      cacheReadInputTokens: z.number().int(),
+    }),
+    /** The estimated cost in USD from the worker's price table (MODEL_PRICES); null when the model has no price. */
+    costUsd: z.number().nullable(),
+    /** Set once older tool results were cleared to keep the model's requests within its context window. */
+    contextManagement: z.object({ clearings: z.number().int(), clearedToolResults: z.number().int(), lastClearedAtTurn: z.number().int() }).nullable(),
+    /** While the model's reply streams: the text so far and the tool whose input it is writing. */
+    modelProgress: z
+      .object({ turn: z.number().int(), text: z.string(), textLength: z.number().int(), tool: z.string().nullable(), toolInputCharacters: z.number().int(), at: z.string() })
+      .nullable(),
     error: z.string().nullable(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -54,7 +69,7 @@ export const AgentEventSchema = z
   .object({
     agentId: z.string(),
     seq: z.number().int().min(1),
-    type: z.enum(['state', 'turn', 'tool', 'result']),
+    type: z.enum(['state', 'turn', 'progress', 'context', 'tool', 'result']),
     at: z.string(),
     data: z.record(z.string(), z.unknown()),
   })
@@ -127,24 +142,24 @@ export interface AgentRouteDeps {
   metrics: ApiMetrics;
 }
 
-export function resultView(row: AgentRow): AgentView['result'] {
-  return row.result
-    ? { branch: row.result.branch, commitSha: row.result.commitSha, diff: row.result.diff, testOutput: row.result.testOutput, testExitCode: row.result.testExitCode, summary: row.result.summary }
-    : null;
-}
+export const resultView = (row: AgentRow): AgentView['result'] => resultOf(row);
 
 /** An agent, local or on a peer: the row, overlaid with what its running workflow says. */
 export function toView(row: AgentRow, live?: LiveStatus): AgentView {
   const local = live?.kind === 'local' ? live.status : undefined;
   const remote = live?.kind === 'remote' ? live.status : undefined;
+  const state = (live?.status.state ?? row.state) as AgentState;
   return {
     agentId: row.id,
     taskId: row.taskId,
     agentType: row.agentType as AgentView['agentType'],
-    state: (live?.status.state ?? row.state) as AgentState,
+    state,
     turn: local?.turn ?? remote?.progress?.turn ?? row.turn,
     lastTool: local?.lastTool ?? remote?.progress?.lastTool ?? row.lastTool,
-    usage: local?.usage ?? remote?.progress?.usage ?? { inputTokens: row.inputTokens, outputTokens: row.outputTokens },
+    usage: remote?.progress ? { cacheCreationInputTokens: 0, cacheReadInputTokens: 0, ...remote.progress.usage } : usageOf(row, local),
+    costUsd: remote?.progress?.costUsd !== undefined ? remote.progress.costUsd : costOf(row, local),
+    contextManagement: local?.contextManagement ?? contextOf(row),
+    modelProgress: isTerminalState(state) ? null : ((row.modelProgress as ModelProgress | null) ?? null),
     error: live?.status.error ?? row.error,
     createdAt: row.createdAt.toISOString(),
     updatedAt: live?.status.updatedAt ?? row.updatedAt.toISOString(),

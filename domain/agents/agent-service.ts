@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { priceOf, type ModelPriceTable } from '../../config/model-prices';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
 import { AGENT_RUN_WORKFLOW, agentStatusQuery, isTerminalState, killAgentSignal, TERMINAL_STATES, type AgentRunInput, type AgentState, type AgentStatus, type AgentType, type SpawnAgentRequest } from '../../shared/agents';
@@ -41,6 +42,8 @@ export interface AgentServiceDeps {
   repositories: RepositoryPolicy;
   /** The largest workspace quota an agent may ask for (WORKSPACE_MAX_MB). */
   workspaceMaxMb: number;
+  /** Prices per model: a cost budget needs its model's price. */
+  modelPrices: ModelPriceTable;
 }
 
 /** A hub's spawn: the id derived from its messageId, where it came from, and whether its connection allows local repositories. */
@@ -109,6 +112,9 @@ export function createAgentService(deps: AgentServiceDeps) {
       const diskMb = request.options.resources.diskMb;
       if (diskMb !== undefined && diskMb > deps.workspaceMaxMb) {
         throw new DomainError('invalid', 'resource_limit', `options.resources.diskMb: at most ${deps.workspaceMaxMb} MB on this instance`);
+      }
+      if (request.options.costBudgetUsd !== undefined && !priceOf(deps.modelPrices, request.options.model)) {
+        throw new DomainError('invalid', 'unpriced_model', `options.costBudgetUsd: no price is configured for model ${request.options.model}, so a cost budget cannot be enforced (see MODEL_PRICES)`);
       }
       try {
         await admitRepository(deps.repositories, request.context.repository, { allowLocal: federated?.allowLocalRepositories ?? true });

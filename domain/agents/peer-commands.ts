@@ -11,6 +11,7 @@ import { AgentRefPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } fr
 import type { StatusReplyResult } from '../../shared/federated-agents';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
+import { costOf, resultOf, usageOf } from './agent-usage';
 import { describeIssues } from '../../shared/zod-issues';
 
 /**
@@ -42,14 +43,15 @@ export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResul
     progress: {
       turn: local?.turn ?? row.turn,
       lastTool: local?.lastTool ?? row.lastTool,
-      usage: local?.usage ?? { inputTokens: row.inputTokens, outputTokens: row.outputTokens },
+      usage: usageOf(row, local),
+      costUsd: costOf(row, local),
       updatedAt: local?.updatedAt ?? row.updatedAt.toISOString(),
     },
     agentType: row.agentType as AgentType,
     error: local?.error ?? row.error,
     finishedAt: row.finishedAt?.toISOString() ?? null,
     ...(isTerminalState(state)
-      ? { result: row.result ? { branch: row.result.branch, commitSha: row.result.commitSha, diff: row.result.diff, testOutput: row.result.testOutput, testExitCode: row.result.testExitCode, summary: row.result.summary } : null }
+      ? { result: resultOf(row) }
       : {}),
   };
 }

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { issueApiToken } from '../../api/auth';
-import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { agentStatusQuery } from '../../shared/agents';
 import { AGENT_ID, AGENT_STATE, AGENT_TYPE, PRIORITY, REMOTE_INSTANCE, REPOSITORY, TASK_ID, WORKSPACE } from '../../shared/search-attributes';
 import { bearer, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
@@ -21,8 +21,8 @@ const ARTIFACTS = path.resolve(__dirname, '../../data/test-artifacts/web-ui');
 const model = new FakeAnthropic(
   byWorkItem({
     'write hello': byTurn([
-      reply.toolUse({ name: 'write_file', input: { path: 'hello.txt', content: 'hello from the spoke\n' } }),
-      reply.toolUse({ name: 'run_shell', input: { command: 'cat hello.txt' } }),
+      reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello from the spoke\n' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'cat hello.txt' } }),
       reply.text('Wrote hello.txt.'),
     ]),
     'test slowly': () => reply.toolUse({ name: 'run_tests', input: { command: 'sleep 300' } }),

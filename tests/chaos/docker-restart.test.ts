@@ -23,7 +23,7 @@ import { withWorkspace } from '../helpers/workspace';
 describe('chaos: the Docker engine restarted mid-run, or hung while a worker tears a sandbox down', () => {
   const model = new FakeAnthropic(
     byWorkItem({
-      'survive Docker': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 6; echo finished >> log.txt' } }), reply.text('Done despite Docker.')]),
+      'survive Docker': byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 6; echo finished >> log.txt' } }), reply.text('Done despite Docker.')]),
     }),
   );
   let engine: PrivateDocker;

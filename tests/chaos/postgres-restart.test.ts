@@ -21,7 +21,7 @@ import { startWorkerProcess } from '../helpers/processes';
  * other test files never see it go.
  */
 describe('chaos: PostgreSQL restarted mid-run', () => {
-  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 2' } }), reply.text('Done despite PostgreSQL.')]));
+  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 2' } }), reply.text('Done despite PostgreSQL.')]));
   let postgres: RestartableService & { databaseUrl: string };
   let instance: TestInstance;
   let worker: ChildProcess | null = null;

@@ -18,7 +18,7 @@ import { startWorkerProcess } from '../helpers/processes';
 /** The Temporal server crashes while an agent's tool runs, and comes back a few seconds later with its state. */
 describe('chaos: the Temporal server restarted mid-run', () => {
   const model = new FakeAnthropic(
-    byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 8; echo finished >> log.txt' } }), reply.text('Done despite Temporal.')]),
+    byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 8; echo finished >> log.txt' } }), reply.text('Done despite Temporal.')]),
   );
   let temporal: RestartableService;
   let instance: TestInstance;

@@ -20,9 +20,9 @@ describe('chaos: the worker SIGKILLed while agents launch, collect, and run afte
   const model = new FakeAnthropic(
     byWorkItem({
       // 300 MB of random bytes keep git busy for several seconds while the result is collected.
-      'write a large file': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'head -c 300M /dev/urandom > large.bin', timeout_seconds: 120 } }), reply.text('Wrote it.')]),
+      'write a large file': byTurn([reply.toolUse({ name: 'bash', input: { command: 'head -c 300M /dev/urandom > large.bin' } }), reply.text('Wrote it.')]),
       'keep going': (recorded) =>
-        recorded.turn < 3 ? reply.toolUse({ name: 'run_shell', input: { command: recorded.turn < 2 ? 'true' : 'echo started >> log.txt; sleep 60' } }) : reply.text('Kept going.'),
+        recorded.turn < 3 ? reply.toolUse({ name: 'bash', input: { command: recorded.turn < 2 ? 'true' : 'echo started >> log.txt; sleep 60' } }) : reply.text('Kept going.'),
     }),
   );
   let instance: TestInstance;

@@ -14,7 +14,7 @@ import { waitUntil } from '../helpers/wait';
  * own. Hosts here are worker processes with their own HOST_ID, as on separate machines.
  */
 describe('admission across worker processes and hosts', () => {
-  const model = new FakeAnthropic(byWorkItem({ 'hold a slot': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 120', timeout_seconds: 180 } })]) }));
+  const model = new FakeAnthropic(byWorkItem({ 'hold a slot': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 120' } })]) }));
   let instance: TestInstance;
   let token: string;
   let repository: string;

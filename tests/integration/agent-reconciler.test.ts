@@ -22,7 +22,7 @@ import { waitUntil } from '../helpers/wait';
 describe('agent row reconciliation', () => {
   const model = new FakeAnthropic(
     byWorkItem({
-      'run a long command': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 120', timeout_seconds: 180 } })]),
+      'run a long command': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 120' } })]),
     }),
   );
   let instance: TestInstance;
@@ -44,7 +44,7 @@ describe('agent row reconciliation', () => {
   async function runningAgent(taskId: string): Promise<string> {
     const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['run a long command'] } } });
     const { agentId } = response.body as { agentId: string };
-    await waitUntil(async () => (await instance.temporal.workflow.getHandle(agentId).query(agentStatusQuery)).lastTool === 'run_shell');
+    await waitUntil(async () => (await instance.temporal.workflow.getHandle(agentId).query(agentStatusQuery)).lastTool === 'bash');
     return agentId;
   }
   const inThePast = (ms: number) => new Date(Date.now() + 60_000 + ms); // the reconciler's "now", past the start grace

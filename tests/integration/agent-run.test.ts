@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../shared/agents';
 import { containerNameFor } from '../../activities/agent-sandbox';
-import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, EDITOR, FakeAnthropic, reply, reportedUsage } from '../../scripts/scripted-model-server';
+import { costOf, DEFAULT_MODEL_PRICES, priceOf } from '../../config/model-prices';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { AGENT_STATE, TASK_ID } from '../../shared/search-attributes';
 import { containersOf } from '../helpers/chaos';
@@ -54,15 +55,24 @@ describe('agents on one instance', () => {
   it('runs a worker agent that edits a file and commits it on the result branch', async () => {
     model.setScript(
       byTurn([
-        reply.toolUse({ name: 'write_file', input: { path: 'hello.txt', content: 'hello from the agent\n' } }),
-        reply.toolUse({ name: 'run_shell', input: { command: 'cat hello.txt; id -u' } }),
+        reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello from the agent\n' } }),
+        reply.toolUse({ name: 'bash', input: { command: 'cat hello.txt; id -u' } }),
         reply.text('Added hello.txt.'),
       ]),
     );
     const before = model.requests.length;
     const agentId = await spawn('task-edit');
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
-    expect(final).toMatchObject({ state: 'completed', turn: 3, lastTool: 'run_shell', usage: { inputTokens: 300, outputTokens: 60 } });
+    expect(final).toMatchObject({ state: 'completed', turn: 3, lastTool: 'bash' });
+    // Every token the API reported is counted, and each turn after the first read its prefix from the prompt cache.
+    const calls = model.requests.slice(before);
+    expect(final.usage).toEqual(reportedUsage(calls));
+    const cacheReads = calls.map((call) => call.usage?.cache_read_input_tokens ?? 0);
+    expect(cacheReads[0]).toBe(0);
+    // The second request reads everything the first wrote (tools, system prompt, first message).
+    expect(cacheReads[1]).toBe(calls[0]?.usage?.cache_creation_input_tokens);
+    expect(cacheReads[2]).toBeGreaterThan(cacheReads[1] ?? 0);
+    expect(final.costUsd).toBeCloseTo(costOf(final.usage, priceOf(DEFAULT_MODEL_PRICES, 'claude-sonnet-5-5')!), 9);
     await recordHistoryIfRequested(agentId, 'agent-run-completed');
     // The Web UI can filter on the state and task: the search attributes follow the run.
     const { typedSearchAttributes } = await instance.temporal.workflow.getHandle(agentId).describe();
@@ -83,11 +93,14 @@ describe('agents on one instance', () => {
     expect(await containersOf(instance.docker, agentId)).toBe(0);
 
     // The model saw the tool results, ran as the sandbox user, and the key stayed on the worker.
-    const calls = model.requests.slice(before);
     expect(calls).toHaveLength(3);
+    expect(calls.every((call) => call.body.stream === true)).toBe(true);
     const { authorization, 'x-api-key': apiKey } = calls[0]!.headers;
     expect(apiKey ?? authorization).toMatch(/^(Bearer )?test-key$/);
-    expect(calls[0]!.body.tools?.map((tool) => tool.name)).toEqual(['run_shell', 'read_file', 'write_file', 'edit_file', 'list_files', 'search_files']);
+    expect(calls[0]!.body.tools?.map((tool) => [tool.type, tool.name])).toEqual([
+      ['bash_20250124', 'bash'],
+      ['text_editor_20250728', EDITOR],
+    ]);
     expect(JSON.stringify(calls[2]!.body.messages.at(-1))).toContain('hello from the agent\\n10001');
 
     const transitions = await instance.prisma.agentTransition.findMany({ where: { agentId }, orderBy: { id: 'asc' } });
@@ -95,7 +108,7 @@ describe('agents on one instance', () => {
   });
 
   it('kills an agent while a tool runs: container gone, state killed', async () => {
-    model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
+    model.setScript(byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]));
     const agentId = await spawn('task-kill');
     const handle = instance.temporal.workflow.getHandle(agentId);
     await waitUntil(async () => (await handle.query(agentStatusQuery)).lastTool === 'run_shell');
@@ -113,7 +126,7 @@ describe('agents on one instance', () => {
   });
 
   it('times out through the workflow timer: timed_out, container gone', async () => {
-    model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
+    model.setScript(byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]));
     const agentId = await spawn('task-timeout', { timeout: 3 });
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('timed_out');
@@ -149,13 +162,13 @@ describe('agents on one instance', () => {
 
   it('reports an out-of-memory kill inside the sandbox instead of hiding it', async () => {
     model.setScript(
-      byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'python3 -c "x = bytearray(512 * 1024 * 1024)"' } }), reply.text('It ran out of memory.')]),
+      byTurn([reply.toolUse({ name: 'bash', input: { command: 'python3 -c "x = bytearray(512 * 1024 * 1024)"' } }), reply.text('It ran out of memory.')]),
     );
     const agentId = await spawn('task-oom', { resources: { memoryMb: 64 } });
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('completed');
     expect(final.error).toMatch(/ran out of memory/);
-    const call = await instance.prisma.toolCall.findFirstOrThrow({ where: { agentId, name: 'run_shell' } });
+    const call = await instance.prisma.toolCall.findFirstOrThrow({ where: { agentId, name: 'bash' } });
     expect(call).toMatchObject({ exitCode: 137, isError: true });
     expect(call.output).toMatch(/the sandbox ran out of memory/);
     const status = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: auth() });
@@ -165,8 +178,8 @@ describe('agents on one instance', () => {
   it('gives a reviewer read-only tools: a write is refused and nothing is committed', async () => {
     model.setScript(
       byTurn([
-        reply.toolUse({ name: 'write_file', input: { path: 'evil.txt', content: 'x' } }),
-        reply.toolUse({ name: 'read_file', input: { path: 'app.py' } }),
+        reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'evil.txt', file_text: 'x' } }),
+        reply.toolUse({ name: EDITOR, input: { command: 'view', path: 'app.py' } }),
         reply.text('Looks fine.'),
       ]),
     );
@@ -176,8 +189,8 @@ describe('agents on one instance', () => {
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('completed');
     const calls = model.requests.slice(before);
-    expect(calls[0]!.body.tools?.map((tool) => tool.name)).toEqual(['read_file', 'list_files', 'search_files']);
-    expect(JSON.stringify(calls[1]!.body.messages.at(-1))).toContain('tool write_file is not available to a reviewer agent');
+    expect(calls[0]!.body.tools?.map((tool) => tool.name)).toEqual([EDITOR, 'search_files']);
+    expect(JSON.stringify(calls[1]!.body.messages.at(-1))).toContain("the reviewer's editor is read-only: create is refused");
     expect(JSON.stringify(calls[2]!.body.messages.at(-1))).toContain('print(\\"hi\\")');
     const result = await instance.prisma.agentResult.findUniqueOrThrow({ where: { agentId } });
     expect(result).toMatchObject({ commitSha: null, diff: '' });
@@ -199,23 +212,27 @@ describe('agents on one instance', () => {
   });
 
   it('stops a runaway agent at maxTurns and at its token budget with a clear final state', async () => {
-    model.setScript(() => reply.toolUse({ name: 'list_files', input: {} }));
+    model.setScript(() => reply.toolUse({ name: EDITOR, input: { command: 'view', path: '.' } }));
     const turnsAgent = await spawn('task-turns', { maxTurns: 2 });
     await expect(instance.temporal.workflow.getHandle(turnsAgent).result()).rejects.toBeInstanceOf(WorkflowFailedError);
-    const budgetAgent = await spawn('task-budget', { tokenBudget: 250 });
+    const budgetAgent = await spawn('task-budget', { tokenBudget: 2500 });
     await expect(instance.temporal.workflow.getHandle(budgetAgent).result()).rejects.toBeInstanceOf(WorkflowFailedError);
     model.setScript(byTurn([]));
 
     const turns = await instance.prisma.agent.findUniqueOrThrow({ where: { id: turnsAgent } });
     expect(turns).toMatchObject({ state: 'failed', turn: 2, error: 'stopped after reaching the maximum of 2 turns' });
     const budget = await instance.prisma.agent.findUniqueOrThrow({ where: { id: budgetAgent } });
-    expect(budget).toMatchObject({ state: 'failed', turn: 3, error: 'stopped after spending 360 tokens, over the budget of 250' });
+    // The budget counts every token billed, cache writes and reads included.
+    expect(budget.state).toBe('failed');
+    const spent = Number(/^stopped after spending (\d+) tokens, over the budget of 2500$/.exec(budget.error ?? '')?.[1]);
+    expect(spent).toBe(budget.inputTokens + budget.outputTokens + budget.cacheCreationInputTokens + budget.cacheReadInputTokens);
+    expect(budget.cacheReadInputTokens).toBeGreaterThan(0);
     expect(await containersOf(instance.docker, turnsAgent)).toBe(0);
     expect(await containersOf(instance.docker, budgetAgent)).toBe(0);
   });
 
   it('continues as new every few turns, carrying the run over without a second sandbox', async () => {
-    model.setScript((recorded) => (recorded.turn < 5 ? reply.toolUse({ name: 'run_shell', input: { command: `echo turn ${recorded.turn} >> turns.txt` } }) : reply.text('Five turns done.')));
+    model.setScript((recorded) => (recorded.turn < 5 ? reply.toolUse({ name: 'bash', input: { command: `echo turn ${recorded.turn} >> turns.txt` } }) : reply.text('Five turns done.')));
     const agentId = `agent-${randomUUID()}`;
     const input: AgentRunInput = {
       agentId,
@@ -230,7 +247,10 @@ describe('agents on one instance', () => {
     await instance.prisma.agent.create({ data: { id: agentId, workspaceId, taskId: input.taskId, agentType: 'worker', state: 'spawning', context: input.context, options: input.options } });
     const first = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: agentId, args: [input] });
     const final = (await first.result()) as AgentStatus;
-    expect(final).toMatchObject({ state: 'completed', turn: 6, usage: { inputTokens: 600, outputTokens: 120 } });
+    expect(final).toMatchObject({ state: 'completed', turn: 6 });
+    // The usage and cost carried over from run to run add up to what the API reported for all six turns.
+    expect(final.usage).toEqual(reportedUsage(model.requestsOf('Take six turns')));
+    expect(final.costUsd).toBeCloseTo(costOf(final.usage, priceOf(DEFAULT_MODEL_PRICES, 'claude-sonnet-5-5')!), 9);
     await recordHistoryIfRequested(agentId, 'agent-run-continued-as-new');
 
     // Three runs of two turns each and a last one; each history stays small.
@@ -248,7 +268,7 @@ describe('agents on one instance', () => {
 
   it('runs each agent’s own tool call even when the model reuses a tool_use id across agents', async () => {
     // Ids are unique within one conversation only; the same id in another agent is another call.
-    const sameId = reply.toolUse({ name: 'run_shell', input: { command: 'echo ran > ran.txt' } });
+    const sameId = reply.toolUse({ name: 'bash', input: { command: 'echo ran > ran.txt' } });
     model.setScript(byTurn([sameId, reply.text('Ran it.')]));
     const first = await spawn('task-same-id-1');
     expect(((await instance.temporal.workflow.getHandle(first).result()) as AgentStatus).state).toBe('completed');
@@ -256,13 +276,13 @@ describe('agents on one instance', () => {
     expect(((await instance.temporal.workflow.getHandle(second).result()) as AgentStatus).state).toBe('completed');
     for (const agentId of [first, second]) {
       const calls = await instance.prisma.toolCall.findMany({ where: { agentId } });
-      expect(calls.map((call) => [call.name, call.status, call.exitCode])).toEqual([['run_shell', 'finished', 0]]);
+      expect(calls.map((call) => [call.name, call.status, call.exitCode])).toEqual([['bash', 'finished', 0]]);
       expect(await withWorkspace(instance, agentId, (workspace) => git(workspace, 'show', `agent/${agentId}:ran.txt`))).toBe('ran');
     }
   });
 
   it('reports a sandbox that exits unexpectedly instead of hiding it', async () => {
-    model.setScript(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } })]));
+    model.setScript(byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]));
     const agentId = await spawn('task-crashed-sandbox');
     await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null);
     await instance.docker.getContainer(containerNameFor(agentId)).kill();

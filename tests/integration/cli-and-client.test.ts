@@ -19,8 +19,8 @@ import { waitUntil } from '../helpers/wait';
 const ROOT = path.resolve(__dirname, '../..');
 const model = new FakeAnthropic(
   byWorkItem({
-    'quick job': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo hi' } }), reply.text('Done quickly.')]),
-    'sleep long': () => reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } }),
+    'quick job': byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo hi' } }), reply.text('Done quickly.')]),
+    'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
   }),
 );
 
@@ -88,7 +88,7 @@ describe('the typed client and the CLI', () => {
     expect(await client.eventsSoFar(spawned.agentId)).toEqual(events);
 
     const session = await client.spawnSession({ task: { id: 'client-session', title: 'A session', repository, branch: 'main', workItems: ['sleep long'] } });
-    await waitUntil(async () => (await client.sessionStatus(session.sessionId)).agent.lastTool === 'run_shell', 60_000);
+    await waitUntil(async () => (await client.sessionStatus(session.sessionId)).agent.lastTool === 'bash', 60_000);
     expect(SessionViewSchema.parse(await client.sessionStatus(session.sessionId))).toMatchObject({ sessionId: session.sessionId, state: 'running', callback: null });
     await client.killSession(session.sessionId);
     await waitUntil(async () => (await client.sessionStatus(session.sessionId)).state === 'killed', 30_000);
@@ -106,8 +106,8 @@ describe('the typed client and the CLI', () => {
     const lines = run.stdout.trim().split('\n');
     const agentId = lines[0]?.split(/\s+/)[0] ?? '';
     expect(agentId).toMatch(/^agent-/);
-    expect(run.stdout).toContain('turn 1: model asks for run_shell `echo hi`');
-    expect(run.stdout).toContain('turn 1: run_shell → exit 0');
+    expect(run.stdout).toContain('turn 1: model asks for bash `echo hi`');
+    expect(run.stdout).toContain('turn 1: bash → exit 0');
     expect(run.stdout).toMatch(/state completed/);
     expect(lines.at(-1)).toBe('done: the run completed');
 
@@ -126,7 +126,7 @@ describe('the typed client and the CLI', () => {
     expect(spawned.code).toBe(0);
     const { agentId } = JSON.parse(spawned.stdout) as { agentId: string };
     const watching = cli('watch', agentId);
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).lastTool === 'run_shell', 60_000);
+    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).lastTool === 'bash', 60_000);
     expect((await cli('kill', agentId)).code).toBe(0);
     const watched = await watching;
     expect(watched.code).toBe(4);

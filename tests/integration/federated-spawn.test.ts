@@ -7,7 +7,7 @@ import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import { INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, verifyReply } from '../../federation/client';
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
 import { signRequest } from '../../federation/messages';
-import { byTurn, byWorkItem, FakeAnthropic, reply, type Script } from '../../scripts/scripted-model-server';
+import { byTurn, byWorkItem, FakeAnthropic, reply, type Script, EDITOR } from '../../scripts/scripted-model-server';
 import type { AgentStatus } from '../../shared/agents';
 import type { FederatedAgentStatus } from '../../shared/federated-agents';
 import { bearer, federatedSpawnBody, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
@@ -25,11 +25,11 @@ import { waitUntil } from '../helpers/wait';
  */
 const scripts: Record<string, Script> = {
   'write hello': byTurn([
-    reply.toolUse({ name: 'write_file', input: { path: 'hello.txt', content: 'hello from the spoke\n' } }),
-    reply.toolUse({ name: 'run_shell', input: { command: 'sleep 2; cat hello.txt' } }),
+    reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello from the spoke\n' } }),
+    reply.toolUse({ name: 'bash', input: { command: 'sleep 2; cat hello.txt' } }),
     reply.text('Wrote hello.txt on the spoke.'),
   ]),
-  'sleep long': () => reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } }),
+  'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
 };
 const model = new FakeAnthropic(byWorkItem(scripts));
 

@@ -22,10 +22,10 @@ import { waitUntil } from '../helpers/wait';
  * the connection suspended mid-run. The hub asks the spoke after 2 s without news.
  */
 const scripts: Record<string, Script> = {
-  'sleep a bit': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 8' } }), reply.text('Slept.')]),
+  'sleep a bit': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 8' } }), reply.text('Slept.')]),
   // Every turn sleeps again: an interrupted call comes back as "outcome unknown", and the agent keeps going.
-  'sleep long': () => reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } }),
-  'many turns': byTurn([...Array.from({ length: 8 }, (_, turn) => reply.toolUse({ name: 'run_shell', input: { command: `echo turn ${turn}` } })), reply.text('Eight turns.')]),
+  'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
+  'many turns': byTurn([...Array.from({ length: 8 }, (_, turn) => reply.toolUse({ name: 'bash', input: { command: `echo turn ${turn}` } })), reply.text('Eight turns.')]),
 };
 const model = new FakeAnthropic(byWorkItem(scripts));
 

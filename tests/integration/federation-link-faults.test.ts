@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { byTurn, byWorkItem, FakeAnthropic, reply, type Script } from '../../scripts/scripted-model-server';
+import { byTurn, byWorkItem, FakeAnthropic, reply, type Script, EDITOR } from '../../scripts/scripted-model-server';
 import type { AgentStatus } from '../../shared/agents';
 import type { FederatedAgentStatus } from '../../shared/federated-agents';
 import { bearer, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
@@ -18,11 +18,11 @@ import { startWorkerProcess } from '../helpers/processes';
  */
 const scripts: Record<string, Script> = {
   'write hello': byTurn([
-    reply.toolUse({ name: 'write_file', input: { path: 'hello.txt', content: 'hello across a broken link\n' } }),
-    reply.toolUse({ name: 'run_shell', input: { command: 'sleep 3; cat hello.txt' } }),
+    reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello across a broken link\n' } }),
+    reply.toolUse({ name: 'bash', input: { command: 'sleep 3; cat hello.txt' } }),
     reply.text('Wrote hello.txt.'),
   ]),
-  'sleep a bit': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 8' } }), reply.text('Slept.')]),
+  'sleep a bit': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 8' } }), reply.text('Slept.')]),
 };
 const model = new FakeAnthropic(byWorkItem(scripts));
 

@@ -17,10 +17,10 @@ describe('kill in every phase', () => {
   const model = new FakeAnthropic(
     byWorkItem({
       'hold the slot': () => ({ ...reply.text('slow'), delayMs: 120_000 }),
-      'run a long command': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 120', timeout_seconds: 180 } })]),
+      'run a long command': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 120' } })]),
       // 200 MB of random bytes take git several seconds to add and commit while collecting.
-      'write a large file': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'head -c 200M /dev/urandom > large.bin', timeout_seconds: 120 } }), reply.text('Wrote it.')]),
-      'keep going': (recorded) => reply.toolUse({ name: 'run_shell', input: { command: recorded.turn < 3 ? 'true' : 'sleep 120', timeout_seconds: 180 } }),
+      'write a large file': byTurn([reply.toolUse({ name: 'bash', input: { command: 'head -c 200M /dev/urandom > large.bin' } }), reply.text('Wrote it.')]),
+      'keep going': (recorded) => reply.toolUse({ name: 'bash', input: { command: recorded.turn < 3 ? 'true' : 'sleep 120' } }),
     }),
   );
   let instance: TestInstance;

@@ -16,11 +16,11 @@ const model = new FakeAnthropic(
   byWorkItem({
     'print a lot': byTurn([
       // 300 KB of output: the transcript in PostgreSQL keeps what the cap allows, the history only a label.
-      reply.toolUse({ name: 'run_shell', input: { command: "head -c 300000 /dev/zero | tr '\\0' x" } }),
-      reply.toolUse({ name: 'run_shell', input: { command: 'exit 3' } }),
+      reply.toolUse({ name: 'bash', input: { command: "head -c 300000 /dev/zero | tr '\\0' x" } }),
+      reply.toolUse({ name: 'bash', input: { command: 'exit 3' } }),
       reply.text('Printed a lot.'),
     ]),
-    'sleep long': () => reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } }),
+    'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
   }),
 );
 
@@ -73,13 +73,13 @@ describe('metrics, logs and small, secret-free histories', () => {
     // A long agent takes the only slot; the second waits queued until the first is killed.
     const sleeper = await spawn('obs-sleep', 'sleep long');
     const sleeperHandle = instance.temporal.workflow.getHandle(sleeper);
-    await waitUntil(async () => (await sleeperHandle.query(agentStatusQuery)).lastTool === 'run_shell', 60_000);
+    await waitUntil(async () => (await sleeperHandle.query(agentStatusQuery)).lastTool === 'bash', 60_000);
     const printer = await spawn('obs-print', 'print a lot');
     await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: printer } })).state === 'queued', 30_000);
     // The live view says what the queued run waits for, and what the running one does.
     expect(await currentDetails(instance.temporal, printer)).toContain('**queued**');
     expect(await currentDetails(instance.temporal, printer)).toContain('waiting for a sandbox slot: 0 ahead');
-    expect(await currentDetails(instance.temporal, sleeper)).toContain('running turn 1: run_shell `sleep 300`');
+    expect(await currentDetails(instance.temporal, sleeper)).toContain('running turn 1: bash `sleep 300`');
 
     expect((await request(instance.baseUrl, 'POST', `/agents/${sleeper}/kill`, { headers: auth() })).status).toBe(202);
     expect(((await sleeperHandle.result()) as AgentStatus).state).toBe('killed');
@@ -105,8 +105,8 @@ describe('metrics, logs and small, secret-free histories', () => {
     expect(sample(worker, 'orchestrator_kill_seconds_count')).toBe(1);
     expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'input' })).toBe(400); // the scripted model counts 100 per reply
     expect(sample(worker, 'orchestrator_model_request_seconds_count', { outcome: 'ok' })).toBe(4);
-    expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'run_shell', exit_status: '0' })).toBe(1);
-    expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'run_shell', exit_status: 'nonzero' })).toBe(1);
+    expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'bash', exit_status: '0' })).toBe(1);
+    expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'bash', exit_status: 'nonzero' })).toBe(1);
     expect(sample(worker, 'orchestrator_agent_runs_ended_total', { agent_type: 'worker', state: 'killed' })).toBe(1);
     expect(sample(worker, 'orchestrator_agent_runs_ended_total', { agent_type: 'worker', state: 'completed' })).toBe(1);
     expect(sample(worker, 'orchestrator_activity_duration_seconds_count', { activity: 'runTool', outcome: 'cancelled' })).toBe(1);
@@ -127,7 +127,7 @@ describe('metrics, logs and small, secret-free histories', () => {
     const agents = await instance.prisma.agent.findMany({ select: { id: true } });
     expect(agents.length).toBeGreaterThanOrEqual(2);
     // The twin that must pass first: the transcript in PostgreSQL holds the large output the history does not.
-    const output = await instance.prisma.toolCall.findFirstOrThrow({ where: { name: 'run_shell', exitCode: 0 } });
+    const output = await instance.prisma.toolCall.findFirstOrThrow({ where: { name: 'bash', exitCode: 0 } });
     expect(output.output?.length ?? 0).toBeGreaterThan(60_000);
 
     // The twin: decoded payloads are what the scan reads (the input names the work item).

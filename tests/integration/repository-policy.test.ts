@@ -22,7 +22,7 @@ const run = promisify(execFile);
  * clear 400 and nothing starts, and nothing tells whether a refused path exists.
  */
 describe('the repository policy', () => {
-  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'cat MARKER' } }), reply.text('Read the marker.')]));
+  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'bash', input: { command: 'cat MARKER' } }), reply.text('Read the marker.')]));
   let instance: TestInstance;
   let token: string;
   let workspaceId: string;

@@ -15,7 +15,7 @@ import { startTestInstance, type TestInstance } from '../helpers/instance';
  */
 const runtimes = (process.env.TEST_SANDBOX_RUNTIMES ?? 'runc').split(/\s+/).filter(Boolean);
 
-const shell = (command: string) => reply.toolUse({ name: 'run_shell', input: { command } });
+const shell = (command: string) => reply.toolUse({ name: 'bash', input: { command } });
 const PROBES = {
   network: shell('python3 -c "import socket; socket.create_connection((\'8.8.8.8\', 53), timeout=3)" 2>&1 | tail -n 1; echo connect_rc=$?; getent hosts example.com || echo dns_failed; tail -n +3 /proc/net/dev | cut -d: -f1'),
   secrets: shell('env; for f in /proc/[0-9]*/environ; do tr "\\0" "\\n" < "$f"; done 2>/dev/null; ls -a / /run 2>&1'),

@@ -8,7 +8,7 @@ import { execInContainer } from '../../activities/sandbox';
 import { hardenedContainerSpec } from '../../activities/sandbox-spec';
 import { detectQuotaMode } from '../../activities/workspace';
 import { pruneWorkspaces } from '../../activities/workspace-retention';
-import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import type { AgentStatus } from '../../shared/agents';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
@@ -21,25 +21,25 @@ import { withWorkspace } from '../helpers/workspace';
 const model = new FakeAnthropic(
   byWorkItem({
     'fill the disk': byTurn([
-      reply.toolUse({ name: 'run_shell', input: { command: 'dd if=/dev/zero of=small bs=1M count=8 2>&1 | tail -n 1' } }),
-      reply.toolUse({ name: 'run_shell', input: { command: 'dd if=/dev/zero of=big bs=1M count=200' } }),
-      reply.toolUse({ name: 'run_shell', input: { command: 'rm -f big; echo cleaned' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'dd if=/dev/zero of=small bs=1M count=8 2>&1 | tail -n 1' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'dd if=/dev/zero of=big bs=1M count=200' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'rm -f big; echo cleaned' } }),
       reply.text('Filled the disk.'),
     ]),
-    'fill slowly': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'for i in $(seq 1 60); do dd if=/dev/zero of=f$i bs=1M count=4 2>/dev/null; sleep 0.5; done', timeout_seconds: 120 } })]),
-    'show limits': byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'echo nofile=$(ulimit -n) fsize=$(ulimit -f)' } }), reply.text('Shown.')]),
+    'fill slowly': byTurn([reply.toolUse({ name: 'bash', input: { command: 'for i in $(seq 1 60); do dd if=/dev/zero of=f$i bs=1M count=4 2>/dev/null; sleep 0.5; done' } })]),
+    'show limits': byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo nofile=$(ulimit -n) fsize=$(ulimit -f)' } }), reply.text('Shown.')]),
     'odd paths': byTurn([
       reply.toolUse(
-        { name: 'list_files', input: { path: '-delete' } },
-        { name: 'read_file', input: { path: '--help' } },
+        { name: EDITOR, input: { command: 'view', path: '-delete' } },
+        { name: EDITOR, input: { command: 'view', path: '--help' } },
         { name: 'search_files', input: { pattern: 'x', path: '-r' } },
       ),
       reply.text('Looked.'),
     ]),
     'write big': byTurn([
-      reply.toolUse({ name: 'write_file', input: { path: 'big.txt', content: `${'a'.repeat(3 * 1024 * 1024)}\nUNIQUE${'b'.repeat(200_000)}\n` } }),
+      reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'big.txt', file_text: `${'a'.repeat(3 * 1024 * 1024)}\nUNIQUE${'b'.repeat(200_000)}\n` } }),
       // An old text larger than one argv string may be (128 KiB).
-      reply.toolUse({ name: 'edit_file', input: { path: 'big.txt', old_text: `UNIQUE${'b'.repeat(200_000)}`, new_text: `CHANGED${'c'.repeat(10)}` } }),
+      reply.toolUse({ name: EDITOR, input: { command: 'str_replace', path: 'big.txt', old_str: `UNIQUE${'b'.repeat(200_000)}`, new_str: `CHANGED${'c'.repeat(10)}` } }),
       reply.text('Wrote a big file.'),
     ]),
   }),

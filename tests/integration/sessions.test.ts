@@ -20,11 +20,11 @@ import { waitUntil } from '../helpers/wait';
 const model = new FakeAnthropic(
   byWorkItem({
     'two steps': byTurn([
-      reply.toolUse({ name: 'run_shell', input: { command: 'sleep 2; echo one' } }),
-      reply.toolUse({ name: 'run_shell', input: { command: 'sleep 1; exit 4' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'sleep 2; echo one' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'sleep 1; exit 4' } }),
       reply.text('Done in two steps.'),
     ]),
-    'sleep long': () => reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300' } }),
+    'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
   }),
 );
 
@@ -151,7 +151,7 @@ describe('gateway sessions, callbacks and the event stream', () => {
   it('keeps retrying while the receiver is down and delivers everything once it is back; a kill ends the session within seconds', async () => {
     receiver.down = true;
     const sessionId = await spawn('gw-2', 'sleep long');
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: sessionId } })).lastTool === 'run_shell', 60_000);
+    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: sessionId } })).lastTool === 'bash', 60_000);
     await waitUntil(() => Promise.resolve(receiver.attemptsWhileDown >= 2), 30_000);
     expect(receiver.eventsOf(sessionId)).toEqual([]);
 

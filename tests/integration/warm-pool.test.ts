@@ -8,7 +8,7 @@ import { instanceLabel, reconcileSandboxes } from '../../activities/sandbox-reco
 import { hardenedContainerSpec, SANDBOX_LABEL_INSTANCE } from '../../activities/sandbox-spec';
 import { POOL_LABEL, POOL_SLOT_LABEL } from '../../activities/warm-pool';
 import type { AgentStatus } from '../../shared/agents';
-import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { bearer } from '../helpers/federation';
 import { createRepository, git } from '../helpers/git-repo';
 import { request } from '../helpers/http';
@@ -23,8 +23,8 @@ import { withWorkspace } from '../helpers/workspace';
 describe('the warm sandbox pool', () => {
   const model = new FakeAnthropic(
     byWorkItem({
-      'write a file': byTurn([reply.toolUse({ name: 'write_file', input: { path: 'warm.txt', content: 'written in a warm sandbox\n' } }), reply.text('Wrote it.')]),
-      hold: byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300', timeout_seconds: 400 } })]),
+      'write a file': byTurn([reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'warm.txt', file_text: 'written in a warm sandbox\n' } }), reply.text('Wrote it.')]),
+      hold: byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]),
     }),
   );
   let instance: TestInstance;

@@ -5,7 +5,7 @@ import { issueApiToken } from '../../api/auth';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
 import type { AgentStatus } from '../../shared/agents';
-import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -16,8 +16,8 @@ import { startWorkerProcess } from '../helpers/processes';
 describe('a worker killed with SIGKILL in the middle of a run', () => {
   const model = new FakeAnthropic(
     byTurn([
-      reply.toolUse({ name: 'write_file', input: { path: 'first.txt', content: 'written once\n' } }),
-      reply.toolUse({ name: 'run_shell', input: { command: 'echo started >> log.txt; sleep 25; echo finished >> log.txt' } }),
+      reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'first.txt', file_text: 'written once\n' } }),
+      reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 25; echo finished >> log.txt' } }),
       reply.text('Done despite the crash.'),
     ]),
   );
@@ -58,7 +58,7 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
     })();
 
     // Wait until the long shell command has started, then kill the worker without warning.
-    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'run_shell', status: 'started' } })) !== null, 30_000);
+    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'bash', status: 'started' } })) !== null, 30_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
     workers[0]!.kill('SIGKILL');
     workers.push(startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url }));
@@ -76,8 +76,8 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
     expect(JSON.stringify(model.requests[2]!.body.messages.at(-1))).toContain(UNKNOWN_TOOL_OUTCOME);
     const calls = await instance.prisma.toolCall.findMany({ where: { agentId }, orderBy: { turn: 'asc' } });
     expect(calls.map((call) => [call.name, call.status])).toEqual([
-      ['write_file', 'finished'],
-      ['run_shell', 'unknown'],
+      [EDITOR, 'finished'],
+      ['bash', 'unknown'],
     ]);
     await withWorkspace(instance, agentId, async (workspace) => {
       expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);

@@ -16,7 +16,7 @@ const EXIT_WITHIN_MS = 15_000;
  * also after it killed an agent in the middle of a tool call: no Docker connection is left open.
  */
 describe('a worker process stopped with SIGTERM', () => {
-  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'run_shell', input: { command: 'sleep 300', timeout_seconds: 400 } })]));
+  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]));
   let instance: TestInstance;
   let worker: ChildProcess | null = null;
 

@@ -25,6 +25,8 @@ describe('golden workflow histories', () => {
         'agent-run-retried-429.json',
         'agent-run-failed-401.json',
         'agent-run-continued-as-new.json',
+        // Model calls streamed on the sandbox's host (the patch model-calls-on-sandbox-host).
+        'agent-run-streamed.json',
         'agent-run-for-hub.json',
         'hub-event-delivery-completed.json',
         'federation-command-status.json',
