@@ -188,8 +188,11 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
       });
       const terminal = isTerminalState(snapshot.status);
       if (terminal && result) {
-        const filesChanged = result.diff.split('\n').filter((line) => line.startsWith('diff --git ')).length;
-        await storeResult(prisma, input.agentId, result, { type: 'result', branch: result.branch, commitSha: result.commitSha, filesChanged, testExitCode: result.testExitCode });
+        // The spoke's cost estimate (an addition older spokes leave out) is the agent's, not the stored result's.
+        const { costUsd, ...stored } = result;
+        if (costUsd !== undefined) await prisma.agent.update({ where: { id: input.agentId }, data: { costUsd } });
+        const filesChanged = stored.diff.split('\n').filter((line) => line.startsWith('diff --git ')).length;
+        await storeResult(prisma, input.agentId, stored, { type: 'result', branch: stored.branch, commitSha: stored.commitSha, filesChanged, testExitCode: stored.testExitCode, costUsd: costUsd ?? null });
       }
       return { kind: 'status', state: snapshot.status, startedAt: snapshot.startedAt, progress: snapshot.progress, error: snapshot.error ?? null, resultFetched: terminal, contactAt: contactAt.toISOString() };
     },

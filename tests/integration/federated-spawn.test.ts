@@ -118,6 +118,10 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     expect(entry).toMatchObject({ state: 'completed', remoteAgentId: remote.remoteAgentId, remoteInstance: { instanceId: spoke.identity.current().instanceId, connectionId: link.hubConnectionId } });
     const local = await request(hub.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(link.hubToken) });
     expect(local.body).toMatchObject({ state: 'completed', turn: 3, result: { summary: 'Wrote hello.txt on the spoke.' } });
+    // The spoke's cost estimate comes back with the result: the hub shows what the spoke says the run cost.
+    const spokeRow = await spoke.prisma.agent.findUniqueOrThrow({ where: { id: remote.remoteAgentId ?? '' } });
+    expect(spokeRow.costUsd).toBeGreaterThan(0);
+    expect(local.body).toMatchObject({ costUsd: spokeRow.costUsd, result: { costUsd: spokeRow.costUsd } });
 
     // The hub's event stream of the federated agent: its mirrored states and the result, numbered without gaps, ending with the final state.
     const stream = await readSse(`${hub.baseUrl}/agents/${agentId}/events`, bearer(link.hubToken));
