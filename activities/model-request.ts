@@ -45,6 +45,11 @@ export function clearedToolResult(label: string, characters: number): string {
   return `[This tool result was cleared to keep the conversation within the context window: ${label}, ${characters} characters. Run the tool again if you need its output.]`;
 }
 
+/** What the model reads in place of a long argument of an old tool call (a file's content it created, say). */
+export const clearedToolInput = (characters: number): string => `[cleared to save context: ${characters} characters]`;
+/** Tool-call arguments up to this length stay when their call is cleared: paths, commands, patterns. */
+const KEPT_INPUT_CHARACTERS = 500;
+
 export class ContextOverflowError extends Error {
   override readonly name = 'ContextOverflowError';
 }
@@ -70,14 +75,25 @@ export interface FittedTranscript {
 }
 
 const isToolResult = (block: unknown): block is Anthropic.ToolResultBlockParam => (block as { type?: string }).type === 'tool_result';
+const isToolUse = (block: unknown): block is Anthropic.ToolUseBlockParam => (block as { type?: string }).type === 'tool_use';
 const blocksOf = (content: Anthropic.MessageParam['content']): unknown[] => (typeof content === 'string' ? [] : content);
+
+/** A tool call whose long string arguments are replaced by a note of their length. */
+function withShortInput(use: Anthropic.ToolUseBlockParam): Anthropic.ToolUseBlockParam {
+  if (typeof use.input !== 'object' || use.input === null) return use;
+  const input = Object.fromEntries(
+    Object.entries(use.input as Record<string, unknown>).map(([key, value]) => [key, typeof value === 'string' && value.length > KEPT_INPUT_CHARACTERS ? clearedToolInput(value.length) : value]),
+  );
+  return { ...use, input };
+}
 
 /**
  * The messages of the next request, fitted to the context window: when the estimate (the request's
- * characters times the agent's measured tokens per character) goes past the budget, tool results
- * are cleared oldest first, down to CLEARING_TARGET of it. The latest message (results the model has
- * not seen yet) is never cleared. Clearing is sticky: what was cleared stays cleared, so the cached
- * prefix of later requests is the same. The stored transcript itself is never changed.
+ * characters times the agent's measured tokens per character) goes past the budget, older tool
+ * results (and the long arguments of older tool calls) are cleared oldest first, down to
+ * CLEARING_TARGET of it. The latest reply and the results it asked for are never cleared. Clearing
+ * is sticky: what was cleared stays cleared, so the cached prefix of later requests is the same.
+ * The stored transcript itself is never changed.
  */
 export function fitToContext(prefix: { system: string; tools: AgentTool[] }, transcript: StoredMessage[], budget: ContextBudget): FittedTranscript {
   const labels = new Map<string, string>();
@@ -90,15 +106,17 @@ export function fitToContext(prefix: { system: string; tools: AgentTool[] }, tra
   const clear = (message: StoredMessage): StoredMessage => ({
     ...message,
     content: blocksOf(message.content).map((block) => {
+      if (isToolUse(block)) return withShortInput(block);
       if (!isToolResult(block)) return block;
       const characters = JSON.stringify(block.content ?? '').length;
       return { ...block, content: clearedToolResult(labels.get(block.tool_use_id) ?? 'a tool call', characters) };
     }) as Anthropic.MessageParam['content'],
   });
-  const hasToolResults = (message: StoredMessage): boolean => message.role === 'user' && blocksOf(message.content).some(isToolResult);
-  const last = transcript.at(-1)?.seq;
+  const clearable = (message: StoredMessage): boolean => blocksOf(message.content).some((block) => isToolResult(block) || isToolUse(block));
+  // The latest reply and its results: what the model is answering now.
+  const kept = new Set(transcript.slice(-2).map((message) => message.seq));
   let clearedThrough = budget.clearedThrough;
-  const messages = transcript.map((message) => (message.seq <= clearedThrough && hasToolResults(message) ? clear(message) : message));
+  const messages = transcript.map((message) => (message.seq <= clearedThrough && !kept.has(message.seq) && clearable(message) ? clear(message) : message));
   const prefixCharacters = JSON.stringify(prefix).length;
   const charactersOf = (list: StoredMessage[]): number => prefixCharacters + JSON.stringify(list.map(({ role, content }) => ({ role, content }))).length;
   const perChar = budget.tokensPerChar > 0 ? budget.tokensPerChar : DEFAULT_TOKENS_PER_CHAR;
@@ -110,7 +128,7 @@ export function fitToContext(prefix: { system: string; tools: AgentTool[] }, tra
     const target = budget.budgetTokens * CLEARING_TARGET;
     for (const [index, message] of messages.entries()) {
       if (estimate(characters) <= target) break;
-      if (message.seq <= clearedThrough || message.seq === last || !hasToolResults(message)) continue;
+      if (message.seq <= clearedThrough || kept.has(message.seq) || !clearable(message)) continue;
       const cleared = clear(message);
       characters += JSON.stringify(cleared.content).length - JSON.stringify(message.content).length;
       messages[index] = cleared;
@@ -118,10 +136,10 @@ export function fitToContext(prefix: { system: string; tools: AgentTool[] }, tra
       clearedNow = true;
     }
     if (estimate(characters) > budget.budgetTokens) {
-      throw new ContextOverflowError(`the conversation needs about ${estimate(characters)} tokens even with its older tool results cleared, more than the ${budget.budgetTokens} the context window leaves`);
+      throw new ContextOverflowError(`the conversation needs about ${estimate(characters)} tokens even with its older tool calls and results cleared, more than the ${budget.budgetTokens} the context window leaves`);
     }
   }
-  const clearedToolResults = messages.filter((message) => message.seq <= clearedThrough).reduce((count, message) => count + blocksOf(message.content).filter(isToolResult).length, 0);
+  const clearedToolResults = messages.filter((message) => message.seq <= clearedThrough && !kept.has(message.seq)).reduce((count, message) => count + blocksOf(message.content).filter(isToolResult).length, 0);
   return {
     messages: messages.map(({ role, content }) => ({ role, content })),
     clearedThrough,

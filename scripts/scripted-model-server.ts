@@ -175,7 +175,8 @@ function streamEventsOf(body: { content: Block[]; stop_reason: string } & Record
     { event: 'message_start', data: { type: 'message_start', message: { ...body, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } } },
   ];
   for (const [index, block] of body.content.entries()) {
-    const pieces = (text: string, size: number): string[] => text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? [];
+    // Small pieces, as a model writes them; at most about 64 per block (a client re-reads a tool's partial input on each).
+    const pieces = (text: string, size: number): string[] => text.match(new RegExp(`[\\s\\S]{1,${Math.max(size, Math.ceil(text.length / 64))}}`, 'g')) ?? [];
     if (block.type === 'text') {
       events.push({ event: 'content_block_start', data: { type: 'content_block_start', index, content_block: { type: 'text', text: '' } } });
       for (const text of pieces(block.text, 16)) events.push({ event: 'content_block_delta', data: { type: 'content_block_delta', index, delta: { type: 'text_delta', text } } });
@@ -309,7 +310,8 @@ export class FakeAnthropic {
       }
       res.write(`event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`);
       progress.sent += 1;
-      this.later(response.eventDelayMs ?? 0, next);
+      if (response.eventDelayMs) this.later(response.eventDelayMs, next);
+      else next();
     };
     next();
   }

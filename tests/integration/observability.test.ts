@@ -1,5 +1,5 @@
 import { issueApiToken } from '../../api/auth';
-import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
+import { byWorkItem, FakeAnthropic, reply, byTurn, reportedUsage } from '../../scripts/scripted-model-server';
 import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
 import { currentDetails } from '../helpers/history-words';
 import { request } from '../helpers/http';
@@ -103,7 +103,14 @@ describe('metrics, logs and small, secret-free histories', () => {
     expect(sample(worker, 'orchestrator_agent_queue_wait_seconds_count')).toBe(1);
     expect(sample(worker, 'orchestrator_sandbox_start_seconds_count', { runtime: 'runc' })).toBe(2);
     expect(sample(worker, 'orchestrator_kill_seconds_count')).toBe(1);
-    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'input' })).toBe(400); // the scripted model counts 100 per reply
+    // Every token the Messages API reported, by kind: the prompt's uncached part, cache writes and reads, and the output.
+    const reported = reportedUsage(model.requests);
+    expect(reported.cacheReadInputTokens).toBeGreaterThan(0);
+    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'input' })).toBe(reported.inputTokens);
+    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'cache_creation' })).toBe(reported.cacheCreationInputTokens);
+    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'cache_read' })).toBe(reported.cacheReadInputTokens);
+    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'output' })).toBe(reported.outputTokens);
+    expect(sample(worker, 'orchestrator_model_cost_usd_total', { model: 'claude-sonnet-5-5' })).toBeGreaterThan(0);
     expect(sample(worker, 'orchestrator_model_request_seconds_count', { outcome: 'ok' })).toBe(4);
     expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'bash', exit_status: '0' })).toBe(1);
     expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'bash', exit_status: 'nonzero' })).toBe(1);

@@ -43,6 +43,20 @@ describe('fitting a transcript to the context window', () => {
     expect(next.messages.slice(0, first.messages.length - 1)).toEqual(first.messages.slice(0, -1));
   });
 
+  it('also shortens the long arguments of cleared tool calls (a created file’s content), keeping their paths', () => {
+    const messages: StoredMessage[] = [{ seq: 0, role: 'user', content: 'Work items' }];
+    for (let turn = 0; turn < 10; turn++) {
+      messages.push({ seq: 2 * turn + 1, role: 'assistant', content: [{ type: 'tool_use', id: `toolu_${turn}`, name: 'str_replace_based_edit_tool', input: { command: 'create', path: `f${turn}.txt`, file_text: 'z'.repeat(3000) } }] });
+      messages.push({ seq: 2 * turn + 2, role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${turn}`, content: 'File created' }] });
+    }
+    const fitted = fitToContext(prefix, messages, { budgetTokens: 5000, tokensPerChar: 0.25, clearedThrough: 0 });
+    const firstCall = (fitted.messages[1]?.content as Anthropic.ToolUseBlockParam[])[0];
+    expect(firstCall?.input).toEqual({ command: 'create', path: 'f0.txt', file_text: '[cleared to save context: 3000 characters]' });
+    // The latest call and its result stay whole.
+    expect(JSON.stringify(fitted.messages.at(-2))).toContain('z'.repeat(3000));
+    expect(fitted.estimatedTokens).toBeLessThanOrEqual(5000);
+  });
+
   it('says so when even the cleared transcript cannot fit', () => {
     expect(() => fitToContext(prefix, transcript(2, 50_000), { budgetTokens: 5000, tokensPerChar: 0.25, clearedThrough: 0 })).toThrow(ContextOverflowError);
   });
