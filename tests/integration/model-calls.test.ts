@@ -6,6 +6,7 @@ import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';
+import { sample } from '../helpers/metrics';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
 
@@ -29,13 +30,6 @@ const scripts: Record<string, Script> = {
   'spend money': () => reply.toolUse(call.bash('true')),
   'fill the context': (recorded) => (recorded.turn < 30 ? reply.toolUse(call.bash(BIG_RESULT)) : reply.text('Printed a lot.')),
 };
-
-/** The value of one sample in the worker's Prometheus text (0 when absent). */
-function sample(text: string, name: string, labels: Record<string, string>): number {
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name}{`) && wanted.every((pair) => candidate.includes(pair)));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
 
 /**
  * Model calls as they really go: streamed (progress in the status and the event stream, a kill that

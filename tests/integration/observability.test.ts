@@ -6,6 +6,7 @@ import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
 import { createRepository } from '../helpers/git-repo';
+import { sample } from '../helpers/metrics';
 
 /**
  * What an operator reads beside the Web UI: Prometheus metrics of the API and the worker, JSON logs
@@ -27,17 +28,6 @@ const model = new FakeAnthropic(
 /** Payload bytes (base64 in a history's JSON) as their text, so a scan of a history sees what a person would. */
 function readablePayloads(key: string, value: unknown): unknown {
   return key === 'data' && typeof value === 'string' ? Buffer.from(value, 'base64').toString('utf8') : value;
-}
-
-/** The value of one sample in Prometheus text (0 when absent). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const labelText = /\{(.*)\}/.exec(line)?.[1] ?? '';
-    if (wanted.every((pair) => labelText.split(',').includes(pair))) return Number(line.split(' ').at(-1));
-  }
-  return 0;
 }
 
 describe('metrics, logs and small, secret-free histories', () => {
