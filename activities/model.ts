@@ -3,7 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { costOf, DEFAULT_CONTEXT_WINDOW, priceOf, type ModelPriceTable } from '../config/model-prices';
 import type { WorkerMetrics } from '../platform/metrics';
 import { Prisma, type PrismaClient } from '../prisma/client';
-import type { AgentContext, AgentType, TokenUsage } from '../shared/agents';
+import { roundUsd, type AgentContext, type AgentType, type TokenUsage } from '../shared/agents';
 import type { ModelProgress } from '../shared/agent-events';
 import { toolCallLabel, toolsFor } from './agent-tools';
 import { stoppedByKill } from './agent-sandbox';
@@ -248,8 +248,8 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
         cacheCreationInputTokens: reply.usage.cache_creation_input_tokens ?? 0,
         cacheReadInputTokens: reply.usage.cache_read_input_tokens ?? 0,
       };
-      const turnCost = price ? costOf(usage, price) : null;
-      const totalCost = turnCost === null ? agent.costUsd : (agent.costUsd ?? 0) + turnCost;
+      const turnCost = price ? roundUsd(costOf(usage, price)) : null;
+      const totalCost = turnCost === null ? agent.costUsd : roundUsd((agent.costUsd ?? 0) + turnCost);
       metrics.modelTokens.inc({ model: options.model, kind: 'input' }, usage.inputTokens);
       metrics.modelTokens.inc({ model: options.model, kind: 'output' }, usage.outputTokens);
       metrics.modelTokens.inc({ model: options.model, kind: 'cache_creation' }, usage.cacheCreationInputTokens);

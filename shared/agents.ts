@@ -69,6 +69,9 @@ export interface TokenUsage {
   cacheReadInputTokens?: number;
 }
 
+/** Dollars kept to a hundredth of a micro-dollar, so sums of many small costs read cleanly. */
+export const roundUsd = (usd: number): number => Math.round(usd * 1e8) / 1e8;
+
 /** Every token a run was billed for: what the token budget counts. */
 export const tokensSpent = (usage: TokenUsage): number => usage.inputTokens + usage.outputTokens + (usage.cacheCreationInputTokens ?? 0) + (usage.cacheReadInputTokens ?? 0);
 

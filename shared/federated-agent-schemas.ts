@@ -21,6 +21,10 @@ export const FederatedAgentOptionsSchema = z.strictObject({
   model: z.string().min(1).max(200).optional(),
   maxTurns: z.number().int().min(1).max(1000).optional(),
   tokenBudget: z.number().int().min(1).max(100_000_000).optional(),
+  /** USD the run may spend, by the spoke's price table (refused when its model has no price there). */
+  costBudgetUsd: z.number().positive().max(1_000_000).optional(),
+  /** Seconds one bash command may take on the spoke. */
+  commandTimeout: z.number().int().min(1).max(3600).optional(),
   resources: AgentResourcesSchema.optional(),
 });
 

@@ -21,7 +21,7 @@ import {
 import { TimeoutType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { LaunchedSandbox } from '../activities/agent-sandbox';
-import { agentStatusQuery, killAgentSignal, tokensSpent, type AgentResume, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
+import { agentStatusQuery, killAgentSignal, roundUsd, tokensSpent, type AgentResume, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
 import type { ModelTurn } from '../activities/model';
 import { agentLifecycleSignal, HUB_EVENT_DELIVERY_WORKFLOW, hubEventDeliveryWorkflowId, type HubEventDeliveryInput, type LifecycleSnapshot } from '../shared/federated-agents';
 import { admissionWorkflowId, DEFAULT_PRIORITY, releaseSlotSignal, slotGrantedSignal } from '../shared/admission';
@@ -90,7 +90,7 @@ function addUsage(status: AgentStatus, reply: ModelTurn): void {
   usage.outputTokens += reply.usage.outputTokens;
   if (reply.usage.cacheCreationInputTokens !== undefined) usage.cacheCreationInputTokens = (usage.cacheCreationInputTokens ?? 0) + reply.usage.cacheCreationInputTokens;
   if (reply.usage.cacheReadInputTokens !== undefined) usage.cacheReadInputTokens = (usage.cacheReadInputTokens ?? 0) + reply.usage.cacheReadInputTokens;
-  if (typeof reply.costUsd === 'number') status.costUsd = (status.costUsd ?? 0) + reply.costUsd;
+  if (typeof reply.costUsd === 'number') status.costUsd = roundUsd((status.costUsd ?? 0) + reply.costUsd);
   if (reply.contextCleared) {
     const clearings = (status.contextManagement?.clearings ?? 0) + 1;
     status.contextManagement = { clearings, clearedToolResults: reply.contextCleared.clearedToolResults, lastClearedAtTurn: status.turn };

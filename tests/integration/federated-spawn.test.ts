@@ -188,6 +188,14 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     expect(statusReply.result).toMatchObject({ agentId, taskId: 'task-123', spawnedAt: row.createdAt.toISOString() });
     expect(typeof (statusReply.result.progress as { turn: unknown }).turn).toBe('number');
     expect(Object.keys(statusReply.result)).toEqual(expect.arrayContaining(['agentId', 'taskId', 'status', 'spawnedAt', 'startedAt', 'progress']));
+    // A cost budget the spoke cannot enforce (no price for the model there) is refused, and nothing starts.
+    const spokeAgents = await spoke.prisma.agent.count();
+    const unpriced = seedPayload.replace('"task-123"', '"task-unpriced"').replace('"maxRetries":3}', '"maxRetries":3,"model":"unknown-model","costBudgetUsd":5}');
+    const refusedReply = (await send('agent.spawn', unpriced)) as unknown as { status: string; error: { code: string; message: string } };
+    expect(refusedReply).toMatchObject({ status: 'error', error: { code: 'unpriced_model' } });
+    expect(refusedReply.error.message).toContain('no price is configured for model unknown-model');
+    expect(await spoke.prisma.agent.count()).toBe(spokeAgents);
+
     // That repository does not exist here: the agent fails at its clone, and says so.
     expect(((await spoke.temporal.workflow.getHandle(agentId).result().catch(() => null)) as AgentStatus | null)?.state ?? 'failed').toBe('failed');
     await waitUntil(async () => (await spoke.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'failed');
