@@ -205,13 +205,14 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
         }
       };
 
+      let fitted = fit();
+
       const kill = modelCalls.begin(agentId);
       // A kill reaches the stream at once (see InFlightModelCalls); Temporal's cancellation too, at the next heartbeat.
       const signal = AbortSignal.any([Context.current().cancellationSignal, kill.signal]);
       const progress = new StreamedProgress(turn);
       const publisher = publishProgress(agentId, progress);
       const timer = metrics.modelRequests.startTimer({ model: options.model });
-      let fitted = fit();
       let reply: Anthropic.Message;
       try {
         for (let refits = 0; ; refits++) {

@@ -28,6 +28,7 @@ const scripts: Record<string, Script> = {
     reply.text('Done after a retry.'),
   ]),
   'spend money': () => reply.toolUse(call.bash('true')),
+  'overflow at once': byTurn([reply.toolUse(call.bash("head -c 60000 /dev/zero | tr '\\0' y")), reply.text('Never read.')]),
   'fill the context': (recorded) => (recorded.turn < 30 ? reply.toolUse(call.bash(BIG_RESULT)) : reply.text('Printed a lot.')),
 };
 
@@ -208,5 +209,15 @@ describe('streamed, cached and priced model calls', () => {
       expect(results).toHaveLength(30);
       expect(results.every((message) => JSON.stringify(message.content).includes('y'.repeat(4000)))).toBe(true);
     }
+  });
+
+  it('fails clearly, without a request the API would refuse, when even the latest result cannot fit', async () => {
+    const agentId = await spawn('task-overflow', 'overflow at once', { model: 'claude-small' });
+    await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toThrow();
+    const view = await status(agentId);
+    expect(view.state).toBe('failed');
+    expect(view.error).toMatch(/^the conversation needs about \d+ tokens even with its older tool calls and results cleared, more than the 11808 the context window leaves$/);
+    // One request (the first turn); the second was never sent.
+    expect(model.requestsOf('overflow at once').map((recorded) => recorded.turn)).toEqual([0]);
   });
 });
