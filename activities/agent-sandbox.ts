@@ -180,6 +180,12 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       .catch(() => undefined); // still running after 2 s (only the process was killed), or already gone
   }
 
+  /** Removes the agent's container; after a kill, whichever removal (the kill's at once, or the teardown) removed it measures the kill, once. */
+  async function removeAgentContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
+    const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+    if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+  }
+
   /** The agent's workspace quota: what its options ask for, within the instance's bound. */
   const quotaOf = (options: AgentOptions): number => Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
   const workspaceOf = (agentId: string): string => path.join(deps.workspacesDir, agentId);
@@ -437,16 +443,13 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     /** A kill's first step: the agent's container goes at once, whatever runs in it, and its model call stops (the teardown follows once the run has stopped). Idempotent. */
     async removeSandboxContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       deps.modelCalls.abort(input.agentId); // a model call of the agent streaming on this host stops too
-      // Whichever removal (this one or the teardown) removed the container measures the kill, once.
-      const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
-      if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+      await removeAgentContainer(input);
     },
 
     /** Removes the agent's container; the workspace with its result branch stays for inspection. Idempotent. */
     async teardownSandbox(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       await whileHeartbeating(async () => {
-        const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
-        if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+        await removeAgentContainer(input);
         void deps.warmPool?.refill(); // a place is free again
         await releaseWorkspace(workspaceOf(input.agentId));
       });

@@ -1,11 +1,11 @@
 import type { AgentEventView, TurnUsage } from '../shared/agent-events';
+import { tokensSpent } from '../shared/agents';
 
-/** "1,234 tokens, 900 from the cache, $0.0123". */
+/** "1234 tokens, 900 read from the cache, $0.0123": every billed token, as the token budget counts them. */
 export function turnUsage(usage: TurnUsage): string {
   const cached = usage.cacheReadInputTokens ?? 0;
-  const total = usage.inputTokens + usage.outputTokens + (usage.cacheCreationInputTokens ?? 0) + cached;
   const cost = usage.costUsd === undefined || usage.costUsd === null ? '' : `, ${formatUsd(usage.costUsd)}`;
-  return `${total} tokens${cached > 0 ? `, ${cached} read from the cache` : ''}${cost}`;
+  return `${tokensSpent(usage)} tokens${cached > 0 ? `, ${cached} read from the cache` : ''}${cost}`;
 }
 
 /** Dollars with four decimals below a dollar ($0.0123), two above ($12.34). */

@@ -142,8 +142,6 @@ export interface AgentRouteDeps {
   metrics: ApiMetrics;
 }
 
-export const resultView = (row: AgentRow): AgentView['result'] => resultOf(row);
-
 /** An agent, local or on a peer: the row, overlaid with what its running workflow says. */
 export function toView(row: AgentRow, live?: LiveStatus): AgentView {
   const local = live?.kind === 'local' ? live.status : undefined;
@@ -166,7 +164,7 @@ export function toView(row: AgentRow, live?: LiveStatus): AgentView {
     finishedAt: row.finishedAt?.toISOString() ?? null,
     remoteInstance: row.remote ? { connectionId: row.remote.connectionId, instanceId: row.remote.connection.peerInstanceId, name: row.remote.connection.peerName } : null,
     remoteAgentId: remote?.remoteAgentId ?? row.remote?.remoteAgentId ?? null,
-    result: resultView(row),
+    result: resultOf(row),
   };
 }
 

@@ -11,7 +11,8 @@ import type { KillRequest, RemoteProgress } from '../../shared/federated-agents'
 import { requireApiToken, workspaceOf } from '../auth';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
-import { AgentIdParams, resultView } from './agents';
+import { AgentIdParams } from './agents';
+import { resultOf } from '../../domain/agents/agent-usage';
 
 /**
  * The hub's endpoints for agents run on a peer instance (FED-010), answering in the federation API's
@@ -107,7 +108,7 @@ export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentV
     kill: remote ? remote.kill : (stored.kill as KillRequest | null),
     error: remote?.error ?? row.error,
     finishedAt: row.finishedAt?.toISOString() ?? null,
-    result: resultView(row) ?? null,
+    result: resultOf(row),
   };
 }
 

@@ -2,10 +2,11 @@ import type { AgentStatus, ContextManagement, TokenUsage } from '../../shared/ag
 import type { AgentResultPayload } from '../../shared/federated-agents';
 import type { AgentRow } from './agent-service';
 
-/**
+/*
  * What a run has spent, as its views show it (the status, agent.status for a hub, the result): the
  * live workflow's numbers where it runs, else the row's, which every model turn updates.
  */
+
 /** The run's token usage: the live status's, completed by the row (older runs' statuses have no cache fields). */
 export function usageOf(row: AgentRow, local?: AgentStatus): Required<TokenUsage> {
   return {
@@ -25,7 +26,6 @@ export function resultOf(row: AgentRow): AgentResultPayload | null {
   if (!result) return null;
   return { branch: result.branch, commitSha: result.commitSha, diff: result.diff, testOutput: result.testOutput, testExitCode: result.testExitCode, summary: result.summary, costUsd: row.costUsd };
 }
-
 
 /** When older tool results were cleared from the model's requests (null: never). */
 export function contextOf(row: AgentRow): ContextManagement | null {
