@@ -11,6 +11,7 @@ import { whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from './model-calls';
 import { ContextOverflowError, firstPrompt, fitToContext, MAX_OUTPUT_TOKENS, systemPrompt, withCacheBreakpoints, type FittedTranscript, type StoredMessage } from './model-request';
 import { appendEventStatements } from '../domain/agents/agent-events';
+import { AGENT_PROGRESS_CHANNEL } from '../domain/agents/agent-event-feed';
 
 /**
  * One model call per activity, streamed. The transcript lives in PostgreSQL (AgentMessage), so the
@@ -137,7 +138,7 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
 
   /**
    * Publishes what the model writes, at most once a second and only when it changed: the agent's
-   * row (the status) and a progress event (the event stream). Best effort: a write that fails only
+   * row (the status) and a notification that wakes its event streams. Best effort: a write that fails only
    * leaves the progress older. `stop` waits for the write in flight, so none lands after the turn.
    */
   function publishProgress(agentId: string, progress: StreamedProgress): { stop: () => Promise<void> } {
@@ -148,7 +149,11 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       const snapshot = progress.snapshot();
       writing = writing
         .then(async () => {
-          await prisma.$transaction([prisma.agent.update({ where: { id: agentId }, data: { modelProgress: asJson(snapshot) } }), ...appendEventStatements(prisma, agentId, { type: 'progress', ...snapshot })]);
+          // The row holds the latest progress; the notification wakes the agent's open event streams.
+          await prisma.$transaction([
+            prisma.agent.update({ where: { id: agentId }, data: { modelProgress: asJson(snapshot) } }),
+            prisma.$executeRaw`SELECT pg_notify(${AGENT_PROGRESS_CHANNEL}, ${agentId})`,
+          ]);
         })
         .catch((error: unknown) => {
           log.warn('model progress not published', { agentId, error: error instanceof Error ? error.message : String(error) });

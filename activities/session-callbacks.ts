@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { eventsAfter, isFinalEvent } from '../domain/agents/agent-events';
 import { signCallbackToken } from '../domain/sessions/callback-tokens';
 import type { IdentityHolder } from '../federation/identity';
@@ -6,7 +6,7 @@ import type { WorkerMetrics } from '../platform/metrics';
 import { outboundRequest, OutboundError, type OutboundPolicy } from '../platform/outbound-http';
 import type { PrismaClient } from '../prisma/client';
 import { isTerminalState } from '../shared/agents';
-import type { SessionCallbackBody } from '../shared/sessions';
+import type { CallbackBatch, SessionCallbackBody } from '../shared/sessions';
 
 export interface SessionCallbackDeps {
   prisma: PrismaClient;
@@ -15,8 +15,10 @@ export interface SessionCallbackDeps {
   metrics: WorkerMetrics;
 }
 
-const POLL_INTERVAL_MS = 250;
 const CALLBACK_TIMEOUT_MS = 15_000;
+/** One activity delivers at most this many events, or for about this long: it never holds a worker slot for long. */
+const BATCH_EVENTS = 50;
+const BATCH_MS = 30_000;
 
 export function createSessionCallbackActivities(deps: SessionCallbackDeps) {
   const { prisma } = deps;
@@ -47,38 +49,35 @@ export function createSessionCallbackActivities(deps: SessionCallbackDeps) {
 
   return {
     /**
-     * Follows the session's event log from what the receiver last acknowledged and POSTs each event
-     * in order, heartbeating; ends after the final state. At least once: an event whose
-     * acknowledgement was lost is sent again, with the same eventId.
+     * POSTs the session's events after what the receiver acknowledged, in order, and records each
+     * acknowledgement; stops after a batch (the workflow calls again) or after the final state. At
+     * least once: an event whose acknowledgement was lost is sent again, with the same eventId.
      */
-    async deliverSessionEvents(input: { agentId: string }): Promise<{ delivered: number }> {
+    async deliverSessionEvents(input: { agentId: string; after: number }): Promise<CallbackBatch> {
       const session = await prisma.session.findUniqueOrThrow({ where: { agentId: input.agentId } });
-      if (!session.callbackUrl || !session.callbackAudience) return { delivered: session.deliveredSeq };
-      const context = Context.current();
-      let delivered = session.deliveredSeq;
-      for (;;) {
-        context.heartbeat({ delivered });
-        if (context.cancellationSignal.aborted) throw ApplicationFailure.nonRetryable('the delivery was cancelled', 'CallbackRefused');
-        const events = await eventsAfter(prisma, input.agentId, delivered, 20);
-        for (const event of events) {
-          await post(session.callbackUrl, session.callbackAudience, {
-            eventId: `${input.agentId}:${event.seq}`,
-            sessionId: input.agentId,
-            sequence: event.seq,
-            type: event.type,
-            occurredAt: event.at,
-            data: event.data,
-          });
-          delivered = event.seq;
-          await prisma.session.update({ where: { agentId: input.agentId }, data: { deliveredSeq: delivered } });
-          context.heartbeat({ delivered });
-          if (isFinalEvent(event)) return { delivered };
-        }
-        if (events.length > 0) continue;
-        const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { state: true } });
-        if (isTerminalState(agent.state) && (await eventsAfter(prisma, input.agentId, delivered, 1)).length === 0) return { delivered };
-        await context.sleep(POLL_INTERVAL_MS);
+      let delivered = Math.max(session.deliveredSeq, input.after);
+      if (!session.callbackUrl || !session.callbackAudience) return { delivered, ended: true, more: false };
+      const started = Date.now();
+      const events = await eventsAfter(prisma, input.agentId, delivered, BATCH_EVENTS);
+      for (const event of events) {
+        await post(session.callbackUrl, session.callbackAudience, {
+          eventId: `${input.agentId}:${event.seq}`,
+          sessionId: input.agentId,
+          sequence: event.seq,
+          type: event.type,
+          occurredAt: event.at,
+          data: event.data,
+        });
+        delivered = event.seq;
+        await prisma.session.update({ where: { agentId: input.agentId }, data: { deliveredSeq: delivered } });
+        if (isFinalEvent(event)) return { delivered, ended: true, more: false };
+        if (Date.now() - started > BATCH_MS) return { delivered, ended: false, more: true };
       }
+      if (events.length === BATCH_EVENTS) return { delivered, ended: false, more: true };
+      // An agent that ended without a final event left (none will come) ends the delivery too.
+      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { state: true } });
+      const ended = isTerminalState(agent.state) && (await eventsAfter(prisma, input.agentId, delivered, 1)).length === 0;
+      return { delivered, ended, more: false };
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Client, Connection } from '@temporalio/client';
 import express, { type Express } from 'express';
 import type { AppConfig } from '../config/env';
 import { parseModelPrices } from '../config/model-prices';
+import type { AgentEventFeed } from '../domain/agents/agent-event-feed';
 import { createAgentService } from '../domain/agents/agent-service';
 import { createFederatedAgentService } from '../domain/agents/federated-agents';
 import { createPeerCommandHandler } from '../domain/agents/peer-commands';
@@ -51,6 +52,8 @@ export interface ApiDeps {
   identity: IdentityHolder;
   settings: ApiSettings;
   log: Logger;
+  /** Wakes event streams when an agent's log grows (one LISTEN connection per process). */
+  feed: AgentEventFeed;
 }
 
 /**
@@ -58,7 +61,7 @@ export interface ApiDeps {
  * to them. Every dependency is handed in so tests run it against the real services they started.
  */
 export function createApp(deps: ApiDeps): Express {
-  const { prisma, temporal, identity, settings, log } = deps;
+  const { prisma, temporal, identity, settings, log, feed } = deps;
   const taskQueue = settings.TASK_QUEUE;
   // Incoming signatures must cover this instance's own authority (PUBLIC_URL), never the Host header.
   const authority = new URL(settings.PUBLIC_URL).host.toLowerCase();
@@ -85,10 +88,10 @@ export function createApp(deps: ApiDeps): Express {
 
   // The API has no Docker socket: the worker hosts report whether their engines answer.
   app.use(healthRouter(readiness));
-  app.use(sessionRouter({ prisma, sessions, identity, metrics, readiness }));
+  app.use(sessionRouter({ prisma, feed, sessions, identity, metrics, readiness }));
   app.use(federatedAgentRouter({ prisma, federatedAgents, metrics }));
   app.use(federationRouter(federation));
-  app.use(agentRouter({ prisma, agents, metrics }));
+  app.use(agentRouter({ prisma, feed, agents, metrics }));
   app.use(sandboxCheckRouter({ temporal, prisma, taskQueue }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());

@@ -8,6 +8,8 @@ import { connectTemporalClient, createProbeConnection } from '../temporal/connec
 import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { pruneExpiredNonces } from '../federation/incoming';
 import { createApp } from './app';
+import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed } from '../domain/agents/agent-event-feed';
+import { startPgListener } from '../platform/pg-listener';
 
 const NONCE_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
@@ -21,7 +23,10 @@ async function main(): Promise<void> {
   const prisma = createPrismaClient(config.DATABASE_URL);
   const temporalProbe = createProbeConnection(config);
   const identity = createIdentityHolder(identitySettings(config));
-  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log });
+  // One LISTEN connection serves every event stream of this process.
+  const listener = startPgListener(config.DATABASE_URL, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], log);
+  const feed = new AgentEventFeed(listener, prisma);
+  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log, feed });
   const server = app.listen(config.API_PORT, config.API_HOST);
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
@@ -34,7 +39,10 @@ async function main(): Promise<void> {
   await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   clearInterval(pruner);
   log.info('api stopping');
+  feed.close(); // open event streams end, so the server can close
+  server.closeIdleConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  await listener.close();
   await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
 }
 

@@ -20,8 +20,6 @@ export function describeEvent(event: AgentEventView): string {
       return `${time}  #${event.seq}  state ${data.state}${data.detail ? ` (${data.detail})` : ''}${data.error ? `: ${data.error}` : ''}`;
     case 'turn':
       return `${time}  #${event.seq}  turn ${data.turn}: ${data.toolCalls.length > 0 ? `model asks for ${data.toolCalls.join(', ')}` : 'model is done'}${data.text ? ` — ${data.text.split('\n')[0]?.slice(0, 80) ?? ''}` : ''} (${turnUsage(data)})`;
-    case 'progress':
-      return `${time}  #${event.seq}  turn ${data.turn}: writing${data.tool ? ` ${data.tool} input (${data.toolInputCharacters} characters)` : ''}${data.textLength > 0 ? `, ${data.textLength} characters of text` : ''}`;
     case 'context':
       return `${time}  #${event.seq}  turn ${data.turn}: context window: older tool results cleared (${data.clearedToolResults} cleared, about ${data.estimatedTokens} of ${data.budgetTokens} tokens)`;
     case 'tool':

@@ -256,7 +256,10 @@ async function* parseEventStream(body: ReadableStream<Uint8Array>): AsyncGenerat
       const block = buffer.slice(0, boundary);
       buffer = buffer.slice(boundary + 2);
       boundary = buffer.indexOf('\n\n');
-      const data = block.split('\n').find((line) => line.startsWith('data: '));
+      const lines = block.split('\n');
+      // Live progress (no id) is not part of the log: only the numbered events are yielded.
+      if (!lines.some((line) => line.startsWith('id: '))) continue;
+      const data = lines.find((line) => line.startsWith('data: '));
       if (data) yield JSON.parse(data.slice('data: '.length)) as AgentEventView;
     }
   }

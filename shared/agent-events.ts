@@ -8,7 +8,6 @@ import type { AgentState } from './agents';
 export type AgentEventData =
   | { type: 'state'; state: AgentState; detail: string | null; error: string | null }
   | ({ type: 'turn'; turn: number; toolCalls: string[]; text: string } & TurnUsage)
-  | ({ type: 'progress' } & ModelProgress)
   | { type: 'context'; turn: number; clearedToolResults: number; estimatedTokens: number; budgetTokens: number }
   | { type: 'tool'; turn: number; toolCallId: string; tool: string; status: 'finished' | 'unknown'; exitCode: number | null; isError: boolean }
   | { type: 'result'; branch: string | null; commitSha: string | null; filesChanged: number | null; testExitCode: number | null; costUsd?: number | null };
@@ -37,6 +36,16 @@ export type ModelProgress = {
 };
 
 export type AgentEventType = AgentEventData['type'];
+
+/**
+ * What the event stream sends while the model's reply streams (SSE event `progress`, without an id):
+ * live only, never stored in the log, so it takes no place in the numbering and is not sent to callbacks.
+ */
+export interface AgentProgressMessage {
+  agentId: string;
+  type: 'progress';
+  data: ModelProgress;
+}
 
 export interface AgentEventView {
   agentId: string;

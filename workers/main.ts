@@ -15,6 +15,9 @@ import { pruneWorkspaces } from '../activities/workspace-retention';
 import { reconcileAgentRows } from '../activities/agent-reconciler';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { activityDeps } from './activity-deps';
+import { SESSION_EVENTS_CHANNEL } from '../domain/agents/agent-event-feed';
+import { startCallbackWakeups } from '../domain/sessions/callback-wakeups';
+import { startPgListener } from '../platform/pg-listener';
 import { observeActivities } from './observed-activities';
 
 const RECONCILE_INTERVAL_MS = 5 * 60 * 1000;
@@ -51,6 +54,9 @@ async function main(): Promise<void> {
   });
   log.info({ metrics: `http://${config.WORKER_METRICS_ADDRESS}/metrics` }, 'serving metrics');
   const deps = await activityDeps(config, { prisma, docker, identity, metrics, log });
+  // One LISTEN connection: an appended event of a session with a callback wakes its delivery at once.
+  const listener = startPgListener(config.DATABASE_URL, [SESSION_EVENTS_CHANNEL], log);
+  const wakeups = startCallbackWakeups(listener, temporal, prisma, log);
   const activities = createActivities(deps);
   const interceptors = { activity: [observeActivities(log, metrics)] };
   log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
@@ -98,6 +104,8 @@ async function main(): Promise<void> {
     clearInterval(reconciler);
     clearInterval(rowReconciler);
     stopReports();
+    wakeups.stop();
+    await listener.close();
     await deps.warmPool?.stop();
     await Promise.allSettled([metricsServer.close(), prisma.$disconnect(), connection.close(), temporal.connection.close()]);
     log.info('worker stopped');

@@ -10,6 +10,7 @@ import type { ModelProgress } from '../../shared/agent-events';
 import { contextOf, costOf, resultOf, usageOf } from '../../domain/agents/agent-usage';
 import type { AgentRow, AgentService, LiveStatus } from '../../domain/agents/agent-service';
 import type { PrismaClient } from '../../prisma/client';
+import type { AgentEventFeed } from '../../domain/agents/agent-event-feed';
 import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
@@ -138,6 +139,7 @@ openApiRegistry.registerPath({
 
 export interface AgentRouteDeps {
   prisma: PrismaClient;
+  feed: AgentEventFeed;
   agents: AgentService;
   metrics: ApiMetrics;
 }
@@ -206,7 +208,7 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     const { agentId } = parseParams(AgentIdParams, req);
     const after = resumePoint(req);
     await agents.owned(agentId, { workspaceId: workspaceOf(res) });
-    await streamAgentEvents(req, res, deps.prisma, agentId, after, followsRun(req));
+    await streamAgentEvents(req, res, deps, agentId, after, followsRun(req));
   });
 
   router.post('/agents/:agentId/kill', async (req, res) => {

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import type { AgentEventFeed } from '../../domain/agents/agent-event-feed';
 import type { SessionService } from '../../domain/sessions/session-service';
 import { callbackJwks } from '../../domain/sessions/callback-tokens';
 import type { IdentityHolder } from '../../federation/identity';
@@ -87,7 +88,16 @@ openApiRegistry.registerPath({
 openApiRegistry.registerPath({ method: 'get', path: '/orchestrator/health', summary: 'Whether Temporal, the database and Docker answer', responses: { 200: jsonContent(GatewayHealthSchema, 'All up'), 503: jsonContent(GatewayHealthSchema, 'Something is down') } });
 openApiRegistry.registerPath({ method: 'get', path: '/.well-known/jwks.json', summary: "The keys that sign session callbacks' tokens (JWK Set, EdDSA)", responses: { 200: { description: 'JWK Set' } } });
 
-export function sessionRouter(deps: { prisma: PrismaClient; sessions: SessionService; identity: IdentityHolder; metrics: ApiMetrics; readiness: ReadinessTargets }): Router {
+export interface SessionRouteDeps {
+  prisma: PrismaClient;
+  feed: AgentEventFeed;
+  sessions: SessionService;
+  identity: IdentityHolder;
+  metrics: ApiMetrics;
+  readiness: ReadinessTargets;
+}
+
+export function sessionRouter(deps: SessionRouteDeps): Router {
   const { sessions } = deps;
   const router = Router();
 
@@ -166,7 +176,7 @@ export function sessionRouter(deps: { prisma: PrismaClient; sessions: SessionSer
     const { id } = parseParams(SessionIdParams, req);
     const after = resumePoint(req);
     await sessions.view(id, workspaceOf(res));
-    await streamAgentEvents(req, res, deps.prisma, id, after, followsRun(req));
+    await streamAgentEvents(req, res, deps, id, after, followsRun(req));
   });
 
   return router;

@@ -14,6 +14,9 @@ import { createTestDatabase } from './databases';
 import { freePort } from './ports';
 import { unmountAllUnder } from './workspace';
 import { createApp } from '../../api/app';
+import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed, SESSION_EVENTS_CHANNEL } from '../../domain/agents/agent-event-feed';
+import { startCallbackWakeups } from '../../domain/sessions/callback-wakeups';
+import { startPgListener } from '../../platform/pg-listener';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createDockerClient } from '../../platform/docker';
 import { startWorkerHostReports } from '../../platform/worker-hosts';
@@ -84,10 +87,14 @@ async function runWorker(
   });
   const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME, maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS) });
   const running = Promise.all([worker.run(), hostWorker.run()]);
+  const listener = startPgListener(config.DATABASE_URL, [SESSION_EVENTS_CHANNEL], log);
+  const wakeups = startCallbackWakeups(listener, temporal, deps.prisma, log);
   const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
   built.warmPool?.start();
   return async () => {
     stopReports();
+    wakeups.stop();
+    await listener.close();
     await built.warmPool?.stop();
     worker.shutdown();
     hostWorker.shutdown();
@@ -146,7 +153,10 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
   const identity = createIdentityHolder(identitySettings(config));
   const stopWorker = withWorker ? await runWorker(config, { prisma, docker, identity, metrics: workerMetrics }, temporal, workerLog) : () => Promise.resolve();
 
-  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log });
+  const listener = startPgListener(config.DATABASE_URL, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], log);
+  const feed = new AgentEventFeed(listener, prisma);
+  await listener.ready();
+  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log, feed });
   const server: Server = await new Promise((resolve) => {
     const listening = app.listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
   });
@@ -163,9 +173,11 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
     workerMetricsUrl: `http://127.0.0.1:${metricsServer.port}/metrics`,
     logLines: () => [...logs.lines],
     async stop() {
+      feed.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
+      await listener.close();
       await metricsServer.close();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
       await unmountAllUnder(dataDir); // of agents the test left running: their teardown never came

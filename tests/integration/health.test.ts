@@ -5,6 +5,8 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp, type ApiDeps } from '../../api/app';
+import { AGENT_EVENTS_CHANNEL, AgentEventFeed } from '../../domain/agents/agent-event-feed';
+import { startPgListener, type PgListener } from '../../platform/pg-listener';
 import { issueAdminToken, issueApiToken } from '../../api/auth';
 import { createIdentityHolder } from '../../federation/identity';
 import { createDockerClient } from '../../platform/docker';
@@ -63,14 +65,18 @@ describe('health endpoints against the real dependencies', () => {
   const config = testConfig();
   let healthy: Deps;
   let prisma: PrismaClient;
+  let listener: PgListener;
   let adminToken: string;
   let workspaceToken: string;
   const report = (docker = createDockerClient(config.DOCKER_HOST)) => reportWorkerHost(prisma, docker, { hostId: 'health-host', taskQueue: TASK_QUEUE });
 
   beforeAll(async () => {
     // A database of its own: readiness reads the worker hosts' reports there.
-    prisma = createPrismaClient(await createTestDatabase());
-    healthy = { temporal: await connectTemporalClient(config), temporalProbe: createProbeConnection(config), prisma };
+    const databaseUrl = await createTestDatabase();
+    prisma = createPrismaClient(databaseUrl);
+    listener = startPgListener(databaseUrl, [AGENT_EVENTS_CHANNEL], createLogger('test', 'silent'));
+    const feed = new AgentEventFeed(listener, prisma);
+    healthy = { temporal: await connectTemporalClient(config), temporalProbe: createProbeConnection(config), prisma, feed };
     adminToken = (await issueAdminToken(prisma)).token;
     workspaceToken = (await issueApiToken(prisma, `health-${Date.now()}`)).token;
     await report();
@@ -79,6 +85,8 @@ describe('health endpoints against the real dependencies', () => {
     await prisma.$disconnect();
     await healthy.temporal.connection.close();
     await healthy.temporalProbe.close();
+    healthy.feed.close();
+    await listener.close();
   });
 
   it('reports liveness and all three dependencies up', async () => {

@@ -1,13 +1,14 @@
 import { issueApiToken } from '../../api/auth';
 import { costOf, DEFAULT_MODEL_PRICES, priceOf } from '../../config/model-prices';
 import { byTurn, byWorkItem, call, FakeAnthropic, reply, reportedUsage, type Script } from '../../scripts/scripted-model-server';
-import type { AgentEventView, ModelProgress } from '../../shared/agent-events';
+import type { AgentEventView, AgentProgressMessage, ModelProgress } from '../../shared/agent-events';
 import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';
 import { sample } from '../helpers/metrics';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { readSse } from '../helpers/sse';
 import { waitUntil } from '../helpers/wait';
 
 const SONNET = priceOf(DEFAULT_MODEL_PRICES, 'claude-sonnet-5-5')!;
@@ -85,8 +86,10 @@ describe('streamed, cached and priced model calls', () => {
     return await handle.query(agentStatusQuery);
   };
 
-  it('shows what the model writes while its reply streams, in the status and the event stream', async () => {
+  it('shows what the model writes while its reply streams, in the status and live on the event stream', async () => {
     const agentId = await spawn('task-progress', 'stream slowly');
+    // Followed from the start: progress comes live (no id, not in the log), before the turn it previews.
+    const following = readSse(`${instance.baseUrl}/agents/${agentId}/events`, auth());
     let seen: ModelProgress | null = null;
     await waitUntil(async () => {
       seen = (await status(agentId)).modelProgress;
@@ -96,14 +99,20 @@ describe('streamed, cached and priced model calls', () => {
     expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
     await recordHistoryIfRequested(agentId, 'agent-run-streamed');
 
-    const events = await eventsOf(agentId);
-    const progress = events.filter((event) => event.data.type === 'progress').map((event) => event.data as ModelProgress);
+    const { events: live, ended } = await following;
+    expect(ended).toBe(true);
+    const progress = live.filter((event) => event.event === 'progress');
     expect(progress.length).toBeGreaterThan(0);
-    expect(progress.every((entry) => entry.turn === 1)).toBe(true);
-    expect(progress.map((entry) => entry.textLength)).toEqual([...progress.map((entry) => entry.textLength)].sort((a, b) => a - b));
-    // The turn it previewed follows; once it is done there is nothing in progress.
-    const turnAt = events.findIndex((event) => event.data.type === 'turn');
-    expect(events.findIndex((event) => event.data.type === 'progress')).toBeLessThan(turnAt);
+    expect(progress.every((event) => event.id === null)).toBe(true);
+    const previews = progress.map((event) => (JSON.parse(event.data) as AgentProgressMessage).data);
+    expect(previews.every((entry) => entry.turn === 1)).toBe(true);
+    expect(previews.map((entry) => entry.textLength)).toEqual([...previews.map((entry) => entry.textLength)].sort((a, b) => a - b));
+    const turnAt = live.findIndex((event) => event.event === 'turn');
+    expect(live.findIndex((event) => event.event === 'progress')).toBeLessThan(turnAt);
+    // The numbered log stays gapless without them; once the turn is done there is nothing in progress.
+    const numbered = live.filter((event) => event.id !== null).map((event) => Number(event.id));
+    expect(numbered).toEqual(numbered.map((_, index) => index + 1));
+    expect((await eventsOf(agentId)).some((event) => (event.type as string) === 'progress')).toBe(false);
     expect((await status(agentId)).modelProgress).toBeNull();
   });
 

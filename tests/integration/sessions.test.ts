@@ -1,10 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { issueApiToken } from '../../api/auth';
 import { callbackVerifier, CallbackTokenError } from '../../client/callback-receiver';
+import { CallbackReceiver } from '../helpers/callback-receiver';
 import { signCallbackToken } from '../../domain/sessions/callback-tokens';
 import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
-import { sessionCallbacksWorkflowId, type SessionCallbackBody } from '../../shared/sessions';
+import { sessionCallbacksWorkflowId } from '../../shared/sessions';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { containersOf } from '../helpers/chaos';
 import { createRepository } from '../helpers/git-repo';
@@ -27,54 +26,6 @@ const model = new FakeAnthropic(
     'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
   }),
 );
-
-/** A gateway's callback endpoint: verifies each callback's token, answers 503 while `down`, keeps what it accepted. */
-class CallbackReceiver {
-  readonly accepted: SessionCallbackBody[] = [];
-  readonly refusals: string[] = [];
-  down = false;
-  attemptsWhileDown = 0;
-  private server: Server | null = null;
-  url = '';
-  constructor(private readonly verify: () => ReturnType<typeof callbackVerifier>) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      let text = '';
-      req.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-      req.on('end', () => {
-        if (this.down) {
-          this.attemptsWhileDown += 1;
-          res.writeHead(503).end();
-          return;
-        }
-        const body = JSON.parse(text) as SessionCallbackBody;
-        this.verify()(req.headers.authorization, body.sessionId, body.eventId)
-          .then(() => {
-            this.accepted.push(body);
-            res.writeHead(204).end();
-          })
-          .catch((error: unknown) => {
-            this.refusals.push(error instanceof CallbackTokenError ? error.reason : String(error));
-            res.writeHead(401).end();
-          });
-      });
-    });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/callbacks`;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
-  }
-
-  /** The events of one session in sequence order, each once (what a receiver keeps after deduplicating by eventId). */
-  eventsOf(sessionId: string): SessionCallbackBody[] {
-    const byId = new Map(this.accepted.filter((event) => event.sessionId === sessionId).map((event) => [event.eventId, event]));
-    return [...byId.values()].sort((a, b) => a.sequence - b.sequence);
-  }
-}
 
 describe('gateway sessions, callbacks and the event stream', () => {
   let instance: TestInstance;
