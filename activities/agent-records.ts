@@ -23,6 +23,13 @@ async function applyState(tx: Prisma.TransactionClient, change: StateChange, met
     if (queuedAt) metrics.queueWait.observe((Date.now() - queuedAt.at.getTime()) / 1000);
   }
   if (moves && isTerminalState(change.state)) metrics.runsEnded.inc({ agent_type: agent.agentType, state: change.state });
+  if (moves && isTerminalState(change.state)) {
+    // No call stays open past the run: one a kill or the deadline stopped was cancelled; after a failure its outcome is unknown.
+    const stopped = change.state === 'killed' || change.state === 'timed_out';
+    const endedAt = new Date();
+    await tx.toolCall.updateMany({ where: { agentId: change.agentId, status: 'started' }, data: { status: stopped ? 'cancelled' : 'unknown', isError: true, finishedAt: endedAt } });
+    await tx.toolCall.updateMany({ where: { agentId: change.agentId, status: 'pending' }, data: { status: 'cancelled', isError: true, finishedAt: endedAt } });
+  }
   if (moves) {
     await tx.agentTransition.create({ data: { agentId: change.agentId, fromState: agent.state, toState: change.state, detail: change.detail ?? null } });
     await appendEvent(tx, change.agentId, { type: 'state', state: change.state, detail: change.detail ?? null, error: change.error ?? null });

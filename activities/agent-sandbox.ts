@@ -10,10 +10,10 @@ import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
 import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
-import { stopIfCancelled, whileHeartbeating } from './heartbeat';
+import { cancelledByShutdown, stopIfCancelled, whileHeartbeating, WORKER_SHUTDOWN_FAILURE } from './heartbeat';
 import type { InFlightModelCalls } from './model-calls';
 import { cloneRepository } from './repository-clone';
-import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, type ExecResult } from './sandbox';
+import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, runDetachedInContainer, type DetachedOutcome, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
@@ -153,6 +153,17 @@ async function oomKillCount(docker: Docker, containerName: string): Promise<numb
 
 export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
   const { prisma, docker } = deps;
+
+  /** A call whose outcome cannot be known (its keeper in the sandbox ended without a result): said so to the model and the log. */
+  async function unknownOutcome(agentId: string, call: { id: string; turn: number; name: string }, reason: string): Promise<ToolOutcome> {
+    const key = { agentId_id: { agentId, id: call.id } };
+    await prisma.$transaction([
+      prisma.toolCall.update({ where: key, data: { status: 'unknown', output: reason, isError: true, finishedAt: new Date() } }),
+      ...appendEventStatements(prisma, agentId, { type: 'tool', turn: call.turn + 1, toolCallId: call.id, tool: call.name, status: 'unknown', exitCode: null, isError: true }),
+    ]);
+    deps.metrics.toolCalls.inc({ tool: call.name, exit_status: 'unknown' });
+    return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
+  }
 
   async function ensureRunning(containerName: string): Promise<void> {
     const state = await docker
@@ -305,25 +316,18 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       return await whileHeartbeating(() => launch(input));
     },
     /**
-     * Runs one tool call inside the sandbox, at most once: the call is claimed (pending -> started)
-     * before it runs, so an attempt after a crash finds it started and reports its outcome as unknown
-     * instead of running it again.
+     * Runs one tool call inside the sandbox, at most once, detached: the call runs in the sandbox
+     * whatever happens to this worker, and an attempt after a deploy or a crash re-attaches to it (the
+     * sandbox itself claims the call, see TOOL_RUNNER) and reports its real outcome. Only a sandbox
+     * that is gone leaves an outcome unknown.
      */
     async runTool(input: { agentId: string; agentType: AgentType; toolCallId: string }): Promise<ToolOutcome> {
       // Tool call ids come from the model: unique within one agent's conversation, not across agents.
       const key = { agentId_id: { agentId: input.agentId, id: input.toolCallId } };
-      const claimed = await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
-      if (claimed.count === 0) {
-        const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
-        if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
-        await prisma.$transaction([
-          prisma.toolCall.update({ where: key, data: { status: 'unknown' } }),
-          ...appendEventStatements(prisma, input.agentId, { type: 'tool', turn: call.turn + 1, toolCallId: call.id, tool: call.name, status: 'unknown', exitCode: null, isError: true }),
-        ]);
-        deps.metrics.toolCalls.inc({ tool: call.name, exit_status: 'unknown' });
-        return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
-      }
+      await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
       const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
+      if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
+      if (call.status !== 'started') return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
       await prisma.agent.update({ where: { id: input.agentId }, data: { lastTool: call.name } });
       const containerName = containerNameFor(input.agentId);
       const finish = async (output: string, isError: boolean, exitCode: number | null, oomKilled = false): Promise<ToolOutcome> => {
@@ -348,7 +352,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       const ooms = await oomKillCount(docker, containerName);
       const quotaMb = quotaOf(options);
       const workspace = workspaceOf(input.agentId);
-      // Stops the command on a kill, and (where the quota is only watched) when the workspace goes past it.
+      // Stops waiting on a kill or a worker shutdown, and (where the quota is only watched) when the workspace goes past it.
       const stop = new AbortController();
       const cancellation = Context.current().cancellationSignal;
       const onCancel = (): void => stop.abort();
@@ -365,24 +369,30 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
           })
           .catch(() => undefined);
       }, 5_000);
-      let result: ExecResult;
+      let result: DetachedOutcome;
       try {
-        result = await execInContainer(docker, containerName, command.command, {
-          timeoutMs: command.timeoutSeconds * 1000,
-          maxOutputBytes: TOOL_OUTPUT_LIMIT_BYTES,
-          signal: stop.signal,
-          ...(command.stdin ? { stdin: command.stdin } : {}),
-        });
+        result = await runDetachedInContainer(
+          docker,
+          containerName,
+          { id: call.id, command: command.command, timeoutSeconds: command.timeoutSeconds, maxOutputBytes: TOOL_OUTPUT_LIMIT_BYTES, ...(command.stdin ? { stdin: command.stdin } : {}) },
+          // A worker that shuts down leaves the call running for the next one; a kill or a full workspace ends it.
+          { signal: stop.signal, killOnAbort: () => !cancelledByShutdown() },
+        );
       } catch (error) {
         if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {
           throw ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
         }
+        if (cancelledByShutdown()) throw ApplicationFailure.retryable(`the worker shut down while ${call.name} ran; the call goes on and is re-attached`, WORKER_SHUTDOWN_FAILURE);
         // A sandbox that stopped or went (a kill removes it at once) is the verdict, not how the exec noticed.
         if (!Context.current().cancellationSignal.aborted) await ensureRunning(containerName);
         throw error;
       } finally {
         clearInterval(watch);
         cancellation.removeEventListener('abort', onCancel);
+      }
+      if ('lost' in result) {
+        await ensureRunning(containerName); // a sandbox that went is the verdict
+        return await unknownOutcome(input.agentId, call, result.lost);
       }
       // Killed by SIGKILL: the container itself may be going (a kill removes it), a moment after its processes.
       if (result.exitCode === 137) await settled(containerName);

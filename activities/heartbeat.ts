@@ -23,3 +23,13 @@ export function stopIfCancelled(): void {
   const signal = Context.current().cancellationSignal;
   if (signal.aborted) throw signal.reason;
 }
+
+/** Whether this activity was cancelled because its worker is shutting down (a deploy), not by its workflow. */
+export function cancelledByShutdown(): boolean {
+  const context = Context.current();
+  if (!context.cancellationSignal.aborted) return false;
+  const reason: unknown = context.cancellationSignal.reason;
+  return context.cancellationDetails?.workerShutdown === true || (reason instanceof Error && reason.message === 'WORKER_SHUTDOWN');
+}
+
+export { WORKER_SHUTDOWN_FAILURE } from '../shared/failures';

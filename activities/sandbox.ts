@@ -1,8 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode';
+import { z } from 'zod';
 import { SANDBOX_UID, WORKSPACE_PATH } from './sandbox-spec';
+import { TOOL_CALLS_DIR, TOOL_RUNNER } from './sandbox-tool-scripts';
 
 export interface ContainerRunOptions {
   timeoutMs: number;
@@ -243,3 +245,61 @@ export async function execInContainer(
     options.signal?.removeEventListener('abort', abort);
   }
 }
+
+/** What a detached call ended with (see TOOL_RUNNER), or `lost` when its keeper ended without a result. */
+export type DetachedOutcome = (ExecResult & { reattached: boolean; endedAt: Date }) | { lost: string };
+
+const RunnerOutput = z.union([
+  z.object({ lost: z.string() }),
+  z.object({ exitCode: z.number().int(), truncated: z.boolean(), endedAt: z.number(), stdout: z.string(), stderr: z.string(), reattached: z.boolean() }),
+]);
+
+/** A call's folder in the sandbox: named after a hash of its id (the model chooses ids; they never reach a path as they are). */
+export const toolCallDir = (toolCallId: string): string => `${TOOL_CALLS_DIR}/${createHash('sha256').update(toolCallId).digest('hex').slice(0, 32)}`;
+
+/**
+ * Starts a tool call detached inside the sandbox, or re-attaches to it when an earlier attempt (on a
+ * worker that stopped or died) started it, and waits for its outcome. Aborting `signal` stops the
+ * waiting only: the call goes on unless `killOnAbort` says it should end with the wait (a kill).
+ */
+export async function runDetachedInContainer(
+  docker: Docker,
+  containerName: string,
+  call: { id: string; command: string[]; timeoutSeconds: number; maxOutputBytes: number; stdin?: Buffer },
+  options: { signal: AbortSignal; killOnAbort: () => boolean },
+): Promise<DetachedOutcome> {
+  const dir = toolCallDir(call.id);
+  const runner = ['python3', '-c', TOOL_RUNNER, dir, String(call.maxOutputBytes), String(call.timeoutSeconds), ...call.command];
+  let output: ExecResult;
+  try {
+    output = await execInContainer(docker, containerName, runner, {
+      // The keeper enforces the call's own timeout; this one only bounds a waiter that hangs.
+      timeoutMs: (call.timeoutSeconds + 60) * 1000,
+      maxOutputBytes: 4 * call.maxOutputBytes,
+      signal: options.signal,
+      stdin: call.stdin ?? Buffer.alloc(0),
+    });
+  } catch (error) {
+    if (options.signal.aborted && options.killOnAbort()) await endDetachedCall(docker, containerName, dir).catch(() => undefined);
+    throw error;
+  }
+  const parsed = RunnerOutput.safeParse(safeJson(output.stdout));
+  if (!parsed.success) return { lost: `the call's runner failed (exit ${output.exitCode}): ${output.stderr.trim().slice(-500) || 'no output'}` };
+  if ('lost' in parsed.data) return { lost: parsed.data.lost };
+  const { exitCode, truncated, endedAt, stdout, stderr, reattached } = parsed.data;
+  const decode = (text: string): string => Buffer.from(text, 'base64').toString('utf8');
+  return { exitCode, stdout: decode(stdout), stderr: decode(stderr), outputTruncated: truncated, reattached, endedAt: new Date(endedAt * 1000) };
+}
+
+/** Ends a detached call's command (its whole process group); its keeper then records exit 137. */
+async function endDetachedCall(docker: Docker, containerName: string, dir: string): Promise<void> {
+  await execInContainer(docker, containerName, ['sh', '-c', 'p=$(cat "$1/pgid" 2>/dev/null) && kill -KILL "-$p" 2>/dev/null; true', 'end', dir], { timeoutMs: 10_000, maxOutputBytes: 1024 });
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+};

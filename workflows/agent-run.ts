@@ -24,12 +24,13 @@ import type { LaunchedSandbox } from '../activities/agent-sandbox';
 import { agentStatusQuery, killAgentSignal, roundUsd, tokensSpent, type AgentResume, type AgentRunInput, type AgentState, type AgentStatus } from '../shared/agents';
 import type { ModelTurn } from '../activities/model';
 import { agentLifecycleSignal, HUB_EVENT_DELIVERY_WORKFLOW, hubEventDeliveryWorkflowId, type HubEventDeliveryInput, type LifecycleSnapshot } from '../shared/federated-agents';
-import { admissionWorkflowId, DEFAULT_PRIORITY, releaseSlotSignal, slotGrantedSignal } from '../shared/admission';
+import { admissionWorkflowId, DEFAULT_PRIORITY, releaseSlotSignal, slotGrantedSignal, type SlotAnswer } from '../shared/admission';
 import { AGENT_STATE } from '../shared/search-attributes';
 import { sandboxHostQueue } from '../shared/task-queues';
+import { WORKER_SHUTDOWN_FAILURE } from '../shared/failures';
 import { launchSummary, modelCallSummary, progressDetails, recordStateSummary, teardownSummary, toolCallSummary } from './run-labels';
 
-type SandboxActivities = Pick<Activities, 'launchSandbox' | 'runTool' | 'collectResult' | 'teardownSandbox' | 'removeSandboxContainer'>;
+type SandboxActivities = Pick<Activities, 'launchSandbox' | 'collectResult' | 'removeSandboxContainer'>;
 
 /** Agents admitted by the instance's admission workflow instead of polling a host (older histories poll). */
 const ADMISSION_PATCH = 'admission-queue';
@@ -40,6 +41,11 @@ const MODEL_ON_HOST_PATCH = 'model-calls-on-sandbox-host';
 /** How long a sandbox activity may wait for its host's worker: past it, the host is taken for gone. */
 const HOST_PICKUP_TIMEOUT = '1 minute';
 const QUEUED_RETRY_INTERVAL = '3 seconds';
+/** A queued agent asks for its slot again after this long, then twice as long each time up to the maximum: an answer that got lost never leaves it waiting. */
+const ASK_AGAIN_FIRST_MS = 60_000;
+const ASK_AGAIN_MAX_MS = 30 * 60_000;
+/** How often a call is made again because the worker running it went away (a deploy, a crash) before giving up. */
+const MAX_WORKER_LOSSES = 20;
 const DEFAULT_TURNS_PER_RUN = 50;
 /** How long a hub's events may keep being delivered after the agent's deadline. */
 const HUB_EVENTS_GRACE_MS = 3600 * 1000;
@@ -71,6 +77,58 @@ function sandboxOn(taskQueue: string, maxRetries: number, admitted = false) {
     ...(admitted ? { scheduleToStartTimeout: HOST_PICKUP_TIMEOUT, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
     retry: { initialInterval: '1 second', maximumAttempts: maxRetries + 1, nonRetryableErrorTypes: ['SandboxFailed'] },
   });
+}
+
+/**
+ * Tool calls are detached in the sandbox and re-attached by a retried attempt, so retrying them is
+ * always safe: they are retried for as long as the run lasts (a lasting fault ends with the deadline).
+ * A host that takes nothing from its queue within HOST_PICKUP_TIMEOUT is gone, as for other sandbox activities.
+ */
+function toolsOn(taskQueue: string) {
+  return proxyActivities<Pick<Activities, 'runTool'>>({
+    taskQueue,
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '15 seconds',
+    scheduleToStartTimeout: HOST_PICKUP_TIMEOUT,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['SandboxFailed'] },
+  });
+}
+
+/**
+ * Teardown is bounded in minutes, whatever happens to the host: past that, the host's reconciler
+ * removes what is left when it comes back, and the run still ends.
+ */
+function teardownOn(taskQueue: string) {
+  return proxyActivities<Pick<Activities, 'teardownSandbox'>>({
+    taskQueue,
+    startToCloseTimeout: '1 minute',
+    heartbeatTimeout: '15 seconds',
+    scheduleToStartTimeout: HOST_PICKUP_TIMEOUT,
+    scheduleToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
+}
+
+/** Whether an activity failed because the worker running it went away (a deploy's SIGTERM, or a crash its heartbeat timeout found). */
+const workerLost = (error: unknown): boolean =>
+  error instanceof ActivityFailure &&
+  ((error.cause instanceof ApplicationFailure && error.cause.type === WORKER_SHUTDOWN_FAILURE) ||
+    (error.cause instanceof TimeoutFailure && error.cause.timeoutType === TimeoutType.HEARTBEAT));
+
+/**
+ * Makes an idempotent call again when its worker went away, without spending the task's retries on
+ * it: a deploy is not the task's failure. The calls given here are idempotent (a stored model reply,
+ * a launch that finds its container, a collect that ends the leftovers of the one before).
+ */
+async function despiteWorkerLoss<T>(call: () => Promise<T>): Promise<T> {
+  for (let losses = 0; ; losses++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (losses >= MAX_WORKER_LOSSES || !workerLost(error) || isCancellation(error)) throw error;
+    }
+  }
 }
 
 /** Whether an activity failed because no worker of its host took it in time. */
@@ -201,21 +259,30 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   async function launch(): Promise<LaunchedSandbox> {
     if (!admitted) return await launchPolling();
     const priority = input.priority ?? DEFAULT_PRIORITY;
-    const answer = await admission.requestSlot.executeWithOptions({ summary: `ask for a sandbox slot (priority ${priority})` }, [{ agentId, priority }]);
-    if (answer.state === 'admitted') grant.hostId ??= answer.hostId;
-    else if (grant.hostId === null) {
+    const ask = async (summary: string): Promise<SlotAnswer> => {
+      const answer = await admission.requestSlot.executeWithOptions({ summary }, [{ agentId, priority }]);
+      if (answer.state === 'admitted') grant.hostId ??= answer.hostId;
+      return answer;
+    };
+    const answer = await ask(`ask for a sandbox slot (priority ${priority})`);
+    if (answer.state === 'queued' && grant.hostId === null) {
       await setState('queued', `waiting for a sandbox slot: ${answer.ahead} ahead`);
-      await condition(() => grant.hostId !== null);
+      // Woken by the grant's signal; asking again now and then (idempotent) covers a grant that never came.
+      for (let waitMs = ASK_AGAIN_FIRST_MS; ; waitMs = Math.min(waitMs * 2, ASK_AGAIN_MAX_MS)) {
+        if (await condition(() => grant.hostId !== null, waitMs, { summary: 'queued: waiting for a sandbox slot' })) break;
+        await ask('still queued: ask for the slot again');
+      }
     }
     const hostId = grant.hostId;
     if (hostId === null) throw ApplicationFailure.nonRetryable('admitted without a host', 'SandboxFailed');
     if (answer.state === 'queued') await setState('spawning', `admitted on host ${hostId}`);
     placement.hostQueue = sandboxHostQueue(hostId);
     const onHost = sandboxOn(placement.hostQueue, options.maxRetries, true);
-    sandbox = onHost;
-    const attempt = await onHost.launchSandbox.executeWithOptions({ summary: launchSummary(input.context.repository, input.context.branch, hostId) }, [
-      { agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString(), admitted: true },
-    ]);
+    const attempt = await despiteWorkerLoss(() =>
+      onHost.launchSandbox.executeWithOptions({ summary: launchSummary(input.context.repository, input.context.branch, hostId) }, [
+        { agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString(), admitted: true },
+      ]),
+    );
     if (!attempt.launched) throw ApplicationFailure.nonRetryable('the host refused an admitted agent', 'SandboxFailed');
     return attempt;
   }
@@ -230,7 +297,6 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     }
   }
 
-  let sandbox: ReturnType<typeof sandboxOn> | null = resume ? sandboxOn(resume.hostQueue, options.maxRetries) : null;
   // Set by the kill signal or the deadline; an object so the checks below see the handlers' writes.
   const stop: { reason: 'killed' | 'timed_out' | null; detail: string; killedAt?: string } = { reason: null, detail: '' };
   const runScope = new CancellationScope();
@@ -272,8 +338,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
         placed = { ...launched, turn: 0, usage: status.usage, startedAt: status.startedAt, deadlineAt, lastTool: null, error: null, summary: '' };
         await setState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`);
       }
+      placement.hostQueue = placed.hostQueue;
       const activeSandbox = sandboxOn(placed.hostQueue, options.maxRetries, admitted);
-      sandbox = activeSandbox;
+      const tools = toolsOn(placed.hostQueue);
       const model = modelOn(admitted && patched(MODEL_ON_HOST_PATCH) ? placed.hostQueue : null);
 
       let failure: string | undefined;
@@ -288,7 +355,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
           const carried = { usage: status.usage, lastTool: status.lastTool, error: status.error, costUsd: status.costUsd ?? null, contextManagement: status.contextManagement ?? null };
           return { continueWith: { ...placed, turn, ...carried, summary } };
         }
-        const reply = await model.callModel.executeWithOptions({ summary: modelCallSummary(turn) }, [{ agentId, turn }]);
+        const reply = await despiteWorkerLoss(() => model.callModel.executeWithOptions({ summary: modelCallSummary(turn) }, [{ agentId, turn }]));
         status.turn = turn + 1;
         addUsage(status, reply);
         status.updatedAt = new Date().toISOString();
@@ -309,13 +376,15 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
           status.lastTool = call.name;
           const label = toolCallSummary(turn, index, reply.toolCalls.length, call);
           showProgress(`running ${label}`);
-          const result = await activeSandbox.runTool.executeWithOptions({ summary: label }, [{ agentId, agentType: input.agentType, toolCallId: call.id }]);
+          const result = await tools.runTool.executeWithOptions({ summary: label }, [{ agentId, agentType: input.agentType, toolCallId: call.id }]);
           if (result.oomKilled) status.error = `the ${call.name} call ran out of memory in the sandbox`;
           if (result.quotaReached) status.error = 'the workspace reached its disk quota: writes fail';
         }
       }
       showProgress('collecting the result');
-      const result = await activeSandbox.collectResult.executeWithOptions({ summary: 'collect result: diff, commit, test output' }, [{ agentId, baseSha: placed.baseSha, summary }]);
+      const result = await despiteWorkerLoss(() =>
+        activeSandbox.collectResult.executeWithOptions({ summary: 'collect result: diff, commit, test output' }, [{ agentId, baseSha: placed.baseSha, summary }]),
+      );
       const detail = `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ${result.filesChanged} files changed`;
       return failure ? { state: 'failed' as const, error: failure, detail } : { state: 'completed' as const, detail };
     });
@@ -347,10 +416,11 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       // Bounded (a minute at most); a host that is gone leaves its container to its own reconciler when it comes back.
       // The time of the kill lets the host measure how long the container took to go.
       const teardown = { agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) };
-      if (!hostGone) await sandbox?.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [teardown]).catch(() => undefined);
+      const hostQueue = placement.hostQueue;
+      if (!hostGone && hostQueue !== null) await teardownOn(hostQueue).teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [teardown]).catch(() => undefined);
     } else {
-      const teardown = sandbox ?? launcher;
-      await teardown.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
+      const onHost = placement.hostQueue === null ? launcher : teardownOn(placement.hostQueue);
+      await onHost.teardownSandbox({ agentId }).catch(() => launcher.teardownSandbox({ agentId }));
     }
     // A kill that arrived before the end was recorded (while collecting or tearing down) is what the operator asked for.
     const killedLate = stop.reason === 'killed' && ended.state !== 'killed';
