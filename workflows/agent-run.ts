@@ -84,13 +84,14 @@ function sandboxOn(taskQueue: string, maxRetries: number, admitted = false) {
  * always safe: they are retried for as long as the run lasts (a lasting fault ends with the deadline).
  * A host that takes nothing from its queue within HOST_PICKUP_TIMEOUT is gone, as for other sandbox activities.
  */
-function toolsOn(taskQueue: string) {
+function toolsOn(taskQueue: string, admitted: boolean) {
   return proxyActivities<Pick<Activities, 'runTool'>>({
     taskQueue,
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: '15 seconds',
     scheduleToStartTimeout: HOST_PICKUP_TIMEOUT,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    // Admitted runs wait for a cancelled call to stop before tearing down (older histories did not).
+    cancellationType: admitted ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED : ActivityCancellationType.TRY_CANCEL,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['SandboxFailed'] },
   });
 }
@@ -340,7 +341,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       }
       placement.hostQueue = placed.hostQueue;
       const activeSandbox = sandboxOn(placed.hostQueue, options.maxRetries, admitted);
-      const tools = toolsOn(placed.hostQueue);
+      const tools = toolsOn(placed.hostQueue, admitted);
       const model = modelOn(admitted && patched(MODEL_ON_HOST_PATCH) ? placed.hostQueue : null);
 
       let failure: string | undefined;
