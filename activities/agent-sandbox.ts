@@ -8,13 +8,14 @@ import type { ContainerInfo } from 'dockerode';
 import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
-import type { AgentContext, AgentOptions, AgentType } from '../shared/agents';
+import { TERMINAL_STATES, type AgentContext, type AgentOptions, type AgentType } from '../shared/agents';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { cancelledByShutdown, stopIfCancelled, whileHeartbeating, WORKER_SHUTDOWN_FAILURE } from './heartbeat';
 import type { InFlightModelCalls } from './model-calls';
 import { cloneRepository } from './repository-clone';
 import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, runDetachedInContainer, type DetachedOutcome, type ExecResult } from './sandbox';
 import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
+import type { QuotaWatchdog } from './quota-watchdog';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
 import { appendEventStatements, storeResult } from '../domain/agents/agent-events';
@@ -59,6 +60,8 @@ export interface AgentSandboxDeps {
   warmPool: WarmPool | null;
   /** The model calls in flight in this process: a kill stops its agent's. */
   modelCalls: InFlightModelCalls;
+  /** Where quotas are only watched: the watch over every live sandbox of this host (null in loop mode). */
+  quotaWatch: QuotaWatchdog | null;
 }
 
 /** One launch at a time per worker process (one worker process per host). */
@@ -177,6 +180,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       });
     // Being removed: a kill (or a teardown) stopped it, not the agent.
     if (!state || state.Status === 'removing') throw sandboxRemoved(containerName);
+    // Only the quota watchdog pauses a sandbox.
+    if (state.Paused) throw ApplicationFailure.nonRetryable('the workspace went past its disk quota and the sandbox was frozen: the run was stopped', SANDBOX_FAILED);
     if (!state.Running) {
       const reason = state.OOMKilled ? 'it ran out of memory' : `it exited with code ${state.ExitCode}`;
       throw ApplicationFailure.nonRetryable(`the sandbox stopped unexpectedly: ${reason}`, SANDBOX_FAILED);
@@ -196,6 +201,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
     if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
   }
+
+  const quotaExceeded = (quotaMb: number): ApplicationFailure =>
+    ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
 
   /** The agent's workspace quota: what its options ask for, within the instance's bound. */
   const quotaOf = (options: AgentOptions): number => Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
@@ -225,6 +233,44 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const checkout = await cloneRepository(deps.repositories, { repository: input.context.repository, branch: input.context.branch, dir, allowLocal }, SANDBOX_FAILED);
     await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
     return checkout;
+  }
+
+  /** Commits the agent's changes on its result branch (inside the sandbox) and stores the diff and test outcome; `signal` stops it. */
+  async function collect(input: { agentId: string; baseSha: string; summary: string }, signal: AbortSignal): Promise<AgentResultSummary> {
+    const containerName = containerNameFor(input.agentId);
+    await ensureRunning(containerName);
+    // A worker that died while collecting left its git running in the sandbox, holding the index lock.
+    if (Context.current().info.attempt > 1) await endLeftoverCommands(docker, containerName);
+    const branch = resultBranchFor(input.agentId);
+    // Runs inside the sandbox: the agent controls this repository (hooks, config), so git never runs on the host here.
+    const script = [
+      'set -e',
+      "export GIT_AUTHOR_NAME='Claude agent' GIT_AUTHOR_EMAIL=agent@localhost GIT_COMMITTER_NAME='Claude agent' GIT_COMMITTER_EMAIL=agent@localhost",
+      'git checkout -q -B "$1"',
+      'git add -A',
+      'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
+      'git rev-parse HEAD',
+    ].join('\n');
+    const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024, signal });
+    if (committed.exitCode !== 0) throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
+    const commitSha = committed.stdout.trim().split('\n').at(-1) ?? null;
+    const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024, signal });
+    const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024, signal });
+    const lastTestRun = await prisma.toolCall.findFirst({ where: { agentId: input.agentId, name: 'run_tests', status: 'finished' }, orderBy: { finishedAt: 'desc' } });
+    const changed = commitSha === input.baseSha ? null : commitSha;
+    const data = {
+      branch,
+      commitSha: changed,
+      diff: diff.stdout,
+      testOutput: lastTestRun?.output ?? null,
+      testExitCode: lastTestRun?.exitCode ?? null,
+      summary: input.summary,
+    };
+    const filesChanged = stat.stdout.split('\n').filter(Boolean).length;
+    // The last model call is over: the run's estimated cost is final.
+    const { costUsd } = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { costUsd: true } });
+    await storeResult(prisma, input.agentId, data, { type: 'result', branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode, costUsd });
+    return { branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode };
   }
 
   /** A warm container for this agent when the host has a pool and the agent asks for exactly the pool's limits. */
@@ -293,6 +339,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     // A retried launch reuses its checkout: its commit is then read inside the sandbox.
     const headSha = checkout.headSha ?? (await headInSandbox(containerName));
     await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
+    deps.quotaWatch?.watch(input.agentId, containerName, workspace, quotaOf(input.options));
     Context.current().log.debug('sandbox launched', { agentId: input.agentId, ...steps, done: Date.now() - created });
     return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: headSha };
   }
@@ -324,7 +371,12 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     async runTool(input: { agentId: string; agentType: AgentType; toolCallId: string }): Promise<ToolOutcome> {
       // Tool call ids come from the model: unique within one agent's conversation, not across agents.
       const key = { agentId_id: { agentId: input.agentId, id: input.toolCallId } };
-      await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
+      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { options: true } });
+      const options = agent.options as AgentOptions;
+      const quotaMb = quotaOf(options);
+      // A sandbox the quota watchdog froze runs nothing more.
+      if (deps.quotaWatch?.breachOf(input.agentId)) throw quotaExceeded(quotaMb);
+      const claimed = await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
       const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
       if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
       if (call.status !== 'started') return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
@@ -339,8 +391,6 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         return { status: 'finished', isError, exitCode, oomKilled };
       };
 
-      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { options: true } });
-      const options = agent.options as AgentOptions;
       let command;
       try {
         command = toolCommand(input.agentType, call.name, call.input, options.commandTimeout);
@@ -348,27 +398,24 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         if (error instanceof ToolInputError) return finish(error.message, true, null);
         throw error;
       }
-      await ensureRunning(containerName);
+      await ensureRunning(containerName).catch(async (error: unknown) => {
+        // Nothing ran: a call this attempt claimed goes back to pending (the run's end then says it was never run).
+        if (claimed.count === 1) await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'started' }, data: { status: 'pending', startedAt: null } });
+        throw error;
+      });
       const ooms = await oomKillCount(docker, containerName);
-      const quotaMb = quotaOf(options);
       const workspace = workspaceOf(input.agentId);
       // Stops waiting on a kill or a worker shutdown, and (where the quota is only watched) when the workspace goes past it.
       const stop = new AbortController();
       const cancellation = Context.current().cancellationSignal;
       const onCancel = (): void => stop.abort();
       cancellation.addEventListener('abort', onCancel, { once: true });
-      const quota = { exceeded: false }; // set by the watch below
-      const watch = setInterval(() => {
-        Context.current().heartbeat();
-        if (deps.quotaMode !== 'watchdog') return;
-        quotaReached(workspace, 'watchdog', quotaMb)
-          .then((reached) => {
-            if (!reached) return;
-            quota.exceeded = true;
-            stop.abort();
-          })
-          .catch(() => undefined);
-      }, 5_000);
+      const quota = { exceeded: false }; // set when the watchdog freezes the sandbox
+      const stopWatching = deps.quotaWatch?.whenBreached(input.agentId, () => {
+        quota.exceeded = true;
+        stop.abort();
+      });
+      const heartbeat = setInterval(() => Context.current().heartbeat(), 5_000);
       let result: DetachedOutcome;
       try {
         result = await runDetachedInContainer(
@@ -380,14 +427,15 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         );
       } catch (error) {
         if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {
-          throw ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
+          throw quotaExceeded(quotaMb);
         }
         if (cancelledByShutdown()) throw ApplicationFailure.retryable(`the worker shut down while ${call.name} ran; the call goes on and is re-attached`, WORKER_SHUTDOWN_FAILURE);
         // A sandbox that stopped or went (a kill removes it at once) is the verdict, not how the exec noticed.
         if (!Context.current().cancellationSignal.aborted) await ensureRunning(containerName);
         throw error;
       } finally {
-        clearInterval(watch);
+        clearInterval(heartbeat);
+        stopWatching?.();
         cancellation.removeEventListener('abort', onCancel);
       }
       if ('lost' in result) {
@@ -399,7 +447,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       await ensureRunning(containerName);
       const oomKilled = (await oomKillCount(docker, containerName)) > ooms;
       const full = await quotaReached(workspace, deps.quotaMode, quotaMb);
-      if (full && deps.quotaMode === 'watchdog') throw ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
+      if (full && deps.quotaMode === 'watchdog') throw quotaExceeded(quotaMb);
       const notes = [
         ...(oomKilled ? ['The command was killed: the sandbox ran out of memory.'] : []),
         ...(full ? [`The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`] : []),
@@ -411,58 +459,49 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
 
     /** Commits the agent's changes on its result branch (inside the sandbox) and stores the diff and test outcome. */
     async collectResult(input: { agentId: string; baseSha: string; summary: string }): Promise<AgentResultSummary> {
-      return await whileHeartbeating(async () => {
-        const containerName = containerNameFor(input.agentId);
-        await ensureRunning(containerName);
-        // A worker that died while collecting left its git running in the sandbox, holding the index lock.
-        if (Context.current().info.attempt > 1) await endLeftoverCommands(docker, containerName);
-        const branch = resultBranchFor(input.agentId);
-        // Runs inside the sandbox: the agent controls this repository (hooks, config), so git never runs on the host here.
-        const script = [
-          'set -e',
-          "export GIT_AUTHOR_NAME='Claude agent' GIT_AUTHOR_EMAIL=agent@localhost GIT_COMMITTER_NAME='Claude agent' GIT_COMMITTER_EMAIL=agent@localhost",
-          'git checkout -q -B "$1"',
-          'git add -A',
-          'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
-          'git rev-parse HEAD',
-        ].join('\n');
-        const signal = Context.current().cancellationSignal; // a kill stops the commit and the diffs
-        const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024, signal });
-        if (committed.exitCode !== 0) throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
-        const commitSha = committed.stdout.trim().split('\n').at(-1) ?? null;
-        const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024, signal });
-        const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024, signal });
-        const lastTestRun = await prisma.toolCall.findFirst({ where: { agentId: input.agentId, name: 'run_tests', status: 'finished' }, orderBy: { finishedAt: 'desc' } });
-        const changed = commitSha === input.baseSha ? null : commitSha;
-        const data = {
-          branch,
-          commitSha: changed,
-          diff: diff.stdout,
-          testOutput: lastTestRun?.output ?? null,
-          testExitCode: lastTestRun?.exitCode ?? null,
-          summary: input.summary,
-        };
-        const filesChanged = stat.stdout.split('\n').filter(Boolean).length;
-        // The last model call is over: the run's estimated cost is final.
-        const { costUsd } = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { costUsd: true } });
-        await storeResult(prisma, input.agentId, data, { type: 'result', branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode, costUsd });
-        return { branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode };
-      });
+      const breached = new AbortController(); // a sandbox the quota watchdog freezes runs nothing more
+      const stopWatching = deps.quotaWatch?.whenBreached(input.agentId, () => breached.abort());
+      try {
+        return await whileHeartbeating(() => collect(input, AbortSignal.any([Context.current().cancellationSignal, breached.signal])));
+      } catch (error) {
+        const breach = deps.quotaWatch?.breachOf(input.agentId);
+        if (breach) throw quotaExceeded(breach.quotaBytes / (1024 * 1024));
+        throw error;
+      } finally {
+        stopWatching?.();
+      }
     },
 
     /** A kill's first step: the agent's container goes at once, whatever runs in it, and its model call stops (the teardown follows once the run has stopped). Idempotent. */
     async removeSandboxContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       deps.modelCalls.abort(input.agentId); // a model call of the agent streaming on this host stops too
+      deps.quotaWatch?.unwatch(input.agentId);
       await removeAgentContainer(input);
     },
 
     /** Removes the agent's container; the workspace with its result branch stays for inspection. Idempotent. */
     async teardownSandbox(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       await whileHeartbeating(async () => {
+        deps.quotaWatch?.unwatch(input.agentId);
         await removeAgentContainer(input);
         void deps.warmPool?.refill(); // a place is free again
         await releaseWorkspace(workspaceOf(input.agentId));
       });
     },
   };
+}
+
+/**
+ * Where quotas are only watched: resumes the watch over this host's live sandboxes after the worker
+ * (re)started, since a sandbox outlives the worker process that launched it.
+ */
+export async function watchLiveSandboxes(deps: Pick<AgentSandboxDeps, 'prisma' | 'quotaWatch' | 'hostQueue' | 'workspacesDir' | 'workspaceMaxMb'>): Promise<number> {
+  const watch = deps.quotaWatch;
+  if (!watch) return 0;
+  const live = await deps.prisma.agent.findMany({ where: { hostQueue: deps.hostQueue, state: { notIn: [...TERMINAL_STATES] } }, select: { id: true, options: true } });
+  for (const agent of live) {
+    const quotaMb = Math.min(clampLimits((agent.options as AgentOptions).resources).diskMb, deps.workspaceMaxMb);
+    watch.watch(agent.id, containerNameFor(agent.id), path.join(deps.workspacesDir, agent.id), quotaMb);
+  }
+  return live.length;
 }

@@ -126,13 +126,16 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
     return reply;
   }
 
+  /** Ends a command that was never answered (no attempt will follow): its row says failed, with the last reason. */
+  async function failUnanswered(connectionId: string, messageId: string, reason: string): Promise<void> {
+    const record = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId, direction: 'outbound', messageId } } });
+    if (record?.status === 'sending') await finish(record, { status: 'failed', errorCode: record.errorCode ?? 'peer_unreachable', error: reason });
+  }
+
   return {
     /** Ends a command that was never answered: its row says failed, with the last reason. */
     async recordCommandFailure(input: { connectionId: string; messageId: string; reason: string }): Promise<void> {
-      const record = await prisma.federationCommand.findUnique({
-        where: { connectionId_direction_messageId: { connectionId: input.connectionId, direction: 'outbound', messageId: input.messageId } },
-      });
-      if (record?.status === 'sending') await finish(record, { status: 'failed', errorCode: record.errorCode ?? 'peer_unreachable', error: input.reason });
+      await failUnanswered(input.connectionId, input.messageId, input.reason);
     },
 
     /** Sends a COMMAND (its row records every attempt); the reply waits in the row for verifyCommandReply. */
@@ -167,6 +170,8 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
       try {
         await deliver(command);
       } catch (error) {
+        // One attempt per poll: a status request that got no answer ends failed now (the next poll is a new message).
+        if (error instanceof ApplicationFailure && error.type === PEER_UNREACHABLE) await failUnanswered(remote.connectionId, command.messageId, error.message);
         if (!(error instanceof ApplicationFailure) || error.type !== COMMAND_REFUSED) throw error;
         const detail = error.details?.[0];
         const code = typeof detail === 'string' ? detail : 'peer_error';

@@ -15,8 +15,10 @@ import { InFlightModelCalls } from './model-calls';
 import type { ModelPriceTable } from '../config/model-prices';
 import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
+import { createRetentionActivities } from './retention';
 import { createSessionCallbackActivities } from './session-callbacks';
 import type { SandboxRuntime } from './sandbox-spec';
+import type { QuotaWatchdog } from './quota-watchdog';
 import type { WarmPool } from './warm-pool';
 import type { QuotaMode } from './workspace';
 
@@ -46,6 +48,8 @@ export interface ActivityDeps {
   workspaceMaxMb: number;
   /** This worker's Prometheus metrics. */
   metrics: WorkerMetrics;
+  /** Where quotas are only watched: the watch over this host's live sandboxes, or null (loop mode). */
+  quotaWatch: QuotaWatchdog | null;
   /** Sandboxes started ahead of demand on this host (WARM_POOL_SIZE > 0), or null. */
   warmPool: WarmPool | null;
   /** Prices and context windows per model (MODEL_PRICES merged over the defaults). */
@@ -67,6 +71,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createAgentSandboxActivities({ ...deps, modelCalls }),
     ...createFederationCommandActivities(deps),
     ...createHubEventActivities(deps),
+    ...createRetentionActivities(deps),
     ...createSessionCallbackActivities({ prisma: deps.prisma, identity: deps.identity, outbound: deps.peers.policy, metrics: deps.metrics }),
   };
 }

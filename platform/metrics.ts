@@ -66,7 +66,7 @@ export function createWorkerMetrics() {
     registry,
     activities: new Histogram({
       name: 'orchestrator_activity_duration_seconds',
-      help: 'Activity attempts by activity type and outcome (completed, failed, cancelled)',
+      help: 'Activity attempts by activity type and outcome (completed, failed, cancelled, interrupted by the worker shutting down)',
       labelNames: ['activity', 'outcome'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
@@ -106,6 +106,11 @@ export function createWorkerMetrics() {
       name: 'orchestrator_model_cost_usd_total',
       help: 'Estimated model cost in US dollars by model (from the price table; models without a price are not counted)',
       labelNames: ['model'] as const,
+      registers,
+    }),
+    quotaBreaches: new Counter({
+      name: 'orchestrator_quota_breaches_total',
+      help: 'Sandboxes frozen by the quota watchdog because their workspace went past its disk quota',
       registers,
     }),
     contextClearings: new Counter({

@@ -5,6 +5,7 @@ import { createAnthropicClient } from '../activities/model';
 import { instanceLabel } from '../activities/sandbox-reconciler';
 import { DEFAULT_SANDBOX_LIMITS } from '../activities/sandbox-spec';
 import { createWarmPool } from '../activities/warm-pool';
+import { QuotaWatchdog } from '../activities/quota-watchdog';
 import { detectQuotaMode } from '../activities/workspace';
 import type { AppConfig } from '../config/env';
 import { parseModelPrices } from '../config/model-prices';
@@ -41,8 +42,16 @@ export async function activityDeps(
           onError: (error) => log.warn({ err: error }, 'warm pool: a sandbox could not be prepared; will try again'),
         })
       : null;
+  const quotaWatch =
+    quotaMode === 'watchdog'
+      ? new QuotaWatchdog(clients.docker, (agentId, breach) => {
+          clients.metrics.quotaBreaches.inc();
+          log.warn({ agentId, usedMb: Math.round(breach.usedBytes / 1048576), quotaMb: breach.quotaBytes / 1048576 }, 'a workspace went past its quota: its sandbox was frozen');
+        })
+      : null;
   return {
     quotaMode,
+    quotaWatch,
     workspaceMaxMb: config.WORKSPACE_MAX_MB,
     warmPool,
     ...clients,

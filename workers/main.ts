@@ -11,10 +11,11 @@ import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, connectWorkerConnection } from '../temporal/connection';
 import { activitySlotsFor, WORKER_SHUTDOWN_GRACE_TIME } from '../temporal/worker-settings';
 import { reconcileSandboxes } from '../activities/sandbox-reconciler';
-import { pruneWorkspaces } from '../activities/workspace-retention';
 import { reconcileAgentRows } from '../activities/agent-reconciler';
+import { watchLiveSandboxes } from '../activities/agent-sandbox';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { activityDeps } from './activity-deps';
+import { ensureRetentionSchedule } from '../temporal/retention-schedule';
 import { SESSION_EVENTS_CHANNEL } from '../domain/agents/agent-event-feed';
 import { startCallbackWakeups } from '../domain/sessions/callback-wakeups';
 import { startPgListener } from '../platform/pg-listener';
@@ -58,6 +59,9 @@ async function main(): Promise<void> {
   const listener = startPgListener(config.DATABASE_URL, [SESSION_EVENTS_CHANNEL], log);
   const wakeups = startCallbackWakeups(listener, temporal, prisma, log);
   const activities = createActivities(deps);
+  await watchLiveSandboxes(deps);
+  // Old records and workspaces are pruned by a Temporal Schedule (the Web UI lists it); a failure here is retried by the next start.
+  await ensureRetentionSchedule(temporal, config).catch((error: unknown) => log.warn({ err: error }, 'could not create or update the retention schedule'));
   const interceptors = { activity: [observeActivities(log, metrics)] };
   log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
   const orchestrator = await Worker.create({
@@ -78,8 +82,6 @@ async function main(): Promise<void> {
     try {
       const { removed } = await reconcileSandboxes(docker, temporal, deps.instance, deps.workspacesDir, deps.warmPool);
       if (removed.length > 0) log.info({ removed }, 'removed orphaned sandboxes');
-      const pruned = await pruneWorkspaces({ docker, prisma, workspacesDir: deps.workspacesDir, retentionHours: config.WORKSPACE_RETENTION_HOURS });
-      if (pruned.length > 0) log.info({ pruned }, 'removed workspaces past their retention');
     } catch (error) {
       log.warn({ err: error }, 'sandbox reconciliation failed; will retry');
     }
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     stopReports();
     wakeups.stop();
     await listener.close();
+    deps.quotaWatch?.stop();
     await deps.warmPool?.stop();
     await Promise.allSettled([metricsServer.close(), prisma.$disconnect(), connection.close(), temporal.connection.close()]);
     log.info('worker stopped');

@@ -8,6 +8,9 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
+import { watchLiveSandboxes } from '../../activities/agent-sandbox';
+import { ensureRetentionSchedule } from '../../temporal/retention-schedule';
+import { retentionScheduleId } from '../../shared/retention';
 import { activityDeps } from '../../workers/activity-deps';
 import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';
 import { createTestDatabase } from './databases';
@@ -73,6 +76,8 @@ async function runWorker(
   const connection = await connectWorkerConnection(config);
   const built = await activityDeps(config, { ...deps, log });
   const activities = createActivities(built);
+  await watchLiveSandboxes(built);
+  await ensureRetentionSchedule(temporal, config);
   const interceptors = { activity: [observeActivities(log, deps.metrics)] };
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   const worker = await Worker.create({
@@ -95,6 +100,7 @@ async function runWorker(
     stopReports();
     wakeups.stop();
     await listener.close();
+    built.quotaWatch?.stop();
     await built.warmPool?.stop();
     worker.shutdown();
     hostWorker.shutdown();
@@ -177,6 +183,7 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopWorker();
+      await temporal.schedule.getHandle(retentionScheduleId(config.TASK_QUEUE)).delete().catch(() => undefined);
       await listener.close();
       await metricsServer.close();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);

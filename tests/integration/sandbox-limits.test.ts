@@ -6,6 +6,7 @@ import { issueApiToken } from '../../api/auth';
 import { containerNameFor } from '../../activities/agent-sandbox';
 import { execInContainer } from '../../activities/sandbox';
 import { hardenedContainerSpec } from '../../activities/sandbox-spec';
+import { apparentSize } from '../../activities/quota-watchdog';
 import { detectQuotaMode } from '../../activities/workspace';
 import { pruneWorkspaces } from '../../activities/workspace-retention';
 import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
@@ -14,6 +15,7 @@ import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { sample } from '../helpers/metrics';
 import { waitUntil } from '../helpers/wait';
 import { withWorkspace } from '../helpers/workspace';
 
@@ -27,6 +29,12 @@ const model = new FakeAnthropic(
       reply.text('Filled the disk.'),
     ]),
     'fill slowly': byTurn([reply.toolUse({ name: 'bash', input: { command: 'for i in $(seq 1 60); do dd if=/dev/zero of=f$i bs=1M count=4 2>/dev/null; sleep 0.5; done' } })]),
+    // A writer left in the background keeps writing while the model thinks, between tool calls.
+    'write in the background': byTurn([
+      reply.toolUse({ name: 'bash', input: { command: 'nohup sh -c "for i in 1 2 3 4 5 6; do dd if=/dev/zero of=bg\\$i bs=1M count=500; done" >/dev/null 2>&1 & echo started' } }),
+      { ...reply.toolUse({ name: 'bash', input: { command: 'ls -la' } }), delayMs: 10_000 },
+      reply.text('Never here.'),
+    ]),
     'show limits': byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo nofile=$(ulimit -n) fsize=$(ulimit -f)' } }), reply.text('Shown.')]),
     'odd paths': byTurn([
       reply.toolUse({ name: EDITOR, input: { command: 'view', path: '-delete' } }, { name: EDITOR, input: { command: 'view', path: '--help' } }, { name: 'search_files', input: { pattern: 'x', path: '-r' } }),
@@ -100,6 +108,24 @@ describe('sandbox limits', () => {
     const row = await watched.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
     expect(row).toMatchObject({ state: 'failed', error: 'the workspace went past its disk quota of 32 MB: the run was stopped' });
     expect(await watched.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null)).toBeNull();
+  });
+
+  it('stops a background writer between tool calls where the quota is only watched, within 10 % of the quota', async () => {
+    const breaches = async (): Promise<number> => sample(await (await fetch(watched.workerMetricsUrl)).text(), 'orchestrator_quota_breaches_total');
+    const before = await breaches();
+    const { agentId, final } = await run(watched, watchedToken, 'watched-background', 'write in the background');
+    expect(final).toBeNull();
+    const row = await watched.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
+    expect(row.state).toBe('failed');
+    expect(row.error).toMatch(/went past its disk quota/);
+    // The first call only started the writer; the run was stopped before the second one ran.
+    expect((await watched.prisma.toolCall.findMany({ where: { agentId } })).map((call) => call.status)).toEqual(['finished', 'cancelled']);
+    const quotaBytes = 1024 * 1024 * 1024;
+    const used = await apparentSize(path.join(watched.config.DATA_DIR, 'workspaces', agentId));
+    expect(used).toBeGreaterThan(quotaBytes);
+    expect(used).toBeLessThanOrEqual(quotaBytes * 1.1);
+    expect(await watched.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null)).toBeNull();
+    expect(await breaches()).toBe(before + 1);
   });
 
   it('refuses a quota beyond the instance’s bound before anything starts', async () => {
