@@ -6,12 +6,9 @@ import { preflight } from '../platform/preflight';
 import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, createProbeConnection } from '../temporal/connection';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
-import { pruneExpiredNonces } from '../federation/incoming';
 import { createApp } from './app';
 import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed } from '../domain/agents/agent-event-feed';
 import { startPgListener } from '../platform/pg-listener';
-
-const NONCE_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
 /** The API process: serves until SIGINT/SIGTERM, then closes connections and exits. */
 async function main(): Promise<void> {
@@ -31,13 +28,7 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
 
-  // Nonces are kept until their signatures could no longer pass the time window, then pruned.
-  const pruner = setInterval(() => {
-    pruneExpiredNonces(prisma).catch((error: unknown) => log.warn({ err: error }, 'pruning federation nonces failed'));
-  }, NONCE_PRUNE_INTERVAL_MS);
-
   await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-  clearInterval(pruner);
   log.info('api stopping');
   feed.close(); // open event streams end, so the server can close
   server.closeIdleConnections();

@@ -54,7 +54,15 @@ export const configSchema = z.object({
   /** How quotas are enforced: loop (an ext4 image per workspace; needs root and loop devices), watchdog (measured while tools run), or auto. */
   WORKSPACE_QUOTA: z.enum(['auto', 'loop', 'watchdog']).default('auto'),
   /** Hours a finished agent's workspace is kept for inspection before the reconciler removes it; 0 keeps them. */
-  WORKSPACE_RETENTION_HOURS: z.coerce.number().int().min(0).max(24 * 365).default(168),
+  WORKSPACE_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 365).default(168),
+  /** Hours (fractions allowed) a finished agent's event log and state transitions are kept; 0 keeps them. */
+  EVENT_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(720),
+  /** Hours a finished agent's transcript (messages to and from the model) and tool calls are kept; 0 keeps them. */
+  TRANSCRIPT_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(720),
+  /** Hours federation commands and events (sent, received and refused) are kept; 0 keeps them. */
+  FEDERATION_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(720),
+  /** Minutes between two runs of the retention schedule (a Temporal Schedule per instance). */
+  RETENTION_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
   /** Agent sandboxes one worker host runs at once; further spawns wait in state queued. */
   MAX_CONCURRENT_AGENTS: z.coerce.number().int().min(1).max(1000).default(4),
   /** Sandboxes this host keeps created and started ahead of demand (0: none); they count against MAX_CONCURRENT_AGENTS. */

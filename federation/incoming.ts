@@ -138,12 +138,6 @@ export async function consumeNonce(prisma: PrismaClient, parsed: ParsedSignature
   }
 }
 
-/** Deletes nonces whose signatures can no longer pass the time window; the API runs it periodically. */
-export async function pruneExpiredNonces(prisma: PrismaClient, now = Date.now()): Promise<number> {
-  const { count } = await prisma.federationNonce.deleteMany({ where: { expiresAt: { lt: new Date(now) } } });
-  return count;
-}
-
 export function parseBody(request: IncomingRequest, connectionId: string | null): unknown {
   try {
     return parseStrictJson(request.body.toString('utf8'));

@@ -247,6 +247,8 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
         const [connection] = failure.details;
         return pause(typeof connection === 'string' ? connection : 'not ACTIVE');
       }
+      // This message is not sent again (the next try is a new one): its row ends failed.
+      if (failure.type === FEDERATION_FAILURES.peerUnreachable) await records.recordCommandFailure({ connectionId: remote.connectionId, messageId: command.messageId, reason: failure.message });
       status.note = `kill not delivered yet (${failure.message}); trying again every ${input.pollIntervalSeconds} s`;
       return null;
     }

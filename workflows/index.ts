@@ -6,3 +6,4 @@ export { federationCommand } from './federation-command';
 export { hubEventDelivery } from './hub-event-delivery';
 export { hostAdmission } from './admission';
 export { sessionCallbacks } from './session-callbacks';
+export { retention } from './retention';

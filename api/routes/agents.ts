@@ -8,7 +8,7 @@ import { AgentIdSchema, AgentResultPayloadSchema } from '../../shared/federated-
 import { AGENT_STATES, AGENT_TYPES, isTerminalState, type AgentState } from '../../shared/agents';
 import type { ModelProgress } from '../../shared/agent-events';
 import { contextOf, costOf, resultOf, usageOf } from '../../domain/agents/agent-usage';
-import type { AgentRow, AgentService, LiveStatus } from '../../domain/agents/agent-service';
+import type { AgentListRow, AgentService, LiveStatus } from '../../domain/agents/agent-service';
 import type { PrismaClient } from '../../prisma/client';
 import type { AgentEventFeed } from '../../domain/agents/agent-event-feed';
 import { requireApiToken, workspaceOf } from '../auth';
@@ -145,7 +145,7 @@ export interface AgentRouteDeps {
 }
 
 /** An agent, local or on a peer: the row, overlaid with what its running workflow says. */
-export function toView(row: AgentRow, live?: LiveStatus): AgentView {
+export function toView(row: AgentListRow, live?: LiveStatus): AgentView {
   const local = live?.kind === 'local' ? live.status : undefined;
   const remote = live?.kind === 'remote' ? live.status : undefined;
   const state = (live?.status.state ?? row.state) as AgentState;

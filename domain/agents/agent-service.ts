@@ -17,6 +17,11 @@ import { firstEvent } from './agent-events';
  */
 export const AGENT_ROW_INCLUDE = { result: true, remote: { include: { connection: true } } } as const;
 export type AgentRow = Prisma.AgentGetPayload<{ include: typeof AGENT_ROW_INCLUDE }>;
+/** A row as lists show it: without its result (the diff and test output are read only where one agent is shown). */
+const AGENT_LIST_INCLUDE = { remote: { include: { connection: true } } } as const;
+export type AgentListRow = Omit<AgentRow, 'result'> & { result?: AgentRow['result'] };
+/** What an ownership check reads: never the run's context, transcript or result. */
+const OWNERSHIP_SELECT = { id: true, workspaceId: true, originConnectionId: true, state: true, remote: { select: { agentId: true } } } as const;
 
 /** What the running workflow says about an agent: agentRun's status, or for an agent on a peer the mirrored one. */
 export type LiveStatus = { kind: 'local'; status: AgentStatus } | { kind: 'remote'; status: FederatedAgentStatus };
@@ -78,13 +83,22 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 export function createAgentService(deps: AgentServiceDeps) {
   const { prisma, temporal } = deps;
 
-  /** The caller's agent row: not_found unknown, forbidden another workspace's; a hub learns nothing of agents it did not spawn. */
-  async function ownedRow(agentId: string, owner: Owner): Promise<AgentRow> {
-    const row = await prisma.agent.findUnique({ where: { id: agentId }, include: AGENT_ROW_INCLUDE });
+  /** Whether the caller may see the agent: not_found unknown, forbidden another workspace's; a hub learns nothing of agents it did not spawn. */
+  function checkOwner<T extends { workspaceId: string; originConnectionId: string | null }>(agentId: string, row: T | null, owner: Owner): T {
     const visible = row && ('workspaceId' in owner || row.originConnectionId === owner.connectionId);
     if (!row || !visible) throw new DomainError('not_found', 'not_found', `No agent ${agentId}`);
     if ('workspaceId' in owner && row.workspaceId !== owner.workspaceId) throw new DomainError('forbidden', 'forbidden', `Agent ${agentId} belongs to another workspace`);
     return row;
+  }
+
+  /** The caller's agent, as little of it as ownership needs. */
+  async function ownership(agentId: string, owner: Owner) {
+    return checkOwner(agentId, await prisma.agent.findUnique({ where: { id: agentId }, select: OWNERSHIP_SELECT }), owner);
+  }
+
+  /** The caller's agent's whole row, with its result. */
+  async function ownedRow(agentId: string, owner: Owner): Promise<AgentRow> {
+    return checkOwner(agentId, await prisma.agent.findUnique({ where: { id: agentId }, include: AGENT_ROW_INCLUDE }), owner);
   }
 
   /**
@@ -179,8 +193,10 @@ export function createAgentService(deps: AgentServiceDeps) {
       return { agentId, status, existing: !started, createdAt: created.createdAt };
     },
 
-    /** The caller's agent's row (not_found / forbidden otherwise), without asking its workflow. */
-    owned: ownedRow,
+    /** Checks the caller owns the agent (not_found / forbidden otherwise), reading only what that needs. */
+    async owned(agentId: string, owner: Owner): Promise<void> {
+      await ownership(agentId, owner);
+    },
 
     /** The caller's agent with its live status when it is still running. */
     async view(agentId: string, owner: Owner): Promise<{ row: AgentRow; live?: LiveStatus }> {
@@ -197,7 +213,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     },
 
     /** The workspace's agents, newest first, a page at a time. */
-    async list(workspaceId: string, filter: AgentListFilter): Promise<{ rows: AgentRow[]; nextCursor: string | null }> {
+    async list(workspaceId: string, filter: AgentListFilter): Promise<{ rows: AgentListRow[]; nextCursor: string | null }> {
       const after = filter.cursor ? decodeCursor(filter.cursor) : null;
       const rows = await prisma.agent.findMany({
         where: {
@@ -209,7 +225,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         take: filter.limit + 1,
-        include: AGENT_ROW_INCLUDE,
+        include: AGENT_LIST_INCLUDE,
       });
       const page = rows.slice(0, filter.limit);
       const last = page.at(-1);
@@ -221,7 +237,7 @@ export function createAgentService(deps: AgentServiceDeps) {
      * the peer. `remoteOnly`: only an agent that runs on a peer (the hub's federation endpoint).
      */
     async kill(agentId: string, owner: Owner, reason: string, { remoteOnly = false } = {}): Promise<void> {
-      const row = await ownedRow(agentId, owner);
+      const row = await ownership(agentId, owner);
       if (remoteOnly && !row.remote) throw new DomainError('not_found', 'not_found', `No federated agent ${agentId}`);
       if (isTerminalState(row.state)) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
       try {

@@ -1,6 +1,6 @@
 import type { AgentStatus, ContextManagement, TokenUsage } from '../../shared/agents';
 import type { AgentResultPayload } from '../../shared/federated-agents';
-import type { AgentRow } from './agent-service';
+import type { AgentListRow } from './agent-service';
 
 /*
  * What a run has spent, as its views show it (the status, agent.status for a hub, the result): the
@@ -8,7 +8,7 @@ import type { AgentRow } from './agent-service';
  */
 
 /** The run's token usage: the live status's, completed by the row (older runs' statuses have no cache fields). */
-export function usageOf(row: AgentRow, local?: AgentStatus): Required<TokenUsage> {
+export function usageOf(row: AgentListRow, local?: AgentStatus): Required<TokenUsage> {
   return {
     inputTokens: local?.usage.inputTokens ?? row.inputTokens,
     outputTokens: local?.usage.outputTokens ?? row.outputTokens,
@@ -18,16 +18,16 @@ export function usageOf(row: AgentRow, local?: AgentStatus): Required<TokenUsage
 }
 
 /** The run's estimated cost in USD: the live status's, else the row's; null when its model has no price. */
-export const costOf = (row: AgentRow, local?: AgentStatus): number | null => (local?.costUsd !== undefined ? local.costUsd : row.costUsd);
+export const costOf = (row: AgentListRow, local?: AgentStatus): number | null => (local?.costUsd !== undefined ? local.costUsd : row.costUsd);
 
 /** A finished run's result with its estimated cost, or null before it has one. */
-export function resultOf(row: AgentRow): AgentResultPayload | null {
+export function resultOf(row: AgentListRow): AgentResultPayload | null {
   const result = row.result;
   if (!result) return null;
   return { branch: result.branch, commitSha: result.commitSha, diff: result.diff, testOutput: result.testOutput, testExitCode: result.testExitCode, summary: result.summary, costUsd: row.costUsd };
 }
 
 /** When older tool results were cleared from the model's requests (null: never). */
-export function contextOf(row: AgentRow): ContextManagement | null {
+export function contextOf(row: AgentListRow): ContextManagement | null {
   return row.contextClearedAtTurn === null ? null : { clearings: row.contextClearings, clearedToolResults: row.clearedToolResults, lastClearedAtTurn: row.contextClearedAtTurn };
 }

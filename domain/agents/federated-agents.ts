@@ -67,8 +67,12 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
     }
   }
 
-  /** Records a refused event (with its connection only once the sender proved it holds the key) and answers it, unsigned. */
+  /** Answers a refused event, unsigned; recorded only for a sender that proved it holds a peer's key (else counted in the metric only). */
   async function refuseEvent(rejection: FederationRejection): Promise<SignedMessageResponse> {
+    if (rejection.connectionId === null) {
+      deps.log.debug({ code: rejection.code }, 'unauthenticated federation event refused');
+      return refusal(rejection);
+    }
     await prisma.federationEvent.create({ data: { id: randomUUID(), connectionId: rejection.connectionId, status: 'rejected', errorCode: rejection.code, error: rejection.message } });
     deps.log.warn({ code: rejection.code, connectionId: rejection.connectionId }, 'federation event rejected');
     return refusal(rejection);

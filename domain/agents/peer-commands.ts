@@ -175,8 +175,16 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
     }
   }
 
-  /** Records a refused command (with its connection only once the sender proved it holds the key) and answers it, unsigned. */
+  /**
+   * Answers a refused command, unsigned. Only a refusal of a sender that proved it holds a peer's key
+   * is recorded; anyone else's (garbage, forgeries) is counted in the metric only, so an unauthenticated
+   * caller can make this instance store nothing.
+   */
   async function refuse(rejection: FederationRejection, started = Date.now()): Promise<SignedMessageResponse> {
+    if (rejection.connectionId === null) {
+      deps.log.debug({ code: rejection.code }, 'unauthenticated federation command refused');
+      return refusal(rejection);
+    }
     await prisma.federationCommand.create({
       data: { id: randomUUID(), direction: 'inbound', connectionId: rejection.connectionId, status: 'rejected', errorCode: rejection.code, error: rejection.message, completedAt: new Date(), durationMs: Date.now() - started },
     });

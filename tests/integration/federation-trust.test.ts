@@ -13,6 +13,7 @@ import { issueApiToken } from '../../api/auth';
 import { bearer, linkInstances, type Link } from '../helpers/federation';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
+import { sample } from '../helpers/metrics';
 
 /**
  * The federation's trust boundary, attacked as a hostile peer would: every attack has a valid twin
@@ -115,6 +116,10 @@ describe('the federation trust boundary', () => {
     };
   }
 
+  /** How many refusals of this kind and reason the spoke's API counted (GET /metrics). */
+  const rejections = async (kind: string, reason: string): Promise<number> =>
+    sample(await (await fetch(`${spoke.baseUrl}/metrics`)).text(), 'orchestrator_federation_rejections_total', { kind, reason });
+
   async function expectRefusedAndNothingChanged(send: () => Promise<JsonResponse>, status: number, code: string): Promise<void> {
     const before = await spokeState();
     const response = await send();
@@ -199,18 +204,20 @@ describe('the federation trust boundary', () => {
 
   // ---- 2. rate limits and what a caller learns before its signature verifies ----
 
-  it('does not let garbage traffic spend a connection’s rate limit', async () => {
+  it('does not let garbage traffic spend a connection’s rate limit, nor store anything', async () => {
     const forger = signingKey(await stranger('forger'));
     const hubKey = signingKey(hub.identity.current());
     expect((await command().send()).status).toBe(200); // valid twin
+    const rows = await spoke.prisma.federationCommand.count();
+    const counted = await rejections('command', 'bad_signature');
     for (let i = 0; i < RATE_LIMIT + 5; i++) {
       const forged = await command({ ...forger, keyId: hubKey.keyId }).send();
       expect([forged.status, errorCode(forged)]).toEqual([401, 'bad_signature']);
     }
+    // Refusals of callers that proved nothing are counted, never stored.
+    expect(await spoke.prisma.federationCommand.count()).toBe(rows);
+    expect(await rejections('command', 'bad_signature')).toBe(counted + RATE_LIMIT + 5);
     expect((await command().send()).status).toBe(200);
-    const refused = await spoke.prisma.federationCommand.findMany({ where: { direction: 'inbound', errorCode: 'bad_signature' } });
-    expect(refused.length).toBeGreaterThanOrEqual(RATE_LIMIT + 5);
-    expect(refused.every((row) => row.connectionId === null)).toBe(true);
   });
 
   it('tells a caller nothing about a connection’s status before its signature verifies', async () => {
@@ -354,12 +361,13 @@ describe('the federation trust boundary', () => {
     expect(keyIdFor(hubKey.publicKey)).toBe(hubKey.keyId);
   });
 
-  it('records a body refused for its size like every other refusal', async () => {
+  it('counts a body refused for its size like every other unauthenticated refusal, storing nothing', async () => {
     const valid = command();
     expect((await valid.send()).status).toBe(200);
-    const before = await spoke.prisma.federationCommand.count({ where: { errorCode: 'payload_too_large' } });
+    const counted = await rejections('command', 'payload_too_large');
     const oversized = command(undefined, { payload: { pad: 'x'.repeat(70 * 1024) } });
     await expectRefusedAndNothingChanged(oversized.send, 413, 'payload_too_large');
-    expect(await spoke.prisma.federationCommand.count({ where: { errorCode: 'payload_too_large', connectionId: null, status: 'rejected' } })).toBe(before + 1);
+    expect(await spoke.prisma.federationCommand.count({ where: { errorCode: 'payload_too_large' } })).toBe(0);
+    expect(await rejections('command', 'payload_too_large')).toBe(counted + 1);
   });
 });

@@ -6,7 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { issueAdminToken, issueApiToken } from '../../api/auth';
 import { INCOMING_COMMAND_PATH } from '../../federation/client';
-import { pruneExpiredNonces } from '../../federation/incoming';
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
 import { signRequest, signResponse, verifyResponse, type CommandEnvelope } from '../../federation/messages';
 import type { AgentStatus } from '../../shared/agents';
@@ -408,17 +407,5 @@ describe('federation between two instances', () => {
     expect((await hub.prisma.federationConnection.findUniqueOrThrow({ where: { id: hubConnectionId } })).status).toBe('DISCONNECTED');
     const refused = await send(craft());
     expect(refused.status).toBe(403);
-  });
-
-  it('prunes only nonces whose signatures could no longer pass the time window', async () => {
-    const keyId = `prune-${Date.now()}`;
-    await spoke.prisma.federationNonce.createMany({
-      data: [
-        { keyId, nonce: 'expired-nonce-0001', expiresAt: new Date(Date.now() - 1000) },
-        { keyId, nonce: 'live-nonce-0000001', expiresAt: new Date(Date.now() + 600_000) },
-      ],
-    });
-    expect(await pruneExpiredNonces(spoke.prisma)).toBeGreaterThanOrEqual(1);
-    expect((await spoke.prisma.federationNonce.findMany({ where: { keyId } })).map((row) => row.nonce)).toEqual(['live-nonce-0000001']);
   });
 });

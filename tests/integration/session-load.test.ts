@@ -1,6 +1,6 @@
 import { issueApiToken } from '../../api/auth';
 import { callbackVerifier } from '../../client/callback-receiver';
-import { byTurn, call, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
+import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { sessionCallbacksWorkflowId } from '../../shared/sessions';
 import { TERMINAL_STATES } from '../../shared/agents';
 import { CallbackReceiver } from '../helpers/callback-receiver';
@@ -22,7 +22,7 @@ const SLOT_SAMPLE_MS = 250;
  * instance past about 100 sessions). The worker is restarted (SIGTERM, as a deploy does) midway.
  */
 describe('hundreds of live sessions on an instance of capacity 2', () => {
-  const model = new FakeAnthropic(byTurn([reply.toolUse(call.bash('echo working')), reply.text('Done.')]));
+  const model = new FakeAnthropic(byTurn([reply.text('Done.')]));
   const audience = 'https://gateway.load.test';
   const receiver = new CallbackReceiver(() => callbackVerifier({ orchestratorUrl: instance.baseUrl, audience }));
   let instance: TestInstance;
