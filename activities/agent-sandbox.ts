@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { chown, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { ContainerInfo } from 'dockerode';
 import type { WorkerMetrics } from '../platform/metrics';
+import { runProgram } from '../platform/program-runner';
 import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
 import { TERMINAL_STATES, type AgentContext, type AgentOptions, type AgentType } from '../shared/agents';
@@ -19,8 +18,6 @@ import type { QuotaWatchdog } from './quota-watchdog';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
 import { appendEventStatements, storeResult } from '../domain/agents/agent-events';
-
-const run = promisify(execFile);
 
 export const SANDBOX_FAILED = 'SandboxFailed';
 /** Marks the failure of an activity whose container was removed under it: by a kill (or a teardown), never by the agent itself. */
@@ -123,16 +120,30 @@ function formatOutput(result: ExecResult, plain: boolean): string {
   return parts.join('\n');
 }
 
+/** Where each live container's memory cgroup counts its OOM kills (found once: a tool call needs no inspect for it). */
+const oomFiles = new Map<string, string>();
+
 /** The OOM kills the container's memory cgroup counted, read on the host through its init process (cgroup v1 or v2); null where the host's /proc does not show it. */
 async function hostOomKillCount(docker: Docker, containerName: string): Promise<number | null> {
+  const read = async (file: string): Promise<number | null> => {
+    const count = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'))?.[1];
+    return count === undefined ? null : Number(count);
+  };
+  const known = oomFiles.get(containerName);
+  if (known) {
+    const count = await read(known).catch(() => undefined);
+    if (count !== undefined) return count;
+    oomFiles.delete(containerName); // another container of that name since
+  }
   try {
     const { Pid } = (await docker.getContainer(containerName).inspect()).State;
     if (!Pid) return null;
     const lines = (await readFile(`/proc/${Pid}/cgroup`, 'utf8')).split('\n');
     const v1 = lines.find((line) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(line));
     const file = v1 ? path.join('/sys/fs/cgroup/memory', v1.split(':')[2] ?? '', 'memory.oom_control') : path.join('/sys/fs/cgroup', lines.find((line) => line.startsWith('0::'))?.slice(3) ?? '', 'memory.events');
-    const count = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'))?.[1];
-    return count === undefined ? null : Number(count);
+    const count = await read(file);
+    if (count !== null) oomFiles.set(containerName, file);
+    return count;
   } catch {
     return null;
   }
@@ -196,8 +207,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       .catch(() => undefined); // still running after 2 s (only the process was killed), or already gone
   }
 
-  /** Removes the agent's container; after a kill, whichever removal (the kill's at once, or the teardown) removed it measures the kill, once. */
+  /** Removes the agent's container (and forgets what was cached of it); after a kill, whichever removal (the kill's at once, or the teardown) removed it measures the kill, once. */
   async function removeAgentContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
+    oomFiles.delete(containerNameFor(input.agentId));
     const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
     if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
   }
@@ -231,7 +243,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const allowLocal = agent.originConnectionId === null || origin?.allowLocalRepositories === true;
     const dir = await realpath(workspace); // the slot itself when the workspace links to a warm one
     const checkout = await cloneRepository(deps.repositories, { repository: input.context.repository, branch: input.context.branch, dir, allowLocal }, SANDBOX_FAILED);
-    await run('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
+    await runProgram('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
     return checkout;
   }
 
@@ -423,7 +435,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
           containerName,
           { id: call.id, command: command.command, timeoutSeconds: command.timeoutSeconds, maxOutputBytes: TOOL_OUTPUT_LIMIT_BYTES, ...(command.stdin ? { stdin: command.stdin } : {}) },
           // A worker that shuts down leaves the call running for the next one; a kill or a full workspace ends it.
-          { signal: stop.signal, killOnAbort: () => !cancelledByShutdown() },
+          // Under gVisor a sandbox that runs out of memory ends as a whole, and an exec into it can hang: it is watched.
+          { signal: stop.signal, killOnAbort: () => !cancelledByShutdown(), watchContainer: deps.sandboxRuntime === 'runsc' },
         );
       } catch (error) {
         if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {

@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { runProgram } from '../platform/program-runner';
 import { admitRepository, RepositoryRefused, type CloneSource, type RepositoryPolicy } from '../platform/repository-policy';
 
-const run = promisify(execFile);
 
 export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -58,7 +56,7 @@ export async function cloneRepository(policy: RepositoryPolicy, input: { reposit
   };
   try {
     try {
-      await run(
+      await runProgram(
         'git',
         [
           ...config.flatMap(([key, value]) => ['-c', `${key}=${value}`]),
@@ -75,7 +73,7 @@ export async function cloneRepository(policy: RepositoryPolicy, input: { reposit
         ],
         {
           env,
-          timeout: CLONE_TIMEOUT_MS,
+          timeoutMs: CLONE_TIMEOUT_MS,
           maxBuffer: 1024 * 1024,
           signal: Context.current().cancellationSignal,
         },
@@ -89,7 +87,7 @@ export async function cloneRepository(policy: RepositoryPolicy, input: { reposit
     }
     // The fresh checkout, before anything of the agent ran in it: its commit is read here, not in the sandbox.
     // (A quota's file system belongs to the sandbox user: git is told this one folder is safe to read.)
-    const { stdout } = await run('git', ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir, 'rev-parse', 'HEAD'], { env, timeout: 30_000 });
+    const { stdout } = await runProgram('git', ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir, 'rev-parse', 'HEAD'], { env, timeoutMs: 30_000 });
     return { headSha: stdout.trim() };
   } finally {
     await rm(home, { recursive: true, force: true });

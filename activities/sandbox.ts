@@ -187,13 +187,14 @@ export async function endLeftoverCommands(docker: Docker, containerName: string)
  * per-command timeout is enforced inside the container by coreutils `timeout` (exit code 124), which
  * leads its own process group; aborting the signal ends that whole group inside the container, not
  * only the stream. `stdin` reaches the command as its standard input (no argv size limit). If the
- * container itself stops meanwhile, the call ends with SandboxGone instead of waiting forever.
+ * container itself stops meanwhile, the call ends with SandboxGone instead of waiting forever (unless
+ * `watchContainer` is false: runc ends an exec's stream with its container, so no watch is needed there).
  */
 export async function execInContainer(
   docker: Docker,
   containerName: string,
   command: string[],
-  options: ContainerRunOptions & { stdin?: Buffer },
+  options: ContainerRunOptions & { stdin?: Buffer; watchContainer?: boolean },
 ): Promise<ExecResult> {
   const seconds = Math.max(1, Math.ceil(options.timeoutMs / 1000));
   const pidFile = `${PID_FILE_PREFIX}${randomUUID()}`;
@@ -227,13 +228,15 @@ export async function execInContainer(
   options.signal?.addEventListener('abort', abort, { once: true });
   const watching = new AbortController();
   const sandbox = { gone: false }; // set when the container stops first
-  container
-    .wait({ abortSignal: watching.signal })
-    .then(() => {
-      sandbox.gone = true;
-      stream.destroy();
-    })
-    .catch(() => undefined); // aborted when the command ends first
+  if (options.watchContainer !== false) {
+    container
+      .wait({ abortSignal: watching.signal })
+      .then(() => {
+        sandbox.gone = true;
+        stream.destroy();
+      })
+      .catch(() => undefined); // aborted when the command ends first
+  }
   try {
     await output.ended;
     options.signal?.throwIfAborted();
@@ -266,10 +269,10 @@ export async function runDetachedInContainer(
   docker: Docker,
   containerName: string,
   call: { id: string; command: string[]; timeoutSeconds: number; maxOutputBytes: number; stdin?: Buffer },
-  options: { signal: AbortSignal; killOnAbort: () => boolean },
+  options: { signal: AbortSignal; killOnAbort: () => boolean; watchContainer: boolean },
 ): Promise<DetachedOutcome> {
   const dir = toolCallDir(call.id);
-  const runner = ['python3', '-c', TOOL_RUNNER, dir, String(call.maxOutputBytes), String(call.timeoutSeconds), ...call.command];
+  const runner = ['perl', '-e', TOOL_RUNNER, dir, String(call.maxOutputBytes), String(call.timeoutSeconds), ...call.command];
   let output: ExecResult;
   try {
     output = await execInContainer(docker, containerName, runner, {
@@ -278,6 +281,7 @@ export async function runDetachedInContainer(
       maxOutputBytes: 4 * call.maxOutputBytes,
       signal: options.signal,
       stdin: call.stdin ?? Buffer.alloc(0),
+      watchContainer: options.watchContainer,
     });
   } catch (error) {
     if (options.signal.aborted && options.killOnAbort()) await endDetachedCall(docker, containerName, dir).catch(() => undefined);

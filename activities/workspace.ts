@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, realpath, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { runProgram } from '../platform/program-runner';
 import { SANDBOX_UID } from './sandbox-spec';
 
-const run = promisify(execFile);
+const run = runProgram;
 
 /**
  * An agent's workspace on the host, with a disk quota. Where the worker may mount loop devices (root,
@@ -40,8 +39,10 @@ export async function prepareWorkspace(dir: string, quotaMb: number, mode: Quota
   const image = imageOf(dir);
   if (!existsSync(image)) {
     await run('truncate', ['-s', `${quotaMb}M`, image]);
-    // No reserved blocks, and the root of the file system belongs to the sandbox user.
-    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', `root_owner=${SANDBOX_UID}:${SANDBOX_UID}`, image]);
+    // No reserved blocks, and the root of the file system belongs to the sandbox user. The image is a
+    // fresh sparse file, whose unwritten blocks read as zeros: zeroing its journal and inode tables
+    // wrote 33 MB per workspace (6.6 GB in a burst of 200 spawns) for nothing.
+    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', `root_owner=${SANDBOX_UID}:${SANDBOX_UID},lazy_itable_init=1,lazy_journal_init=1`, image]);
   }
   await run('mount', ['-o', 'loop,nosuid,nodev', image, dir]);
   await rmdir(path.join(dir, 'lost+found')).catch(() => undefined);
