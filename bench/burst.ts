@@ -11,6 +11,8 @@ export interface BurstFigures {
   /** First spawn request → the last agent's state running committed. */
   allRunningMs: number;
   spawnToRunningMs: number[];
+  /** Spawn request → its answer (the API asks the admission workflow on the way): the admission phase. */
+  answeredMs: number[];
   /** Kill requests for all → the engine destroyed the last container. */
   allGoneMs: number;
   /** Where the burst's spawns spent their time (median per phase). */
@@ -43,7 +45,10 @@ async function runningTimes(bench: BenchInstance, agentIds: string[], timeoutMs:
       WHERE agent_id = ANY(${agentIds}) AND type = 'state' AND data->>'state' IN ('running', 'failed', 'killed', 'timed_out')
       GROUP BY agent_id, data->>'state'`;
     const ended = rows.find((row) => row.state !== 'running');
-    if (ended) throw new Error(`agent ${ended.agent_id} ended ${ended.state} during the burst`);
+    if (ended) {
+      const row = await bench.instance.prisma.agent.findUnique({ where: { id: ended.agent_id }, select: { error: true } });
+      throw new Error(`agent ${ended.agent_id} ended ${ended.state} during the burst: ${row?.error ?? 'no error recorded'}`);
+    }
     if (rows.length === agentIds.length) return rows.map((row) => row.at.getTime());
     if (Date.now() > deadline) throw new Error(`${agentIds.length - rows.length} of ${agentIds.length} agents were not running after ${timeoutMs / 1000} s`);
     await pause(200);
@@ -83,7 +88,8 @@ export async function burst(bench: BenchInstance, events: ContainerEvents, repos
   const requests = await Promise.all(
     Array.from({ length: count }, async (_, index) => {
       const sentAt = Date.now();
-      return { sentAt, agentId: acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`burst-${index}`, repository, WORK.realistic))) };
+      const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`burst-${index}`, repository, WORK.realistic)));
+      return { sentAt, answeredAt: Date.now(), agentId };
     }),
   );
   const agentIds = requests.map((sent) => sent.agentId);
@@ -106,6 +112,7 @@ export async function burst(bench: BenchInstance, events: ContainerEvents, repos
     agents: count,
     allRunningMs,
     spawnToRunningMs: runningAt.map((at) => at - requestedAt),
+    answeredMs: requests.map(({ sentAt, answeredAt }) => answeredAt - sentAt),
     allGoneMs: Math.max(...goneAt) - killedAt,
     idleWorkerRssMb: Math.round(idleWorkerRssMb * 10) / 10,
     liveWorkerRssMb: Math.round(liveWorkerRssMb * 10) / 10,

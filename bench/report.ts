@@ -16,7 +16,7 @@ const times = (value: number): string => `${value.toFixed(2)}×`;
 
 /** The rows of issue 12's targets (and the figures without one), from one run's results. */
 export function reportRows(results: BenchmarkResults): ReportRow[] {
-  const { spawn, pooled, kill, federated, status, verification, burst, history } = results;
+  const { spawn, pooled, kill, federated, status, verification, burst, history, idleStreams } = results;
   const spawnP50 = ratio(spawn.ours.p50, spawn.baseline.p50);
   const spawnP99 = ratio(spawn.ours.p99, spawn.baseline.p99);
   const overLocal = federated.spawn.p50 - federated.localSpawnP50;
@@ -34,8 +34,24 @@ export function reportRows(results: BenchmarkResults): ReportRow[] {
     { figure: 'signed-command verifications', ours: `${verification.commandVerificationsPerSecond.toLocaleString('en')}/s`, baseline: `bare Ed25519 verify ${verification.bareVerifiesPerSecond.toLocaleString('en')}/s`, comparison: times(verification.ratio), target: '≥ 0.7×', met: verification.ratio >= 0.7 },
     { figure: `burst of ${burst.agents} spawns (capacity ${burst.capacity}): all running`, ours: `${(burst.allRunningMs / 1000).toFixed(1)} s`, baseline: `bare create+start of ${burst.agents} ${(burst.bareAllStartedMs / 1000).toFixed(1)} s`, comparison: times(ratio(burst.allRunningMs, burst.bareAllStartedMs)), target: '≤ 60 s', met: burst.allRunningMs <= 60_000 },
     { figure: `burst: spawn → running per agent, p50`, ours: ms(burst.spawnToRunning.p50), baseline: '', comparison: '', target: '', met: null },
+    {
+      figure: 'burst: admission (spawn answered, the API asks on the way), p50',
+      ours: ms(burst.answered.p50),
+      baseline: '',
+      comparison: `p95 ${ms(burst.answered.p95)}`,
+      target: '≤ 2 s',
+      met: burst.answered.p50 <= 2_000,
+    },
     { figure: `worker memory per live agent (${burst.agents} live)`, ours: `${burst.workerMbPerAgent} MB`, baseline: `idle worker ${burst.idleWorkerRssMb} MB`, comparison: `${burst.liveWorkerRssMb} MB live`, target: '≤ 3 MB', met: burst.workerMbPerAgent <= 3 },
     { figure: `burst: kill all ${burst.agents} → all gone`, ours: `${(burst.allGoneMs / 1000).toFixed(1)} s`, baseline: '', comparison: '', target: '', met: null },
+    {
+      figure: `PostgreSQL queries/s, ${idleStreams.streams} idle event streams + ${idleStreams.sessions} idle live sessions`,
+      ours: `${idleStreams.withStreamsPerSecond.toFixed(1)}/s`,
+      baseline: `none open ${idleStreams.withoutPerSecond.toFixed(1)}/s`,
+      comparison: `+${(idleStreams.withStreamsPerSecond - idleStreams.withoutPerSecond).toFixed(1)}/s`,
+      target: 'constant, small',
+      met: null,
+    },
     { figure: 'history events per agent turn', ours: history.eventsPerTurn.toFixed(1), baseline: '', comparison: '', target: '', met: null },
     { figure: 'history events per queued minute', ours: history.eventsPerQueuedMinute.toFixed(1), baseline: `measured over ${(history.queuedForMs / 1000).toFixed(0)} s`, comparison: '', target: '', met: null },
   ];

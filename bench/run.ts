@@ -8,6 +8,7 @@ import { watchContainerEvents } from './docker-events';
 import { federatedSpawnKillRounds } from './federated-agents';
 import { startBenchInstance, waitForWarmPool } from './harness';
 import { testConfig } from '../tests/helpers/instance';
+import { idleStreamLoad, type IdleStreamFigures } from './idle-streams';
 import { historyGrowth, spawnKillRounds, statusQueryLatency } from './local-agents';
 import { SPAWN_PHASES, type SpawnProfile } from './spawn-profile';
 import { distribution, percentile, type Distribution } from './stats';
@@ -25,11 +26,14 @@ export interface BenchScale {
   verificationSeconds: number;
   /** Warm sandboxes of the pooled instance. */
   poolSize: number;
+  /** Idle SSE streams and idle live sessions (each), and how long PostgreSQL's query rate is measured. */
+  idleStreams: number;
+  idleMeasureMs: number;
 }
 
 export const SCALES: Record<BenchScale['name'], BenchScale> = {
-  full: { name: 'full', spawnRounds: 30, federatedRounds: 15, statusQueries: 200, historyTurns: 10, queuedMs: 30_000, burstAgents: 200, verificationSeconds: 2, poolSize: 2 },
-  smoke: { name: 'smoke', spawnRounds: 2, federatedRounds: 1, statusQueries: 5, historyTurns: 2, queuedMs: 1_000, burstAgents: 3, verificationSeconds: 0.05, poolSize: 2 },
+  full: { name: 'full', spawnRounds: 30, federatedRounds: 15, statusQueries: 200, historyTurns: 10, queuedMs: 30_000, burstAgents: 200, verificationSeconds: 2, poolSize: 2, idleStreams: 200, idleMeasureMs: 30_000 },
+  smoke: { name: 'smoke', spawnRounds: 2, federatedRounds: 1, statusQueries: 5, historyTurns: 2, queuedMs: 1_000, burstAgents: 3, verificationSeconds: 0.05, poolSize: 2, idleStreams: 3, idleMeasureMs: 2_000 },
 };
 
 export interface Comparison {
@@ -47,7 +51,9 @@ export interface BenchmarkResults {
   federated: { spawn: Distribution; kill: Distribution; localSpawnP50: number };
   status: Comparison;
   verification: VerificationFigures;
-  burst: Omit<BurstFigures, 'spawnToRunningMs' | 'profiles'> & { spawnToRunning: Distribution; capacity: number; profileMedianMs: Record<string, number> };
+  burst: Omit<BurstFigures, 'spawnToRunningMs' | 'answeredMs' | 'profiles'> & { spawnToRunning: Distribution; answered: Distribution; capacity: number; profileMedianMs: Record<string, number> };
+  /** PostgreSQL's queries per second while idle event streams and live sessions wait, against none. */
+  idleStreams: IdleStreamFigures;
   history: { eventsPerTurn: number; eventsPerQueuedMinute: number; queuedForMs: number };
   /** Raw samples, for the chart. */
   samples: Record<string, number[]>;
@@ -109,6 +115,15 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
       await Promise.all([hub.stop(), spoke.stop()]);
     }
 
+    say(`idle event streams and live sessions: PostgreSQL queries per second with ${scale.idleStreams} of each, against none`);
+    const idle = await startBenchInstance(model, { MAX_CONCURRENT_AGENTS: '1' });
+    let idleStreams: IdleStreamFigures;
+    try {
+      idleStreams = await idleStreamLoad(idle, repository, scale.idleStreams, scale.idleMeasureMs);
+    } finally {
+      await idle.stop();
+    }
+
     say(`burst: ${scale.burstAgents} spawns at once, capacity ${scale.burstAgents}`);
     const large = await startBenchInstance(model, { MAX_CONCURRENT_AGENTS: String(scale.burstAgents) });
     let burstFigures: BurstFigures;
@@ -120,7 +135,7 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
 
 
     const { rounds, status, history } = localResults;
-    const { spawnToRunningMs, profiles: burstProfiles, ...burstRest } = burstFigures;
+    const { spawnToRunningMs, answeredMs, profiles: burstProfiles, ...burstRest } = burstFigures;
     return {
       scale,
       machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1024 / 1024), sandboxRuntime: localResults.runtime, node: process.version },
@@ -139,7 +154,8 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
       federated: { spawn: distribution(federated.spawnToReadyMs), kill: distribution(federated.killToGoneMs), localSpawnP50: percentile(rounds.ours.spawnToReadyMs, 50) },
       status: { ours: distribution(status.apiMs), baseline: distribution(status.bareQueryMs) },
       verification,
-      burst: { ...burstRest, spawnToRunning: distribution(spawnToRunningMs), capacity: scale.burstAgents, profileMedianMs: profileMedians(burstProfiles) },
+      burst: { ...burstRest, spawnToRunning: distribution(spawnToRunningMs), answered: distribution(answeredMs), capacity: scale.burstAgents, profileMedianMs: profileMedians(burstProfiles) },
+      idleStreams,
       history,
       samples: {
         'spawn → ready': rounds.ours.spawnToReadyMs,

@@ -4,8 +4,8 @@ import type { ContainerEvents } from './docker-events';
 
 /** The steps between a spawn request and a ready sandbox, in order; each phase ends at its step. */
 export const SPAWN_PHASES = [
-  'API: request → workflow started',
-  'admission: slot granted',
+  'API: request → admitted, workflow started',
+  'admission: the workflow asked again (queued or late answers only)',
   'launch activity scheduled on the host queue',
   'launch: container created (beside workspace and clone)',
   'launch: repository cloned, container started',
@@ -33,10 +33,12 @@ export async function spawnProfile(temporal: Client, events: ContainerEvents, ag
   };
   const slotScheduled = scheduledIdOf('requestSlot');
   const launchScheduled = scheduledIdOf('launchSandbox');
+  const started = timeOf((event) => event.workflowExecutionStartedEventAttributes !== null && event.workflowExecutionStartedEventAttributes !== undefined);
   const steps = [
     requestedAt,
-    timeOf((event) => event.workflowExecutionStartedEventAttributes !== null && event.workflowExecutionStartedEventAttributes !== undefined),
-    timeOf((event) => event.activityTaskCompletedEventAttributes?.scheduledEventId?.toNumber() === slotScheduled),
+    started,
+    // The API asks admission before it starts the workflow; the workflow asks only when that answer was not a slot (else 0 ms).
+    slotScheduled === undefined ? started : timeOf((event) => event.activityTaskCompletedEventAttributes?.scheduledEventId?.toNumber() === slotScheduled),
     timeOf((event) => event.eventId?.toNumber() === launchScheduled),
     events.at(containerName, 'create') ?? NaN,
     events.at(containerName, 'start') ?? NaN,

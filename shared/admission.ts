@@ -45,8 +45,8 @@ export interface HostEntry {
 /** Everything the admission workflow knows; carried across continue-as-new. */
 export interface AdmissionState {
   hosts: Record<string, HostEntry>;
-  /** The agents that hold a slot, and on which host. */
-  holders: Array<{ agentId: string; hostId: string }>;
+  /** The agents that hold a slot, on which host, and since when (workflow time, epoch ms; absent in older states). */
+  holders: Array<{ agentId: string; hostId: string; since?: number }>;
   waiting: Waiter[];
   nextSeq: number;
 }

@@ -34,6 +34,8 @@ export interface AgentRunInput {
   initialState: 'spawning' | 'queued';
   /** Admission priority, 1 (lowest) to 10; absent in histories from before admission (default 5). */
   priority?: number;
+  /** The host whose slot the admission workflow gave the spawn's own request: the run launches there without asking again. */
+  admittedOn?: string;
   /** Turns one workflow run handles before it continues as new (keeps each history small). Default 50. */
   turnsPerRun?: number;
   /** Set when a run continues as new: where the previous run left off. */

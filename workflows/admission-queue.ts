@@ -34,7 +34,7 @@ export function admitWaiting(state: AdmissionState, now: number): Array<{ agentI
     const hostId = next ? hostWithFreeSlot(state, now) : null;
     if (!next || !hostId) return granted;
     state.waiting.shift();
-    state.holders.push({ agentId: next.agentId, hostId });
+    state.holders.push({ agentId: next.agentId, hostId, since: now });
     granted.push({ agentId: next.agentId, hostId });
   }
 }
@@ -53,6 +53,13 @@ export function answerFor(state: AdmissionState, agentId: string): SlotAnswer {
   const index = state.waiting.findIndex((waiter) => waiter.agentId === agentId);
   return { state: 'queued', ahead: Math.max(0, index) };
 }
+
+/**
+ * The holders worth checking for a workflow that ended without releasing its slot: not those admitted
+ * in the last `graceMs`, whose workflow may not have started yet (the API asks before it starts it).
+ */
+export const holdersToCheck = (state: AdmissionState, now: number, graceMs: number): string[] =>
+  state.holders.filter((holder) => holder.since === undefined || now - holder.since > graceMs).map((holder) => holder.agentId);
 
 /** Frees an agent's slot or takes it out of the queue; true when something changed. */
 export function release(state: AdmissionState, agentId: string): boolean {

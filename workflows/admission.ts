@@ -1,7 +1,7 @@
 import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { admissionStateQuery, hostReportSignal, releaseSlotSignal, requestSlotUpdate, slotGrantedSignal, type AdmissionState } from '../shared/admission';
-import { admitWaiting, answerFor, emptyAdmissionState, enqueue, release } from './admission-queue';
+import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, release } from './admission-queue';
 
 const checks = proxyActivities<Pick<Activities, 'endedAgents'>>({
   startToCloseTimeout: '1 minute',
@@ -10,6 +10,8 @@ const checks = proxyActivities<Pick<Activities, 'endedAgents'>>({
 
 /** While agents wait and no slot frees for this long, the holders are checked for workflows that ended without releasing. */
 const HOLDER_CHECK_INTERVAL = '30 seconds';
+/** A holder admitted this recently may have no workflow yet: the API asks for the slot, then starts it. */
+const HOLDER_START_GRACE_MS = 30_000;
 /**
  * An agent admitted by its own request learns its host from the update's answer; older histories also
  * signalled it, one signal at a time, which made a burst of 200 spawns wait in line for minutes.
@@ -69,7 +71,7 @@ export async function hostAdmission(carried?: AdmissionState): Promise<void> {
       }
     }
     if (!woke && state.waiting.length > 0) {
-      for (const agentId of await checks.endedAgents(state.holders.map((holder) => holder.agentId))) release(state, agentId);
+      for (const agentId of await checks.endedAgents(holdersToCheck(state, Date.now(), HOLDER_START_GRACE_MS))) release(state, agentId);
       admit();
     }
     const quiet = (): boolean => announce.length === 0;

@@ -42,7 +42,7 @@ const MODEL_ON_HOST_PATCH = 'model-calls-on-sandbox-host';
 const HOST_PICKUP_TIMEOUT = '1 minute';
 const QUEUED_RETRY_INTERVAL = '3 seconds';
 /** A queued agent asks for its slot again after this long, then twice as long each time up to the maximum: an answer that got lost never leaves it waiting. */
-const ASK_AGAIN_FIRST_MS = 60_000;
+const ASK_AGAIN_FIRST_MS = 30_000;
 const ASK_AGAIN_MAX_MS = 30 * 60_000;
 /** How often a call is made again because the worker running it went away (a deploy, a crash) before giving up. */
 const MAX_WORKER_LOSSES = 20;
@@ -265,7 +265,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       if (answer.state === 'admitted') grant.hostId ??= answer.hostId;
       return answer;
     };
-    const answer = await ask(`ask for a sandbox slot (priority ${priority})`);
+    // The spawn's own request was admitted (its answer came with the start), or the run asks now.
+    if (input.admittedOn) grant.hostId ??= input.admittedOn;
+    const answer: SlotAnswer = grant.hostId !== null ? { state: 'admitted', hostId: grant.hostId } : await ask(`ask for a sandbox slot (priority ${priority})`);
     if (answer.state === 'queued' && grant.hostId === null) {
       await setState('queued', `waiting for a sandbox slot: ${answer.ahead} ahead`);
       // Woken by the grant's signal; asking again now and then (idempotent) covers a grant that never came.

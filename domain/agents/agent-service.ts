@@ -102,16 +102,16 @@ export function createAgentService(deps: AgentServiceDeps) {
   }
 
   /**
-   * What a spawn is answered, from the admission workflow itself: spawning when it gave the agent a
-   * slot, queued when the agent waits (or when no worker answers in time; the agent's workflow asks
-   * again once one runs).
+   * The admission workflow's answer for a new agent, asked before its workflow starts so that the
+   * workflow need not ask again: the host of its slot, or null when it waits (queued) or no answer
+   * came in time (no worker yet). The workflow then asks itself, keeping the agent's place.
    */
-  async function admissionAnswer(agentId: string, priority: number): Promise<'spawning' | 'queued'> {
+  async function admittedHost(agentId: string, priority: number): Promise<string | null> {
     try {
       const answer = await temporal.withDeadline(Date.now() + ADMISSION_ANSWER_TIMEOUT_MS, () => requestAdmission(temporal, deps.taskQueue, { agentId, priority }));
-      return answer.state === 'admitted' ? 'spawning' : 'queued';
+      return answer.state === 'admitted' ? answer.hostId : null;
     } catch {
-      return 'queued';
+      return null;
     }
   }
 
@@ -164,6 +164,8 @@ export function createAgentService(deps: AgentServiceDeps) {
         if (federated && live.originConnectionId !== federated.origin.connectionId) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${request.taskId}`);
         return { agentId: live.id, status: live.state as AgentState, existing: true, createdAt: live.createdAt };
       }
+      // One request to the admission workflow per spawn: its answer travels with the start.
+      const admittedOn = await admittedHost(agentId, request.priority);
       const input: AgentRunInput = {
         agentId,
         workspaceId,
@@ -173,6 +175,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         options: request.options,
         initialState,
         priority: request.priority,
+        ...(admittedOn ? { admittedOn } : {}),
         ...(federated ? { origin: federated.origin } : {}),
       };
       const started = await startAgentWorkflow(temporal, prisma, {
@@ -189,8 +192,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         limits: request.options,
         ...(federated ? { requestedByHub: federated.hubName } : {}),
       });
-      const status = await admissionAnswer(agentId, request.priority);
-      return { agentId, status, existing: !started, createdAt: created.createdAt };
+      return { agentId, status: admittedOn ? 'spawning' : 'queued', existing: !started, createdAt: created.createdAt };
     },
 
     /** Checks the caller owns the agent (not_found / forbidden otherwise), reading only what that needs. */

@@ -1,5 +1,6 @@
 import { issueApiToken } from '../../api/auth';
 import { containerNameFor } from '../../activities/agent-sandbox';
+import { admissionWorkflowId } from '../../shared/admission';
 import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
 import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
@@ -76,6 +77,31 @@ describe('admission: the per-host agent limit and the priority queue', () => {
       ['running', 'completed'],
     ]);
   });
+
+  it('admits a queued agent whose grant never came: it asks again on a timer', async () => {
+    const { token } = await issueApiToken(instance.prisma, `queue-lost-${Date.now()}`);
+    const headers = { authorization: `Bearer ${token}` };
+    const repository = await createRepository();
+    const spawn = async (taskId: string, item: string) =>
+      (await request(instance.baseUrl, 'POST', '/agents/spawn', { headers, json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [item] } } })).body as { agentId: string; status: string };
+    const holder = await spawn('lost-holder', 'hold the slot');
+    await waitUntil(async () => (await instance.temporal.workflow.getHandle(holder.agentId).query(agentStatusQuery)).state === 'running');
+    const waiter = await spawn('lost-waiter', 'finish quickly');
+    expect(waiter.status).toBe('queued');
+    const handle = instance.temporal.workflow.getHandle(waiter.agentId);
+    await waitUntil(async () => (await handle.query(agentStatusQuery)).state === 'queued');
+
+    // The admission workflow loses everything it knew (here: terminated); the slot it would have granted frees meanwhile.
+    await instance.temporal.workflow.getHandle(admissionWorkflowId(instance.taskQueue)).terminate('lost its state');
+    await request(instance.baseUrl, 'POST', `/agents/${holder.agentId}/kill`, { headers });
+    expect(((await instance.temporal.workflow.getHandle(holder.agentId).result()) as AgentStatus).state).toBe('killed');
+
+    // No grant will ever come: the waiter asks again by itself and runs.
+    expect(((await handle.result()) as AgentStatus).state).toBe('completed');
+    const history = (await handle.fetchHistory()).events ?? [];
+    const asked = history.filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'requestSlot').length;
+    expect(asked).toBeGreaterThanOrEqual(2);
+  }, 180_000);
 
   it('refuses a priority outside 1 to 10 before anything starts', async () => {
     const { token } = await issueApiToken(instance.prisma, `queue-bad-${Date.now()}`);

@@ -31,6 +31,10 @@ describe('benchmark smoke run', () => {
     expect(results.burst.spawnToRunning.count).toBe(scale.burstAgents);
     [results.burst.allRunningMs, results.burst.bareAllStartedMs, results.burst.allGoneMs, results.burst.idleWorkerRssMb, results.burst.liveWorkerRssMb].forEach(positive);
     for (const phase of SPAWN_PHASES) expect(Number.isFinite(results.burst.profileMedianMs[phase])).toBe(true);
+    expect(results.burst.answered.count).toBe(scale.burstAgents);
+    positive(results.burst.answered.p50);
+    expect(results.idleStreams).toMatchObject({ streams: scale.idleStreams, sessions: scale.idleStreams });
+    [results.idleStreams.withoutPerSecond, results.idleStreams.withStreamsPerSecond].forEach(positive);
     expect(Number.isFinite(results.burst.workerMbPerAgent)).toBe(true);
     // A run's turns add history; a queued agent waits on a condition, adding none.
     positive(results.history.eventsPerTurn);

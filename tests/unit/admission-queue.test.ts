@@ -1,5 +1,5 @@
 import { HOST_SILENT_AFTER_MS, type AdmissionState } from '../../shared/admission';
-import { admitWaiting, answerFor, emptyAdmissionState, enqueue, hostWithFreeSlot, release } from '../../workflows/admission-queue';
+import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, hostWithFreeSlot, release } from '../../workflows/admission-queue';
 
 const NOW = 1_000_000;
 
@@ -65,5 +65,43 @@ describe('admission rules', () => {
     state.holders.push({ agentId: 'p', hostId: 'a' }, { agentId: 'q', hostId: 'a' }, { agentId: 'r', hostId: 'a' });
     expect(hostWithFreeSlot(state, NOW)).toBe('b');
     expect(hostWithFreeSlot(emptyAdmissionState(), NOW)).toBeNull();
+  });
+
+  it('starts 1,000 queued agents over 5 hosts in priority order, then first come, first served', () => {
+    const state = withHosts({ a: 2, b: 2, c: 1, d: 3, e: 2 });
+    // Ten agents fill the ten slots; then 1,000 arrive with priorities from a fixed pseudo-random sequence.
+    for (let index = 0; index < 10; index++) enqueue(state, { agentId: `first-${index}`, priority: 5 });
+    expect(admitWaiting(state, NOW)).toHaveLength(10);
+    let seed = 7;
+    const queued = Array.from({ length: 1000 }, (_, index) => {
+      seed = (seed * 48271) % 2147483647;
+      return { agentId: `queued-${index}`, priority: 1 + (seed % 10), arrival: index };
+    });
+    for (const { agentId, priority } of queued) enqueue(state, { agentId, priority });
+    admitWaiting(state, NOW);
+    expect(state.waiting).toHaveLength(1000);
+
+    // Each ending agent frees its slot for the best waiting one, on whichever host it freed.
+    const started: string[] = [];
+    while (state.holders.length > 0) {
+      const ending = state.holders[0]!;
+      release(state, ending.agentId);
+      const granted = admitWaiting(state, NOW);
+      expect(granted.every((grant) => grant.hostId === ending.hostId)).toBe(true);
+      started.push(...granted.map((grant) => grant.agentId));
+    }
+    const expected = [...queued].sort((x, y) => y.priority - x.priority || x.arrival - y.arrival).map((agent) => agent.agentId);
+    expect(started).toEqual(expected);
+    // No host ever held more than its capacity.
+    expect(state.waiting).toEqual([]);
+  });
+
+  it('checks only holders admitted long enough ago for a workflow that ended without releasing', () => {
+    const state = withHosts({ a: 3 });
+    for (const agentId of ['old', 'new']) enqueue(state, { agentId, priority: 5 });
+    admitWaiting(state, NOW - 60_000);
+    state.holders[1]!.since = NOW - 5_000;
+    state.holders.push({ agentId: 'from-an-older-state', hostId: 'a' });
+    expect(holdersToCheck(state, NOW, 30_000)).toEqual(['old', 'from-an-older-state']);
   });
 });
