@@ -1,6 +1,6 @@
 import { chown, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { ContainerInfo } from 'dockerode';
 import type { WorkerMetrics } from '../platform/metrics';
@@ -318,6 +318,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         await deps.warmPool?.makeRoom();
         step('created', await docker.createContainer(containerSpec(input, workspace, containerName)));
       });
+      // Awaited below, after the clone: until then a failure (an engine restarting) must not count as unhandled and end the process.
+      creating.catch(() => undefined);
       try {
         await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
         step('workspace', null);
@@ -451,6 +453,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         stopWatching?.();
         cancellation.removeEventListener('abort', onCancel);
       }
+      // A kill (or the deadline) ended the call: the run's end marks it cancelled, never finished with the kill's exit code.
+      if (cancellation.aborted && !cancelledByShutdown()) throw new CancelledFailure(`${call.name} was stopped: the run was cancelled`);
       if ('lost' in result) {
         await ensureRunning(containerName); // a sandbox that went is the verdict
         return await unknownOutcome(input.agentId, call, result.lost);

@@ -99,7 +99,10 @@ describe('the Temporal Web UI shows every agent run in words', () => {
     expect(words.summary).toBe(`tester agent · task ui-killed · ${repository}@main`);
     expect(words.details).toContain(`**Requested by** workspace ${workspace}`);
     expect(await stepSummaries(hub.temporal, killedId)).toEqual(
-      expect.arrayContaining(['ask for a sandbox slot (priority 8)', 'turn 1: model call', 'turn 1: run_tests `sleep 300`', `teardown ${killedId}`, 'record state: killed']),
+      expect.arrayContaining([
+        // Admitted by the API before the run started: the first step launches on the granted host.
+        `launch sandbox: clone ${repository}@main on host ${hub.config.HOST_ID}`,
+        'turn 1: model call', 'turn 1: run_tests `sleep 300`', `teardown ${killedId}`, 'record state: killed']),
     );
     expect(await stepSummaries(hub.temporal, federatedId)).toEqual(expect.arrayContaining([`send agent.spawn to ${peerName}`, 'record state: running']));
 

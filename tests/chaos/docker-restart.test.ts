@@ -20,7 +20,7 @@ import { withWorkspace } from '../helpers/workspace';
  * The Docker engine restarts while an agent's tool runs in its sandbox. A private engine (its own
  * socket and data), so the other test files' sandboxes are untouched.
  */
-describe('chaos: the Docker engine restarted mid-run, or hung while a worker tears a sandbox down', () => {
+describe('chaos: the Docker engine restarted mid-run, hung while a worker tears a sandbox down, or down at a launch', () => {
   const model = new FakeAnthropic(
     byWorkItem({
       'survive Docker': byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 6; echo finished >> log.txt' } }), reply.text('Done despite Docker.')]),
@@ -63,11 +63,12 @@ describe('chaos: the Docker engine restarted mid-run, or hung while a worker tea
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'completed' });
     expect(await sampler.stop()).toBe(1);
     const calls = await instance.prisma.toolCall.findMany({ where: { agentId } });
-    expect(calls.map((call) => call.status)).toEqual(['unknown']);
+    // The engine's stream was lost, but the tool's process lived on in the sandbox: the worker re-attached and got its exit.
+    expect(calls.map((call) => [call.status, call.exitCode])).toEqual([['finished', 0]]);
     expect(await containersOf(instance.docker, agentId)).toBe(0);
     await withWorkspace(instance, agentId, async (workspace) => {
-      // Run once: its outcome was lost with the engine's stream, so the model was told it is unknown and went on.
-      expect((await readFile(path.join(workspace, 'log.txt'), 'utf8')).match(/started/g)).toHaveLength(1);
+      // Run once, to its end.
+      expect(await readFile(path.join(workspace, 'log.txt'), 'utf8')).toBe('started\nfinished\n');
     });
   });
 
@@ -100,5 +101,35 @@ describe('chaos: the Docker engine restarted mid-run, or hung while a worker tea
     expect(attempts).toEqual([2]); // the first attempt died with the worker
     expect(await containersOf(instance.docker, agentId)).toBe(0);
     expect(await isMounted(path.join(instance.config.DATA_DIR, 'workspaces', agentId))).toBe(false);
+  });
+
+  it('keeps the worker process alive when a launch finds the engine down, and launches once the engine is back', async () => {
+    const { token } = await issueApiToken(instance.prisma, `docker-down-launch-${Date.now()}`);
+    worker?.kill('SIGKILL');
+    const launching = startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
+    worker = launching;
+    const repository = await createRepository();
+    // The host is admitted while its last report is fresh: an agent spawned just after the engine stopped is launched into it.
+    const reported = async (): Promise<boolean> => (await instance.prisma.workerHost.count({ where: { hostId: instance.config.HOST_ID, reportedAt: { gt: new Date(Date.now() - 5_000) } } })) > 0;
+    await waitUntil(reported, 60_000);
+    await engine.stop();
+    const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId: 'docker-down-launch', agentType: 'worker', context: { repository, branch: 'main', workItems: ['finish at once'] }, options: { maxRetries: 10 } },
+    });
+    expect(spawned.status).toBe(202);
+    const { agentId } = spawned.body as { agentId: string };
+    const launchAttempted = async (): Promise<boolean> =>
+      ((await instance.temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).some(
+        (activity) => activity.activityType?.name === 'launchSandbox' && (activity.attempt ?? 0) > 1,
+      );
+    await waitUntil(launchAttempted, 30_000);
+    expect(await launchAttempted()).toBe(true);
+    // A launch that failed while the engine was down ended the attempt, not the worker process.
+    expect([launching.exitCode, launching.signalCode]).toEqual([null, null]);
+    await engine.start();
+    expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
+    expect([launching.exitCode, launching.signalCode]).toEqual([null, null]);
+    expect(await containersOf(instance.docker, agentId)).toBe(0);
   });
 });

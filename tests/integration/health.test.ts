@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp, type ApiDeps } from '../../api/app';
-import { AGENT_EVENTS_CHANNEL, AgentEventFeed } from '../../domain/agents/agent-event-feed';
+import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed } from '../../domain/agents/agent-event-feed';
 import { startPgListener, type PgListener } from '../../platform/pg-listener';
 import { issueAdminToken, issueApiToken } from '../../api/auth';
 import { createIdentityHolder } from '../../federation/identity';
@@ -74,7 +74,7 @@ describe('health endpoints against the real dependencies', () => {
     // A database of its own: readiness reads the worker hosts' reports there.
     const databaseUrl = await createTestDatabase();
     prisma = createPrismaClient(databaseUrl);
-    listener = startPgListener(databaseUrl, [AGENT_EVENTS_CHANNEL], createLogger('test', 'silent'));
+    listener = startPgListener(databaseUrl, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], createLogger('test', 'silent'));
     const feed = new AgentEventFeed(listener, prisma);
     healthy = { temporal: await connectTemporalClient(config), temporalProbe: createProbeConnection(config), prisma, feed };
     adminToken = (await issueAdminToken(prisma)).token;

@@ -64,6 +64,8 @@ describe('metrics, logs and small, secret-free histories', () => {
     const sleeper = await spawn('obs-sleep', 'sleep long');
     const sleeperHandle = instance.temporal.workflow.getHandle(sleeper);
     await waitUntil(async () => (await sleeperHandle.query(agentStatusQuery)).lastTool === 'bash', 60_000);
+    // The kill must find the tool running (its cancelled attempt is what the metric counts), not only scheduled.
+    await waitUntil(async () => (await instance.prisma.toolCall.count({ where: { agentId: sleeper, status: 'started' } })) === 1, 30_000);
     const printer = await spawn('obs-print', 'print a lot');
     await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: printer } })).state === 'queued', 30_000);
     // The live view says what the queued run waits for, and what the running one does.

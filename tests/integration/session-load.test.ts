@@ -12,7 +12,7 @@ import { waitUntil } from '../helpers/wait';
 import { workerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 /** How many live sessions: enough to outnumber the instance queue's 100 activity slots. LOAD_SESSIONS=500 for the full figure. */
-const SESSIONS = Number(process.env.LOAD_SESSIONS ?? 120);
+const SESSIONS = Number(process.env.LOAD_SESSIONS ?? 110);
 const SLOT_SAMPLE_MS = 250;
 
 /**
