@@ -49,7 +49,9 @@ export default async function globalSetup(): Promise<void> {
       // The browser test reads runs in the Web UI.
       ui: true,
       uiPort,
-      extraArgs: ['--log-level', 'error', ...devServerDynamicConfigArgs()],
+      // Its own log would fill the terminal with the chaos tests' expected errors.
+      log: { format: 'pretty', level: 'never' },
+      extraArgs: devServerDynamicConfigArgs(),
     },
   });
   globalThis.testTemporalEnv = env;

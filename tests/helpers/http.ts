@@ -10,7 +10,7 @@ export async function request(
   baseUrl: string,
   method: string,
   path: string,
-  options: { json?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  options: { json?: unknown; rawBody?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<JsonResponse> {
   const headers: Record<string, string> = { ...options.headers };
   let body: string | undefined = options.rawBody;
@@ -18,7 +18,8 @@ export async function request(
     body = JSON.stringify(options.json);
     headers['content-type'] ??= 'application/json';
   }
-  const response = await fetch(`${baseUrl}${path}`, { method, headers, body });
+  const signal = options.timeoutMs === undefined ? null : AbortSignal.timeout(options.timeoutMs);
+  const response = await fetch(`${baseUrl}${path}`, { method, headers, body, signal });
   const text = await response.text();
   const isJson = response.headers.get('content-type')?.includes('application/json') ?? false;
   return { status: response.status, headers: response.headers, body: isJson ? (JSON.parse(text) as unknown) : undefined, text };

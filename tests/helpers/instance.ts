@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { appendFileSync, mkdirSync, realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { createIdentityHolder, identitySettings, type IdentityHolder } from '../
 import { createTestDatabase } from './databases';
 import { freePort } from './ports';
 import { unmountAllUnder } from './workspace';
-import { createApp } from '../../api/app';
+import { createApp, type ApiDeps } from '../../api/app';
 import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed, SESSION_EVENTS_CHANNEL } from '../../domain/agents/agent-event-feed';
 import { startCallbackWakeups } from '../../domain/sessions/callback-wakeups';
 import { startPgListener } from '../../platform/pg-listener';
@@ -32,8 +32,18 @@ import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, connectWorkerConnection, createProbeConnection } from '../../temporal/connection';
 import { activitySlotsFor, WORKER_SHUTDOWN_GRACE_TIME } from '../../temporal/worker-settings';
 
-// The SDK's own logs are noise in test output unless something goes wrong.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+/**
+ * Where this jest worker's instances log (LOG_LEVEL and up) and the Temporal SDK's warnings go: a file
+ * per worker process, so the terminal shows progress and failures only.
+ */
+export const TEST_LOG_FILE = path.resolve(__dirname, '../../data/test-logs', `jest-worker-${process.env.JEST_WORKER_ID ?? process.pid}.log`);
+mkdirSync(path.dirname(TEST_LOG_FILE), { recursive: true });
+Runtime.install({
+  logger: new DefaultLogger('WARN', (entry) => {
+    const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+    appendFileSync(TEST_LOG_FILE, `${at} [${entry.level}] ${entry.message} ${JSON.stringify(entry.meta ?? {})}\n`);
+  }),
+});
 
 export interface TestInstance {
   config: AppConfig;
@@ -51,7 +61,7 @@ export interface TestInstance {
   stop(): Promise<void>;
 }
 
-/** A pino destination that keeps every line, beside stdout at the configured level. */
+/** A pino destination that keeps every line, beside the log file at the configured level. */
 function capturedLogs(level: string): { destination: pino.DestinationStream; lines: string[] } {
   const lines: string[] = [];
   const memory = new Writable({
@@ -60,7 +70,8 @@ function capturedLogs(level: string): { destination: pino.DestinationStream; lin
       done();
     },
   });
-  return { destination: pino.multistream([{ level, stream: process.stdout }, { level: 'debug', stream: memory }]), lines };
+  const file = pino.destination({ dest: TEST_LOG_FILE, append: true, sync: false });
+  return { destination: pino.multistream([{ level, stream: file }, { level: 'debug', stream: memory }]), lines };
 }
 
 /**
@@ -109,6 +120,28 @@ async function runWorker(
   };
 }
 
+/** The in-process equivalent of api/server.ts, on the instance's API_PORT. */
+async function serveApi(
+  config: AppConfig,
+  deps: Omit<ApiDeps, 'settings' | 'feed'>,
+): Promise<{ stop(): Promise<void> }> {
+  const listener = startPgListener(config.DATABASE_URL, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], deps.log);
+  const feed = new AgentEventFeed(listener, deps.prisma);
+  await listener.ready();
+  const app = createApp({ ...deps, settings: config, feed });
+  const server: Server = await new Promise((resolve) => {
+    const listening = app.listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
+  });
+  return {
+    async stop() {
+      feed.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listener.close();
+    },
+  };
+}
+
 /** The configuration a test instance gets: the run's Temporal server and database, a private data folder. */
 export function testConfig(overrides: Record<string, string> = {}): AppConfig {
   const { TEST_TEMPORAL_ADDRESS, TEST_DATABASE_URL } = process.env;
@@ -129,9 +162,10 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
  * One instance of the product wired to the real services, with a database of its own (unless
  * DATABASE_URL is given, as for an instance that restarts): the API on an ephemeral loopback port and
  * (unless `worker: false`, for tests that run the worker as a process) an in-process worker, on task
- * queues of its own, so test files running side by side never share work.
+ * queues of its own, so test files running side by side never share work. `api: false` leaves the API to
+ * a process the test starts on the instance's API_PORT.
  */
-export async function startTestInstance(overrides: Record<string, string> = {}, { worker: withWorker = true } = {}): Promise<TestInstance> {
+export async function startTestInstance(overrides: Record<string, string> = {}, { worker: withWorker = true, api: withApi = true } = {}): Promise<TestInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-orchestrator-test-'));
   // The address is chosen before the app exists: PUBLIC_URL (what signatures cover) must name it.
   const apiPort = overrides.API_PORT ?? String(await freePort());
@@ -159,13 +193,7 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
   const identity = createIdentityHolder(identitySettings(config));
   const stopWorker = withWorker ? await runWorker(config, { prisma, docker, identity, metrics: workerMetrics }, temporal, workerLog) : () => Promise.resolve();
 
-  const listener = startPgListener(config.DATABASE_URL, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], log);
-  const feed = new AgentEventFeed(listener, prisma);
-  await listener.ready();
-  const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log, feed });
-  const server: Server = await new Promise((resolve) => {
-    const listening = app.listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
-  });
+  const api = withApi ? await serveApi(config, { temporal, temporalProbe, prisma, identity, log }) : null;
 
   return {
     config,
@@ -179,12 +207,9 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
     workerMetricsUrl: `http://127.0.0.1:${metricsServer.port}/metrics`,
     logLines: () => [...logs.lines],
     async stop() {
-      feed.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await api?.stop();
       await stopWorker();
       await temporal.schedule.getHandle(retentionScheduleId(config.TASK_QUEUE)).delete().catch(() => undefined);
-      await listener.close();
       await metricsServer.close();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
       await unmountAllUnder(dataDir); // of agents the test left running: their teardown never came

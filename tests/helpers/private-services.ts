@@ -97,7 +97,14 @@ async function postgresBin(): Promise<string> {
 }
 
 /** A PostgreSQL cluster of its own (initdb, pg_ctl) on its own port, run as the postgres user, with the project migrated. */
-export async function startPrivatePostgres(): Promise<RestartableService & { databaseUrl: string }> {
+export interface PrivatePostgres extends RestartableService {
+  /** The project's database, migrated. */
+  readonly databaseUrl: string;
+  /** Another migrated database in the same cluster (for a second instance), by name. */
+  newDatabase(name: string): Promise<string>;
+}
+
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const bin = await postgresBin();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'chaos-postgres-'));
   await chmod(dir, 0o755);
@@ -108,9 +115,18 @@ export async function startPrivatePostgres(): Promise<RestartableService & { dat
   await asPostgres(path.join(bin, 'initdb'), ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
-  const service = {
+  const urlOf = (name: string): string => `postgresql://postgres@127.0.0.1:${port}/${name}`;
+  const service: PrivatePostgres = {
     address: `127.0.0.1:${port}`,
-    databaseUrl: `postgresql://postgres@127.0.0.1:${port}/agent_orchestrator`,
+    databaseUrl: urlOf('agent_orchestrator'),
+    async newDatabase(name) {
+      await run(path.join(bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', name]);
+      await run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: urlOf(name), PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
+      });
+      return urlOf(name);
+    },
     async start() {
       await asPostgres(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start']);
     },
@@ -124,11 +140,7 @@ export async function startPrivatePostgres(): Promise<RestartableService & { dat
     },
   };
   await service.start();
-  await run(path.join(bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'agent_orchestrator']);
-  await run(path.join(ROOT, 'node_modules/.bin/prisma'), ['migrate', 'deploy'], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: service.databaseUrl, PRISMA_QUERY_ENGINE_LIBRARY: '/dev/null' },
-  });
+  await service.newDatabase('agent_orchestrator');
   return service;
 }
 

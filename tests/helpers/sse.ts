@@ -6,11 +6,18 @@ export interface SseEvent {
 }
 
 /**
- * Reads an SSE stream with fetch until it ends, or until `stopAfter` events (then disconnects, as a
- * client that loses its connection). Returns the events and whether the server ended the stream.
+ * Reads an SSE stream with fetch until it ends, or until `stopAfter` events or `stop` (then disconnects,
+ * as a client that loses its connection). Returns the events and whether the server ended the stream.
  */
-export async function readSse(url: string, headers: Record<string, string>, stopAfter = Infinity): Promise<{ status: number; events: SseEvent[]; ended: boolean }> {
+export async function readSse(
+  url: string,
+  headers: Record<string, string>,
+  stopAfter = Infinity,
+  stop?: AbortSignal,
+): Promise<{ status: number; events: SseEvent[]; ended: boolean }> {
   const controller = new AbortController();
+  // A caller that gives up disconnects, as a client closing its EventSource.
+  stop?.addEventListener('abort', () => controller.abort(), { once: true });
   const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal });
   if (!response.ok || !response.body) return { status: response.status, events: [], ended: true };
   const events: SseEvent[] = [];
