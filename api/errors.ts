@@ -49,6 +49,20 @@ const BODY_PARSER_ERRORS: Record<string, [number, string, string]> = {
   'request.aborted': [400, 'request_aborted', 'The request was aborted'],
 };
 
+/**
+ * PostgreSQL not answering (restarting, failing over): Prisma's connection error codes, or what the
+ * driver adapter passes on from `pg`. The request may be sent again once it is back.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (code === 'P1001' || code === 'P1017' || code === 'P2024') return true;
+  const text = typeof message === 'string' ? message : '';
+  return /ECONNREFUSED|ECONNRESET|Connection terminated|not yet accepting connections|the database system is (starting up|shutting down)|terminating connection/.test(
+    text,
+  );
+}
+
 export const notFoundHandler: RequestHandler = (req, res) => {
   res.status(404).json(errorBody('not_found', `No route for ${req.method} ${req.path}`));
 };
@@ -71,6 +85,12 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (isBodyParserError(error) && BODY_PARSER_ERRORS[error.type]) {
       const [status, code, message] = BODY_PARSER_ERRORS[error.type] ?? [400, 'bad_request', 'Bad request'];
       res.status(status).json(errorBody(code, message));
+      return;
+    }
+    if (isDatabaseUnavailable(error)) {
+      log.warn({ method: req.method, path: req.path, error: (error as Error).message.slice(0, 200) }, 'database unavailable');
+      res.setHeader('retry-after', '5');
+      res.status(503).json(errorBody('database_unavailable', 'The database does not answer right now; nothing was changed. Try again in a few seconds.'));
       return;
     }
     log.error({ err: error, method: req.method, path: req.path }, 'unhandled error');

@@ -44,8 +44,9 @@ async function watch(baseUrl: string, token: string, agentId: string, stop: Abor
       for (const event of events) {
         if (event.id === null) continue; // live model progress, not part of the log
         seen.ids.push(Number(event.id));
-        const data = JSON.parse(event.data) as { type?: string; state?: string };
-        if (data.type === 'state' && isTerminalState(data.state)) seen.finalState = data.state;
+        // {agentId, seq, type, at, data}: a state change carries its state in data.
+        const { data } = JSON.parse(event.data) as { data?: { type?: string; state?: string } };
+        if (data?.type === 'state' && isTerminalState(data.state)) seen.finalState = data.state;
       }
       if (seen.finalState !== null || (status === 200 && ended && events.length === 0 && last !== undefined))
         return seen;

@@ -8,7 +8,7 @@ import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-serve
 import { containersOf, sampleContainers } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
-import { request } from '../helpers/http';
+import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { startPrivatePostgres, type RestartableService } from '../helpers/private-services';
 import { waitUntil } from '../helpers/wait';
@@ -54,6 +54,9 @@ describe('chaos: PostgreSQL restarted mid-run', () => {
     await waitUntil(() => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))), 60_000);
     await postgres.stop();
     await expect(instance.prisma.$queryRaw`SELECT 1`).rejects.toThrow(); // really down
+    // A client meanwhile hears why, and that it may ask again: a 503 with a JSON error, never a 500 or a stack trace.
+    const meanwhile = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(token) });
+    expect([meanwhile.status, errorCode(meanwhile), meanwhile.headers.get('retry-after')]).toEqual([503, 'database_unavailable', '5']);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     await postgres.start();
 

@@ -17,8 +17,8 @@ export async function readSse(
 ): Promise<{ status: number; events: SseEvent[]; ended: boolean }> {
   const controller = new AbortController();
   // A caller that gives up disconnects, as a client closing its EventSource.
-  stop?.addEventListener('abort', () => controller.abort(), { once: true });
-  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal });
+  const signal = stop ? AbortSignal.any([controller.signal, stop]) : controller.signal;
+  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal });
   if (!response.ok || !response.body) return { status: response.status, events: [], ended: true };
   const events: SseEvent[] = [];
   const decoder = new TextDecoder();
@@ -46,7 +46,7 @@ export async function readSse(
       }
     }
   } catch (error) {
-    if (controller.signal.aborted) return { status: response.status, events, ended: false };
+    if (signal.aborted) return { status: response.status, events, ended: false };
     throw error;
   }
 }
