@@ -7,6 +7,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }] },
   globalSetup: '<rootDir>/tests/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/tests/helpers/global-teardown.ts',
+  setupFilesAfterEnv: ['<rootDir>/tests/helpers/file-teardown.ts'],
   testTimeout: 120_000,
   maxWorkers: 2,
   verbose: true,

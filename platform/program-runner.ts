@@ -97,3 +97,9 @@ export function runProgram(file: string, args: string[], options: ProgramOptions
     child.send({ kind: 'run', id, file, args, options: rest });
   });
 }
+
+/** Ends the helper (it starts again on the next run): for a test file's end, where each file has its own module copy. */
+export function stopProgramRunner(): void {
+  helper?.kill();
+  helper = null;
+}
