@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppConfig } from '../../config/env';
+import { waitUntil } from './wait';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -57,3 +59,72 @@ export const startApiProcess = (
   overrides: Record<string, string> = {},
   output: ProcessOutput = {},
 ): ChildProcess => startProcess('dist/api/server.js', config, overrides, output);
+
+/**
+ * A product process a test stops the way deploys and crashes do and starts again, and that knows
+ * when it exited on its own (a crash a supervisor would restart).
+ */
+export interface RestartableProcess {
+  readonly running: boolean;
+  /** Starts the process and resolves once `ready` says it serves (or throws after a minute). */
+  start(): Promise<void>;
+  /** SIGTERM: a graceful stop (a deploy), waiting for the exit; SIGKILL: a crash. */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** How often the process exited on its own (not through `stop`). */
+  readonly crashes: number;
+  /** Whether its last exit was such a crash (until the next `start`). */
+  readonly crashed: boolean;
+  /** Resident memory in MB (NaN while down). */
+  rssMb(): Promise<number>;
+}
+
+export function restartableProcess(what: string, launch: () => ChildProcess, ready: () => Promise<boolean>): RestartableProcess {
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const exits = { crashes: 0, crashed: false, stopping: false };
+  return {
+    get running() {
+      return child !== null;
+    },
+    get crashes() {
+      return exits.crashes;
+    },
+    get crashed() {
+      return exits.crashed;
+    },
+    async start() {
+      const started = launch();
+      child = started;
+      exits.crashed = false;
+      exited = new Promise((resolve) =>
+        started.once('exit', () => {
+          if (!exits.stopping && child === started) {
+            exits.crashes += 1;
+            exits.crashed = true;
+            child = null;
+          }
+          resolve();
+        }),
+      );
+      await waitUntil(ready, 60_000, 200);
+      if (!(await ready())) throw new Error(`the ${what} process did not serve within a minute`);
+    },
+    async stop(signal = 'SIGTERM') {
+      const current = child;
+      if (!current) return;
+      exits.stopping = true;
+      current.kill(signal);
+      // A graceful stop that hangs past the shutdown grace time and some is a crash after all.
+      const timer = setTimeout(() => current.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+      exits.stopping = false;
+      child = null;
+    },
+    async rssMb() {
+      if (!child?.pid) return NaN;
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+    },
+  };
+}
