@@ -63,6 +63,9 @@ export async function reconcileAgentRows(prisma: PrismaClient, temporal: Client,
   for (const { id } of live) {
     const verdict = await verdictOf(temporal, id);
     if (!verdict) continue;
+    // The workflow may have recorded its end while it was described (a describe takes a while under load).
+    const current = await prisma.agent.findUnique({ where: { id }, select: { state: true } });
+    if (!current || isTerminalState(current.state)) continue;
     const error = verdict.state === 'completed' ? {} : { error: verdict.reason };
     await records.recordAgentState({ agentId: id, state: verdict.state, detail: `reconciled with its workflow: ${verdict.reason}`, ...error });
     reconciled.push({ agentId: id, ...verdict });
