@@ -11,5 +11,5 @@ stop_started_services_on_exit
 setup_machine
 export TEMPORAL_CLI_PATH="$TEMPORAL_CLI"
 cd "$PROJECT_ROOT"
-step "benchmark (${BENCH_SCALE:-full}; the full run takes about six minutes)"
+step "benchmark (${BENCH_SCALE:-full}; the full run takes about seven minutes)"
 "$PROJECT_ROOT/node_modules/.bin/jest" --config bench/jest.config.js --silent=false "$@"
