@@ -23,7 +23,11 @@ import { federationPublicRouter, federationRouter } from './routes/federation';
 import { healthRouter } from './routes/health';
 import { sandboxCheckRouter } from './routes/sandbox-checks';
 import { sessionRouter } from './routes/sessions';
+import { refuseDeclaredTooLarge } from './body-limit';
 import { createSessionService } from '../domain/sessions/session-service';
+
+/** The largest JSON body the API takes. */
+const JSON_BODY_LIMIT_BYTES = 256 * 1024;
 
 /** The settings the API reads (see config/env.ts for each one's meaning). */
 export type ApiSettings = Pick<
@@ -84,7 +88,8 @@ export function createApp(deps: ApiDeps): Express {
   app.use(metricsRouter(metrics));
   // Signed federation endpoints read the raw bytes, so they come before the JSON parser.
   app.use(federationPublicRouter(federation));
-  app.use(express.json({ limit: '256kb', strict: true }));
+  app.use(refuseDeclaredTooLarge(JSON_BODY_LIMIT_BYTES));
+  app.use(express.json({ limit: JSON_BODY_LIMIT_BYTES, strict: true }));
 
   // The API has no Docker socket: the worker hosts report whether their engines answer.
   app.use(healthRouter(readiness));

@@ -27,7 +27,7 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
-function errorBody(code: string, message: string): ErrorBody {
+export function errorBody(code: string, message: string): ErrorBody {
   return { success: false, error: { code, message } };
 }
 
@@ -44,7 +44,7 @@ function isBodyParserError(error: unknown): error is BodyParserError {
 const BODY_PARSER_ERRORS: Record<string, [number, string, string]> = {
   'entity.parse.failed': [400, 'invalid_json', 'The request body is not valid JSON'],
   'entity.too.large': [413, 'payload_too_large', 'The request body is too large'],
-  'encoding.unsupported': [415, 'unsupported_encoding', 'The request body encoding is not supported'],
+  'encoding.unsupported': [415, 'unsupported_encoding', 'The request body encoding is not supported (signed requests take no Content-Encoding)'],
   'charset.unsupported': [415, 'unsupported_charset', 'The request body charset is not supported'],
   'request.aborted': [400, 'request_aborted', 'The request was aborted'],
 };
@@ -84,6 +84,8 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (isBodyParserError(error) && BODY_PARSER_ERRORS[error.type]) {
       const [status, code, message] = BODY_PARSER_ERRORS[error.type] ?? [400, 'bad_request', 'Bad request'];
+      // The rest of a refused body is not read: the socket closes after the answer instead of waiting for it.
+      res.setHeader('connection', 'close');
       res.status(status).json(errorBody(code, message));
       return;
     }

@@ -7,6 +7,7 @@ import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, createProbeConnection } from '../temporal/connection';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { createApp } from './app';
+import { createApiServer } from './http-server';
 import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed } from '../domain/agents/agent-event-feed';
 import { startPgListener } from '../platform/pg-listener';
 
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   const listener = startPgListener(config.DATABASE_URL, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], log);
   const feed = new AgentEventFeed(listener, prisma);
   const app = createApp({ temporal, temporalProbe, prisma, identity, settings: config, log, feed });
-  const server = app.listen(config.API_PORT, config.API_HOST);
+  const server = createApiServer(app).listen(config.API_PORT, config.API_HOST);
   await once(server, 'listening');
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
 

@@ -18,6 +18,8 @@ import {
 
 /** The federation's message shapes and how requests and replies are signed and checked. */
 export const COMMAND_TYPES = ['agent.spawn', 'agent.status', 'agent.kill'] as const;
+/** The status of an inbound row that claims a spawn's messageId for a kill that came first: that spawn never runs. */
+export const CANCELLED_SPAWN = 'cancelled';
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 /** A signature may live 60 s; a receiver accepts `created` up to 5 s ahead and at most 300 s old. */
@@ -38,9 +40,20 @@ const PublicKeySchema = z
     notAfter: z.iso.datetime({ offset: true }).nullable(),
   })
   .refine((key) => keyIdFor(key.publicKey) === key.keyId, { message: 'keyId is not the id derived from publicKey', path: ['keyId'] });
+/**
+ * Instance ids are plain ASCII, so two ids that look alike are the same id: no Unicode normalisation
+ * forms, homoglyphs or invisible characters make a second peer that reads like the first.
+ */
+export const InstanceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'must be 1 to 100 ASCII letters, digits, ".", "_", ":" or "-"');
+/** A display name: NFC-normalised, with no invisible, control or line-separating characters. */
+export const InstanceNameSchema = z
+  .string()
+  .max(100)
+  .refine((name) => name === name.normalize('NFC') && !/[\p{C}\p{Zl}\p{Zp}]/u.test(name), 'must be NFC-normalised text without invisible or control characters');
+
 export const PublicIdentitySchema = z.object({
-  instanceId: z.string().min(1).max(100),
-  name: z.string().max(100),
+  instanceId: InstanceIdSchema,
+  name: InstanceNameSchema,
   baseUrl: z.url({ protocol: /^https?$/ }),
   keys: z
     .array(PublicKeySchema)
@@ -51,7 +64,7 @@ export const PublicIdentitySchema = z.object({
 
 export const CommandEnvelopeSchema = z.strictObject({
   messageId: z.uuid(),
-  instanceId: z.string().min(1).max(100),
+  instanceId: InstanceIdSchema,
   commandType: z.string().min(1).max(100),
   payload: z.record(z.string(), z.unknown()),
   timestamp: z.iso.datetime({ offset: true }),
@@ -71,7 +84,7 @@ export const EVENT_TYPES = ['agent.lifecycle'] as const;
 export const EventEnvelopeSchema = z.strictObject({
   /** The event id: the hub deduplicates on it. */
   messageId: z.uuid(),
-  instanceId: z.string().min(1).max(100),
+  instanceId: InstanceIdSchema,
   eventType: z.enum(EVENT_TYPES),
   payload: z.record(z.string(), z.unknown()),
   timestamp: z.iso.datetime({ offset: true }),

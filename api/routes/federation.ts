@@ -1,16 +1,18 @@
+import { createHash } from 'node:crypto';
 import express, { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { ConnectionService } from '../../domain/connections/connection-service';
 import { ADMIN_ACTIONS, CONNECTION_ACTIONS, type ConnectionScope } from '../../domain/connections/connection-service';
 import type { FederatedAgentService } from '../../domain/agents/federated-agents';
 import type { PeerCommandHandler } from '../../domain/agents/peer-commands';
-import { INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, refusalCode } from '../../federation/client';
+import { HANDSHAKE_PATH, INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, refusalCode } from '../../federation/client';
 import { publicIdentity, type IdentityHolder } from '../../federation/identity';
 import { FederationRejection, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
 import { COMMAND_TYPES, MAX_BODY_BYTES, PublicIdentitySchema } from '../../federation/messages';
 import type { ApiMetrics } from '../../platform/metrics';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
 import { authenticate, callerOfResponse, requireAdmin, workspaceOf } from '../auth';
+import { refuseDeclaredTooLarge } from '../body-limit';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody as parseJsonBody, parseParams } from '../validation';
@@ -112,7 +114,9 @@ function reject(res: Response, rejection: FederationRejection): void {
 /** Public, signed endpoints: mounted before the JSON body parser, because signatures cover the raw bytes. */
 export function federationPublicRouter(deps: FederationRouteDeps): Router {
   const router = Router();
-  const raw = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
+  // No inflating: the Content-Digest covers the bytes as sent (RFC 9530), so an encoded body is refused (415).
+  const raw = express.raw({ type: () => true, limit: MAX_BODY_BYTES, inflate: false });
+  router.use([INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, HANDSHAKE_PATH], refuseDeclaredTooLarge(MAX_BODY_BYTES));
 
   router.get('/api/v1/federation/instance', (_req, res) => {
     res.json(publicIdentity(deps.identity.current()));
@@ -139,11 +143,12 @@ export function federationPublicRouter(deps: FederationRouteDeps): Router {
       return;
     }
     const event = req.originalUrl.startsWith(INCOMING_EVENT_PATH);
+    res.setHeader('connection', 'close'); // the rest of the body is not read
     send(res, counted(event ? 'event' : 'command', event ? await deps.federatedAgents.refuseEvent(tooLarge) : await deps.peerCommands.refuse(tooLarge)));
   };
   router.use([INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH], recordTooLarge);
 
-  router.post('/api/v1/federation/handshake', raw, async (req, res) => {
+  router.post(HANDSHAKE_PATH, raw, async (req, res) => {
     try {
       res.status(202).json(await deps.connections.handleHandshake(incoming(req, res)));
     } catch (error) {
@@ -156,6 +161,10 @@ export function federationPublicRouter(deps: FederationRouteDeps): Router {
   return router;
 }
 
+/** SHA-256 of the raw 32-byte Ed25519 public key (published base64url-encoded), in colon-separated hex pairs. */
+export const keyFingerprint = (publicKey: string): string =>
+  (createHash('sha256').update(Buffer.from(publicKey, 'base64url')).digest('hex').match(/../g) ?? []).join(':');
+
 function connectionView(connection: ConnectionWithKeys) {
   return {
     id: connection.id,
@@ -163,10 +172,13 @@ function connectionView(connection: ConnectionWithKeys) {
     peerName: connection.peerName,
     peerUrl: connection.peerUrl,
     status: connection.status,
+    /** While SUSPENDED: who suspended it ("local" or "peer"); only that side can resume it. */
+    suspendedBy: connection.suspendedBy,
     initiatedBy: connection.initiatedBy,
     allowedCommandTypes: connection.allowedCommandTypes,
     allowLocalRepositories: connection.allowLocalRepositories,
-    keys: connection.keys.map((key) => ({ keyId: key.keyId, notAfter: key.notAfter?.toISOString() ?? null })),
+    // The fingerprint lets an administrator compare the key with the one the peer's operator reads out before accepting.
+    keys: connection.keys.map((key) => ({ keyId: key.keyId, fingerprint: keyFingerprint(key.publicKey), notAfter: key.notAfter?.toISOString() ?? null })),
     createdAt: connection.createdAt.toISOString(),
     updatedAt: connection.updatedAt.toISOString(),
   };

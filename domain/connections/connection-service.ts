@@ -154,12 +154,24 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     checkSignatureAndDigest(request, parsed, key.publicKey, deps.authority, existing.id);
     await consumeNonce(prisma, parsed, existing.id);
     if (type === 'keys.rotate') {
+      // A rotation that names a new URL moves the peer only if the new URL publishes this very instance and key.
+      if (instance.baseUrl !== existing.peerUrl) {
+        if (!fetchesPerSource.take(request.source)) throw new FederationRejection(429, 'too_many_handshakes', `more than ${HANDSHAKE_FETCHES_PER_MINUTE} identity fetches a minute from one address`);
+        const published = await fetchPeerIdentity(deps.peers, instance.baseUrl).catch(() => null);
+        if (published?.instanceId !== existing.peerInstanceId || !published.keys.some((candidate) => candidate.keyId === key.keyId && candidate.publicKey === key.publicKey)) {
+          throw new FederationRejection(403, 'identity_mismatch', `${instance.baseUrl} does not publish this instance and its signing key: the URL stays ${existing.peerUrl}`, existing.id);
+        }
+      }
       await applyRotation(prisma, existing.id, instance, key.keyId);
       return { status: existing.status };
     }
     const next = nextStatus(type, existing.status, existing.initiatedBy);
     if (next === null) throw new FederationRejection(409, 'invalid_transition', `${type} does not apply to a ${existing.status} connection`, existing.id);
-    await prisma.federationConnection.update({ where: { id: existing.id }, data: { status: next } });
+    // A peer lifts only its own suspension: one made here stays until this instance resumes it.
+    if (type === 'connection.resume' && existing.suspendedBy === 'local') {
+      throw new FederationRejection(409, 'suspended_by_receiver', 'this instance suspended the connection: only it can resume it', existing.id);
+    }
+    await prisma.federationConnection.update({ where: { id: existing.id }, data: { status: next, suspendedBy: next === 'SUSPENDED' ? 'peer' : null } });
     await statusChanged(existing.id, next);
     return { status: next };
   }
@@ -223,6 +235,9 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       const connection = await owned(id, scope);
       if (!rule.from.includes(connection.status)) throw new DomainError('conflict', 'invalid_transition', `cannot ${action} a ${connection.status} connection`);
       if (action === 'accept' && connection.initiatedBy !== 'peer') throw new DomainError('conflict', 'invalid_transition', 'only the instance that was asked can accept');
+      if (action === 'resume' && connection.suspendedBy === 'peer') {
+        throw new DomainError('conflict', 'suspended_by_peer', `${connection.peerName} suspended the connection: only it can resume it`);
+      }
       // Accepting gives the peer's connection to a workspace, with what its peer may do there.
       let grant: { workspaceId: string; allowedCommandTypes: CommandType[]; allowLocalRepositories: boolean } | null = null;
       if (accepted) {
@@ -230,7 +245,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         if (!workspace) throw new DomainError('not_found', 'unknown_workspace', `No workspace ${accepted.workspace}`);
         grant = { workspaceId: workspace.id, allowedCommandTypes: accepted.allowedCommandTypes, allowLocalRepositories: accepted.allowLocalRepositories };
       }
-      await prisma.federationConnection.update({ where: { id }, data: { status: rule.to, ...grant } });
+      await prisma.federationConnection.update({ where: { id }, data: { status: rule.to, suspendedBy: rule.to === 'SUSPENDED' ? 'local' : null, ...grant } });
       const peerNotified = await notify(connection.peerUrl, rule.notice);
       await statusChanged(id, rule.to);
       return { connection: await load(id), peerNotified };

@@ -17,6 +17,7 @@ import { createTestDatabase } from './databases';
 import { freePort } from './ports';
 import { unmountAllUnder } from './workspace';
 import { createApp, type ApiDeps } from '../../api/app';
+import { createApiServer } from '../../api/http-server';
 import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed, SESSION_EVENTS_CHANNEL } from '../../domain/agents/agent-event-feed';
 import { startCallbackWakeups } from '../../domain/sessions/callback-wakeups';
 import { startPgListener } from '../../platform/pg-listener';
@@ -130,7 +131,7 @@ async function serveApi(
   await listener.ready();
   const app = createApp({ ...deps, settings: config, feed });
   const server: Server = await new Promise((resolve) => {
-    const listening = app.listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
+    const listening = createApiServer(app).listen(config.API_PORT, '127.0.0.1', () => resolve(listening));
   });
   return {
     async stop() {

@@ -1,6 +1,8 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -202,6 +204,28 @@ describe('the federation trust boundary', () => {
     expect((await command(current).send()).status).toBe(200);
   });
 
+  it('moves a peer’s URL through keys.rotate only when the new URL publishes that instance and its signing key', async () => {
+    const key = signingKey(hub.identity.current());
+    const identity = publicIdentity(hub.identity.current());
+    const peerUrl = async () => (await spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: link.spokeConnectionId } })).peerUrl;
+    const original = await peerUrl();
+
+    // The attack: a rotation that points the hub's connection at an address publishing someone else.
+    const { fake: impostor, url: impostorUrl } = await fakePeer();
+    impostor.set(serveIdentity({ ...publicIdentity(await stranger('impostor')), baseUrl: impostorUrl }));
+    await expectRefusedAndNothingChanged(handshake(spoke, 'keys.rotate', { ...identity, baseUrl: impostorUrl }, key).send, 403, 'identity_mismatch');
+    expect(await peerUrl()).toBe(original);
+
+    // The valid twin: the new address publishes the hub's own identity and key, and the URL moves (then moves back).
+    const { fake: moved, url: movedUrl } = await fakePeer();
+    moved.set(serveIdentity({ ...identity, baseUrl: movedUrl }));
+    expect((await handshake(spoke, 'keys.rotate', { ...identity, baseUrl: movedUrl }, key).send()).status).toBe(202);
+    expect(await peerUrl()).toBe(movedUrl);
+    expect((await handshake(spoke, 'keys.rotate', identity, key).send()).status).toBe(202);
+    expect(await peerUrl()).toBe(original);
+    expect((await command().send()).status).toBe(200);
+  });
+
   // ---- 2. rate limits and what a caller learns before its signature verifies ----
 
   it('does not let garbage traffic spend a connection’s rate limit, nor store anything', async () => {
@@ -233,6 +257,52 @@ describe('the federation trust boundary', () => {
       await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/resume`, { headers: bearer(link.spokeToken) });
     }
     expect((await command().send()).status).toBe(200);
+  });
+
+  it('lets a peer lift only its own suspension: one made here stays until this instance resumes it', async () => {
+    const spokeSide = () => spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: link.spokeConnectionId } });
+    const act = (target: TestInstance, connectionId: string, token: string, action: string) =>
+      request(target.baseUrl, 'POST', `/api/v1/federation/connections/${connectionId}/${action}`, { headers: bearer(token) });
+
+    // The valid twin: the hub suspends, the spoke records whose suspension it is, and the hub lifts it.
+    expect((await act(hub, link.hubConnectionId, link.hubToken, 'suspend')).body).toMatchObject({ status: 'SUSPENDED', suspendedBy: 'local', peerNotified: true });
+    expect(await spokeSide()).toMatchObject({ status: 'SUSPENDED', suspendedBy: 'peer' });
+    // The spoke's side cannot lift the hub's suspension on its own.
+    const notMine = await act(spoke, link.spokeConnectionId, link.spokeToken, 'resume');
+    expect([notMine.status, errorCode(notMine)]).toEqual([409, 'suspended_by_peer']);
+    expect((await act(hub, link.hubConnectionId, link.hubToken, 'resume')).body).toMatchObject({ status: 'ACTIVE', suspendedBy: null, peerNotified: true });
+    expect(await spokeSide()).toMatchObject({ status: 'ACTIVE', suspendedBy: null });
+    expect((await command().send()).status).toBe(200);
+
+    // The attack: the spoke's administrator suspends the hub, and the hub sends its own signed connection.resume.
+    await act(spoke, link.spokeConnectionId, link.spokeToken, 'suspend');
+    try {
+      const before = await spokeState();
+      const resumed = await handshake(spoke, 'connection.resume', publicIdentity(hub.identity.current()), signingKey(hub.identity.current())).send();
+      expect([resumed.status, errorCode(resumed)]).toEqual([409, 'suspended_by_receiver']);
+      expect(await spokeState()).toEqual(before);
+      expect(await spokeSide()).toMatchObject({ status: 'SUSPENDED', suspendedBy: 'local' });
+      const refused = await command().send();
+      expect([refused.status, errorCode(refused)]).toEqual([403, 'connection_suspended']);
+    } finally {
+      await act(spoke, link.spokeConnectionId, link.spokeToken, 'resume');
+    }
+    expect((await command().send()).status).toBe(200);
+  });
+
+  it('refuses instance ids and names that only look like another peer’s: non-ASCII, invisible characters, unnormalised text', async () => {
+    const { identity, published } = await publishedStranger('lookalike');
+    const lookalikes = [
+      { ...published, instanceId: `${published.instanceId}\u200b` }, // a zero-width space
+      { ...published, instanceId: published.instanceId.replace(/^./, '\u0430') }, // a Cyrillic "a"
+      { ...published, name: 'lookalike\u200d' }, // a zero-width joiner
+      { ...published, name: 'Cafe\u0301' }, // "Café", not NFC
+    ];
+    // The valid twin: the identity as published is taken (PENDING); every lookalike of it is refused and changes nothing.
+    expect((await handshake(spoke, 'connection.request', published, signingKey(identity)).send()).status).toBe(202);
+    for (const forged of lookalikes) {
+      await expectRefusedAndNothingChanged(handshake(spoke, 'connection.request', forged, signingKey(identity)).send, 400, 'invalid_handshake');
+    }
   });
 
   // ---- 3. outbound requests ----
@@ -359,6 +429,57 @@ describe('the federation trust boundary', () => {
     const accepted = await request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, { rawBody: body.toString('utf8'), headers: signed.headers });
     expect(accepted.status).toBe(200);
     expect(keyIdFor(hubKey.publicKey)).toBe(hubKey.keyId);
+  });
+
+  /** Sends raw bytes to the spoke and reads until it closes the socket (or `waitMs` passes): what came back, and whether it closed. */
+  function rawExchange(start: string, waitMs: number, body: Buffer = Buffer.alloc(0)): Promise<{ answer: string; closed: boolean }> {
+    return new Promise((resolve) => {
+      const socket = net.connect(Number(new URL(spoke.baseUrl).port), '127.0.0.1');
+      let answer = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ answer, closed: false });
+      }, waitMs);
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ answer, closed: true });
+      });
+      socket.write(Buffer.concat([Buffer.from(start), body]));
+    });
+  }
+  const head = (length: number, extra = ''): string =>
+    `POST ${INCOMING_COMMAND_PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n${extra}\r\n`;
+
+  it('answers a body that claims too much at once, and one that stalls within the request timeout, then closes the socket', async () => {
+    // The valid twin, over the same raw socket: a complete small body gets its (unauthenticated) refusal at once.
+    const twin = await rawExchange(head(2, 'connection: close\r\n'), 5_000, Buffer.from('{}'));
+    expect(twin.answer).toMatch(/^HTTP\/1\.1 401/);
+    const rows = await spoke.prisma.federationCommand.count();
+
+    const claimsTooMuch = await rawExchange(head(10 * 1024 * 1024), 5_000, Buffer.from('hello'));
+    expect(claimsTooMuch.closed).toBe(true);
+    expect(claimsTooMuch.answer).toMatch(/^HTTP\/1\.1 413[\s\S]*"code":"payload_too_large"/);
+
+    const stalls = await rawExchange(head(100), 30_000, Buffer.from('{"messa'));
+    expect(stalls.closed).toBe(true);
+    expect(stalls.answer).toMatch(/^HTTP\/1\.1 408[\s\S]*"code":"request_timeout"/);
+    expect(await spoke.prisma.federationCommand.count()).toBe(rows);
+  }, 60_000);
+
+  it('refuses an encoded body: the digest covers the bytes as sent, and nothing is inflated', async () => {
+    const valid = command();
+    expect((await valid.send()).status).toBe(200);
+    const before = await spokeState();
+    const rows = await spoke.prisma.federationCommand.count();
+    const encoded = command();
+    const gzipped = gzipSync(encoded.body);
+    const signed = signRequest(`${spoke.baseUrl}${INCOMING_COMMAND_PATH}`, gzipped, signingKey(hub.identity.current()), Date.now(), randomUUID().replace(/-/g, ''));
+    const refused = await rawExchange(head(gzipped.length, `content-encoding: gzip\r\n${Object.entries(signed.headers).filter(([name]) => name !== 'content-type').map(([name, value]) => `${name}: ${value}\r\n`).join('')}`), 5_000, gzipped);
+    expect(refused.answer).toMatch(/^HTTP\/1\.1 415[\s\S]*"code":"unsupported_encoding"/);
+    expect(await spokeState()).toEqual(before);
+    expect(await spoke.prisma.federationCommand.count()).toBe(rows);
   });
 
   it('counts a body refused for its size like every other unauthenticated refusal, storing nothing', async () => {
