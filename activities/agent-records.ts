@@ -3,6 +3,7 @@ import type { Prisma, PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState } from '../shared/agents';
 import type { KillRequest, RemoteProgress } from '../shared/federated-agents';
 import { appendEvent } from '../domain/agents/agent-events';
+import { recordContact } from '../domain/agents/federated-contact';
 
 export interface StateChange {
   agentId: string;
@@ -55,7 +56,8 @@ export function createAgentRecordActivities(prisma: PrismaClient, metrics: Worke
 
     /** Hub side: the spoke's agent id, once its signed reply to the spawn is verified. */
     async recordRemoteAgent(input: { agentId: string; remoteAgentId: string; contactAt: string }): Promise<void> {
-      await prisma.federatedAgent.update({ where: { agentId: input.agentId }, data: { remoteAgentId: input.remoteAgentId, lastContactAt: new Date(input.contactAt) } });
+      await prisma.federatedAgent.update({ where: { agentId: input.agentId }, data: { remoteAgentId: input.remoteAgentId } });
+      await recordContact(prisma, input.agentId, new Date(input.contactAt));
     },
 
     /** Hub side: the mirrored state of an agent that runs on a peer, with the progress the spoke reported. */
@@ -75,11 +77,11 @@ export function createAgentRecordActivities(prisma: PrismaClient, metrics: Worke
           data: {
             ...(progress ? { progress } : {}),
             ...(input.startedAt ? { remoteStartedAt: new Date(input.startedAt) } : {}),
-            ...(input.lastContactAt ? { lastContactAt: new Date(input.lastContactAt) } : {}),
             ...(input.kill ? { kill: { ...input.kill } } : {}),
             note: input.note,
           },
         });
+        if (input.lastContactAt) await recordContact(tx, input.agentId, new Date(input.lastContactAt));
       });
     },
   };

@@ -9,6 +9,7 @@ import { isTerminalState, type AgentState } from '../shared/agents';
 import { StatusReplyResultSchema } from '../shared/federated-agent-schemas';
 import { FEDERATION_FAILURES, type OutboundCommand, type RemoteProgress } from '../shared/federated-agents';
 import { storeResult } from '../domain/agents/agent-events';
+import { recordContact } from '../domain/agents/federated-contact';
 
 /**
  * The hub's side of COMMANDs: send one (signed, recorded, a retry reuses the messageId and the exact
@@ -189,8 +190,9 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
       const contactAt = new Date();
       await prisma.federatedAgent.update({
         where: { agentId: input.agentId },
-        data: { progress: snapshot.progress, lastContactAt: contactAt, ...(snapshot.startedAt ? { remoteStartedAt: new Date(snapshot.startedAt) } : {}) },
+        data: { progress: snapshot.progress, ...(snapshot.startedAt ? { remoteStartedAt: new Date(snapshot.startedAt) } : {}) },
       });
+      await recordContact(prisma, input.agentId, contactAt);
       const terminal = isTerminalState(snapshot.status);
       if (terminal && result) {
         // The spoke's cost estimate (an addition older spokes leave out) is the agent's, not the stored result's.

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../prisma/client';
 import {
   bodyHash,
+  CANCELLED_SPAWN,
   checkTimeWindow,
   COMMAND_TYPES,
   CommandEnvelopeSchema,
@@ -210,6 +211,9 @@ export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest
   const seen = await deps.prisma.federationCommand.findUnique({
     where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'inbound', messageId: envelope.messageId } },
   });
+  if (seen?.status === CANCELLED_SPAWN) {
+    throw new FederationRejection(409, 'spawn_cancelled', 'the hub cancelled this spawn before it was taken: it will never run', connection.id);
+  }
   if (seen && seen.bodyHash !== hash) throw new FederationRejection(409, 'message_id_conflict', 'this messageId was used for a different body', connection.id);
   if (seen && seen.reply !== null) return { kind: 'repeat', connection, reply: seen.reply, status: 200 };
   if (!(COMMAND_TYPES as readonly string[]).includes(envelope.commandType) || !connection.allowedCommandTypes.includes(envelope.commandType)) {

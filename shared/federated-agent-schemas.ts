@@ -45,6 +45,17 @@ export const FederatedSpawnRequestSchema = z.strictObject({
 export const AgentIdSchema = z.string().regex(/^agent-[0-9a-f-]{36}$/, 'is not an agent id');
 /** agent.status and agent.kill. */
 export const AgentRefPayloadSchema = z.strictObject({ agentId: AgentIdSchema });
+/**
+ * agent.kill names the agent, or (an addition) the messageId of the spawn that would have created it:
+ * a hub that never got the spawn's reply settles with it whether the spawn was taken.
+ */
+export const KillPayloadSchema = z.union([AgentRefPayloadSchema, z.strictObject({ spawnMessageId: z.uuid() })]);
+/** The spawn a kill by spawnMessageId found: its agent (killing, or already final), or none, and none will ever run. */
+export const KillBySpawnResultSchema = z.object({
+  spawnMessageId: z.uuid(),
+  agentId: AgentIdSchema.nullable(),
+  state: z.string(),
+});
 
 /** Token usage as an agent's status reports it; the cache fields are additions (absent from older peers). */
 export const TokenUsageSchema = z.object({

@@ -56,14 +56,15 @@ export interface FederatedSpawnInput {
   resume?: FederatedResume;
 }
 
-export type Following =
-  /** Delivering the spawn. */
-  | 'spawning'
-  /** Mirroring the remote agent from its events, asking when they stop. */
-  | 'following'
-  /** The connection is not ACTIVE: nothing is sent until it is. */
-  | 'paused'
-  | 'ended';
+export const FOLLOWING = ['spawning', 'following', 'waiting', 'unreachable', 'paused', 'worker_unavailable', 'ended'] as const;
+/**
+ * What the hub's following of a remote agent is doing: `spawning` (delivering the spawn), `following`
+ * (mirroring the remote agent from its events, asking when they stop), `waiting` (the spoke confirmed
+ * the kill; its final state is awaited), `unreachable` (the spoke has not answered since
+ * `unreachableSince`), `paused` (the connection is not ACTIVE: nothing is sent until it is),
+ * `worker_unavailable` (the hub's own worker did not answer: the API shows the last recorded state), `ended`.
+ */
+export type Following = (typeof FOLLOWING)[number];
 
 export interface KillRequest {
   reason: string;
@@ -84,6 +85,8 @@ export interface FederatedAgentStatus {
   progress: RemoteProgress | null;
   lastContactAt: string | null;
   following: Following;
+  /** Since when the spoke has not answered (null while it answers). */
+  unreachableSince: string | null;
   /** Why following is paused, why a kill is not yet delivered, what the last failed contact said. */
   note: string | null;
   kill: KillRequest | null;
@@ -99,10 +102,16 @@ export interface FederatedResume {
   recordedState: AgentState;
   resultFetched: boolean;
   deadlineAt: number;
+  /** The spawn was still unanswered: the next run goes on delivering it. */
+  spawnUnanswered?: boolean;
 }
 
 /** An agent.lifecycle EVENT that the hub's API verified and hands to the workflow. */
-export type RemoteAgentEvent = AgentLifecycleEvent & { eventId: string };
+export type RemoteAgentEvent = AgentLifecycleEvent & {
+  eventId: string;
+  /** When the hub's API received it: the contact time it recorded, which the workflow takes as its own. */
+  receivedAt?: string;
+};
 
 export const remoteAgentEventSignal = defineSignal<[RemoteAgentEvent]>('remoteAgentEvent');
 /** Sent to every agent followed through a connection when that connection's status changes. */

@@ -7,7 +7,8 @@ const delivery = proxyActivities<Pick<Activities, 'pushAgentEvent'>>({
   startToCloseTimeout: '1 minute',
   // A hub that is down for a while still gets the event; past an hour it asks with agent.status anyway.
   scheduleToCloseTimeout: '1 hour',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [FEDERATION_FAILURES.eventRefused] },
+  // Tried again every 10 s at most: an event held by a cut reaches the hub within seconds of the link's return.
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: [FEDERATION_FAILURES.eventRefused] },
 });
 
 /**

@@ -2,12 +2,12 @@ import type { ApiMetrics } from '../../platform/metrics';
 import { countSpawn, noteAgent } from '../observability';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { LiveStatus, AgentRow } from '../../domain/agents/agent-service';
+import { LIVE_STATUS_DEADLINE_MS, type LiveStatus, type AgentRow } from '../../domain/agents/agent-service';
 import type { FederatedAgentService } from '../../domain/agents/federated-agents';
 import type { PrismaClient } from '../../prisma/client';
 import { isTerminalState, AGENT_STATES, AGENT_TYPES, type AgentState } from '../../shared/agents';
 import { AgentResultPayloadSchema, FederatedSpawnRequestSchema, RemoteProgressSchema } from '../../shared/federated-agent-schemas';
-import type { KillRequest, RemoteProgress } from '../../shared/federated-agents';
+import { FOLLOWING, type KillRequest, type RemoteProgress } from '../../shared/federated-agents';
 import { requireApiToken, workspaceOf } from '../auth';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
@@ -36,9 +36,15 @@ export const FederatedAgentViewSchema = z
     progress: RemoteProgressSchema.nullable(),
     remoteInstance: z.object({ connectionId: z.string(), instanceId: z.string(), name: z.string(), url: z.string() }),
     remoteAgentId: z.string().nullable(),
+    /** The last time the spoke answered; it never goes backwards. */
     lastContactAt: z.string().nullable(),
-    /** spawning, following, paused (the connection is not ACTIVE) or ended. */
-    following: z.enum(['spawning', 'following', 'paused', 'ended']),
+    /**
+     * spawning (delivering the spawn), following, waiting (the kill is confirmed, the final state awaited),
+     * unreachable (since unreachableSince), paused (the connection is not ACTIVE), worker_unavailable (the
+     * hub's worker did not answer: the last recorded state is shown) or ended.
+     */
+    following: z.enum(FOLLOWING),
+    unreachableSince: z.string().nullable(),
     /** Why following is paused, why a kill is not delivered yet, what the last failed contact said. */
     note: z.string().nullable(),
     kill: z.object({ reason: z.string(), requestedAt: z.string(), deliveredAt: z.string().nullable() }).nullable(),
@@ -87,6 +93,12 @@ openApiRegistry.registerPath({
   },
 });
 
+const latest = (one: string | null, other: string | null): string | null => (one === null ? other : other === null || one > other ? one : other);
+
+const workerUnavailableNote = (recorded: string | null): string =>
+  `the hub's worker did not answer within ${LIVE_STATUS_DEADLINE_MS / 1000} s: this is the last recorded state` + (recorded ? ` (${recorded})` : '');
+
+/** A federated agent's status: the workflow's answer, or (its worker not answering, or the agent ended) the recorded one. */
 export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentView {
   const remote = live?.kind === 'remote' ? live.status : undefined;
   const stored = row.remote;
@@ -102,9 +114,10 @@ export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentV
     progress: remote?.progress ?? (stored.progress as RemoteProgress | null),
     remoteInstance: { connectionId: stored.connectionId, instanceId: stored.connection.peerInstanceId, name: stored.connection.peerName, url: stored.connection.peerUrl },
     remoteAgentId: remote?.remoteAgentId ?? stored.remoteAgentId,
-    lastContactAt: remote?.lastContactAt ?? stored.lastContactAt?.toISOString() ?? null,
-    following: remote?.following ?? (isTerminalState(state) ? 'ended' : stored.remoteAgentId ? 'following' : 'spawning'),
-    note: remote ? remote.note : stored.note,
+    lastContactAt: latest(remote?.lastContactAt ?? null, stored.lastContactAt?.toISOString() ?? null),
+    following: remote?.following ?? (isTerminalState(state) ? 'ended' : 'worker_unavailable'),
+    unreachableSince: remote?.unreachableSince ?? null,
+    note: remote ? remote.note : isTerminalState(state) ? stored.note : workerUnavailableNote(stored.note),
     kill: remote ? remote.kill : (stored.kill as KillRequest | null),
     error: remote?.error ?? row.error,
     finishedAt: row.finishedAt?.toISOString() ?? null,

@@ -24,6 +24,9 @@ export type AgentListRow = Omit<AgentRow, 'result'> & { result?: AgentRow['resul
 const OWNERSHIP_SELECT = { id: true, workspaceId: true, originConnectionId: true, state: true, remote: { select: { agentId: true } } } as const;
 
 /** What the running workflow says about an agent: agentRun's status, or for an agent on a peer the mirrored one. */
+/** How long a status request waits for the workflow's answer before it answers from the database instead. */
+export const LIVE_STATUS_DEADLINE_MS = 1_000;
+
 export type LiveStatus = { kind: 'local'; status: AgentStatus } | { kind: 'remote'; status: FederatedAgentStatus };
 
 /** Who asks: a workspace (API token), or a connected hub (only agents it spawned through that connection). */
@@ -207,7 +210,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       // The query reads workflow memory; without a worker to answer it, the row is the answer.
       const handle = temporal.workflow.getHandle(agentId);
       const live: LiveStatus | undefined = await temporal
-        .withDeadline(Date.now() + 3_000, async (): Promise<LiveStatus> =>
+        .withDeadline(Date.now() + LIVE_STATUS_DEADLINE_MS, async (): Promise<LiveStatus> =>
           row.remote ? { kind: 'remote', status: await handle.query(federatedAgentStatusQuery) } : { kind: 'local', status: await handle.query(agentStatusQuery) },
         )
         .catch(() => undefined);

@@ -14,6 +14,7 @@ import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { startAgentWorkflow } from './agent-workflows';
 import { describeIssues } from '../../shared/zod-issues';
 import { firstEvent } from './agent-events';
+import { recordContact } from './federated-contact';
 
 /**
  * The hub side of agents run on a peer instance: a spawn through a connection starts the durable
@@ -160,10 +161,12 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
         if (remote?.connectionId !== connection.id) throw new FederationRejection(404, 'unknown_agent', 'no agent of this instance was spawned through this connection with that message', connection.id);
         if (remote.remoteAgentId !== null && remote.remoteAgentId !== event.agentId) throw new FederationRejection(403, 'agent_mismatch', 'the event names another agent than the spawn created', connection.id);
         const outcome = await recordEvent({ id: randomUUID(), connectionId: connection.id, eventId: envelope.messageId, agentId: remote.agentId, sequence: event.sequence, state: event.state, status: 'accepted' });
+        const receivedAt = new Date();
+        await recordContact(prisma, remote.agentId, receivedAt);
         // Handed over even when seen before: the workflow deduplicates, and a crash between record and signal loses nothing.
         await temporal.workflow
           .getHandle(remote.agentId)
-          .signal(remoteAgentEventSignal, { ...event, eventId: envelope.messageId })
+          .signal(remoteAgentEventSignal, { ...event, eventId: envelope.messageId, receivedAt: receivedAt.toISOString() })
           .catch((error: unknown) => {
             if (!(error instanceof WorkflowNotFoundError)) throw error; // the hub already finished following it
           });

@@ -2,12 +2,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { signingKey, type IdentityHolder } from '../../federation/identity';
 import { admitCommand, FederationRejection, refusal, signedReply, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
-import type { CommandEnvelope, CommandReply } from '../../federation/messages';
+import { CANCELLED_SPAWN, type CommandEnvelope, type CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
 import { isTerminalState, type AgentState, type AgentType } from '../../shared/agents';
 import { DEFAULT_PRIORITY } from '../../shared/admission';
-import { AgentRefPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
+import { AgentRefPayloadSchema, KillPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
 import type { StatusReplyResult } from '../../shared/federated-agents';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
@@ -56,6 +56,12 @@ export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResul
   };
 }
 
+/** The answer to agent.kill by spawnMessageId: the spawn's agent and its state, or none (`never_started`). */
+const spawnKilled = (spawnMessageId: string, agentId: string | null, state: string): CommandOutcome => ({
+  status: 'ok',
+  result: { spawnMessageId, agentId, state },
+});
+
 /** agent ids for federated spawns derive from the connection and messageId: a replayed spawn is a no-op. */
 export function federatedAgentId(connectionId: string, messageId: string): string {
   const hex = createHash('sha256').update(`${connectionId}:${messageId}`).digest('hex');
@@ -99,9 +105,11 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
           return { status: 'ok', result: statusResult(row, live) };
         }
         case 'agent.kill': {
-          const { agentId } = AgentRefPayloadSchema.parse(envelope.payload);
-          await agents.kill(agentId, owner, `killed by ${connection.peerName} (${connection.peerInstanceId})`);
-          return { status: 'ok', result: { agentId, state: 'killing' } };
+          const target = KillPayloadSchema.parse(envelope.payload);
+          const reason = `killed by ${connection.peerName} (${connection.peerInstanceId})`;
+          if ('spawnMessageId' in target) return await killSpawn(connection, target.spawnMessageId, reason);
+          await agents.kill(target.agentId, owner, reason);
+          return { status: 'ok', result: { agentId: target.agentId, state: 'killing' } };
         }
         default:
           return { status: 'error', error: { code: 'unknown_command', message: `no handler for ${envelope.commandType}` } };
@@ -110,6 +118,47 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
       if (error instanceof z.ZodError) return { status: 'error', error: { code: 'invalid_payload', message: describeIssues(error) } };
       if (error instanceof DomainError) return { status: 'error', error: { code: error.code, message: error.message } };
       throw error;
+    }
+  }
+
+  /**
+   * agent.kill by the messageId of a spawn whose reply the hub never got. A spawn not taken yet is
+   * cancelled for good (its messageId is claimed, so a copy still on its way is refused); a spawn taken
+   * (or being taken right now) has its agent killed, or named with its final state when it ended.
+   */
+  async function killSpawn(connection: ConnectionWithKeys, spawnMessageId: string, reason: string): Promise<CommandOutcome> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claimed = await prisma.federationCommand
+        .create({
+          data: { id: randomUUID(), direction: 'inbound', connectionId: connection.id, messageId: spawnMessageId, commandType: 'agent.spawn', status: CANCELLED_SPAWN, error: reason, completedAt: new Date() },
+        })
+        .then(() => true)
+        .catch((error: unknown) => {
+          if (isUniqueViolation(error)) return false;
+          throw error;
+        });
+      if (claimed) return spawnKilled(spawnMessageId, null, 'never_started');
+      const spawn = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'inbound', messageId: spawnMessageId } } });
+      if (spawn?.status === CANCELLED_SPAWN) return spawnKilled(spawnMessageId, null, 'never_started');
+      const reply = spawn === null ? 'free' : spawn.reply === null ? await replyOfFirstCopy(connection.id, spawnMessageId) : (spawn.reply as unknown as CommandReply);
+      // The spawn's first copy failed and let go of its messageId: claim it again.
+      if (reply === 'free') continue;
+      if (reply === null) break;
+      if (reply.status === 'error') return spawnKilled(spawnMessageId, null, 'never_started');
+      return await killTakenSpawn(connection, spawnMessageId, reason);
+    }
+    return { status: 'error', error: { code: 'message_in_progress', message: 'the spawn is still being taken; ask again' } };
+  }
+
+  async function killTakenSpawn(connection: ConnectionWithKeys, spawnMessageId: string, reason: string): Promise<CommandOutcome> {
+    const agentId = federatedAgentId(connection.id, spawnMessageId);
+    try {
+      await agents.kill(agentId, { connectionId: connection.id }, reason);
+      return spawnKilled(spawnMessageId, agentId, 'killing');
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.code !== 'already_finished') throw error;
+      const row = await prisma.agent.findUniqueOrThrow({ where: { id: agentId }, select: { state: true } });
+      return spawnKilled(spawnMessageId, agentId, row.state);
     }
   }
 

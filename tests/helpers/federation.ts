@@ -1,4 +1,8 @@
 import { issueAdminToken, issueApiToken } from '../../api/auth';
+import { randomUUID } from 'node:crypto';
+import { INCOMING_COMMAND_PATH } from '../../federation/client';
+import { signingKey } from '../../federation/identity';
+import { signRequest, type CommandEnvelope } from '../../federation/messages';
 import { request, type JsonResponse } from './http';
 import type { TestInstance } from './instance';
 
@@ -66,4 +70,12 @@ export function spawnThroughHub(hub: TestInstance, link: Link, spawn: { taskId: 
 export function spawnedAgentId(response: JsonResponse): string {
   expect(response.status).toBe(202);
   return (response.body as { data: { agentId: string } }).data.agentId;
+}
+
+/** A COMMAND from `from` to `to`, signed with `from`'s current key, sent as it is (no workflow, no retry). */
+export function sendSignedCommand(from: TestInstance, to: TestInstance, envelope: Pick<CommandEnvelope, 'commandType' | 'payload'> & Partial<CommandEnvelope>): Promise<JsonResponse> {
+  const nonce = randomUUID().replace(/-/g, '');
+  const body = JSON.stringify({ messageId: randomUUID(), instanceId: from.identity.current().instanceId, timestamp: new Date().toISOString(), nonce, ...envelope });
+  const signed = signRequest(`${to.baseUrl}${INCOMING_COMMAND_PATH}`, Buffer.from(body), signingKey(from.identity.current()), Date.now(), nonce);
+  return request(to.baseUrl, 'POST', INCOMING_COMMAND_PATH, { rawBody: body, headers: signed.headers });
 }

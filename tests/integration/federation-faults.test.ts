@@ -2,16 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import { byTurn, byWorkItem, FakeAnthropic, reply, type Script } from '../../scripts/scripted-model-server';
 import type { AgentStatus } from '../../shared/agents';
 import { FEDERATED_SPAWN_WORKFLOW, type FederatedAgentStatus, type FederatedSpawnInput } from '../../shared/federated-agents';
 import { createTestDatabase } from '../helpers/databases';
-import { bearer, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
+import { bearer, linkInstances, sendSignedCommand, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
-import { request } from '../helpers/http';
+import { errorCode, request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 import { waitUntil } from '../helpers/wait';
@@ -88,41 +87,79 @@ describe('faults around an agent run on a peer', () => {
   interface FederatedView {
     status: string;
     following: string;
+    unreachableSince: string | null;
+    lastContactAt: string | null;
     note: string | null;
     error: string | null;
     kill: { reason: string; deliveredAt: string | null } | null;
     result: { summary: string | null } | null;
   }
 
-  it('retries a spawn while the spoke is down, with backoff, then fails with the reason; nothing starts later', async () => {
+  // The hub's delivery budget is the task's deadline: maxRetries 2 is the agent's own retries, not the spawn's.
+  it.each([
+    { downSeconds: 20, history: 'federated-spawn-spoke-down' },
+    { downSeconds: 180, history: null },
+  ])('delivers a spawn made while the spoke is down for $downSeconds s once it is back, says so meanwhile, and exactly one agent runs', async ({ downSeconds, history }) => {
     await stopSpoke();
-    const agentId = await spawn('fault-down', 'just finish', { maxRetries: 2 });
-    await expect(final(agentId)).rejects.toBeInstanceOf(WorkflowFailedError);
-    await recordHistoryIfRequested(agentId, 'federated-spawn-spoke-down');
-    const view = await status(agentId);
-    expect(view).toMatchObject({ status: 'failed', following: 'ended' });
-    expect(view.error).toMatch(/did not take the spawn after 3 attempts.*peer_unreachable/);
+    const stoppedAt = Date.now();
+    const agentId = await spawn(`fault-down-${downSeconds}`, 'sleep a bit', { maxRetries: 2 });
+    await waitUntil(async () => /has not answered the spawn since .+ sending it again until the task's deadline/.test((await status(agentId)).note ?? ''), 15_000);
+    expect(await status(agentId)).toMatchObject({ status: 'spawning', following: 'unreachable', unreachableSince: expect.any(String) as string, error: null });
 
-    const history = await hub.temporal.workflow.getHandle(agentId).fetchHistory();
-    const attempts = (history.events ?? []).map((event) => event.activityTaskStartedEventAttributes?.attempt).filter((attempt) => attempt !== undefined && attempt !== null);
-    expect(attempts[0]).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, stoppedAt + downSeconds * 1000 - Date.now())));
+    expect((await status(agentId)).status).toBe('spawning');
+    await startSpoke();
+    expect((await final(agentId)).state).toBe('completed');
+    if (history) await recordHistoryIfRequested(agentId, history);
+    expect(await status(agentId)).toMatchObject({ status: 'completed', note: null, result: { summary: 'Slept.' } });
+
     const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
+    expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(1);
     const sent = await hub.prisma.federationCommand.findFirstOrThrow({ where: { messageId: spawnMessageId, direction: 'outbound' } });
-    expect(sent).toMatchObject({ status: 'failed', attempts: 3, errorCode: 'peer_unreachable' });
+    expect(sent.status).toBe('succeeded');
+    expect(sent.attempts).toBeGreaterThanOrEqual(3);
+  }, 420_000);
+
+  it('settles a spawn killed while the spoke is down: the spoke cancels it for good, and a late copy is refused', async () => {
+    await stopSpoke();
+    const agentId = await spawn('fault-down-killed', 'sleep a bit');
+    await waitUntil(async () => /has not answered the spawn/.test((await status(agentId)).note ?? ''), 15_000);
+    const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, { headers: bearer(link.hubToken) });
+    expect(killed.status).toBe(202);
+    await waitUntil(async () => /its kill is not delivered yet/.test((await status(agentId)).note ?? ''), 15_000);
+    expect((await status(agentId)).status).toBe('spawning');
 
     await startSpoke();
+    const settled = await final(agentId);
+    expect(settled).toMatchObject({ state: 'killed', remoteAgentId: null });
+    expect(settled.kill?.deliveredAt).toEqual(expect.any(String));
+    expect(settled.error).toMatch(/had not taken the spawn: it is cancelled there and will never run/);
+    const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
+    expect(await hub.prisma.federationCommand.findFirstOrThrow({ where: { messageId: spawnMessageId, direction: 'outbound' } })).toMatchObject({ status: 'failed' });
+
+    // A copy of the spawn still on its way (the same messageId and payload) is refused, and nothing runs.
+    const sent = await hub.prisma.federationCommand.findFirstOrThrow({ where: { messageId: spawnMessageId, direction: 'outbound' } });
+    const copy = await sendSignedCommand(hub, spoke, { messageId: spawnMessageId, commandType: 'agent.spawn', payload: sent.payload as Record<string, unknown> });
+    expect([copy.status, errorCode(copy)]).toEqual([409, 'spawn_cancelled']);
     expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(0);
-  });
+  }, 180_000);
 
   it('keeps following through a restart of the spoke in the middle of a run', async () => {
     const agentId = await spawn('fault-restart', 'sleep a bit');
     const remoteAgentId = await remoteAgentOf(agentId);
     await toolStarted(remoteAgentId);
     await stopSpoke();
-    await waitUntil(async () => /did not answer/.test((await status(agentId)).note ?? ''), 15_000);
-    expect(await status(agentId)).toMatchObject({ status: 'running', following: 'following' });
+    await waitUntil(async () => /has not answered since/.test((await status(agentId)).note ?? ''), 15_000);
+    const unreachable = await status(agentId);
+    expect(unreachable).toMatchObject({ status: 'running', following: 'unreachable', unreachableSince: expect.any(String) as string });
 
     await startSpoke();
+    // The note ends the moment the spoke answers again, and the last contact moved forward.
+    await waitUntil(async () => (await status(agentId)).following !== 'unreachable', 20_000);
+    const again = await status(agentId);
+    expect(again).toMatchObject({ following: expect.stringMatching(/^(following|ended)$/) as string, unreachableSince: null });
+    expect(again.note ?? '').not.toMatch(/has not answered/);
+    expect((again.lastContactAt ?? '') > (unreachable.lastContactAt ?? '')).toBe(true);
     expect((await final(agentId)).state).toBe('completed');
     const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
     expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(1);
