@@ -122,6 +122,9 @@ function formatOutput(result: ExecResult, plain: boolean): string {
 
 /** Where each live container's memory cgroup counts its OOM kills (found once: a tool call needs no inspect for it). */
 const oomFiles = new Map<string, string>();
+/** Containers this process began to remove, remembered a while: a tool call that finds its sandbox gone then knows why. */
+const removalsStarted = new Set<string>();
+const REMOVAL_REMEMBERED_MS = 60_000;
 
 /** The OOM kills the container's memory cgroup counted, read on the host through its init process (cgroup v1 or v2); null where the host's /proc does not show it. */
 async function hostOomKillCount(docker: Docker, containerName: string): Promise<number | null> {
@@ -189,8 +192,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         // An engine that does not answer (restarting) is no verdict on the sandbox: the attempt is retried.
         throw ApplicationFailure.retryable(`the Docker engine did not answer: ${error instanceof Error ? error.message : String(error)}`, 'DockerUnavailable');
       });
-    // Being removed: a kill (or a teardown) stopped it, not the agent.
-    if (!state || state.Status === 'removing') throw sandboxRemoved(containerName);
+    // Being removed: a kill (or a teardown) stopped it, not the agent. The engine may show it exited a
+    // moment before it shows it removing: a removal this host started says the same.
+    if (!state || state.Status === 'removing' || removalsStarted.has(containerName)) throw sandboxRemoved(containerName);
     // Only the quota watchdog pauses a sandbox.
     if (state.Paused) throw ApplicationFailure.nonRetryable('the workspace went past its disk quota and the sandbox was frozen: the run was stopped', SANDBOX_FAILED);
     if (!state.Running) {
@@ -209,8 +213,11 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
 
   /** Removes the agent's container (and forgets what was cached of it); after a kill, whichever removal (the kill's at once, or the teardown) removed it measures the kill, once. */
   async function removeAgentContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
-    oomFiles.delete(containerNameFor(input.agentId));
-    const removed = await removeContainerIfPresent(docker, containerNameFor(input.agentId));
+    const containerName = containerNameFor(input.agentId);
+    removalsStarted.add(containerName);
+    setTimeout(() => removalsStarted.delete(containerName), REMOVAL_REMEMBERED_MS).unref();
+    oomFiles.delete(containerName);
+    const removed = await removeContainerIfPresent(docker, containerName);
     if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
   }
 
@@ -298,6 +305,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
   async function launch(input: LaunchInput): Promise<LaunchAttempt> {
     const workspace = workspaceOf(input.agentId);
     const containerName = containerNameFor(input.agentId);
+    removalsStarted.delete(containerName); // a sandbox made again is not the one removed
     const exists = async (): Promise<boolean> => (await docker.getContainer(containerName).inspect().catch(() => null)) !== null;
     const created = Date.now();
     // Where the launch's time goes (logged at debug level): milliseconds since it began, per step.

@@ -183,6 +183,10 @@ describe('faults around an agent run on a peer', () => {
     expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe('killed');
     expect(await containers(remoteAgentId)).toBe(0);
     expect((await status(agentId)).kill?.deliveredAt).toEqual(expect.any(String));
+    // No record stays open: the killed tool call ended cancelled on the spoke, and every command the hub sent ended.
+    expect((await spoke.prisma.toolCall.findMany({ where: { agentId: remoteAgentId } })).map((call) => call.status)).toContain('cancelled');
+    expect(await spoke.prisma.toolCall.count({ where: { agentId: remoteAgentId, status: 'started' } })).toBe(0);
+    expect(await hub.prisma.federationCommand.count({ where: { connectionId: link.hubConnectionId, direction: 'outbound', status: 'sending' } })).toBe(0);
   });
 
   it('stops following while the connection is suspended, says why, sends nothing, and follows again once resumed', async () => {
