@@ -4,7 +4,7 @@ import { signingKey, type IdentityHolder } from '../../federation/identity';
 import { admitCommand, FederationRejection, refusal, signedReply, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
 import { CANCELLED_SPAWN, type CommandEnvelope, type CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
-import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
+import { isUniqueViolation, Prisma, type FederationCommand, type PrismaClient } from '../../prisma/client';
 import { isTerminalState, type AgentState, type AgentType } from '../../shared/agents';
 import { DEFAULT_PRIORITY } from '../../shared/admission';
 import { AgentRefPayloadSchema, KillPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
@@ -121,6 +121,14 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
     }
   }
 
+  /** Claims an inbound messageId with its row; null when another copy (or a kill that came first) holds it. */
+  async function claimMessage(data: Omit<Prisma.FederationCommandUncheckedCreateInput, 'id' | 'direction'>): Promise<FederationCommand | null> {
+    return prisma.federationCommand.create({ data: { id: randomUUID(), direction: 'inbound', ...data } }).catch((error: unknown) => {
+      if (isUniqueViolation(error)) return null;
+      throw error;
+    });
+  }
+
   /**
    * agent.kill by the messageId of a spawn whose reply the hub never got. A spawn not taken yet is
    * cancelled for good (its messageId is claimed, so a copy still on its way is refused); a spawn taken
@@ -128,15 +136,7 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
    */
   async function killSpawn(connection: ConnectionWithKeys, spawnMessageId: string, reason: string): Promise<CommandOutcome> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const claimed = await prisma.federationCommand
-        .create({
-          data: { id: randomUUID(), direction: 'inbound', connectionId: connection.id, messageId: spawnMessageId, commandType: 'agent.spawn', status: CANCELLED_SPAWN, error: reason, completedAt: new Date() },
-        })
-        .then(() => true)
-        .catch((error: unknown) => {
-          if (isUniqueViolation(error)) return false;
-          throw error;
-        });
+      const claimed = (await claimMessage({ connectionId: connection.id, messageId: spawnMessageId, commandType: 'agent.spawn', status: CANCELLED_SPAWN, error: reason, completedAt: new Date() })) !== null;
       if (claimed) return spawnKilled(spawnMessageId, null, 'never_started');
       const spawn = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'inbound', messageId: spawnMessageId } } });
       if (spawn?.status === CANCELLED_SPAWN) return spawnKilled(spawnMessageId, null, 'never_started');
@@ -168,14 +168,7 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
    * idempotent), and answers 500.
    */
   async function runOnce(connection: ConnectionWithKeys, envelope: CommandEnvelope, bodyHash: string, started: number): Promise<SignedMessageResponse | null> {
-    const record = await prisma.federationCommand
-      .create({
-        data: { id: randomUUID(), direction: 'inbound', connectionId: connection.id, messageId: envelope.messageId, commandType: envelope.commandType, bodyHash, status: 'running', payload: envelope.payload as Prisma.InputJsonObject },
-      })
-      .catch((error: unknown) => {
-        if (isUniqueViolation(error)) return null;
-        throw error;
-      });
+    const record = await claimMessage({ connectionId: connection.id, messageId: envelope.messageId, commandType: envelope.commandType, bodyHash, status: 'running', payload: envelope.payload as Prisma.InputJsonObject });
     if (record === null) return null;
     let outcome: CommandOutcome;
     try {
