@@ -48,10 +48,20 @@ export default tseslint.config(
     },
   },
   {
-    // The API must never import workflow code; shared/ holds what both need.
-    files: ['api/**/*.ts'],
+    // Outside workflows/, a workflow is reached through its contract (types and plain data), never its code.
+    files: ['api/**/*.ts', 'domain/**/*.ts', 'activities/**/*.ts', 'client/**/*.ts', 'cli/**/*.ts', 'federation/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/workflows', '**/workflows/*'], message: 'The API imports shared/, never workflow code.' }] }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)workflows(/(?![\\w-]+/contract$).*)?$',
+              message: 'Import a workflow\'s contract, never its code.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

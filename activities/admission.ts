@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { SlotAnswer, SlotRequest } from '../shared/admission';
+import type { SlotAnswer, SlotRequest } from '../workflows/admission/contract';
 import { requestAdmission } from '../temporal/admission-client';
 
 /** Below the activity's start-to-close timeout: a request that gets no answer is retried. */

@@ -1,7 +1,7 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
-import { isTerminalState, TERMINAL_STATES, type AgentState } from '../shared/agents';
+import { isTerminalState, TERMINAL_STATES, type AgentState } from '../shared/vocabulary';
 import { createAgentRecordActivities } from './agent-records';
 
 /** A row younger than this may still be waiting for the API to start its workflow. */

@@ -1,7 +1,8 @@
 import type { WorkerMetrics } from '../platform/metrics';
 import type { Prisma, PrismaClient } from '../prisma/client';
-import { isTerminalState, type AgentState } from '../shared/agents';
-import type { KillRequest, RemoteProgress } from '../shared/federated-agents';
+import { isTerminalState, type AgentState } from '../shared/vocabulary';
+import type { KillRequest } from '../workflows/federated-spawn/contract';
+import type { RemoteProgress } from '../shared/federated-agent-schemas';
 import { appendEvent } from '../domain/agents/agent-events';
 import { recordContact } from '../domain/agents/federated-contact';
 

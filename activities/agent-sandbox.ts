@@ -7,19 +7,21 @@ import type { WorkerMetrics } from '../platform/metrics';
 import { runProgram } from '../platform/program-runner';
 import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
-import { TERMINAL_STATES, type AgentContext, type AgentOptions, type AgentType } from '../shared/agents';
+import { TERMINAL_STATES, type AgentType } from '../shared/vocabulary';
+import { type AgentContext, type AgentOptions } from '../shared/agent-schemas';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
 import { cancelledByShutdown, stopIfCancelled, whileHeartbeating, WORKER_SHUTDOWN_FAILURE } from './heartbeat';
 import type { InFlightModelCalls } from './model-calls';
 import { cloneRepository } from './repository-clone';
 import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, runDetachedInContainer, type DetachedOutcome, type ExecResult } from './sandbox';
-import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
+import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
 import type { QuotaWatchdog } from './quota-watchdog';
 import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
 import { appendEventStatements, storeResult } from '../domain/agents/agent-events';
+import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
-export const SANDBOX_FAILED = 'SandboxFailed';
+export const SANDBOX_FAILED = AGENT_RUN_FAILURES.sandboxFailed;
 /** Marks the failure of an activity whose container was removed under it: by a kill (or a teardown), never by the agent itself. */
 const SANDBOX_REMOVED = 'sandbox-removed';
 
@@ -61,23 +63,12 @@ export interface AgentSandboxDeps {
   quotaWatch: QuotaWatchdog | null;
 }
 
-/** One launch at a time per worker process (one worker process per host). */
-let hostLock: Promise<unknown> = Promise.resolve();
-function withHostLock<T>(critical: () => Promise<T>): Promise<T> {
-  const result = hostLock.then(critical);
-  hostLock = result.catch(() => undefined);
-  return result;
-}
-
 export interface LaunchedSandbox {
-  launched: true;
   hostQueue: string;
   containerName: string;
   baseSha: string;
 }
 
-/** `launched: false` means this host is at its agent limit: the workflow waits (state queued) and tries again. */
-export type LaunchAttempt = LaunchedSandbox | { launched: false };
 
 export interface ToolOutcome {
   status: 'finished' | 'unknown';
@@ -228,7 +219,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
   const quotaOf = (options: AgentOptions): number => Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
   const workspaceOf = (agentId: string): string => path.join(deps.workspacesDir, agentId);
 
-  type LaunchInput = { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string; admitted?: boolean };
+  type LaunchInput = { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string };
 
   const containerSpec = (input: LaunchInput, workspace: string, containerName: string) =>
     hardenedContainerSpec({
@@ -302,7 +293,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     return fits && (await pool.claim(containerName, workspace)) !== null;
   }
 
-  async function launch(input: LaunchInput): Promise<LaunchAttempt> {
+  async function launch(input: LaunchInput): Promise<LaunchedSandbox> {
     const workspace = workspaceOf(input.agentId);
     const containerName = containerNameFor(input.agentId);
     removalsStarted.delete(containerName); // a sandbox made again is not the one removed
@@ -315,10 +306,10 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       return value;
     };
     let checkout: { headSha: string | null };
-    if (input.admitted && !(await exists()) && step('warm', await claimWarm(input, containerName, workspace))) {
+    if (!(await exists()) && step('warm', await claimWarm(input, containerName, workspace))) {
       // A warm container: already started, bound to the slot the workspace now links to.
       checkout = step('checkedOut', await checkOut(input, workspace));
-    } else if (input.admitted) {
+    } else {
       // The slot is the admission's: the container is created while the workspace is prepared and the
       // repository cloned (the bind mount is resolved at start, when both are done).
       const creating = exists().then(async (found) => {
@@ -337,19 +328,6 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         await Promise.allSettled([creating]);
       }
       await creating;
-    } else {
-      // Counting and creating under one lock keeps this host at its limit (one worker process per host, before admission).
-      const reserved = await withHostLock(async () => {
-        if (await exists()) return true;
-        const active = await docker.listContainers({ all: true, filters: { label: [AGENT_LABEL, `${SANDBOX_LABEL_INSTANCE}=${deps.instance}`] } });
-        if (active.length >= deps.maxConcurrentAgents) return false;
-        await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
-        await docker.createContainer(containerSpec(input, workspace, containerName));
-        return true;
-      });
-      if (!reserved) return { launched: false };
-      stopIfCancelled();
-      checkout = await checkOut(input, workspace);
     }
     stopIfCancelled();
     const state = (await docker.getContainer(containerName).inspect()).State;
@@ -363,7 +341,7 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
     deps.quotaWatch?.watch(input.agentId, containerName, workspace, quotaOf(input.options));
     Context.current().log.debug('sandbox launched', { agentId: input.agentId, ...steps, done: Date.now() - created });
-    return { launched: true, hostQueue: deps.hostQueue, containerName, baseSha: headSha };
+    return { hostQueue: deps.hostQueue, containerName, baseSha: headSha };
   }
 
   async function headInSandbox(containerName: string): Promise<string> {
@@ -375,13 +353,11 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
   return {
     /**
      * Clones the repository into a per-agent workspace and starts the agent's hardened container on
-     * this host. `admitted`: the admission workflow gave the agent a slot here; without it (histories
-     * from before admission) this host's free slots are counted here, and `launched: false` answers
-     * that there is none. Idempotent: the container is named after the agent, so a retry finds it
+     * this host, in the slot the admission workflow gave the agent here. Idempotent: the container is named after the agent, so a retry finds it
      * instead of starting a second one. Heartbeats, and stops between steps on a kill. Returns this
      * host's task queue for the sandbox activities that follow.
      */
-    async launchSandbox(input: LaunchInput): Promise<LaunchAttempt> {
+    async launchSandbox(input: LaunchInput): Promise<LaunchedSandbox> {
       return await whileHeartbeating(() => launch(input));
     },
     /**

@@ -1,6 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
-import type { AgentType } from '../shared/agents';
+import type { AgentType } from '../shared/vocabulary';
 import { BASH_SESSION, BASH_SESSION_FILE, TEXT_EDITOR } from './sandbox-tool-scripts';
 
 /**

@@ -5,9 +5,10 @@ import { signingKey, type IdentityHolder } from '../federation/identity';
 import { bodyHash, commandBody, newNonce, type CommandReply } from '../federation/messages';
 import { SignatureError } from '../federation/signatures';
 import { Prisma, type PrismaClient } from '../prisma/client';
-import { isTerminalState, type AgentState } from '../shared/agents';
+import { isTerminalState, type AgentState } from '../shared/vocabulary';
 import { StatusReplyResultSchema } from '../shared/federated-agent-schemas';
-import { FEDERATION_FAILURES, type OutboundCommand, type RemoteProgress } from '../shared/federated-agents';
+import { FEDERATION_FAILURES, type OutboundCommand, type VerifiedCommand } from '../workflows/federation-command/contract';
+import { type RemoteProgress } from '../shared/federated-agent-schemas';
 import { storeResult } from '../domain/agents/agent-events';
 import { recordContact } from '../domain/agents/federated-contact';
 
@@ -28,12 +29,7 @@ export interface FederationCommandDeps {
   peers: PeerTransport;
 }
 
-export interface VerifiedCommand {
-  status: 'ok' | 'error';
-  error: { code: string; message: string } | null;
-  /** The reply's result when it is small (spawn and kill replies are); null otherwise. */
-  result: Record<string, unknown> | null;
-}
+export type { VerifiedCommand } from '../workflows/federation-command/contract';
 
 /** What asking the spoke about an agent found. */
 export type RemoteStatusPoll =

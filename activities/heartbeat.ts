@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
 
@@ -32,4 +33,5 @@ export function cancelledByShutdown(): boolean {
   return context.cancellationDetails?.workerShutdown === true || (reason instanceof Error && reason.message === 'WORKER_SHUTDOWN');
 }
 
-export { WORKER_SHUTDOWN_FAILURE } from '../shared/failures';
+/** An activity whose worker shut down under it (a deploy): retried on the next worker, never the task's fault. */
+export const WORKER_SHUTDOWN_FAILURE = AGENT_RUN_FAILURES.workerShutdown;

@@ -5,7 +5,9 @@ import { newNonce } from '../federation/messages';
 import { SignatureError } from '../federation/signatures';
 import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
-import { FEDERATION_FAILURES, type AgentLifecycleEvent, type AgentOrigin, type LifecycleSnapshot } from '../shared/federated-agents';
+import { FEDERATION_FAILURES } from '../workflows/federation-command/contract';
+import { type AgentLifecycleEvent } from '../shared/federated-agent-schemas';
+import { type AgentOrigin, type LifecycleSnapshot } from '../workflows/hub-event-delivery/contract';
 
 /**
  * The spoke's side of EVENTs: tells the hub that spawned an agent about one of its state changes,

@@ -1,5 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import type { AgentContext, AgentType } from '../shared/agents';
+import type { AgentContext } from '../shared/agent-schemas';
+import type { AgentType } from '../shared/vocabulary';
 import { toolCallLabel, type AgentTool } from './agent-tools';
 
 /**

@@ -3,7 +3,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { costOf, DEFAULT_CONTEXT_WINDOW, priceOf, type ModelPriceTable } from '../config/model-prices';
 import type { WorkerMetrics } from '../platform/metrics';
 import { Prisma, type PrismaClient } from '../prisma/client';
-import { roundUsd, type AgentContext, type AgentType, type TokenUsage } from '../shared/agents';
+import { roundUsd, type AgentType, type TokenUsage } from '../shared/vocabulary';
+import { type AgentContext } from '../shared/agent-schemas';
 import type { ModelProgress } from '../shared/agent-events';
 import { toolCallLabel, toolsFor } from './agent-tools';
 import { stoppedByKill } from './agent-sandbox';
@@ -12,6 +13,7 @@ import type { InFlightModelCalls } from './model-calls';
 import { ContextOverflowError, firstPrompt, fitToContext, MAX_OUTPUT_TOKENS, systemPrompt, withCacheBreakpoints, type FittedTranscript, type StoredMessage } from './model-request';
 import { appendEventStatements } from '../domain/agents/agent-events';
 import { AGENT_PROGRESS_CHANNEL } from '../domain/agents/agent-event-feed';
+import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
 /**
  * One model call per activity, streamed. The transcript lives in PostgreSQL (AgentMessage), so the
@@ -19,10 +21,10 @@ import { AGENT_PROGRESS_CHANNEL } from '../domain/agents/agent-event-feed';
  * retry policy retries 429/529/5xx and errors in the middle of a stream visibly, and
  * 400/401/403/404 fail at once as non-retryable.
  */
-export const MODEL_REJECTED = 'ModelRequestRejected';
+export const MODEL_REJECTED = AGENT_RUN_FAILURES.modelRequestRejected;
 export const MODEL_UNAVAILABLE = 'ModelUnavailable';
-export const MODEL_NOT_CONFIGURED = 'ModelNotConfigured';
-export const CONTEXT_WINDOW_EXCEEDED = 'ContextWindowExceeded';
+export const MODEL_NOT_CONFIGURED = AGENT_RUN_FAILURES.modelNotConfigured;
+export const CONTEXT_WINDOW_EXCEEDED = AGENT_RUN_FAILURES.contextWindowExceeded;
 
 const NON_RETRYABLE_STATUSES = new Set([400, 401, 403, 404, 413, 422]);
 /** How often what the model writes is published to the status and the event stream while it streams. */

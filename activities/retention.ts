@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
 import { WORKER_REPORT_MAX_AGE_MS } from '../platform/worker-hosts';
-import type { PrunedRecords, RetentionSettings } from '../shared/retention';
+import type { PrunedRecords, RetentionSettings } from '../workflows/retention/contract';
 import { sandboxHostQueue } from '../shared/task-queues';
 import { pruneWorkspaces } from './workspace-retention';
 

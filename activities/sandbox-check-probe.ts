@@ -2,7 +2,7 @@ import { chmod, chown, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import type { SandboxCheckResult } from '../shared/sandbox-check';
+import type { SandboxCheckResult } from '../workflows/sandbox-check/contract';
 import { runContainerToCompletion } from './sandbox';
 import { failedChecks, parseProbeOutput, PROBE_SCRIPT, WORKSPACE_MARKER } from './sandbox-probe';
 import { hardenedContainerSpec, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';

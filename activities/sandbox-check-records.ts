@@ -1,5 +1,5 @@
 import type { PrismaClient } from '../prisma/client';
-import type { SandboxCheckResult } from '../shared/sandbox-check';
+import type { SandboxCheckResult } from '../workflows/sandbox-check/contract';
 
 /** Persistence of sandbox checks. Both activities are idempotent: a retry rewrites the same row. */
 export function createSandboxCheckRecordActivities(prisma: PrismaClient) {

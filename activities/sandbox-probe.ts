@@ -1,4 +1,4 @@
-import type { SandboxFindings } from '../shared/sandbox-check';
+import type { SandboxFindings } from '../workflows/sandbox-check/contract';
 
 export const PROBE_TOOLS = ['sh', 'git', 'python3', 'node'] as const;
 export const WORKSPACE_MARKER = 'sandbox-check.txt';

@@ -5,8 +5,8 @@ import type { IdentityHolder } from '../federation/identity';
 import type { WorkerMetrics } from '../platform/metrics';
 import { outboundRequest, OutboundError, type OutboundPolicy } from '../platform/outbound-http';
 import type { PrismaClient } from '../prisma/client';
-import { isTerminalState } from '../shared/agents';
-import type { CallbackBatch, SessionCallbackBody } from '../shared/sessions';
+import { isTerminalState } from '../shared/vocabulary';
+import type { CallbackBatch, SessionCallbackBody } from '../workflows/session-callbacks/contract';
 
 export interface SessionCallbackDeps {
   prisma: PrismaClient;

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
-import { isTerminalState } from '../shared/agents';
+import { isTerminalState } from '../shared/vocabulary';
 import { agentIdOfSandbox } from './agent-sandbox';
 import { SANDBOX_LABEL_MANAGED } from './sandbox-spec';
 import { imageOf, listWorkspaces, removeWorkspace } from './workspace';

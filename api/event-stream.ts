@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { AgentEventFeed, Wake } from '../domain/agents/agent-event-feed';
 import { eventsAfter, isFinalEvent } from '../domain/agents/agent-events';
 import type { PrismaClient } from '../prisma/client';
-import { isTerminalState } from '../shared/agents';
+import { isTerminalState } from '../shared/vocabulary';
 import type { ModelProgress } from '../shared/agent-events';
 import { ApiError } from './errors';
 

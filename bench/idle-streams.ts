@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { postgresConnection } from '../config/env';
-import { TERMINAL_STATES } from '../shared/agents';
+import { TERMINAL_STATES } from '../shared/vocabulary';
 import { waitUntil } from '../tests/helpers/wait';
 import { WORK } from './bench-model';
 import { acceptedAgentId, spawnBody, waitForRunningTool, waitForState, type BenchInstance } from './harness';

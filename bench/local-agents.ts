@@ -1,5 +1,5 @@
 import { containerNameFor } from '../activities/agent-sandbox';
-import { agentStatusQuery } from '../shared/agents';
+import { agentStatusQuery } from '../workflows/agent-run/contract';
 import { bareCreateStart } from './bare-docker';
 import type { ContainerEvents } from './docker-events';
 import { acceptedAgentId, spawnBody, waitForRunningTool, waitForState, type BenchInstance } from './harness';

@@ -1,5 +1,5 @@
 import type { AgentEventView, TurnUsage } from '../shared/agent-events';
-import { tokensSpent } from '../shared/agents';
+import { tokensSpent } from '../shared/vocabulary';
 
 /** "1234 tokens, 900 read from the cache, $0.0123": every billed token, as the token budget counts them. */
 export function turnUsage(usage: TurnUsage): string {

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ApiRequestError, OrchestratorClient, type AgentView } from '../client/api-client';
 import type { AgentEventView } from '../shared/agent-events';
-import { AGENT_TYPES, type AgentType } from '../shared/agents';
+import { AGENT_TYPES, type AgentType } from '../shared/vocabulary';
 import { describeEvent, progressLine, turnUsage } from './format';
 
 /**

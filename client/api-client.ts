@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '../api/routes/agents';
 import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/routes/sessions';
 import type { AgentEventView } from '../shared/agent-events';
-import { isTerminalState } from '../shared/agents';
+import { isTerminalState } from '../shared/vocabulary';
 import type { SpawnAgentRequestSchema } from '../shared/agent-schemas';
 import type { FederatedSpawnRequestSchema } from '../shared/federated-agent-schemas';
 import type { SpawnSessionRequestSchema } from '../shared/session-schemas';

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
-import { HOST_REPORT_INTERVAL_MS } from '../shared/admission';
+import { HOST_REPORT_INTERVAL_MS } from '../workflows/admission/contract';
 import { probe } from './readiness';
 import { reportHostCapacity } from '../temporal/admission-client';
 

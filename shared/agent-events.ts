@@ -1,4 +1,4 @@
-import type { AgentState } from './agents';
+import type { AgentState } from './vocabulary';
 
 /**
  * What happened to an agent, in order: its state changes, model turns, tool calls and result. Each

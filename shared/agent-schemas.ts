@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN } from './admission';
-import { AGENT_TYPES } from './agents';
+import { DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
+import { AGENT_TYPES } from './vocabulary';
 
 /**
  * Request schemas for agents: the API validates with them and generates OpenAPI from them, and the
@@ -49,3 +49,7 @@ export const SpawnAgentRequestSchema = z.strictObject({
   priority: z.number().int().min(PRIORITY_MIN).max(PRIORITY_MAX).default(DEFAULT_PRIORITY),
   options: AgentOptionsSchema.default(AgentOptionsSchema.parse({})),
 });
+
+export type AgentContext = z.infer<typeof AgentContextSchema>;
+export type AgentOptions = z.infer<typeof AgentOptionsSchema>;
+export type SpawnAgentRequest = z.infer<typeof SpawnAgentRequestSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AgentContextSchema, AgentOptionsSchema, AgentResourcesSchema, Identifier } from './agent-schemas';
-import { PRIORITY_MAX, PRIORITY_MIN } from './admission';
-import { AGENT_STATES, AGENT_TYPES } from './agents';
+import { PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
+import { AGENT_STATES, AGENT_TYPES } from './vocabulary';
 
 /**
  * The wire shapes of agents run across federation (FED-010, ../shared/seeds): the payloads of the
@@ -119,3 +119,10 @@ export function localOptionsFrom(options: z.infer<typeof FederatedAgentOptionsSc
   const { timeout, ...rest } = options ?? {};
   return AgentOptionsSchema.parse({ ...rest, ...(timeout !== undefined ? { timeout: Math.ceil(timeout / 1000) } : {}) });
 }
+
+export type SpawnCommandPayload = z.infer<typeof SpawnCommandPayloadSchema>;
+export type FederatedAgentOptions = z.infer<typeof FederatedAgentOptionsSchema>;
+export type RemoteProgress = z.infer<typeof RemoteProgressSchema>;
+export type AgentLifecycleEvent = z.infer<typeof AgentLifecycleEventSchema>;
+export type StatusReplyResult = z.infer<typeof StatusReplyResultSchema>;
+export type AgentResultPayload = z.infer<typeof AgentResultPayloadSchema>;

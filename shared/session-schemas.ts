@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AGENT_TYPES } from './agents';
+import { AGENT_TYPES } from './vocabulary';
 import { AgentContextSchema, AgentOptionsSchema, SpawnAgentRequestSchema } from './agent-schemas';
 
 /**

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { AGENT_LABEL } from '../activities/agent-sandbox';
 import type { PrismaClient } from '../prisma/client';
-import { TERMINAL_STATES } from '../shared/agents';
-import type { SessionCallbackBody } from '../shared/sessions';
+import { TERMINAL_STATES } from '../shared/vocabulary';
+import type { SessionCallbackBody } from '../workflows/session-callbacks/contract';
 import type { LoadRecord } from './load';
 import type { Side, Topology } from './topology';
 

@@ -1,4 +1,4 @@
-import { isTerminalState } from '../shared/agents';
+import { isTerminalState } from '../shared/vocabulary';
 import { bearer, federatedSpawnBody } from '../tests/helpers/federation';
 import { request } from '../tests/helpers/http';
 import { readSse } from '../tests/helpers/sse';

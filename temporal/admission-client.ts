@@ -1,5 +1,5 @@
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
-import { ADMISSION_WORKFLOW, admissionWorkflowId, hostReportSignal, requestSlotUpdate, type HostReport, type SlotAnswer, type SlotRequest } from '../shared/admission';
+import { ADMISSION_WORKFLOW, admissionWorkflowId, hostReportSignal, requestSlotUpdate, type HostReport, type SlotAnswer, type SlotRequest } from '../workflows/admission/contract';
 
 /** The admission workflow of an instance, started by whichever caller comes first. */
 function admissionStart(taskQueue: string) {

@@ -1,9 +1,9 @@
 // Every workflow the worker registers. Deterministic code only: see eslint.config.mjs for the rules.
-export { agentRun } from './agent-run';
-export { sandboxCheck } from './sandbox-check';
-export { federatedSpawn } from './federated-spawn';
-export { federationCommand } from './federation-command';
-export { hubEventDelivery } from './hub-event-delivery';
-export { hostAdmission } from './admission';
-export { sessionCallbacks } from './session-callbacks';
-export { retention } from './retention';
+export { agentRun } from './agent-run/workflow';
+export { sandboxCheck } from './sandbox-check/workflow';
+export { federatedSpawn } from './federated-spawn/workflow';
+export { federationCommand } from './federation-command/workflow';
+export { hubEventDelivery } from './hub-event-delivery/workflow';
+export { hostAdmission } from './admission/workflow';
+export { sessionCallbacks } from './session-callbacks/workflow';
+export { retention } from './retention/workflow';

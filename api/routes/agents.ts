@@ -5,7 +5,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AgentIdSchema, AgentResultPayloadSchema } from '../../shared/federated-agent-schemas';
-import { AGENT_STATES, AGENT_TYPES, isTerminalState, type AgentState } from '../../shared/agents';
+import { AGENT_STATES, AGENT_TYPES, isTerminalState, type AgentState } from '../../shared/vocabulary';
 import type { ModelProgress } from '../../shared/agent-events';
 import { contextOf, costOf, resultOf, usageOf } from '../../domain/agents/agent-usage';
 import type { AgentListRow, AgentService, LiveStatus } from '../../domain/agents/agent-service';

@@ -3,7 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { Router } from 'express';
 import { z } from 'zod';
 import type { PrismaClient } from '../../prisma/client';
-import { SANDBOX_CHECK_WORKFLOW, sandboxCheckWorkflowId, type SandboxCheckInput } from '../../shared/sandbox-check';
+import { SANDBOX_CHECK_WORKFLOW, sandboxCheckWorkflowId, type SandboxCheckInput } from '../../workflows/sandbox-check/contract';
 import { requireAdminToken } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';

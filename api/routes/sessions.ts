@@ -7,7 +7,7 @@ import type { IdentityHolder } from '../../federation/identity';
 import type { ApiMetrics } from '../../platform/metrics';
 import { checkReadiness, isReady, type ReadinessTargets } from '../../platform/readiness';
 import type { PrismaClient } from '../../prisma/client';
-import { AGENT_STATES } from '../../shared/agents';
+import { AGENT_STATES } from '../../shared/vocabulary';
 import { SpawnSessionRequestSchema } from '../../shared/session-schemas';
 import { describeIssues } from '../../shared/zod-issues';
 import { requireApiToken, workspaceOf } from '../auth';

@@ -1,5 +1,5 @@
 import type { Prisma, PrismaClient } from '../../prisma/client';
-import { isTerminalState, type AgentState } from '../../shared/agents';
+import { isTerminalState, type AgentState } from '../../shared/vocabulary';
 import type { AgentEventData, AgentEventView } from '../../shared/agent-events';
 
 type Db = Prisma.TransactionClient | PrismaClient;

@@ -1,5 +1,6 @@
-import type { AgentStatus, ContextManagement, TokenUsage } from '../../shared/agents';
-import type { AgentResultPayload } from '../../shared/federated-agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
+import type { ContextManagement, TokenUsage } from '../../shared/vocabulary';
+import type { AgentResultPayload } from '../../shared/federated-agent-schemas';
 import type { AgentListRow } from './agent-service';
 
 /*

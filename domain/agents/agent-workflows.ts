@@ -1,6 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { PrismaClient } from '../../prisma/client';
-import type { AgentContext, AgentState, AgentType } from '../../shared/agents';
+import type { AgentContext } from '../../shared/agent-schemas';
+import type { AgentState, AgentType } from '../../shared/vocabulary';
 import { agentSearchAttributes, LOCAL_INSTANCE, repositoryForDisplay } from '../../shared/search-attributes';
 
 export interface AgentWorkflowStart {

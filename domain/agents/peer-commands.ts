@@ -5,10 +5,10 @@ import { admitCommand, FederationRejection, refusal, signedReply, type Connectio
 import { CANCELLED_SPAWN, type CommandEnvelope, type CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import { isUniqueViolation, Prisma, type FederationCommand, type PrismaClient } from '../../prisma/client';
-import { isTerminalState, type AgentState, type AgentType } from '../../shared/agents';
-import { DEFAULT_PRIORITY } from '../../shared/admission';
+import { isTerminalState, type AgentState, type AgentType } from '../../shared/vocabulary';
+import { DEFAULT_PRIORITY } from '../../shared/vocabulary';
 import { AgentRefPayloadSchema, KillPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
-import type { StatusReplyResult } from '../../shared/federated-agents';
+import type { StatusReplyResult } from '../../shared/federated-agent-schemas';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { costOf, resultOf, usageOf } from './agent-usage';

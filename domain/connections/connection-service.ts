@@ -9,7 +9,7 @@ import { SlidingWindowLimiter } from '../../platform/rate-window';
 import { keyValidAt, PublicIdentitySchema, type CommandType } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
-import { FEDERATION_COMMAND_WORKFLOW, federationCommandWorkflowId, type OutboundCommand } from '../../shared/federated-agents';
+import { FEDERATION_COMMAND_WORKFLOW, federationCommandWorkflowId, type OutboundCommand } from '../../workflows/federation-command/contract';
 import { DomainError } from '../errors';
 import { applyRotation, createConnection, renewConnection } from './key-store';
 import { describeIssues } from '../../shared/zod-issues';

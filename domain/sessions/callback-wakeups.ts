@@ -2,7 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from '../../platform/logger';
 import type { PgListener } from '../../platform/pg-listener';
 import type { PrismaClient } from '../../prisma/client';
-import { sessionCallbacksWorkflowId, sessionEventsAppendedSignal } from '../../shared/sessions';
+import { sessionCallbacksWorkflowId, sessionEventsAppendedSignal } from '../../workflows/session-callbacks/contract';
 import { parseEventNotification, SESSION_EVENTS_CHANNEL } from '../agents/agent-event-feed';
 
 /** Signals in flight at once; the rest wait their turn (a burst of events coalesces per session). */

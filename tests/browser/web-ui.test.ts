@@ -3,7 +3,7 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { issueApiToken } from '../../api/auth';
 import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
-import { agentStatusQuery } from '../../shared/agents';
+import { agentStatusQuery } from '../../workflows/agent-run/contract';
 import { AGENT_ID, AGENT_STATE, AGENT_TYPE, PRIORITY, REMOTE_INSTANCE, REPOSITORY, TASK_ID, WORKSPACE } from '../../shared/search-attributes';
 import { bearer, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, sampleContainers } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';

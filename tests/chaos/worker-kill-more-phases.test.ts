@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { issueApiToken } from '../../api/auth';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, lockAgentRow, pendingActivityTypes, sampleContainers, startContinuingAgent } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';

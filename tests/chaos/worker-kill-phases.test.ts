@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { issueApiToken } from '../../api/auth';
-import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { byWorkItem, byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, sampleContainers } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CallbackTokenError, type callbackVerifier } from '../../client/callback-receiver';
-import type { SessionCallbackBody } from '../../shared/sessions';
+import type { SessionCallbackBody } from '../../workflows/session-callbacks/contract';
 
 /**
  * A gateway's callback endpoint on loopback: verifies each callback's token with the shipped helper,

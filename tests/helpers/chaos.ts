@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import type { PrismaClient } from '../../prisma/client';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
-import { AGENT_RUN_WORKFLOW, type AgentRunInput } from '../../shared/agents';
+import { AGENT_RUN_WORKFLOW, type AgentRunInput } from '../../workflows/agent-run/contract';
 import type { TestInstance } from './instance';
 
 /**

@@ -10,7 +10,7 @@ import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { watchLiveSandboxes } from '../../activities/agent-sandbox';
 import { ensureRetentionSchedule } from '../../temporal/retention-schedule';
-import { retentionScheduleId } from '../../shared/retention';
+import { retentionScheduleId } from '../../workflows/retention/contract';
 import { activityDeps } from '../../workers/activity-deps';
 import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';
 import { createTestDatabase } from './databases';

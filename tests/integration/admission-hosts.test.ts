@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { issueApiToken } from '../../api/auth';
-import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';

@@ -1,7 +1,7 @@
 import { issueApiToken } from '../../api/auth';
 import { containerNameFor } from '../../activities/agent-sandbox';
-import { admissionWorkflowId } from '../../shared/admission';
-import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { admissionWorkflowId } from '../../workflows/admission/contract';
+import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';

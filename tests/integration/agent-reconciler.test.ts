@@ -7,7 +7,7 @@ import { containerNameFor } from '../../activities/agent-sandbox';
 import { reconcileSandboxes } from '../../activities/sandbox-reconciler';
 import { isMounted } from '../../activities/workspace';
 import { byWorkItem, byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
-import { agentStatusQuery } from '../../shared/agents';
+import { agentStatusQuery } from '../../workflows/agent-run/contract';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';

@@ -1,6 +1,6 @@
 import { issueApiToken } from '../../api/auth';
 import { byTurn, call, FakeAnthropic, reply, type RecordedRequest } from '../../scripts/scripted-model-server';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { createRepository, git } from '../helpers/git-repo';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';

@@ -1,5 +1,5 @@
 import { issueApiToken } from '../../api/auth';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { errorCode, request, type JsonResponse } from '../helpers/http';

@@ -8,8 +8,8 @@ import { INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, verifyReply } from '../../f
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
 import { signRequest } from '../../federation/messages';
 import { byTurn, byWorkItem, FakeAnthropic, reply, type Script, EDITOR } from '../../scripts/scripted-model-server';
-import type { AgentStatus } from '../../shared/agents';
-import type { FederatedAgentStatus } from '../../shared/federated-agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
+import type { FederatedAgentStatus } from '../../workflows/federated-spawn/contract';
 import { bearer, federatedSpawnBody, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';

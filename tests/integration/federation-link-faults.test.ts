@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { byTurn, byWorkItem, FakeAnthropic, reply, type Script, EDITOR } from '../../scripts/scripted-model-server';
-import type { AgentStatus } from '../../shared/agents';
-import type { FederatedAgentStatus } from '../../shared/federated-agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
+import type { FederatedAgentStatus } from '../../workflows/federated-spawn/contract';
 import { bearer, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';

@@ -8,7 +8,7 @@ import { issueAdminToken, issueApiToken } from '../../api/auth';
 import { INCOMING_COMMAND_PATH } from '../../federation/client';
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
 import { signRequest, signResponse, verifyResponse, type CommandEnvelope } from '../../federation/messages';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createTestDatabase } from '../helpers/databases';
 import { createRepository } from '../helpers/git-repo';

@@ -1,7 +1,7 @@
 import { issueApiToken } from '../../api/auth';
 import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';
-import { admissionStateQuery, admissionWorkflowId } from '../../shared/admission';
-import type { AgentStatus } from '../../shared/agents';
+import { admissionStateQuery, admissionWorkflowId } from '../../workflows/admission/contract';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { reportHostCapacity } from '../../temporal/admission-client';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';

@@ -1,6 +1,6 @@
 import { issueApiToken } from '../../api/auth';
 import { AGENT_LABEL, containerNameFor } from '../../activities/agent-sandbox';
-import { agentStatusQuery, killAgentSignal, type AgentStatus } from '../../shared/agents';
+import { agentStatusQuery, killAgentSignal, type AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, lockAgentRow, pendingActivityTypes, startContinuingAgent } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';

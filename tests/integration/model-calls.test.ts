@@ -2,7 +2,7 @@ import { issueApiToken } from '../../api/auth';
 import { costOf, DEFAULT_MODEL_PRICES, priceOf } from '../../config/model-prices';
 import { byTurn, byWorkItem, call, FakeAnthropic, reply, reportedUsage, type Script } from '../../scripts/scripted-model-server';
 import type { AgentEventView, AgentProgressMessage, ModelProgress } from '../../shared/agent-events';
-import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';

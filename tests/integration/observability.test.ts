@@ -1,6 +1,6 @@
 import { issueApiToken } from '../../api/auth';
 import { byWorkItem, FakeAnthropic, reply, byTurn, reportedUsage } from '../../scripts/scripted-model-server';
-import { agentStatusQuery, type AgentStatus } from '../../shared/agents';
+import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { currentDetails } from '../helpers/history-words';
 import { request } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';

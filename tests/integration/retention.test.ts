@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
-import { retentionScheduleId } from '../../shared/retention';
+import { retentionScheduleId } from '../../workflows/retention/contract';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { waitUntil } from '../helpers/wait';
 

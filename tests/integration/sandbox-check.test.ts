@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
-import { sandboxCheckStatusQuery, sandboxCheckWorkflowId, type SandboxCheckResult } from '../../shared/sandbox-check';
+import { sandboxCheckStatusQuery, sandboxCheckWorkflowId, type SandboxCheckResult } from '../../workflows/sandbox-check/contract';
 import { issueAdminToken } from '../../api/auth';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';

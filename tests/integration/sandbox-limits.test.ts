@@ -10,7 +10,7 @@ import { apparentSize } from '../../activities/quota-watchdog';
 import { detectQuotaMode } from '../../activities/workspace';
 import { pruneWorkspaces } from '../../activities/workspace-retention';
 import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { errorCode, request } from '../helpers/http';

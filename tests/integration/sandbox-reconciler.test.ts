@@ -5,7 +5,7 @@ import { issueApiToken } from '../../api/auth';
 import { containerNameFor } from '../../activities/agent-sandbox';
 import { instanceLabel, reconcileSandboxes } from '../../activities/sandbox-reconciler';
 import { hardenedContainerSpec } from '../../activities/sandbox-spec';
-import { SANDBOX_CHECK_WORKFLOW } from '../../shared/sandbox-check';
+import { SANDBOX_CHECK_WORKFLOW } from '../../workflows/sandbox-check/contract';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';

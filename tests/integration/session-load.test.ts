@@ -1,8 +1,8 @@
 import { issueApiToken } from '../../api/auth';
 import { callbackVerifier } from '../../client/callback-receiver';
 import { byTurn, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
-import { sessionCallbacksWorkflowId } from '../../shared/sessions';
-import { TERMINAL_STATES } from '../../shared/agents';
+import { sessionCallbacksWorkflowId } from '../../workflows/session-callbacks/contract';
+import { TERMINAL_STATES } from '../../shared/vocabulary';
 import { CallbackReceiver } from '../helpers/callback-receiver';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';

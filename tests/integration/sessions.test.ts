@@ -3,7 +3,7 @@ import { callbackVerifier, CallbackTokenError } from '../../client/callback-rece
 import { CallbackReceiver } from '../helpers/callback-receiver';
 import { signCallbackToken } from '../../domain/sessions/callback-tokens';
 import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
-import { sessionCallbacksWorkflowId } from '../../shared/sessions';
+import { sessionCallbacksWorkflowId } from '../../workflows/session-callbacks/contract';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { containersOf } from '../helpers/chaos';
 import { createRepository } from '../helpers/git-repo';

@@ -7,7 +7,7 @@ import { containerNameOf as nameOf } from '../../activities/sandbox';
 import { instanceLabel, reconcileSandboxes } from '../../activities/sandbox-reconciler';
 import { hardenedContainerSpec, SANDBOX_LABEL_INSTANCE } from '../../activities/sandbox-spec';
 import { POOL_LABEL, POOL_SLOT_LABEL } from '../../activities/warm-pool';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { bearer } from '../helpers/federation';
 import { createRepository, git } from '../helpers/git-repo';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
 import { AGENT_LABEL } from '../../activities/agent-sandbox';
 import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
-import type { AgentStatus } from '../../shared/agents';
+import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';

@@ -3,29 +3,37 @@ import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { HISTORIES_DIR } from '../helpers/histories';
+import { CURRENT_HISTORIES_DIR, HISTORIES_ROOT } from '../helpers/histories';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-const histories = readdirSync(HISTORIES_DIR)
-  .filter((file) => file.endsWith('.json'))
-  .map((file) => ({ name: file, history: historyFromJSON(JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8'))) }));
+// Every kept version's histories (v0.2.0/agent-run-completed.json, ...): a release never breaks the runs of an older one.
+const histories = readdirSync(HISTORIES_ROOT, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory())
+  .flatMap((version) =>
+    readdirSync(path.join(HISTORIES_ROOT, version.name))
+      .filter((file) => file.endsWith('.json'))
+      .map((file) => {
+        const text = readFileSync(path.join(HISTORIES_ROOT, version.name, file), 'utf8');
+        return { name: `${version.name}/${file}`, history: historyFromJSON(JSON.parse(text)) };
+      }),
+  );
+const current = path.basename(CURRENT_HISTORIES_DIR);
 
 /** Recorded histories of real runs must replay against today's workflow code: a change that would break running workflows fails here. */
 describe('golden workflow histories', () => {
   it('has recorded histories to replay', () => {
-    expect(histories.map((entry) => entry.name)).toEqual(
+    const recorded = histories.filter((entry) => entry.name.startsWith(`${current}/`)).map((entry) => entry.name.slice(current.length + 1));
+    expect(recorded).toEqual(
       expect.arrayContaining([
         'sandbox-check-passed.json',
         'agent-run-completed.json',
         'agent-run-killed.json',
-        // Before a kill removed the sandbox at once (the patch kill-removes-sandbox-at-once).
-        'agent-run-killed-waiting-for-heartbeat.json',
         'agent-run-timed-out.json',
         'agent-run-retried-429.json',
         'agent-run-failed-401.json',
         'agent-run-continued-as-new.json',
-        // Model calls streamed on the sandbox's host (the patch model-calls-on-sandbox-host).
+        'agent-run-queued-then-admitted.json',
         'agent-run-streamed.json',
         'agent-run-for-hub.json',
         'hub-event-delivery-completed.json',
@@ -37,6 +45,7 @@ describe('golden workflow histories', () => {
         'federated-spawn-kill-while-unreachable.json',
         'federated-spawn-paused-and-resumed.json',
         'federated-spawn-hub-deadline.json',
+        'session-callbacks-completed.json',
       ]),
     );
   });
@@ -47,12 +56,12 @@ describe('golden workflow histories', () => {
     await Worker.runReplayHistory(
       workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('../../workflows') },
       history,
-      name.replace(/\.json$/, ''),
+      name.replace(/\.json$/, '').replace('/', '-'),
     );
   });
 
   it('fails on a workflow change that reorders its activities', async () => {
-    const entry = histories.find((candidate) => candidate.name === 'sandbox-check-passed.json');
+    const entry = histories.find((candidate) => candidate.name === `${current}/sandbox-check-passed.json`);
     const bundle = await bundleWorkflowCode({
       workflowsPath: path.resolve(__dirname, '../fixtures/nondeterministic-workflows'),
       logger: new DefaultLogger('ERROR'),

@@ -1,5 +1,5 @@
-import { HOST_SILENT_AFTER_MS, type AdmissionState } from '../../shared/admission';
-import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, hostWithFreeSlot, release } from '../../workflows/admission-queue';
+import { HOST_SILENT_AFTER_MS, type AdmissionState } from '../../workflows/admission/contract';
+import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, hostWithFreeSlot, release } from '../../workflows/admission/queue';
 
 const NOW = 1_000_000;
 

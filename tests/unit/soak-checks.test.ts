@@ -1,5 +1,5 @@
 import { judgeCallbacks } from '../../soak/checks';
-import type { SessionCallbackBody } from '../../shared/sessions';
+import type { SessionCallbackBody } from '../../workflows/session-callbacks/contract';
 
 const event = (sequence: number, data: Record<string, unknown> = { type: 'turn' }): SessionCallbackBody =>
   ({

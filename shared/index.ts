@@ -1,3 +1,0 @@
-export * from './task-queues';
-export * from './search-attributes';
-export * from './sandbox-check';

@@ -1,0 +1,82 @@
+import type { AgentContext, AgentOptions } from '../../shared/agent-schemas';
+import { signal, query } from '../../shared/temporal-definitions';
+import type { AgentState, AgentType, ContextManagement, TokenUsage } from '../../shared/vocabulary';
+import type { AgentOrigin } from '../hub-event-delivery/contract';
+
+/**
+ * The agentRun workflow's contract: its name, input, status, signal, query and failure types, shared
+ * by the API, the activities and the workflow (types and plain data only).
+ */
+export const AGENT_RUN_WORKFLOW = 'agentRun';
+
+export interface AgentRunInput {
+  agentId: string;
+  workspaceId: string;
+  taskId: string;
+  agentType: AgentType;
+  context: AgentContext;
+  options: AgentOptions;
+  /** What the API answered: queued when every sandbox slot looked taken. */
+  initialState: 'spawning' | 'queued';
+  /** Admission priority, 1 (lowest) to 10 (default 5). */
+  priority?: number;
+  /** The host whose slot the spawn's own request got: the run launches there without asking again. */
+  admittedOn?: string;
+  /** Turns one workflow run handles before it continues as new (keeps each history small). Default 50. */
+  turnsPerRun?: number;
+  /** Set when a run continues as new: where the previous run left off. */
+  resume?: AgentResume;
+  /** Set when a hub spawned this agent through a federation connection: its state changes go there. */
+  origin?: AgentOrigin;
+}
+
+/** What a run hands the next one when it continues as new: the sandbox lives on. */
+export interface AgentResume {
+  hostQueue: string;
+  containerName: string;
+  baseSha: string;
+  turn: number;
+  usage: TokenUsage;
+  startedAt: string;
+  /** Epoch ms at which the per-task timeout fires; it spans every run of the chain. */
+  deadlineAt: number;
+  lastTool: string | null;
+  error: string | null;
+  summary: string;
+  costUsd: number | null;
+  contextManagement: ContextManagement | null;
+}
+
+export interface AgentStatus {
+  agentId: string;
+  taskId: string;
+  agentType: AgentType;
+  state: AgentState;
+  turn: number;
+  lastTool: string | null;
+  usage: TokenUsage;
+  /** The estimated cost in USD from the worker's price table; null when the model has no price. */
+  costUsd?: number | null;
+  /** Set once older tool results were cleared to fit the context window. */
+  contextManagement?: ContextManagement | null;
+  startedAt: string;
+  updatedAt: string;
+  error: string | null;
+}
+
+export const killAgentSignal = signal<[{ reason?: string }]>('kill');
+export const agentStatusQuery = query<AgentStatus>('status');
+
+/** ApplicationFailure types the run's activities raise and the workflow reads. */
+export const AGENT_RUN_FAILURES = {
+  /** The run ended failed (a budget, a model refusal, a lost host): the workflow's own failure. */
+  agentFailed: 'AgentFailed',
+  /** The sandbox cannot be made or used: retrying the same call gets the same answer. */
+  sandboxFailed: 'SandboxFailed',
+  /** The worker shut down under an activity (a deploy): retried on the next worker, never the task's fault. */
+  workerShutdown: 'WorkerShutdown',
+  /** The Messages API refused the request itself (4xx other than rate limits): another try gets the same. */
+  modelRequestRejected: 'ModelRequestRejected',
+  modelNotConfigured: 'ModelNotConfigured',
+  contextWindowExceeded: 'ContextWindowExceeded',
+} as const;

@@ -1,0 +1,82 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  continueAsNew,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import { AGENT_STATE } from '../../shared/search-attributes';
+import { AGENT_RUN_FAILURES, killAgentSignal } from '../agent-run/contract';
+import { records } from './proxies';
+import {
+  connectionStatusSignal,
+  federatedAgentStatusQuery,
+  remoteAgentEventSignal,
+  type FederatedAgentStatus,
+  type FederatedSpawnInput,
+} from './contract';
+import { follow, mirrored } from './follow';
+import { followingDetails } from './labels';
+import { newMirror, receiveEvent, requestKill, resumeOf } from './mirror';
+import type { Outcome } from './outcomes';
+import { deliverSpawn, type Link } from './peer';
+import { timeoutGraceMs } from './timing';
+
+const DEFAULT_TIMEOUT_MS = 3600 * 1000;
+
+/**
+ * Runs on the hub, one per agent it runs on a peer: sign and send agent.spawn, verify the spoke's
+ * signed reply, then follow the remote agent until it is terminal (see follow). Signal `kill` sends
+ * agent.kill until the spoke confirms it; query `status` returns the mirror. The task's timeout is
+ * enforced here too (plus a grace for the spoke's own verdict), and the run continues as new before
+ * its history grows long, however long the remote agent runs.
+ */
+export async function federatedSpawn(input: FederatedSpawnInput): Promise<FederatedAgentStatus> {
+  const { agentId, payload, resume } = input;
+  const now = (): string => new Date().toISOString();
+  const timeoutMs = payload.options?.timeout ?? DEFAULT_TIMEOUT_MS;
+  const deadlineAt = resume?.deadlineAt ?? Date.now() + timeoutMs + timeoutGraceMs(timeoutMs);
+  const mirror = newMirror(input, now());
+  const { status } = mirror;
+
+  // ---- handlers
+  setHandler(federatedAgentStatusQuery, () => status);
+  setHandler(killAgentSignal, ({ reason }) => requestKill(mirror, reason, now()));
+  setHandler(remoteAgentEventSignal, (event) => receiveEvent(mirror, event, now()));
+  setHandler(connectionStatusSignal, ({ status: connection }) => {
+    mirror.connectionStatus = connection;
+  });
+
+  // ---- main
+  const deadline = new CancellationScope();
+  deadline
+    .run(async () => {
+      await sleep(Math.max(1, deadlineAt - Date.now()), { summary: `deadline: task timeout of ${timeoutMs} ms plus grace` });
+      mirror.overdue = true;
+    })
+    .catch(() => undefined); // cancelled when the run ends first
+
+  const link: Link = { input, mirror };
+  let outcome: Outcome | null = null;
+  try {
+    if (!resume || resume.spawnUnanswered) outcome = await deliverSpawn(link);
+    outcome ??= await follow(link, timeoutMs);
+  } finally {
+    deadline.cancel();
+  }
+  if ('continueAsNew' in outcome) return await continueAsNew<typeof federatedSpawn>({ ...input, resume: resumeOf(mirror, deadlineAt) });
+
+  status.state = outcome.state;
+  status.following = 'ended';
+  status.updatedAt = now();
+  if (outcome.error !== undefined) status.error = outcome.error;
+  upsertSearchAttributes([{ key: AGENT_STATE, value: outcome.state }]);
+  setCurrentDetails(followingDetails(status));
+  const error = outcome.error !== undefined ? { error: outcome.error } : {};
+  const final = { agentId, state: outcome.state, detail: outcome.detail, ...error, ...mirrored(mirror) };
+  await records.recordFederatedState.executeWithOptions({ summary: `record final state: ${outcome.state}` }, [final]);
+  if (outcome.state === 'failed') throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', AGENT_RUN_FAILURES.agentFailed);
+  return status;
+}
