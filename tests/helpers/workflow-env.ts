@@ -64,9 +64,9 @@ export async function untilCancelled(): Promise<never> {
 }
 
 /** Resolves once `check` holds, polling every 20 ms (up to `timeoutMs`). */
-export async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const started = Date.now();
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() - started > timeoutMs) throw new Error('timed out waiting for a condition');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
