@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseAllowedNetworks } from '../platform/outbound-http';
 import { parseModelPrices } from './model-prices';
 import { ORCHESTRATOR_TASK_QUEUE } from '../shared/task-queues';
+import { RELEASE } from './release';
 
 /**
  * Every setting the API and the worker read from the environment. The defaults make a single local
@@ -112,6 +113,18 @@ export const configSchema = z.object({
   WORKER_METRICS_ADDRESS: HostPort.default('127.0.0.1:9464'),
   /** Where the Temporal SDK's runtime exports its Prometheus metrics (the worker's /metrics includes them). */
   TEMPORAL_METRICS_ADDRESS: HostPort.default('127.0.0.1:9465'),
+  /** The worker deployment this instance's workers belong to (default: the TASK_QUEUE). */
+  WORKER_DEPLOYMENT_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be 1-200 letters, digits, dots, dashes or underscores')
+    .optional(),
+  /** The workers' version within it: agent runs stay on the version that started them (default: the release). */
+  WORKER_BUILD_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._+-]{1,100}$/, 'must be 1-100 letters, digits, dots, dashes, pluses or underscores')
+    .default(RELEASE),
+  /** newer: a worker makes its version current when it is a later release than the current one; never: the operator does. */
+  WORKER_PROMOTE: z.enum(['newer', 'never']).default('newer'),
 });
 
 /** The resolved configuration: PUBLIC_URL always set. */

@@ -1,4 +1,4 @@
-import { Runtime, Worker } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadConfig } from '../config/env';
 import { createDockerClient } from '../platform/docker';
@@ -9,7 +9,7 @@ import { preflight, requireSandboxRuntime } from '../platform/preflight';
 import { startWorkerHostReports } from '../platform/worker-hosts';
 import { createPrismaClient } from '../prisma/client';
 import { connectTemporalClient, connectWorkerConnection } from '../temporal/connection';
-import { activitySlotsFor, WORKER_SHUTDOWN_GRACE_TIME } from '../temporal/worker-settings';
+import { createInstanceWorkers } from '../temporal/instance-workers';
 import { reconcileSandboxes } from '../activities/sandbox-reconciler';
 import { reconcileAgentRows } from '../activities/agent-reconciler';
 import { watchLiveSandboxes } from '../activities/agent-sandbox';
@@ -64,17 +64,12 @@ async function main(): Promise<void> {
   await ensureRetentionSchedule(temporal, config).catch((error: unknown) => log.warn({ err: error }, 'could not create or update the retention schedule'));
   const interceptors = { activity: [observeActivities(log, metrics)] };
   log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
-  const orchestrator = await Worker.create({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TASK_QUEUE,
-    workflowsPath: require.resolve('../workflows'),
+  const workers = await createInstanceWorkers(config, connection, temporal, log, {
     activities,
     interceptors,
-    shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
-    maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS),
+    hostQueue: deps.hostQueue,
+    workflows: { workflowsPath: require.resolve('../workflows') },
   });
-  const host = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: deps.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME, maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS) });
   log.info({ taskQueues: [config.TASK_QUEUE, deps.hostQueue], namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
 
   // Orphaned sandboxes (their workflow ended without teardown) are removed now and every few minutes.
@@ -101,7 +96,7 @@ async function main(): Promise<void> {
   const rowReconciler = setInterval(() => void reconcileRows(), RECONCILE_ROWS_INTERVAL_MS);
   try {
     // Both resolve after SIGINT/SIGTERM, which the SDK handles by draining.
-    await Promise.all([orchestrator.run(), host.run()]);
+    await workers.run();
   } finally {
     clearInterval(reconciler);
     clearInterval(rowReconciler);

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { watchLiveSandboxes } from '../../activities/agent-sandbox';
@@ -31,7 +31,7 @@ import { createWorkerMetrics, serveMetrics, type WorkerMetrics } from '../../pla
 import { observeActivities } from '../../workers/observed-activities';
 import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, connectWorkerConnection, createProbeConnection } from '../../temporal/connection';
-import { activitySlotsFor, WORKER_SHUTDOWN_GRACE_TIME } from '../../temporal/worker-settings';
+import { createInstanceWorkers } from '../../temporal/instance-workers';
 
 /**
  * Where this jest worker's instances log (LOG_LEVEL and up) and the Temporal SDK's warnings go: a file
@@ -92,18 +92,9 @@ async function runWorker(
   await ensureRetentionSchedule(temporal, config);
   const interceptors = { activity: [observeActivities(log, deps.metrics)] };
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
-  const worker = await Worker.create({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TASK_QUEUE,
-    ...(bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') }),
-    activities,
-    interceptors,
-    shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME,
-    maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS),
-  });
-  const hostWorker = await Worker.create({ connection, namespace: config.TEMPORAL_NAMESPACE, taskQueue: built.hostQueue, activities, interceptors, shutdownGraceTime: WORKER_SHUTDOWN_GRACE_TIME, maxConcurrentActivityTaskExecutions: activitySlotsFor(config.MAX_CONCURRENT_AGENTS) });
-  const running = Promise.all([worker.run(), hostWorker.run()]);
+  const workflows = bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') };
+  const workers = await createInstanceWorkers(config, connection, temporal, log, { activities, interceptors, hostQueue: built.hostQueue, workflows });
+  const running = workers.run();
   const listener = startPgListener(config.DATABASE_URL, [SESSION_EVENTS_CHANNEL], log);
   const wakeups = startCallbackWakeups(listener, temporal, deps.prisma, log);
   const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
@@ -114,8 +105,7 @@ async function runWorker(
     await listener.close();
     built.quotaWatch?.stop();
     await built.warmPool?.stop();
-    worker.shutdown();
-    hostWorker.shutdown();
+    workers.shutdown();
     await running;
     await connection.close();
   };

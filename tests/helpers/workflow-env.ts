@@ -17,7 +17,7 @@ export interface WorkflowEnv {
   /** A task queue of this test's own, so tests never take each other's tasks. */
   taskQueue: string;
   /** Starts workers on `queues` (the test's queue and, say, a host's queue) with `activities`, until close. */
-  startWorkers(activities: StubActivities, queues: string[]): Promise<void>;
+  startWorkers(activities: StubActivities, queues: string[], version?: { deploymentName: string; buildId: string }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -31,7 +31,7 @@ export async function workflowEnv(): Promise<WorkflowEnv> {
   return {
     client,
     taskQueue: `workflow-test-${randomUUID()}`,
-    async startWorkers(activities, queues) {
+    async startWorkers(activities, queues, version) {
       for (const taskQueue of queues) {
         const worker = await Worker.create({
           connection: native,
@@ -41,6 +41,7 @@ export async function workflowEnv(): Promise<WorkflowEnv> {
           // Heartbeats (and so cancellations) reach the stubs within a tenth of a second.
           maxHeartbeatThrottleInterval: '100 milliseconds',
           defaultHeartbeatThrottleInterval: '100 milliseconds',
+          ...(version ? { workerDeploymentOptions: { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } } : {}),
         });
         running.push({ worker, done: worker.run() });
       }

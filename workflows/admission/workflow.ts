@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, proxyActivities, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { admissionStateQuery, hostReportSignal, releaseSlotSignal, requestSlotUpdate, slotGrantedSignal, type AdmissionState } from './contract';
 import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, release } from './queue';
@@ -77,3 +77,7 @@ export async function hostAdmission(carried?: AdmissionState): Promise<void> {
     }
   }
 }
+
+// A long-lived loop: it moves to each new worker version instead of keeping an old one alive (its
+// changes after a release keep replaying its open histories, see docs/operations.md).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, hostAdmission);

@@ -1,4 +1,4 @@
-import { condition, proxyActivities, setCurrentDetails, setHandler, uuid4 } from '@temporalio/workflow';
+import { condition, proxyActivities, setCurrentDetails, setHandler, setWorkflowOptions, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { isTerminalState } from '../../shared/vocabulary';
 import { agentLifecycleSignal, type HubEventDeliveryInput, type LifecycleSnapshot } from './contract';
@@ -46,3 +46,7 @@ export async function hubEventDelivery(input: HubEventDeliveryInput): Promise<{ 
   }
   return { delivered, undelivered };
 }
+
+// A long-lived loop: it moves to each new worker version instead of keeping an old one alive (its
+// changes after a release keep replaying its open histories, see docs/operations.md).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, hubEventDelivery);

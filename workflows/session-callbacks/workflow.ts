@@ -1,4 +1,4 @@
-import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { sessionEventsAppendedSignal, type SessionCallbacksInput, type SessionCallbacksResult } from './contract';
 
@@ -50,3 +50,7 @@ export async function sessionCallbacks(input: SessionCallbacksInput): Promise<Se
     await condition(() => appended > delivered, FALLBACK_CHECK, { summary: 'waiting for the agent\'s next event' });
   }
 }
+
+// A long-lived loop: it moves to each new worker version instead of keeping an old one alive (its
+// changes after a release keep replaying its open histories, see docs/operations.md).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, sessionCallbacks);

@@ -1,0 +1,2 @@
+/** This release: the workers' build id by default, and the version its golden histories are kept under. */
+export const RELEASE = 'v0.2.0';
