@@ -10,7 +10,7 @@ RUN PRISMA_QUERY_ENGINE_LIBRARY=/dev/null npx prisma generate \
  && npm prune --omit=dev
 
 # Runtime stage: compiled code, production dependencies, and what `prisma migrate deploy` reads.
-# The worker clones repositories itself (activities/repository-clone.ts): git, CA certificates for
+# The worker clones repositories itself (sandbox-runtime/repository-clone.ts): git, CA certificates for
 # https remotes and openssh-client for ssh:// remotes.
 FROM node:20-bookworm-slim
 RUN apt-get update \

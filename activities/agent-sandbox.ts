@@ -2,22 +2,22 @@ import { chown, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
-import type { ContainerInfo } from 'dockerode';
 import type { WorkerMetrics } from '../platform/metrics';
 import { runProgram } from '../platform/program-runner';
 import type { PrismaClient } from '../prisma/client';
 import type { RepositoryPolicy } from '../platform/repository-policy';
 import { TERMINAL_STATES, type AgentType } from '../shared/vocabulary';
 import { type AgentContext, type AgentOptions } from '../shared/agent-schemas';
-import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from './agent-tools';
+import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from '../sandbox-runtime/agent-tools';
 import { cancelledByShutdown, stopIfCancelled, whileHeartbeating, WORKER_SHUTDOWN_FAILURE } from './heartbeat';
-import type { InFlightModelCalls } from './model-calls';
-import { cloneRepository } from './repository-clone';
-import { containerNameOf, endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, runDetachedInContainer, type DetachedOutcome, type ExecResult } from './sandbox';
-import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_WORKFLOW, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
-import type { QuotaWatchdog } from './quota-watchdog';
-import { dropDanglingLink, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
-import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from './workspace';
+import type { InFlightModelCalls } from '../model-client/calls-in-flight';
+import { AGENT_LABEL, containerNameFor, DEADLINE_LABEL, resultBranchFor, WORKSPACE_LABEL } from '../sandbox-runtime/agent-containers';
+import { CloneFailed, cloneRepository } from '../sandbox-runtime/repository-clone';
+import { endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, runDetachedInContainer, type DetachedOutcome, type ExecResult } from '../sandbox-runtime/containers';
+import { clampLimits, hardenedContainerSpec, SANDBOX_UID, type SandboxRuntime } from '../sandbox-runtime/container-spec';
+import type { QuotaWatchdog } from '../sandbox-runtime/quota-watchdog';
+import { dropDanglingLink, type WarmPool } from '../sandbox-runtime/warm-pool';
+import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from '../sandbox-runtime/workspace';
 import { appendEventStatements, storeResult } from '../domain/agents/agent-events';
 import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
@@ -32,9 +32,6 @@ const sandboxRemoved = (containerName: string): ApplicationFailure => stoppedByK
 
 /** Whether an activity ended because a kill stopped it (its sandbox removed under it): counted as cancelled, not failed. */
 export const isSandboxRemoved = (error: unknown): boolean => error instanceof ApplicationFailure && error.details?.[0] === SANDBOX_REMOVED;
-export const AGENT_LABEL = 'agent-orchestrator.agent-id';
-export const WORKSPACE_LABEL = 'agent-orchestrator.workspace-id';
-export const DEADLINE_LABEL = 'agent-orchestrator.deadline';
 
 export interface AgentSandboxDeps {
   metrics: WorkerMetrics;
@@ -86,20 +83,6 @@ export interface AgentResultSummary {
   testExitCode: number | null;
 }
 
-const CONTAINER_PREFIX = 'agent-';
-export const containerNameFor = (agentId: string): string => `${CONTAINER_PREFIX}${agentId}`;
-
-/**
- * The workflow (agent id) a sandbox belongs to: its label, or for a claimed warm container (created
- * before its agent existed, labels fixed) its name. Undefined for a sandbox of no agent.
- */
-export function agentIdOfSandbox(container: Pick<ContainerInfo, 'Names' | 'Id' | 'Labels'>): string | undefined {
-  const labelled = container.Labels[SANDBOX_LABEL_WORKFLOW];
-  if (labelled) return labelled;
-  const name = containerNameOf(container);
-  return container.Labels[POOL_SLOT_LABEL] !== undefined && name.startsWith(CONTAINER_PREFIX) ? name.slice(CONTAINER_PREFIX.length) : undefined;
-}
-export const resultBranchFor = (agentId: string): string => `agent/${agentId}`;
 
 /** What the model reads of a command: its exit code and both streams, or for a plain tool (the editor) its answer alone. */
 function formatOutput(result: ExecResult, plain: boolean): string {
@@ -240,7 +223,19 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const origin = agent.originConnectionId ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } }) : null;
     const allowLocal = agent.originConnectionId === null || origin?.allowLocalRepositories === true;
     const dir = await realpath(workspace); // the slot itself when the workspace links to a warm one
-    const checkout = await cloneRepository(deps.repositories, { repository: input.context.repository, branch: input.context.branch, dir, allowLocal }, SANDBOX_FAILED);
+    const { repository, branch } = input.context;
+    const context = Context.current();
+    const onGitError = (stderr: string): void => {
+      context.log.warn('clone failed', { repository, branch, git: stderr.slice(-2000) });
+    };
+    const clone = { repository, branch, dir, allowLocal };
+    let checkout: { headSha: string | null };
+    try {
+      checkout = await cloneRepository(deps.repositories, clone, { signal: context.cancellationSignal, onGitError });
+    } catch (error) {
+      if (error instanceof CloneFailed) throw ApplicationFailure.nonRetryable(error.message, SANDBOX_FAILED);
+      throw error;
+    }
     await runProgram('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
     return checkout;
   }

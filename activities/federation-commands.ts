@@ -6,9 +6,8 @@ import { bodyHash, commandBody, newNonce, type CommandReply } from '../federatio
 import { SignatureError } from '../federation/signatures';
 import { Prisma, type PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState } from '../shared/vocabulary';
-import { StatusReplyResultSchema } from '../shared/federated-agent-schemas';
+import { type RemoteProgress, StatusReplyResultSchema } from '../shared/federated-agent-schemas';
 import { FEDERATION_FAILURES, type OutboundCommand, type VerifiedCommand } from '../workflows/federation-command/contract';
-import { type RemoteProgress } from '../shared/federated-agent-schemas';
 import { storeResult } from '../domain/agents/agent-events';
 import { recordContact } from '../domain/agents/federated-contact';
 

@@ -11,16 +11,16 @@ import { createAgentSandboxActivities } from './agent-sandbox';
 import { createFederationCommandActivities } from './federation-commands';
 import { createHubEventActivities } from './hub-events';
 import { createModelActivities } from './model';
-import { InFlightModelCalls } from './model-calls';
+import { InFlightModelCalls } from '../model-client/calls-in-flight';
 import type { ModelPriceTable } from '../config/model-prices';
 import { createSandboxCheckRecordActivities } from './sandbox-check-records';
 import { createSandboxProbeActivities } from './sandbox-check-probe';
 import { createRetentionActivities } from './retention';
 import { createSessionCallbackActivities } from './session-callbacks';
-import type { SandboxRuntime } from './sandbox-spec';
-import type { QuotaWatchdog } from './quota-watchdog';
-import type { WarmPool } from './warm-pool';
-import type { QuotaMode } from './workspace';
+import type { SandboxRuntime } from '../sandbox-runtime/container-spec';
+import type { QuotaWatchdog } from '../sandbox-runtime/quota-watchdog';
+import type { WarmPool } from '../sandbox-runtime/warm-pool';
+import type { QuotaMode } from '../sandbox-runtime/workspace';
 
 export interface ActivityDeps {
   prisma: PrismaClient;

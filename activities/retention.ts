@@ -4,7 +4,7 @@ import type { PrismaClient } from '../prisma/client';
 import { WORKER_REPORT_MAX_AGE_MS } from '../platform/worker-hosts';
 import type { PrunedRecords, RetentionSettings } from '../workflows/retention/contract';
 import { sandboxHostQueue } from '../shared/task-queues';
-import { pruneWorkspaces } from './workspace-retention';
+import { pruneWorkspaces } from '../sandbox-runtime/workspace-retention';
 
 /** An outbound command still sending after this long has no attempt left (a spawn's retries last minutes). */
 const ABANDONED_SEND_MS = 3600 * 1000;

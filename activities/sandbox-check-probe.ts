@@ -3,9 +3,9 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { SandboxCheckResult } from '../workflows/sandbox-check/contract';
-import { runContainerToCompletion } from './sandbox';
-import { failedChecks, parseProbeOutput, PROBE_SCRIPT, WORKSPACE_MARKER } from './sandbox-probe';
-import { hardenedContainerSpec, SANDBOX_UID, type SandboxRuntime } from './sandbox-spec';
+import { runContainerToCompletion } from '../sandbox-runtime/containers';
+import { failedChecks, parseProbeOutput, PROBE_SCRIPT, WORKSPACE_MARKER } from '../sandbox-runtime/probe';
+import { hardenedContainerSpec, SANDBOX_UID, type SandboxRuntime } from '../sandbox-runtime/container-spec';
 
 export interface SandboxProbeDeps {
   docker: Docker;

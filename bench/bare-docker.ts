@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { hardenedContainerSpec, type SandboxRuntime } from '../activities/sandbox-spec';
+import { hardenedContainerSpec, type SandboxRuntime } from '../sandbox-runtime/container-spec';
 
 /** The burst's baseline: `count` hardened containers created and started at once, then removed. */
 export async function bareBurst(docker: Docker, image: string, runtime: SandboxRuntime, count: number): Promise<{ allStartedMs: number }> {

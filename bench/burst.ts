@@ -1,4 +1,4 @@
-import { containerNameFor } from '../activities/agent-sandbox';
+import { containerNameFor } from '../sandbox-runtime/agent-containers';
 import type { ContainerEvents } from './docker-events';
 import { acceptedAgentId, spawnBody, waitForState, type BenchInstance } from './harness';
 import { WORK } from './bench-model';

@@ -1,4 +1,4 @@
-import { containerNameFor } from '../activities/agent-sandbox';
+import { containerNameFor } from '../sandbox-runtime/agent-containers';
 import { bearer, federatedSpawnBody, type Link } from '../tests/helpers/federation';
 import { request, type JsonResponse } from '../tests/helpers/http';
 import type { ContainerEvents } from './docker-events';

@@ -1,4 +1,4 @@
-import { containerNameFor } from '../activities/agent-sandbox';
+import { containerNameFor } from '../sandbox-runtime/agent-containers';
 import { agentStatusQuery } from '../workflows/agent-run/contract';
 import { bareCreateStart } from './bare-docker';
 import type { ContainerEvents } from './docker-events';

@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
-import { AGENT_TYPES } from './vocabulary';
+import { AGENT_TYPES, DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
 
 /**
  * Request schemas for agents: the API validates with them and generates OpenAPI from them, and the
- * workflow uses only their inferred types (shared/agents.ts), so zod never enters the workflow bundle.
+ * workflows use only their inferred types (below), so zod never enters the workflow bundle.
  */
 export const Identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
 

@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import { AgentContextSchema, AgentOptionsSchema, AgentResourcesSchema, Identifier } from './agent-schemas';
-import { PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
-import { AGENT_STATES, AGENT_TYPES } from './vocabulary';
+import { AGENT_STATES, AGENT_TYPES, PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
 
 /**
  * The wire shapes of agents run across federation (FED-010, ../shared/seeds): the payloads of the
  * agent.spawn, agent.status and agent.kill COMMANDs, their results in the signed replies, and the
  * agent.lifecycle EVENT a spoke pushes to the hub. Fields beyond the seed are optional additions,
  * never renames (docs/federation-protocol.md). The hub's REST body is the spawn payload plus the
- * connection to run it through. Workflows use only the inferred types (shared/federated-agents.ts).
+ * connection to run it through. Workflows use only the inferred types (below).
  */
 const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
-import { AGENT_LABEL } from '../activities/agent-sandbox';
+import { AGENT_LABEL } from '../sandbox-runtime/agent-containers';
 import type { PrismaClient } from '../prisma/client';
 import { TERMINAL_STATES } from '../shared/vocabulary';
 import type { SessionCallbackBody } from '../workflows/session-callbacks/contract';

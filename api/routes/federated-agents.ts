@@ -6,9 +6,8 @@ import { LIVE_STATUS_DEADLINE_MS, type LiveStatus, type AgentRow } from '../../d
 import type { FederatedAgentService } from '../../domain/agents/federated-agents';
 import type { PrismaClient } from '../../prisma/client';
 import { isTerminalState, AGENT_STATES, AGENT_TYPES, type AgentState } from '../../shared/vocabulary';
-import { AgentResultPayloadSchema, FederatedSpawnRequestSchema, RemoteProgressSchema } from '../../shared/federated-agent-schemas';
+import { AgentResultPayloadSchema, FederatedSpawnRequestSchema, type RemoteProgress, RemoteProgressSchema } from '../../shared/federated-agent-schemas';
 import { FOLLOWING, type KillRequest } from '../../workflows/federated-spawn/contract';
-import { type RemoteProgress } from '../../shared/federated-agent-schemas';
 import { requireApiToken, workspaceOf } from '../auth';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';

@@ -5,8 +5,7 @@ import { admitCommand, FederationRejection, refusal, signedReply, type Connectio
 import { CANCELLED_SPAWN, type CommandEnvelope, type CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import { isUniqueViolation, Prisma, type FederationCommand, type PrismaClient } from '../../prisma/client';
-import { isTerminalState, type AgentState, type AgentType } from '../../shared/vocabulary';
-import { DEFAULT_PRIORITY } from '../../shared/vocabulary';
+import { type AgentState, type AgentType, DEFAULT_PRIORITY, isTerminalState } from '../../shared/vocabulary';
 import { AgentRefPayloadSchema, KillPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
 import type { StatusReplyResult } from '../../shared/federated-agent-schemas';
 import { DomainError } from '../errors';

@@ -6,7 +6,7 @@ import { issueApiToken } from '../../api/auth';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, sampleContainers } from '../helpers/chaos';
-import { isMounted } from '../../activities/workspace';
+import { isMounted } from '../../sandbox-runtime/workspace';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';

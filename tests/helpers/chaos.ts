@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL } from '../../sandbox-runtime/agent-containers';
 import type { PrismaClient } from '../../prisma/client';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AGENT_RUN_WORKFLOW, type AgentRunInput } from '../../workflows/agent-run/contract';

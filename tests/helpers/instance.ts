@@ -9,7 +9,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { watchLiveSandboxes } from '../../activities/agent-sandbox';
-import { ensureRetentionSchedule } from '../../temporal/retention-schedule';
+import { ensureRetentionSchedule } from '../../workers/jobs/retention-schedule';
 import { retentionScheduleId } from '../../workflows/retention/contract';
 import { activityDeps } from '../../workers/activity-deps';
 import { createIdentityHolder, identitySettings, type IdentityHolder } from '../../federation/identity';

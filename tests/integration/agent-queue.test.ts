@@ -1,5 +1,5 @@
 import { issueApiToken } from '../../api/auth';
-import { containerNameFor } from '../../activities/agent-sandbox';
+import { containerNameFor } from '../../sandbox-runtime/agent-containers';
 import { admissionWorkflowId } from '../../workflows/admission/contract';
 import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { FakeAnthropic, reply } from '../../scripts/scripted-model-server';

@@ -3,7 +3,7 @@ import { issueApiToken } from '../../api/auth';
 import { randomUUID } from 'node:crypto';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../workflows/agent-run/contract';
-import { containerNameFor } from '../../activities/agent-sandbox';
+import { containerNameFor } from '../../sandbox-runtime/agent-containers';
 import { byTurn, EDITOR, FakeAnthropic, reply, reportedUsage } from '../../scripts/scripted-model-server';
 import { costOf, DEFAULT_MODEL_PRICES, priceOf } from '../../config/model-prices';
 import { recordHistoryIfRequested } from '../helpers/histories';

@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL } from '../../sandbox-runtime/agent-containers';
 import { INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, verifyReply } from '../../federation/client';
 import { createIdentityHolder, signingKey, type InstanceKey } from '../../federation/identity';
 import { signRequest } from '../../federation/messages';

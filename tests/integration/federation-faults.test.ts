@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL } from '../../sandbox-runtime/agent-containers';
 import { byTurn, byWorkItem, FakeAnthropic, reply, type Script } from '../../scripts/scripted-model-server';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { FEDERATED_SPAWN_WORKFLOW, type FederatedAgentStatus, type FederatedSpawnInput } from '../../workflows/federated-spawn/contract';

@@ -1,5 +1,5 @@
 import { issueApiToken } from '../../api/auth';
-import { AGENT_LABEL, containerNameFor } from '../../activities/agent-sandbox';
+import { AGENT_LABEL, containerNameFor } from '../../sandbox-runtime/agent-containers';
 import { agentStatusQuery, killAgentSignal, type AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, lockAgentRow, pendingActivityTypes, startContinuingAgent } from '../helpers/chaos';

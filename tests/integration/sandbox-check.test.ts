@@ -1,5 +1,5 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
+import { SANDBOX_LABEL_WORKFLOW } from '../../sandbox-runtime/container-spec';
 import { sandboxCheckStatusQuery, sandboxCheckWorkflowId, type SandboxCheckResult } from '../../workflows/sandbox-check/contract';
 import { issueAdminToken } from '../../api/auth';
 import { recordHistoryIfRequested } from '../helpers/histories';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { issueApiToken } from '../../api/auth';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL } from '../../sandbox-runtime/agent-containers';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
-import { AGENT_LABEL } from '../../activities/agent-sandbox';
+import { AGENT_LABEL } from '../../sandbox-runtime/agent-containers';
 import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';

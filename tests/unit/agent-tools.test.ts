@@ -1,5 +1,5 @@
-import { BASH_TOOL, EDITOR_MAX_CHARACTERS, EDITOR_TOOL, toolCallLabel, toolCommand, ToolInputError, toolsFor } from '../../activities/agent-tools';
-import { BASH_SESSION_FILE } from '../../activities/sandbox-tool-scripts';
+import { BASH_TOOL, EDITOR_MAX_CHARACTERS, EDITOR_TOOL, toolCallLabel, toolCommand, ToolInputError, toolsFor } from '../../sandbox-runtime/agent-tools';
+import { BASH_SESSION_FILE } from '../../sandbox-runtime/tool-scripts';
 
 /** Which tools each role gets, and how a call becomes a command in the sandbox (pure: no sandbox here). */
 describe('agent tools', () => {

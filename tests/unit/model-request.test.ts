@@ -1,5 +1,5 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import { clearedToolResult, ContextOverflowError, fitToContext, withCacheBreakpoints, type StoredMessage } from '../../activities/model-request';
+import { clearedToolResult, ContextOverflowError, fitToContext, withCacheBreakpoints, type StoredMessage } from '../../model-client/request';
 
 /** A transcript of `turns` bash calls whose results are `resultSize` characters each. */
 function transcript(turns: number, resultSize: number): StoredMessage[] {

@@ -1,4 +1,4 @@
-import { clampLimits, DEFAULT_SANDBOX_LIMITS, hardenedContainerSpec, MAX_SANDBOX_LIMITS, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from '../../activities/sandbox-spec';
+import { clampLimits, DEFAULT_SANDBOX_LIMITS, hardenedContainerSpec, MAX_SANDBOX_LIMITS, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from '../../sandbox-runtime/container-spec';
 
 describe('hardenedContainerSpec', () => {
   const spec = hardenedContainerSpec({

@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { AgentContext } from '../shared/agent-schemas';
 import type { AgentType } from '../shared/vocabulary';
-import { toolCallLabel, type AgentTool } from './agent-tools';
+import { toolCallLabel, type AgentTool } from '../sandbox-runtime/agent-tools';
 
 /**
  * What one model call sends, built from the stored transcript: the system prompt, the tools, the

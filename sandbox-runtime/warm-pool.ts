@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { containerNameOf, removeContainerIfPresent } from './sandbox';
-import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, type SandboxLimits, type SandboxRuntime } from './sandbox-spec';
+import { containerNameOf, removeContainerIfPresent } from './containers';
+import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, type SandboxLimits, type SandboxRuntime } from './container-spec';
 import { prepareWorkspace, removeWorkspace, type QuotaMode } from './workspace';
 
 /** Marks a warm container (value: its host); its slot workspace is in POOL_SLOT_LABEL. Labels never change, so a claimed one keeps them. */

@@ -3,8 +3,8 @@ import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ContainerCreateOptions, ContainerInfo } from 'dockerode';
 import { z } from 'zod';
-import { SANDBOX_UID, WORKSPACE_PATH } from './sandbox-spec';
-import { TOOL_CALLS_DIR, TOOL_RUNNER } from './sandbox-tool-scripts';
+import { SANDBOX_UID, WORKSPACE_PATH } from './container-spec';
+import { TOOL_CALLS_DIR, TOOL_RUNNER } from './tool-scripts';
 
 export interface ContainerRunOptions {
   timeoutMs: number;

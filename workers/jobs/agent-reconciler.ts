@@ -1,8 +1,8 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { WorkerMetrics } from '../platform/metrics';
-import type { PrismaClient } from '../prisma/client';
-import { isTerminalState, TERMINAL_STATES, type AgentState } from '../shared/vocabulary';
-import { createAgentRecordActivities } from './agent-records';
+import type { WorkerMetrics } from '../../platform/metrics';
+import type { PrismaClient } from '../../prisma/client';
+import { isTerminalState, TERMINAL_STATES, type AgentState } from '../../shared/vocabulary';
+import { createAgentRecordActivities } from '../../activities/agent-records';
 
 /** A row younger than this may still be waiting for the API to start its workflow. */
 const START_GRACE_MS = 30_000;

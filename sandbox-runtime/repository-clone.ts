@@ -2,12 +2,23 @@ import { lookup } from 'node:dns/promises';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure, Context } from '@temporalio/activity';
 import { runProgram } from '../platform/program-runner';
 import { admitRepository, RepositoryRefused, type CloneSource, type RepositoryPolicy } from '../platform/repository-policy';
 
 
 export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** The repository cannot be cloned: refused by the policy, or not available. Retrying gets the same. */
+export class CloneFailed extends Error {
+  override readonly name = 'CloneFailed';
+}
+
+export interface CloneOptions {
+  /** Stops git (a kill); the clone then rejects with the signal's reason. */
+  signal: AbortSignal;
+  /** Where git's own words go when it fails (the operator's log, never the answer). */
+  onGitError: (stderr: string) => void;
+}
 
 /**
  * Clones an agent's repository on the host, before the agent touches the checkout (git never runs on
@@ -18,16 +29,21 @@ export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
  * redirects, and a time limit. Its size is bounded by the workspace it clones into. A failure never
  * says whether a path exists on the host; the operator finds git's own words in the worker's log.
  */
-export async function cloneRepository(policy: RepositoryPolicy, input: { repository: string; branch: string; dir: string; allowLocal: boolean }, failureType: string): Promise<{ headSha: string | null }> {
+export async function cloneRepository(
+  policy: RepositoryPolicy,
+  input: { repository: string; branch: string; dir: string; allowLocal: boolean },
+  options: CloneOptions,
+): Promise<{ headSha: string | null }> {
   if (await stat(path.join(input.dir, '.git')).catch(() => null)) return { headSha: null }; // a retried launch reuses its checkout
   let source: CloneSource;
   try {
     source = await admitRepository(policy, input.repository, { allowLocal: input.allowLocal });
   } catch (error) {
-    if (error instanceof RepositoryRefused) throw ApplicationFailure.nonRetryable(error.message, failureType);
+    if (error instanceof RepositoryRefused) throw new CloneFailed(error.message);
     throw error;
   }
-  const unavailable = (): ApplicationFailure => ApplicationFailure.nonRetryable(`cannot clone ${input.repository} (branch ${input.branch}): the repository or the branch is not available`, failureType);
+  const unavailable = (): CloneFailed =>
+    new CloneFailed(`cannot clone ${input.repository} (branch ${input.branch}): the repository or the branch is not available`);
 
   const config = [
     ['protocol.allow', 'never'],
@@ -75,14 +91,13 @@ export async function cloneRepository(policy: RepositoryPolicy, input: { reposit
           env,
           timeoutMs: CLONE_TIMEOUT_MS,
           maxBuffer: 1024 * 1024,
-          signal: Context.current().cancellationSignal,
+          signal: options.signal,
         },
       );
     } catch (error) {
-      // A kill during the clone: git was stopped; the activity reports itself cancelled.
-      if (Context.current().cancellationSignal.aborted) throw Context.current().cancellationSignal.reason;
-      const stderr = (error as { stderr?: string }).stderr?.trim() ?? String(error);
-      Context.current().log.warn('clone failed', { repository: input.repository, branch: input.branch, git: stderr.slice(-2000) });
+      // A kill during the clone: git was stopped, and the caller learns why.
+      if (options.signal.aborted) throw options.signal.reason;
+      options.onGitError((error as { stderr?: string }).stderr?.trim() ?? String(error));
       throw unavailable();
     }
     // The fresh checkout, before anything of the agent ran in it: its commit is read here, not in the sandbox.

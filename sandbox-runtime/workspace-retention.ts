@@ -3,8 +3,8 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { PrismaClient } from '../prisma/client';
 import { isTerminalState } from '../shared/vocabulary';
-import { agentIdOfSandbox } from './agent-sandbox';
-import { SANDBOX_LABEL_MANAGED } from './sandbox-spec';
+import { agentIdOfSandbox } from './agent-containers';
+import { SANDBOX_LABEL_MANAGED } from './container-spec';
 import { imageOf, listWorkspaces, removeWorkspace } from './workspace';
 
 /**

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, realpath, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { runProgram } from '../platform/program-runner';
-import { SANDBOX_UID } from './sandbox-spec';
+import { SANDBOX_UID } from './container-spec';
 
 const run = runProgram;
 

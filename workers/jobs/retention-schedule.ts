@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
-import type { AppConfig } from '../config/env';
-import { RETENTION_WORKFLOW, retentionScheduleId, type RetentionSettings } from '../workflows/retention/contract';
+import type { AppConfig } from '../../config/env';
+import { RETENTION_WORKFLOW, retentionScheduleId, type RetentionSettings } from '../../workflows/retention/contract';
 
 export const retentionSettings = (config: AppConfig): RetentionSettings => ({
   eventHours: config.EVENT_RETENTION_HOURS,

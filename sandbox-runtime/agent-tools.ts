@@ -1,7 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import type { AgentType } from '../shared/vocabulary';
-import { BASH_SESSION, BASH_SESSION_FILE, TEXT_EDITOR } from './sandbox-tool-scripts';
+import { BASH_SESSION, BASH_SESSION_FILE, TEXT_EDITOR } from './tool-scripts';
 
 /**
  * The tools an agent may call. Where Anthropic defines a tool Claude is trained on, the agent gets

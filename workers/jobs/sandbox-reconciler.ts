@@ -1,11 +1,11 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import path from 'node:path';
-import { agentIdOfSandbox } from './agent-sandbox';
-import { isUnclaimedPoolContainer, POOL_SLOT_LABEL, type WarmPool } from './warm-pool';
-import { containerNameOf, removeContainerIfPresent } from './sandbox';
-import { releaseWorkspace, removeWorkspace } from './workspace';
-import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED } from './sandbox-spec';
+import { agentIdOfSandbox } from '../../sandbox-runtime/agent-containers';
+import { isUnclaimedPoolContainer, POOL_SLOT_LABEL, type WarmPool } from '../../sandbox-runtime/warm-pool';
+import { containerNameOf, removeContainerIfPresent } from '../../sandbox-runtime/containers';
+import { releaseWorkspace, removeWorkspace } from '../../sandbox-runtime/workspace';
+import { SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED } from '../../sandbox-runtime/container-spec';
 
 export interface ReconcileResult {
   kept: string[];
