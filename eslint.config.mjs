@@ -15,7 +15,10 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
       '@typescript-eslint/explicit-module-boundary-types': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
     },
   },
@@ -23,7 +26,15 @@ export default tseslint.config(
     // Plain JavaScript (config files, the lockfile tool) is not part of the TypeScript project.
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
-    languageOptions: { globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', console: 'readonly', process: 'readonly' } },
+    languageOptions: {
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        console: 'readonly',
+        process: 'readonly',
+      },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
@@ -36,20 +47,49 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must not use Node built-ins.' })),
           patterns: [
-            { group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'Workflows import activity types only; call them through proxyActivities.' },
-            { group: ['**/api/*', '**/platform/*', '**/prisma/*', 'dockerode', 'pg', '@prisma/*', '@anthropic-ai/*', 'express', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'], message: 'Workflow code must not do I/O.' },
+            {
+              group: ['**/activities', '**/activities/*'],
+              allowTypeImports: true,
+              message: 'Workflows import activity types only; call them through proxyActivities.',
+            },
+            {
+              group: [
+                '**/api/*',
+                '**/platform/*',
+                '**/prisma/*',
+                'dockerode',
+                'pg',
+                '@prisma/*',
+                '@anthropic-ai/*',
+                'express',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '@temporalio/activity',
+              ],
+              message: 'Workflow code must not do I/O.',
+            },
           ],
         },
       ],
       'no-restricted-globals': [
         'error',
-        ...['process', 'require', 'fetch', 'Buffer', '__dirname', '__filename', 'setImmediate'].map((name) => ({ name, message: 'Not available or not deterministic in workflow code.' })),
+        ...['process', 'require', 'fetch', 'Buffer', '__dirname', '__filename', 'setImmediate'].map((name) => ({
+          name,
+          message: 'Not available or not deterministic in workflow code.',
+        })),
       ],
     },
   },
   {
     // Outside workflows/, a workflow is reached through its contract (types and plain data), never its code.
-    files: ['api/**/*.ts', 'domain/**/*.ts', 'activities/**/*.ts', 'client/**/*.ts', 'cli/**/*.ts', 'federation/**/*.ts'],
+    files: [
+      'api/**/*.ts',
+      'domain/**/*.ts',
+      'activities/**/*.ts',
+      'client/**/*.ts',
+      'cli/**/*.ts',
+      'federation/**/*.ts',
+    ],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
@@ -57,7 +97,7 @@ export default tseslint.config(
           patterns: [
             {
               regex: '(^|/)workflows(/(?![\\w-]+/contract$).*)?$',
-              message: 'Import a workflow\'s contract, never its code.',
+              message: "Import a workflow's contract, never its code.",
             },
           ],
         },
@@ -68,7 +108,17 @@ export default tseslint.config(
     // Dependencies point down: the domain modules and the federation protocol never import the HTTP layer.
     files: ['domain/**/*.ts', 'federation/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/api', '**/api/*'], message: 'Domain and protocol code must not import api/; api/ maps HTTP to them.' }] }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/api', '**/api/*'],
+              message: 'Domain and protocol code must not import api/; api/ maps HTTP to them.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

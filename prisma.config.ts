@@ -11,5 +11,8 @@ export default defineConfig({
   engine: 'js',
   experimental: { adapter: true },
   // A short idle timeout lets the CLI exit as soon as it is done instead of holding the pool for 10 s.
-  adapter: () => Promise.resolve(new PrismaPg({ ...postgresConnection(loadConfig().DATABASE_URL), idleTimeoutMillis: 100, allowExitOnIdle: true })),
+  adapter: () =>
+    Promise.resolve(
+      new PrismaPg({ ...postgresConnection(loadConfig().DATABASE_URL), idleTimeoutMillis: 100, allowExitOnIdle: true }),
+    ),
 });

@@ -13,7 +13,9 @@ export function createAdmissionActivities() {
     async requestSlot(request: SlotRequest): Promise<SlotAnswer> {
       const { client, info, cancellationSignal } = Context.current();
       // The update waits for the admission workflow; a worker shutting down (or a kill) must not wait with it.
-      return await client.withAbortSignal(cancellationSignal, () => client.withDeadline(Date.now() + REQUEST_DEADLINE_MS, () => requestAdmission(client, info.taskQueue, request)));
+      return await client.withAbortSignal(cancellationSignal, () =>
+        client.withDeadline(Date.now() + REQUEST_DEADLINE_MS, () => requestAdmission(client, info.taskQueue, request)),
+      );
     },
 
     /** Which of these agents' workflows are no longer running (closed, terminated, or never started). */

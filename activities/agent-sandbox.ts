@@ -11,10 +11,29 @@ import { type AgentContext, type AgentOptions } from '../shared/agent-schemas';
 import { TOOL_OUTPUT_LIMIT_BYTES, toolCommand, ToolInputError } from '../sandbox-runtime/agent-tools';
 import { cancelledByShutdown, stopIfCancelled, whileHeartbeating, WORKER_SHUTDOWN_FAILURE } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
-import { AGENT_LABEL, containerNameFor, DEADLINE_LABEL, resultBranchFor, WORKSPACE_LABEL } from '../sandbox-runtime/agent-containers';
+import {
+  AGENT_LABEL,
+  containerNameFor,
+  DEADLINE_LABEL,
+  resultBranchFor,
+  WORKSPACE_LABEL,
+} from '../sandbox-runtime/agent-containers';
 import { CloneFailed, cloneRepository } from '../sandbox-runtime/repository-clone';
-import { endLeftoverCommands, execInContainer, isNotFound, removeContainerIfPresent, runDetachedInContainer, type DetachedOutcome, type ExecResult } from '../sandbox-runtime/containers';
-import { clampLimits, hardenedContainerSpec, SANDBOX_UID, type SandboxRuntime } from '../sandbox-runtime/container-spec';
+import {
+  endLeftoverCommands,
+  execInContainer,
+  isNotFound,
+  removeContainerIfPresent,
+  runDetachedInContainer,
+  type DetachedOutcome,
+  type ExecResult,
+} from '../sandbox-runtime/containers';
+import {
+  clampLimits,
+  hardenedContainerSpec,
+  SANDBOX_UID,
+  type SandboxRuntime,
+} from '../sandbox-runtime/container-spec';
 import type { QuotaWatchdog } from '../sandbox-runtime/quota-watchdog';
 import { dropDanglingLink, type WarmPool } from '../sandbox-runtime/warm-pool';
 import { prepareWorkspace, quotaReached, releaseWorkspace, type QuotaMode } from '../sandbox-runtime/workspace';
@@ -22,16 +41,24 @@ import { appendEventStatements, storeResult } from '../domain/agents/agent-event
 import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
 export const SANDBOX_FAILED = AGENT_RUN_FAILURES.sandboxFailed;
-/** Marks the failure of an activity whose container was removed under it: by a kill (or a teardown), never by the agent itself. */
+/**
+ * Marks the failure of an activity whose container was removed under it: by a kill (or a teardown), never by the agent
+ * itself.
+ */
 const SANDBOX_REMOVED = 'sandbox-removed';
 
 /** The failure of an activity a kill stopped (its sandbox removed under it, its model call aborted). */
-export const stoppedByKill = (message: string, type: string): ApplicationFailure => ApplicationFailure.create({ message, type, nonRetryable: true, details: [SANDBOX_REMOVED] });
+export const stoppedByKill = (message: string, type: string): ApplicationFailure =>
+  ApplicationFailure.create({ message, type, nonRetryable: true, details: [SANDBOX_REMOVED] });
 
-const sandboxRemoved = (containerName: string): ApplicationFailure => stoppedByKill(`the sandbox ${containerName} was removed`, SANDBOX_FAILED);
+const sandboxRemoved = (containerName: string): ApplicationFailure =>
+  stoppedByKill(`the sandbox ${containerName} was removed`, SANDBOX_FAILED);
 
-/** Whether an activity ended because a kill stopped it (its sandbox removed under it): counted as cancelled, not failed. */
-export const isSandboxRemoved = (error: unknown): boolean => error instanceof ApplicationFailure && error.details?.[0] === SANDBOX_REMOVED;
+/**
+ * Whether an activity ended because a kill stopped it (its sandbox removed under it): counted as cancelled, not failed.
+ */
+export const isSandboxRemoved = (error: unknown): boolean =>
+  error instanceof ApplicationFailure && error.details?.[0] === SANDBOX_REMOVED;
 
 export interface AgentSandboxDeps {
   metrics: WorkerMetrics;
@@ -66,7 +93,6 @@ export interface LaunchedSandbox {
   baseSha: string;
 }
 
-
 export interface ToolOutcome {
   status: 'finished' | 'unknown';
   isError: boolean;
@@ -83,24 +109,38 @@ export interface AgentResultSummary {
   testExitCode: number | null;
 }
 
-
-/** What the model reads of a command: its exit code and both streams, or for a plain tool (the editor) its answer alone. */
+/**
+ * What the model reads of a command: its exit code and both streams, or for a plain tool (the editor) its answer alone.
+ */
 function formatOutput(result: ExecResult, plain: boolean): string {
   const timedOut = result.exitCode === 124 ? ' (timed out)' : '';
   const parts = plain
-    ? [result.exitCode === 0 ? result.stdout : result.stderr || `the tool failed with exit code ${result.exitCode}${timedOut}`]
-    : [`exit code ${result.exitCode}${timedOut}`, ...(result.stdout ? [result.stdout] : []), ...(result.stderr ? [`stderr:\n${result.stderr}`] : [])];
+    ? [
+        result.exitCode === 0
+          ? result.stdout
+          : result.stderr || `the tool failed with exit code ${result.exitCode}${timedOut}`,
+      ]
+    : [
+        `exit code ${result.exitCode}${timedOut}`,
+        ...(result.stdout ? [result.stdout] : []),
+        ...(result.stderr ? [`stderr:\n${result.stderr}`] : []),
+      ];
   if (result.outputTruncated) parts.push(`[output truncated to ${TOOL_OUTPUT_LIMIT_BYTES} bytes per stream]`);
   return parts.join('\n');
 }
 
 /** Where each live container's memory cgroup counts its OOM kills (found once: a tool call needs no inspect for it). */
 const oomFiles = new Map<string, string>();
-/** Containers this process began to remove, remembered a while: a tool call that finds its sandbox gone then knows why. */
+/**
+ * Containers this process began to remove, remembered a while: a tool call that finds its sandbox gone then knows why.
+ */
 const removalsStarted = new Set<string>();
 const REMOVAL_REMEMBERED_MS = 60_000;
 
-/** The OOM kills the container's memory cgroup counted, read on the host through its init process (cgroup v1 or v2); null where the host's /proc does not show it. */
+/**
+ * The OOM kills the container's memory cgroup counted, read on the host through its init process (cgroup v1 or v2);
+ * null where the host's /proc does not show it.
+ */
 async function hostOomKillCount(docker: Docker, containerName: string): Promise<number | null> {
   const read = async (file: string): Promise<number | null> => {
     const count = /^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'))?.[1];
@@ -117,7 +157,9 @@ async function hostOomKillCount(docker: Docker, containerName: string): Promise<
     if (!Pid) return null;
     const lines = (await readFile(`/proc/${Pid}/cgroup`, 'utf8')).split('\n');
     const v1 = lines.find((line) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(line));
-    const file = v1 ? path.join('/sys/fs/cgroup/memory', v1.split(':')[2] ?? '', 'memory.oom_control') : path.join('/sys/fs/cgroup', lines.find((line) => line.startsWith('0::'))?.slice(3) ?? '', 'memory.events');
+    const file = v1
+      ? path.join('/sys/fs/cgroup/memory', v1.split(':')[2] ?? '', 'memory.oom_control')
+      : path.join('/sys/fs/cgroup', lines.find((line) => line.startsWith('0::'))?.slice(3) ?? '', 'memory.events');
     const count = await read(file);
     if (count !== null) oomFiles.set(containerName, file);
     return count;
@@ -136,7 +178,11 @@ async function oomKillCount(docker: Docker, containerName: string): Promise<numb
   const probe = await execInContainer(
     docker,
     containerName,
-    ['sh', '-c', 'cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | grep -E "^oom_kill " | head -n 1'],
+    [
+      'sh',
+      '-c',
+      'cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | grep -E "^oom_kill " | head -n 1',
+    ],
     { timeoutMs: 10_000, maxOutputBytes: 1024 },
   ).catch(() => null);
   return Number(/oom_kill (\d+)/.exec(probe?.stdout ?? '')?.[1] ?? 0);
@@ -145,12 +191,30 @@ async function oomKillCount(docker: Docker, containerName: string): Promise<numb
 export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
   const { prisma, docker } = deps;
 
-  /** A call whose outcome cannot be known (its keeper in the sandbox ended without a result): said so to the model and the log. */
-  async function unknownOutcome(agentId: string, call: { id: string; turn: number; name: string }, reason: string): Promise<ToolOutcome> {
+  /**
+   * A call whose outcome cannot be known (its keeper in the sandbox ended without a result): said so to the model and
+   * the log.
+   */
+  async function unknownOutcome(
+    agentId: string,
+    call: { id: string; turn: number; name: string },
+    reason: string,
+  ): Promise<ToolOutcome> {
     const key = { agentId_id: { agentId, id: call.id } };
     await prisma.$transaction([
-      prisma.toolCall.update({ where: key, data: { status: 'unknown', output: reason, isError: true, finishedAt: new Date() } }),
-      ...appendEventStatements(prisma, agentId, { type: 'tool', turn: call.turn + 1, toolCallId: call.id, tool: call.name, status: 'unknown', exitCode: null, isError: true }),
+      prisma.toolCall.update({
+        where: key,
+        data: { status: 'unknown', output: reason, isError: true, finishedAt: new Date() },
+      }),
+      ...appendEventStatements(prisma, agentId, {
+        type: 'tool',
+        turn: call.turn + 1,
+        toolCallId: call.id,
+        tool: call.name,
+        status: 'unknown',
+        exitCode: null,
+        isError: true,
+      }),
     ]);
     deps.metrics.toolCalls.inc({ tool: call.name, exit_status: 'unknown' });
     return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
@@ -164,13 +228,21 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       .catch((error: unknown) => {
         if (isNotFound(error)) return null;
         // An engine that does not answer (restarting) is no verdict on the sandbox: the attempt is retried.
-        throw ApplicationFailure.retryable(`the Docker engine did not answer: ${error instanceof Error ? error.message : String(error)}`, 'DockerUnavailable');
+        throw ApplicationFailure.retryable(
+          `the Docker engine did not answer: ${error instanceof Error ? error.message : String(error)}`,
+          'DockerUnavailable',
+        );
       });
     // Being removed: a kill (or a teardown) stopped it, not the agent. The engine may show it exited a
     // moment before it shows it removing: a removal this host started says the same.
-    if (!state || state.Status === 'removing' || removalsStarted.has(containerName)) throw sandboxRemoved(containerName);
+    if (!state || state.Status === 'removing' || removalsStarted.has(containerName))
+      throw sandboxRemoved(containerName);
     // Only the quota watchdog pauses a sandbox.
-    if (state.Paused) throw ApplicationFailure.nonRetryable('the workspace went past its disk quota and the sandbox was frozen: the run was stopped', SANDBOX_FAILED);
+    if (state.Paused)
+      throw ApplicationFailure.nonRetryable(
+        'the workspace went past its disk quota and the sandbox was frozen: the run was stopped',
+        SANDBOX_FAILED,
+      );
     if (!state.Running) {
       const reason = state.OOMKilled ? 'it ran out of memory' : `it exited with code ${state.ExitCode}`;
       throw ApplicationFailure.nonRetryable(`the sandbox stopped unexpectedly: ${reason}`, SANDBOX_FAILED);
@@ -185,24 +257,38 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       .catch(() => undefined); // still running after 2 s (only the process was killed), or already gone
   }
 
-  /** Removes the agent's container (and forgets what was cached of it); after a kill, whichever removal (the kill's at once, or the teardown) removed it measures the kill, once. */
+  /**
+   * Removes the agent's container (and forgets what was cached of it); after a kill, whichever removal (the kill's at
+   * once, or the teardown) removed it measures the kill, once.
+   */
   async function removeAgentContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
     const containerName = containerNameFor(input.agentId);
     removalsStarted.add(containerName);
     setTimeout(() => removalsStarted.delete(containerName), REMOVAL_REMEMBERED_MS).unref();
     oomFiles.delete(containerName);
     const removed = await removeContainerIfPresent(docker, containerName);
-    if (removed && input.killRequestedAt) deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
+    if (removed && input.killRequestedAt)
+      deps.metrics.killLatency.observe((Date.now() - new Date(input.killRequestedAt).getTime()) / 1000);
   }
 
   const quotaExceeded = (quotaMb: number): ApplicationFailure =>
-    ApplicationFailure.nonRetryable(`the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`, SANDBOX_FAILED);
+    ApplicationFailure.nonRetryable(
+      `the workspace went past its disk quota of ${quotaMb} MB: the run was stopped`,
+      SANDBOX_FAILED,
+    );
 
   /** The agent's workspace quota: what its options ask for, within the instance's bound. */
-  const quotaOf = (options: AgentOptions): number => Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
+  const quotaOf = (options: AgentOptions): number =>
+    Math.min(clampLimits(options.resources).diskMb, deps.workspaceMaxMb);
   const workspaceOf = (agentId: string): string => path.join(deps.workspacesDir, agentId);
 
-  type LaunchInput = { agentId: string; workspaceId: string; context: AgentContext; options: AgentOptions; deadline: string };
+  type LaunchInput = {
+    agentId: string;
+    workspaceId: string;
+    context: AgentContext;
+    options: AgentOptions;
+    deadline: string;
+  };
 
   const containerSpec = (input: LaunchInput, workspace: string, containerName: string) =>
     hardenedContainerSpec({
@@ -217,10 +303,18 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       labels: { [AGENT_LABEL]: input.agentId, [WORKSPACE_LABEL]: input.workspaceId, [DEADLINE_LABEL]: input.deadline },
     });
 
-  /** Clones the agent's repository into its workspace (a hub's spawn may clone a local path only if its connection allows it). */
+  /**
+   * Clones the agent's repository into its workspace (a hub's spawn may clone a local path only if its connection
+   * allows it).
+   */
   async function checkOut(input: LaunchInput, workspace: string): Promise<{ headSha: string | null }> {
-    const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { originConnectionId: true } });
-    const origin = agent.originConnectionId ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } }) : null;
+    const agent = await prisma.agent.findUniqueOrThrow({
+      where: { id: input.agentId },
+      select: { originConnectionId: true },
+    });
+    const origin = agent.originConnectionId
+      ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } })
+      : null;
     const allowLocal = agent.originConnectionId === null || origin?.allowLocalRepositories === true;
     const dir = await realpath(workspace); // the slot itself when the workspace links to a warm one
     const { repository, branch } = input.context;
@@ -236,12 +330,20 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       if (error instanceof CloneFailed) throw ApplicationFailure.nonRetryable(error.message, SANDBOX_FAILED);
       throw error;
     }
-    await runProgram('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() => chown(dir, SANDBOX_UID, SANDBOX_UID));
+    await runProgram('chown', ['-R', `${SANDBOX_UID}:${SANDBOX_UID}`, dir]).catch(() =>
+      chown(dir, SANDBOX_UID, SANDBOX_UID),
+    );
     return checkout;
   }
 
-  /** Commits the agent's changes on its result branch (inside the sandbox) and stores the diff and test outcome; `signal` stops it. */
-  async function collect(input: { agentId: string; baseSha: string; summary: string }, signal: AbortSignal): Promise<AgentResultSummary> {
+  /**
+   * Commits the agent's changes on its result branch (inside the sandbox) and stores the diff and test outcome;
+   * `signal` stops it.
+   */
+  async function collect(
+    input: { agentId: string; baseSha: string; summary: string },
+    signal: AbortSignal,
+  ): Promise<AgentResultSummary> {
     const containerName = containerNameFor(input.agentId);
     await ensureRunning(containerName);
     // A worker that died while collecting left its git running in the sandbox, holding the index lock.
@@ -256,12 +358,29 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
       'git rev-parse HEAD',
     ].join('\n');
-    const committed = await execInContainer(docker, containerName, ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024, signal });
-    if (committed.exitCode !== 0) throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
+    const committed = await execInContainer(
+      docker,
+      containerName,
+      ['sh', '-c', script, 'collect', branch, input.summary || 'Agent changes'],
+      { timeoutMs: 120_000, maxOutputBytes: 64 * 1024, signal },
+    );
+    if (committed.exitCode !== 0)
+      throw ApplicationFailure.retryable(`committing the result failed: ${committed.stderr.trim()}`, SANDBOX_FAILED);
     const commitSha = committed.stdout.trim().split('\n').at(-1) ?? null;
-    const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], { timeoutMs: 120_000, maxOutputBytes: 1024 * 1024, signal });
-    const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], { timeoutMs: 60_000, maxOutputBytes: 256 * 1024, signal });
-    const lastTestRun = await prisma.toolCall.findFirst({ where: { agentId: input.agentId, name: 'run_tests', status: 'finished' }, orderBy: { finishedAt: 'desc' } });
+    const diff = await execInContainer(docker, containerName, ['git', 'diff', input.baseSha, 'HEAD'], {
+      timeoutMs: 120_000,
+      maxOutputBytes: 1024 * 1024,
+      signal,
+    });
+    const stat = await execInContainer(docker, containerName, ['git', 'diff', '--name-only', input.baseSha, 'HEAD'], {
+      timeoutMs: 60_000,
+      maxOutputBytes: 256 * 1024,
+      signal,
+    });
+    const lastTestRun = await prisma.toolCall.findFirst({
+      where: { agentId: input.agentId, name: 'run_tests', status: 'finished' },
+      orderBy: { finishedAt: 'desc' },
+    });
     const changed = commitSha === input.baseSha ? null : commitSha;
     const data = {
       branch,
@@ -273,8 +392,18 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     };
     const filesChanged = stat.stdout.split('\n').filter(Boolean).length;
     // The last model call is over: the run's estimated cost is final.
-    const { costUsd } = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { costUsd: true } });
-    await storeResult(prisma, input.agentId, data, { type: 'result', branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode, costUsd });
+    const { costUsd } = await prisma.agent.findUniqueOrThrow({
+      where: { id: input.agentId },
+      select: { costUsd: true },
+    });
+    await storeResult(prisma, input.agentId, data, {
+      type: 'result',
+      branch,
+      commitSha: changed,
+      filesChanged,
+      testExitCode: data.testExitCode,
+      costUsd,
+    });
     return { branch, commitSha: changed, filesChanged, testExitCode: data.testExitCode };
   }
 
@@ -284,7 +413,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     if (!pool) return false;
     await dropDanglingLink(workspace); // of a claim a crashed worker did not finish
     const wanted = clampLimits(input.options.resources);
-    const fits = quotaOf(input.options) === pool.quotaMb && (['memoryMb', 'cpus', 'pids'] as const).every((key) => wanted[key] === pool.limits[key]);
+    const fits =
+      quotaOf(input.options) === pool.quotaMb &&
+      (['memoryMb', 'cpus', 'pids'] as const).every((key) => wanted[key] === pool.limits[key]);
     return fits && (await pool.claim(containerName, workspace)) !== null;
   }
 
@@ -292,7 +423,11 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     const workspace = workspaceOf(input.agentId);
     const containerName = containerNameFor(input.agentId);
     removalsStarted.delete(containerName); // a sandbox made again is not the one removed
-    const exists = async (): Promise<boolean> => (await docker.getContainer(containerName).inspect().catch(() => null)) !== null;
+    const exists = async (): Promise<boolean> =>
+      (await docker
+        .getContainer(containerName)
+        .inspect()
+        .catch(() => null)) !== null;
     const created = Date.now();
     // Where the launch's time goes (logged at debug level): milliseconds since it began, per step.
     const steps: Record<string, number> = {};
@@ -312,7 +447,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         await deps.warmPool?.makeRoom();
         step('created', await docker.createContainer(containerSpec(input, workspace, containerName)));
       });
-      // Awaited below, after the clone: until then a failure (an engine restarting) must not count as unhandled and end the process.
+      // Awaited below, after the clone: until then a failure (an engine restarting) must not count as unhandled and end
+      // the process.
       creating.catch(() => undefined);
       try {
         await prepareWorkspace(workspace, quotaOf(input.options), deps.quotaMode);
@@ -340,15 +476,20 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
   }
 
   async function headInSandbox(containerName: string): Promise<string> {
-    const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], { timeoutMs: 30_000, maxOutputBytes: 1024 });
-    if (head.exitCode !== 0) throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
+    const head = await execInContainer(docker, containerName, ['git', 'rev-parse', 'HEAD'], {
+      timeoutMs: 30_000,
+      maxOutputBytes: 1024,
+    });
+    if (head.exitCode !== 0)
+      throw ApplicationFailure.nonRetryable(`the checkout has no commit: ${head.stderr.trim()}`, SANDBOX_FAILED);
     return head.stdout.trim();
   }
 
   return {
     /**
      * Clones the repository into a per-agent workspace and starts the agent's hardened container on
-     * this host, in the slot the admission workflow gave the agent here. Idempotent: the container is named after the agent, so a retry finds it
+     * this host, in the slot the admission workflow gave the agent here. Idempotent: the container is named after the
+     * agent, so a retry finds it
      * instead of starting a second one. Heartbeats, and stops between steps on a kill. Returns this
      * host's task queue for the sandbox activities that follow.
      */
@@ -369,18 +510,41 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       const quotaMb = quotaOf(options);
       // A sandbox the quota watchdog froze runs nothing more.
       if (deps.quotaWatch?.breachOf(input.agentId)) throw quotaExceeded(quotaMb);
-      const claimed = await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' }, data: { status: 'started', startedAt: new Date() } });
+      const claimed = await prisma.toolCall.updateMany({
+        where: { agentId: input.agentId, id: input.toolCallId, status: 'pending' },
+        data: { status: 'started', startedAt: new Date() },
+      });
       const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
-      if (call.status === 'finished') return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
+      if (call.status === 'finished')
+        return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
       if (call.status !== 'started') return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
       await prisma.agent.update({ where: { id: input.agentId }, data: { lastTool: call.name } });
       const containerName = containerNameFor(input.agentId);
-      const finish = async (output: string, isError: boolean, exitCode: number | null, oomKilled = false): Promise<ToolOutcome> => {
+      const finish = async (
+        output: string,
+        isError: boolean,
+        exitCode: number | null,
+        oomKilled = false,
+      ): Promise<ToolOutcome> => {
         await prisma.$transaction([
-          prisma.toolCall.update({ where: key, data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() } }),
-          ...appendEventStatements(prisma, input.agentId, { type: 'tool', turn: call.turn + 1, toolCallId: call.id, tool: call.name, status: 'finished', exitCode, isError }),
+          prisma.toolCall.update({
+            where: key,
+            data: { status: 'finished', output, isError, exitCode, finishedAt: new Date() },
+          }),
+          ...appendEventStatements(prisma, input.agentId, {
+            type: 'tool',
+            turn: call.turn + 1,
+            toolCallId: call.id,
+            tool: call.name,
+            status: 'finished',
+            exitCode,
+            isError,
+          }),
         ]);
-        deps.metrics.toolCalls.inc({ tool: call.name, exit_status: exitCode === null ? 'error' : exitCode === 0 ? '0' : 'nonzero' });
+        deps.metrics.toolCalls.inc({
+          tool: call.name,
+          exit_status: exitCode === null ? 'error' : exitCode === 0 ? '0' : 'nonzero',
+        });
         return { status: 'finished', isError, exitCode, oomKilled };
       };
 
@@ -393,12 +557,17 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       }
       await ensureRunning(containerName).catch(async (error: unknown) => {
         // Nothing ran: a call this attempt claimed goes back to pending (the run's end then says it was never run).
-        if (claimed.count === 1) await prisma.toolCall.updateMany({ where: { agentId: input.agentId, id: input.toolCallId, status: 'started' }, data: { status: 'pending', startedAt: null } });
+        if (claimed.count === 1)
+          await prisma.toolCall.updateMany({
+            where: { agentId: input.agentId, id: input.toolCallId, status: 'started' },
+            data: { status: 'pending', startedAt: null },
+          });
         throw error;
       });
       const ooms = await oomKillCount(docker, containerName);
       const workspace = workspaceOf(input.agentId);
-      // Stops waiting on a kill or a worker shutdown, and (where the quota is only watched) when the workspace goes past it.
+      // Stops waiting on a kill or a worker shutdown, and (where the quota is only watched) when the workspace goes
+      // past it.
       const stop = new AbortController();
       const cancellation = Context.current().cancellationSignal;
       const onCancel = (): void => stop.abort();
@@ -414,16 +583,31 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         result = await runDetachedInContainer(
           docker,
           containerName,
-          { id: call.id, command: command.command, timeoutSeconds: command.timeoutSeconds, maxOutputBytes: TOOL_OUTPUT_LIMIT_BYTES, ...(command.stdin ? { stdin: command.stdin } : {}) },
+          {
+            id: call.id,
+            command: command.command,
+            timeoutSeconds: command.timeoutSeconds,
+            maxOutputBytes: TOOL_OUTPUT_LIMIT_BYTES,
+            ...(command.stdin ? { stdin: command.stdin } : {}),
+          },
           // A worker that shuts down leaves the call running for the next one; a kill or a full workspace ends it.
-          // Under gVisor a sandbox that runs out of memory ends as a whole, and an exec into it can hang: it is watched.
-          { signal: stop.signal, killOnAbort: () => !cancelledByShutdown(), watchContainer: deps.sandboxRuntime === 'runsc' },
+          // Under gVisor a sandbox that runs out of memory ends as a whole, and an exec into it can hang: it is
+          // watched.
+          {
+            signal: stop.signal,
+            killOnAbort: () => !cancelledByShutdown(),
+            watchContainer: deps.sandboxRuntime === 'runsc',
+          },
         );
       } catch (error) {
         if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {
           throw quotaExceeded(quotaMb);
         }
-        if (cancelledByShutdown()) throw ApplicationFailure.retryable(`the worker shut down while ${call.name} ran; the call goes on and is re-attached`, WORKER_SHUTDOWN_FAILURE);
+        if (cancelledByShutdown())
+          throw ApplicationFailure.retryable(
+            `the worker shut down while ${call.name} ran; the call goes on and is re-attached`,
+            WORKER_SHUTDOWN_FAILURE,
+          );
         // A sandbox that stopped or went (a kill removes it at once) is the verdict, not how the exec noticed.
         if (!Context.current().cancellationSignal.aborted) await ensureRunning(containerName);
         throw error;
@@ -432,8 +616,10 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         stopWatching?.();
         cancellation.removeEventListener('abort', onCancel);
       }
-      // A kill (or the deadline) ended the call: the run's end marks it cancelled, never finished with the kill's exit code.
-      if (cancellation.aborted && !cancelledByShutdown()) throw new CancelledFailure(`${call.name} was stopped: the run was cancelled`);
+      // A kill (or the deadline) ended the call: the run's end marks it cancelled, never finished with the kill's exit
+      // code.
+      if (cancellation.aborted && !cancelledByShutdown())
+        throw new CancelledFailure(`${call.name} was stopped: the run was cancelled`);
       if ('lost' in result) {
         await ensureRunning(containerName); // a sandbox that went is the verdict
         return await unknownOutcome(input.agentId, call, result.lost);
@@ -446,10 +632,19 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       if (full && deps.quotaMode === 'watchdog') throw quotaExceeded(quotaMb);
       const notes = [
         ...(oomKilled ? ['The command was killed: the sandbox ran out of memory.'] : []),
-        ...(full ? [`The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`] : []),
+        ...(full
+          ? [
+              `The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`,
+            ]
+          : []),
       ];
       const output = [formatOutput(result, command.plainOutput === true), ...notes].join('\n');
-      const outcome = await finish(output, command.reportsExitCode ? false : result.exitCode !== 0, result.exitCode, oomKilled);
+      const outcome = await finish(
+        output,
+        command.reportsExitCode ? false : result.exitCode !== 0,
+        result.exitCode,
+        oomKilled,
+      );
       return { ...outcome, quotaReached: full };
     },
 
@@ -458,7 +653,9 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       const breached = new AbortController(); // a sandbox the quota watchdog freezes runs nothing more
       const stopWatching = deps.quotaWatch?.whenBreached(input.agentId, () => breached.abort());
       try {
-        return await whileHeartbeating(() => collect(input, AbortSignal.any([Context.current().cancellationSignal, breached.signal])));
+        return await whileHeartbeating(() =>
+          collect(input, AbortSignal.any([Context.current().cancellationSignal, breached.signal])),
+        );
       } catch (error) {
         const breach = deps.quotaWatch?.breachOf(input.agentId);
         if (breach) throw quotaExceeded(breach.quotaBytes / (1024 * 1024));
@@ -468,7 +665,10 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
       }
     },
 
-    /** A kill's first step: the agent's container goes at once, whatever runs in it, and its model call stops (the teardown follows once the run has stopped). Idempotent. */
+    /**
+     * A kill's first step: the agent's container goes at once, whatever runs in it, and its model call stops (the
+     * teardown follows once the run has stopped). Idempotent.
+     */
     async removeSandboxContainer(input: { agentId: string; killRequestedAt?: string }): Promise<void> {
       deps.modelCalls.abort(input.agentId); // a model call of the agent streaming on this host stops too
       deps.quotaWatch?.unwatch(input.agentId);
@@ -491,10 +691,15 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
  * Where quotas are only watched: resumes the watch over this host's live sandboxes after the worker
  * (re)started, since a sandbox outlives the worker process that launched it.
  */
-export async function watchLiveSandboxes(deps: Pick<AgentSandboxDeps, 'prisma' | 'quotaWatch' | 'hostQueue' | 'workspacesDir' | 'workspaceMaxMb'>): Promise<number> {
+export async function watchLiveSandboxes(
+  deps: Pick<AgentSandboxDeps, 'prisma' | 'quotaWatch' | 'hostQueue' | 'workspacesDir' | 'workspaceMaxMb'>,
+): Promise<number> {
   const watch = deps.quotaWatch;
   if (!watch) return 0;
-  const live = await deps.prisma.agent.findMany({ where: { hostQueue: deps.hostQueue, state: { notIn: [...TERMINAL_STATES] } }, select: { id: true, options: true } });
+  const live = await deps.prisma.agent.findMany({
+    where: { hostQueue: deps.hostQueue, state: { notIn: [...TERMINAL_STATES] } },
+    select: { id: true, options: true },
+  });
   for (const agent of live) {
     const quotaMb = Math.min(clampLimits((agent.options as AgentOptions).resources).diskMb, deps.workspaceMaxMb);
     watch.watch(agent.id, containerNameFor(agent.id), path.join(deps.workspacesDir, agent.id), quotaMb);

@@ -1,13 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
-import { INCOMING_COMMAND_PATH, PeerError, postSigned, refusalCode, verifyReply, type PeerTransport, type RawReply } from '../federation/client';
+import {
+  INCOMING_COMMAND_PATH,
+  PeerError,
+  postSigned,
+  refusalCode,
+  verifyReply,
+  type PeerTransport,
+  type RawReply,
+} from '../federation/client';
 import { signingKey, type IdentityHolder } from '../federation/identity';
 import { bodyHash, commandBody, newNonce, type CommandReply } from '../federation/messages';
 import { SignatureError } from '../federation/signatures';
 import { Prisma, type PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState } from '../shared/vocabulary';
 import { type RemoteProgress, StatusReplyResultSchema } from '../shared/federated-agent-schemas';
-import { FEDERATION_FAILURES, type OutboundCommand, type VerifiedCommand } from '../workflows/federation-command/contract';
+import {
+  FEDERATION_FAILURES,
+  type OutboundCommand,
+  type VerifiedCommand,
+} from '../workflows/federation-command/contract';
 import { storeResult } from '../domain/agents/agent-events';
 import { recordContact } from '../domain/agents/federated-contact';
 
@@ -17,7 +29,12 @@ import { recordContact } from '../domain/agents/federated-contact';
  * runs for us. The reply bytes wait in the command's row between sending and verifying, so the
  * workflow history carries ids, never replies.
  */
-const { peerUnreachable: PEER_UNREACHABLE, commandRefused: COMMAND_REFUSED, replyNotVerified: REPLY_NOT_VERIFIED, connectionInactive: CONNECTION_INACTIVE } = FEDERATION_FAILURES;
+const {
+  peerUnreachable: PEER_UNREACHABLE,
+  commandRefused: COMMAND_REFUSED,
+  replyNotVerified: REPLY_NOT_VERIFIED,
+  connectionInactive: CONNECTION_INACTIVE,
+} = FEDERATION_FAILURES;
 
 /** Results at most this large travel through the workflow history; larger ones stay in the row. */
 const MAX_SUMMARY_BYTES = 4096;
@@ -32,7 +49,15 @@ export type { VerifiedCommand } from '../workflows/federation-command/contract';
 
 /** What asking the spoke about an agent found. */
 export type RemoteStatusPoll =
-  | { kind: 'status'; state: AgentState; startedAt: string | null; progress: RemoteProgress; error: string | null; resultFetched: boolean; contactAt: string }
+  | {
+      kind: 'status';
+      state: AgentState;
+      startedAt: string | null;
+      progress: RemoteProgress;
+      error: string | null;
+      resultFetched: boolean;
+      contactAt: string;
+    }
   /** The spoke answered, signed, that it has no such agent for us. */
   | { kind: 'unknown_agent'; message: string }
   /** The connection is not ACTIVE (on our side, or the spoke refused it as such). */
@@ -51,81 +76,169 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
   const { prisma } = deps;
 
   async function activeConnection(connectionId: string): Promise<ConnectionRow> {
-    const connection = await prisma.federationConnection.findUniqueOrThrow({ where: { id: connectionId }, include: { keys: true } });
+    const connection = await prisma.federationConnection.findUniqueOrThrow({
+      where: { id: connectionId },
+      include: { keys: true },
+    });
     if (connection.status !== 'ACTIVE') {
-      throw ApplicationFailure.create({ message: `the connection to ${connection.peerName} is ${connection.status}`, type: CONNECTION_INACTIVE, nonRetryable: true, details: [connection.status] });
+      throw ApplicationFailure.create({
+        message: `the connection to ${connection.peerName} is ${connection.status}`,
+        type: CONNECTION_INACTIVE,
+        nonRetryable: true,
+        details: [connection.status],
+      });
     }
     return connection;
   }
 
-  /** Signs and sends; returns the row id with the raw reply stored on it. Retryable while the peer does not answer or is busy. */
+  /**
+   * Signs and sends; returns the row id with the raw reply stored on it. Retryable while the peer does not answer or is
+   * busy.
+   */
   async function deliver(command: OutboundCommand): Promise<{ recordId: string; connection: ConnectionRow }> {
     const connection = await activeConnection(command.connectionId);
     const identity = deps.identity.current();
-    const body = commandBody({ messageId: command.messageId, instanceId: identity.instanceId, commandType: command.commandType, payload: command.payload, timestamp: command.timestamp, nonce: command.nonce });
+    const body = commandBody({
+      messageId: command.messageId,
+      instanceId: identity.instanceId,
+      commandType: command.commandType,
+      payload: command.payload,
+      timestamp: command.timestamp,
+      nonce: command.nonce,
+    });
     const record = await prisma.federationCommand.upsert({
-      where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'outbound', messageId: command.messageId } },
-      create: { id: randomUUID(), direction: 'outbound', connectionId: connection.id, messageId: command.messageId, commandType: command.commandType, bodyHash: bodyHash(body), status: 'sending', attempts: 1, payload: command.payload as Prisma.InputJsonObject },
+      where: {
+        connectionId_direction_messageId: {
+          connectionId: connection.id,
+          direction: 'outbound',
+          messageId: command.messageId,
+        },
+      },
+      create: {
+        id: randomUUID(),
+        direction: 'outbound',
+        connectionId: connection.id,
+        messageId: command.messageId,
+        commandType: command.commandType,
+        bodyHash: bodyHash(body),
+        status: 'sending',
+        attempts: 1,
+        payload: command.payload as Prisma.InputJsonObject,
+      },
       update: { status: 'sending', attempts: { increment: 1 } },
     });
     let reply: RawReply;
     try {
-      reply = await postSigned(deps.peers, new URL(INCOMING_COMMAND_PATH, connection.peerUrl).toString(), body, signingKey(identity));
+      reply = await postSigned(
+        deps.peers,
+        new URL(INCOMING_COMMAND_PATH, connection.peerUrl).toString(),
+        body,
+        signingKey(identity),
+      );
     } catch (error) {
       const code = error instanceof PeerError ? error.code : 'peer_error';
-      await prisma.federationCommand.update({ where: { id: record.id }, data: { errorCode: code, error: error instanceof Error ? error.message : String(error) } });
+      await prisma.federationCommand.update({
+        where: { id: record.id },
+        data: { errorCode: code, error: error instanceof Error ? error.message : String(error) },
+      });
       throw ApplicationFailure.retryable(`${connection.peerName} did not answer (${code})`, PEER_UNREACHABLE);
     }
     if (reply.status !== 200) {
       // Refusals come before the peer verified anything, so they are unsigned: recorded, not trusted.
       const code = refusalCode(reply.body);
       if (isTransient(reply.status, code)) {
-        await prisma.federationCommand.update({ where: { id: record.id }, data: { errorCode: code, error: `the peer answered ${reply.status}` } });
-        throw ApplicationFailure.retryable(`${connection.peerName} answered ${reply.status} (${code})`, PEER_UNREACHABLE);
+        await prisma.federationCommand.update({
+          where: { id: record.id },
+          data: { errorCode: code, error: `the peer answered ${reply.status}` },
+        });
+        throw ApplicationFailure.retryable(
+          `${connection.peerName} answered ${reply.status} (${code})`,
+          PEER_UNREACHABLE,
+        );
       }
       await finish(record, { status: 'rejected', errorCode: code, error: `the peer answered ${reply.status}` });
-      throw ApplicationFailure.create({ message: `${connection.peerName} refused ${command.commandType} (${reply.status} ${code})`, type: COMMAND_REFUSED, nonRetryable: true, details: [code] });
+      throw ApplicationFailure.create({
+        message: `${connection.peerName} refused ${command.commandType} (${reply.status} ${code})`,
+        type: COMMAND_REFUSED,
+        nonRetryable: true,
+        details: [code],
+      });
     }
     const rawReply = { status: reply.status, headers: reply.headers, body: reply.body.toString('base64') };
-    await prisma.federationCommand.update({ where: { id: record.id }, data: { status: 'delivered', rawReply, errorCode: null, error: null } });
+    await prisma.federationCommand.update({
+      where: { id: record.id },
+      data: { status: 'delivered', rawReply, errorCode: null, error: null },
+    });
     return { recordId: record.id, connection };
   }
 
-  async function finish(record: { id: string; createdAt: Date }, data: Prisma.FederationCommandUpdateInput): Promise<void> {
+  async function finish(
+    record: { id: string; createdAt: Date },
+    data: Prisma.FederationCommandUpdateInput,
+  ): Promise<void> {
     const completedAt = new Date();
-    await prisma.federationCommand.update({ where: { id: record.id }, data: { ...data, completedAt, durationMs: completedAt.getTime() - record.createdAt.getTime() } });
+    await prisma.federationCommand.update({
+      where: { id: record.id },
+      data: { ...data, completedAt, durationMs: completedAt.getTime() - record.createdAt.getTime() },
+    });
   }
 
   /** Verifies the stored reply against the peer's keys and this very message; records the outcome. */
   async function verify(command: Pick<OutboundCommand, 'connectionId' | 'messageId' | 'nonce'>): Promise<CommandReply> {
     const record = await prisma.federationCommand.findUniqueOrThrow({
-      where: { connectionId_direction_messageId: { connectionId: command.connectionId, direction: 'outbound', messageId: command.messageId } },
+      where: {
+        connectionId_direction_messageId: {
+          connectionId: command.connectionId,
+          direction: 'outbound',
+          messageId: command.messageId,
+        },
+      },
       include: { connection: { include: { keys: true } } },
     });
     const connection = record.connection;
     const stored = record.rawReply as { status: number; headers: Record<string, string>; body: string } | null;
-    if (!connection || !stored) throw ApplicationFailure.nonRetryable(`no reply was stored for message ${command.messageId}`, REPLY_NOT_VERIFIED);
+    if (!connection || !stored)
+      throw ApplicationFailure.nonRetryable(`no reply was stored for message ${command.messageId}`, REPLY_NOT_VERIFIED);
     let reply: CommandReply;
     try {
-      reply = verifyReply({ status: stored.status, headers: stored.headers, body: Buffer.from(stored.body, 'base64') }, connection.keys, { messageId: command.messageId, nonce: command.nonce, instanceId: connection.peerInstanceId });
+      reply = verifyReply(
+        { status: stored.status, headers: stored.headers, body: Buffer.from(stored.body, 'base64') },
+        connection.keys,
+        { messageId: command.messageId, nonce: command.nonce, instanceId: connection.peerInstanceId },
+      );
     } catch (error) {
       const code = error instanceof SignatureError ? error.code : 'reply_invalid';
-      await finish(record, { status: 'failed', errorCode: code, error: error instanceof Error ? error.message : String(error), rawReply: Prisma.DbNull });
-      throw ApplicationFailure.create({ message: `the reply of ${connection.peerName} did not verify (${code})`, type: REPLY_NOT_VERIFIED, nonRetryable: true, details: [code] });
+      await finish(record, {
+        status: 'failed',
+        errorCode: code,
+        error: error instanceof Error ? error.message : String(error),
+        rawReply: Prisma.DbNull,
+      });
+      throw ApplicationFailure.create({
+        message: `the reply of ${connection.peerName} did not verify (${code})`,
+        type: REPLY_NOT_VERIFIED,
+        nonRetryable: true,
+        details: [code],
+      });
     }
     await finish(record, {
       status: reply.status === 'ok' ? 'succeeded' : 'failed',
       reply: reply as unknown as Prisma.InputJsonObject,
       rawReply: Prisma.DbNull,
-      ...(reply.status === 'error' ? { errorCode: reply.error?.code ?? 'peer_error', error: reply.error?.message ?? 'failed' } : {}),
+      ...(reply.status === 'error'
+        ? { errorCode: reply.error?.code ?? 'peer_error', error: reply.error?.message ?? 'failed' }
+        : {}),
     });
     return reply;
   }
 
   /** Ends a command that was never answered (no attempt will follow): its row says failed, with the last reason. */
   async function failUnanswered(connectionId: string, messageId: string, reason: string): Promise<void> {
-    const record = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId, direction: 'outbound', messageId } } });
-    if (record?.status === 'sending') await finish(record, { status: 'failed', errorCode: record.errorCode ?? 'peer_unreachable', error: reason });
+    const record = await prisma.federationCommand.findUnique({
+      where: { connectionId_direction_messageId: { connectionId, direction: 'outbound', messageId } },
+    });
+    if (record?.status === 'sending')
+      await finish(record, { status: 'failed', errorCode: record.errorCode ?? 'peer_unreachable', error: reason });
   }
 
   return {
@@ -140,9 +253,16 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
     },
 
     /** Verifies the peer's signed reply to a sent COMMAND: a step of its own, so the Web UI shows it. */
-    async verifyCommandReply(command: Pick<OutboundCommand, 'connectionId' | 'messageId' | 'nonce'>): Promise<VerifiedCommand> {
+    async verifyCommandReply(
+      command: Pick<OutboundCommand, 'connectionId' | 'messageId' | 'nonce'>,
+    ): Promise<VerifiedCommand> {
       const reply = await verify(command);
-      const result = typeof reply.result === 'object' && reply.result !== null && JSON.stringify(reply.result).length <= MAX_SUMMARY_BYTES ? (reply.result as Record<string, unknown>) : null;
+      const result =
+        typeof reply.result === 'object' &&
+        reply.result !== null &&
+        JSON.stringify(reply.result).length <= MAX_SUMMARY_BYTES
+          ? (reply.result as Record<string, unknown>)
+          : null;
       return { status: reply.status, error: reply.error ?? null, result };
     },
 
@@ -152,9 +272,14 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
      * with the hub's agent. One attempt per call: the workflow decides when to ask again.
      */
     async pollRemoteAgent(input: { agentId: string }): Promise<RemoteStatusPoll> {
-      const remote = await prisma.federatedAgent.findUniqueOrThrow({ where: { agentId: input.agentId }, include: { connection: true } });
-      if (remote.connection.status !== 'ACTIVE') return { kind: 'connection_inactive', status: remote.connection.status };
-      if (!remote.remoteAgentId) throw ApplicationFailure.nonRetryable('the remote agent id is not known yet', 'RemoteAgentUnknown');
+      const remote = await prisma.federatedAgent.findUniqueOrThrow({
+        where: { agentId: input.agentId },
+        include: { connection: true },
+      });
+      if (remote.connection.status !== 'ACTIVE')
+        return { kind: 'connection_inactive', status: remote.connection.status };
+      if (!remote.remoteAgentId)
+        throw ApplicationFailure.nonRetryable('the remote agent id is not known yet', 'RemoteAgentUnknown');
       const command: OutboundCommand = {
         connectionId: remote.connectionId,
         messageId: randomUUID(),
@@ -167,25 +292,39 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
         await deliver(command);
       } catch (error) {
         // One attempt per poll: a status request that got no answer ends failed now (the next poll is a new message).
-        if (error instanceof ApplicationFailure && error.type === PEER_UNREACHABLE) await failUnanswered(remote.connectionId, command.messageId, error.message);
+        if (error instanceof ApplicationFailure && error.type === PEER_UNREACHABLE)
+          await failUnanswered(remote.connectionId, command.messageId, error.message);
         if (!(error instanceof ApplicationFailure) || error.type !== COMMAND_REFUSED) throw error;
         const detail = error.details?.[0];
         const code = typeof detail === 'string' ? detail : 'peer_error';
-        if (code.startsWith('connection_')) return { kind: 'connection_inactive', status: code.slice('connection_'.length).toUpperCase() };
+        if (code.startsWith('connection_'))
+          return { kind: 'connection_inactive', status: code.slice('connection_'.length).toUpperCase() };
         return { kind: 'refused', code, message: error.message };
       }
       const reply = await verify(command);
       if (reply.status === 'error') {
         if (reply.error?.code === 'not_found') return { kind: 'unknown_agent', message: reply.error.message };
-        return { kind: 'refused', code: reply.error?.code ?? 'peer_error', message: reply.error?.message ?? 'the spoke answered with an error' };
+        return {
+          kind: 'refused',
+          code: reply.error?.code ?? 'peer_error',
+          message: reply.error?.message ?? 'the spoke answered with an error',
+        };
       }
       const status = StatusReplyResultSchema.safeParse(reply.result);
-      if (!status.success) return { kind: 'refused', code: 'invalid_status_reply', message: 'the spoke sent a status the hub cannot read' };
+      if (!status.success)
+        return {
+          kind: 'refused',
+          code: 'invalid_status_reply',
+          message: 'the spoke sent a status the hub cannot read',
+        };
       const { result, ...snapshot } = status.data;
       const contactAt = new Date();
       await prisma.federatedAgent.update({
         where: { agentId: input.agentId },
-        data: { progress: snapshot.progress, ...(snapshot.startedAt ? { remoteStartedAt: new Date(snapshot.startedAt) } : {}) },
+        data: {
+          progress: snapshot.progress,
+          ...(snapshot.startedAt ? { remoteStartedAt: new Date(snapshot.startedAt) } : {}),
+        },
       });
       await recordContact(prisma, input.agentId, contactAt);
       const terminal = isTerminalState(snapshot.status);
@@ -194,9 +333,24 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
         const { costUsd, ...stored } = result;
         if (costUsd !== undefined) await prisma.agent.update({ where: { id: input.agentId }, data: { costUsd } });
         const filesChanged = stored.diff.split('\n').filter((line) => line.startsWith('diff --git ')).length;
-        await storeResult(prisma, input.agentId, stored, { type: 'result', branch: stored.branch, commitSha: stored.commitSha, filesChanged, testExitCode: stored.testExitCode, costUsd: costUsd ?? null });
+        await storeResult(prisma, input.agentId, stored, {
+          type: 'result',
+          branch: stored.branch,
+          commitSha: stored.commitSha,
+          filesChanged,
+          testExitCode: stored.testExitCode,
+          costUsd: costUsd ?? null,
+        });
       }
-      return { kind: 'status', state: snapshot.status, startedAt: snapshot.startedAt, progress: snapshot.progress, error: snapshot.error ?? null, resultFetched: terminal, contactAt: contactAt.toISOString() };
+      return {
+        kind: 'status',
+        state: snapshot.status,
+        startedAt: snapshot.startedAt,
+        progress: snapshot.progress,
+        error: snapshot.error ?? null,
+        resultFetched: terminal,
+        contactAt: contactAt.toISOString(),
+      };
     },
   };
 }

@@ -30,7 +30,10 @@ export function cancelledByShutdown(): boolean {
   const context = Context.current();
   if (!context.cancellationSignal.aborted) return false;
   const reason: unknown = context.cancellationSignal.reason;
-  return context.cancellationDetails?.workerShutdown === true || (reason instanceof Error && reason.message === 'WORKER_SHUTDOWN');
+  return (
+    context.cancellationDetails?.workerShutdown === true ||
+    (reason instanceof Error && reason.message === 'WORKER_SHUTDOWN')
+  );
 }
 
 /** An activity whose worker shut down under it (a deploy): retried on the next worker, never the task's fault. */

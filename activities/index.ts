@@ -72,7 +72,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createFederationCommandActivities(deps),
     ...createHubEventActivities(deps),
     ...createRetentionActivities(deps),
-    ...createSessionCallbackActivities({ prisma: deps.prisma, identity: deps.identity, outbound: deps.peers.policy, metrics: deps.metrics }),
+    ...createSessionCallbackActivities({
+      prisma: deps.prisma,
+      identity: deps.identity,
+      outbound: deps.peers.policy,
+      metrics: deps.metrics,
+    }),
   };
 }
 

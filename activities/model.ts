@@ -10,7 +10,16 @@ import { toolCallLabel, toolsFor } from '../sandbox-runtime/agent-tools';
 import { stoppedByKill } from './agent-sandbox';
 import { whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
-import { ContextOverflowError, firstPrompt, fitToContext, MAX_OUTPUT_TOKENS, systemPrompt, withCacheBreakpoints, type FittedTranscript, type StoredMessage } from '../model-client/request';
+import {
+  ContextOverflowError,
+  firstPrompt,
+  fitToContext,
+  MAX_OUTPUT_TOKENS,
+  systemPrompt,
+  withCacheBreakpoints,
+  type FittedTranscript,
+  type StoredMessage,
+} from '../model-client/request';
 import { appendEventStatements } from '../domain/agents/agent-events';
 import { AGENT_PROGRESS_CHANNEL } from '../domain/agents/agent-event-feed';
 import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
@@ -73,7 +82,8 @@ function textOf(content: Anthropic.ContentBlock[]): string {
     .slice(0, 1000);
 }
 
-const statusOf = (error: unknown): number | undefined => (error instanceof Anthropic.APIError ? (error.status as number | undefined) : undefined);
+const statusOf = (error: unknown): number | undefined =>
+  error instanceof Anthropic.APIError ? (error.status as number | undefined) : undefined;
 
 function toFailure(error: unknown): ApplicationFailure {
   const status = statusOf(error);
@@ -81,10 +91,16 @@ function toFailure(error: unknown): ApplicationFailure {
   if (status !== undefined && NON_RETRYABLE_STATUSES.has(status)) {
     return ApplicationFailure.nonRetryable(`model request rejected with ${status}: ${message}`, MODEL_REJECTED);
   }
-  return ApplicationFailure.retryable(`model unavailable: ${status !== undefined ? `${status}: ` : ''}${message}`, MODEL_UNAVAILABLE);
+  return ApplicationFailure.retryable(
+    `model unavailable: ${status !== undefined ? `${status}: ` : ''}${message}`,
+    MODEL_UNAVAILABLE,
+  );
 }
 
-/** What the API said when it refused a prompt as too long ("prompt is too long: 210000 tokens > 200000 maximum"), else null; 0 where it did not say. */
+/**
+ * What the API said when it refused a prompt as too long ("prompt is too long: 210000 tokens > 200000 maximum"), else
+ * null; 0 where it did not say.
+ */
 function tooLong(error: unknown): { tokens: number; maximum: number } | null {
   if (statusOf(error) !== 400 || !(error instanceof Error) || !/prompt is too long/i.test(error.message)) return null;
   const [, tokens = '0', maximum = '0'] = /(\d+) tokens > (\d+)/.exec(error.message) ?? [];
@@ -115,7 +131,14 @@ class StreamedProgress {
   snapshot(): ModelProgress {
     this.changed = false;
     const text = this.text.length > 1000 ? `…${this.text.slice(-1000)}` : this.text;
-    return { turn: this.turn + 1, text, textLength: this.text.length, tool: this.tool, toolInputCharacters: this.toolInputCharacters, at: new Date().toISOString() };
+    return {
+      turn: this.turn + 1,
+      text,
+      textLength: this.text.length,
+      tool: this.tool,
+      toolInputCharacters: this.toolInputCharacters,
+      at: new Date().toISOString(),
+    };
   }
 }
 
@@ -125,17 +148,30 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
     const seq = 2 * turn;
     if (await prisma.agentMessage.findUnique({ where: { agentId_seq: { agentId, seq } } })) return;
     const calls = await prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 } });
-    const previous = await prisma.agentMessage.findUniqueOrThrow({ where: { agentId_seq: { agentId, seq: replySeq(turn - 1) } } });
-    const order = (previous.content as unknown as Anthropic.ContentBlock[]).filter((block) => block.type === 'tool_use').map((block) => block.id);
+    const previous = await prisma.agentMessage.findUniqueOrThrow({
+      where: { agentId_seq: { agentId, seq: replySeq(turn - 1) } },
+    });
+    const order = (previous.content as unknown as Anthropic.ContentBlock[])
+      .filter((block) => block.type === 'tool_use')
+      .map((block) => block.id);
     const byId = new Map(calls.map((call) => [call.id, call]));
     const unfinished = calls.filter((call) => call.status !== 'finished').map((call) => call.id);
-    if (unfinished.length > 0) await prisma.toolCall.updateMany({ where: { agentId, id: { in: unfinished } }, data: { status: 'unknown' } });
+    if (unfinished.length > 0)
+      await prisma.toolCall.updateMany({ where: { agentId, id: { in: unfinished } }, data: { status: 'unknown' } });
     const content: Anthropic.ToolResultBlockParam[] = order.map((id) => {
       const call = byId.get(id);
       const finished = call?.status === 'finished';
-      return { type: 'tool_result', tool_use_id: id, content: finished ? (call.output ?? '') : UNKNOWN_TOOL_OUTCOME, is_error: finished ? call.isError : true };
+      return {
+        type: 'tool_result',
+        tool_use_id: id,
+        content: finished ? (call.output ?? '') : UNKNOWN_TOOL_OUTCOME,
+        is_error: finished ? call.isError : true,
+      };
     });
-    await prisma.agentMessage.createMany({ data: [{ agentId, seq, role: 'user', content: asJson(content) }], skipDuplicates: true });
+    await prisma.agentMessage.createMany({
+      data: [{ agentId, seq, role: 'user', content: asJson(content) }],
+      skipDuplicates: true,
+    });
   }
 
   /**
@@ -158,7 +194,10 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
           ]);
         })
         .catch((error: unknown) => {
-          log.warn('model progress not published', { agentId, error: error instanceof Error ? error.message : String(error) });
+          log.warn('model progress not published', {
+            agentId,
+            error: error instanceof Error ? error.message : String(error),
+          });
         });
     }, PROGRESS_INTERVAL_MS);
     return {
@@ -169,8 +208,16 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
     };
   }
 
-  /** Streams one request; heartbeats with every event, so a long generation is neither cut by a timeout nor taken for a dead worker. */
-  async function streamReply(client: Anthropic, body: Anthropic.MessageStreamParams, signal: AbortSignal, progress: StreamedProgress): Promise<Anthropic.Message> {
+  /**
+   * Streams one request; heartbeats with every event, so a long generation is neither cut by a timeout nor taken for a
+   * dead worker.
+   */
+  async function streamReply(
+    client: Anthropic,
+    body: Anthropic.MessageStreamParams,
+    signal: AbortSignal,
+    progress: StreamedProgress,
+  ): Promise<Anthropic.Message> {
     const context = Context.current();
     const stream = client.messages.stream(body, { signal });
     stream.on('streamEvent', (event) => {
@@ -190,13 +237,28 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
 
       // A retry after the reply was stored (the previous attempt's completion was lost) must not call the model again.
       const stored = await prisma.agentMessage.findUnique({ where: { agentId_seq: { agentId, seq: replySeq(turn) } } });
-      if (stored) return summarize(stored.content as unknown as Anthropic.ContentBlock[], null, { inputTokens: 0, outputTokens: 0 });
+      if (stored)
+        return summarize(stored.content as unknown as Anthropic.ContentBlock[], null, {
+          inputTokens: 0,
+          outputTokens: 0,
+        });
 
-      if (!anthropic) throw ApplicationFailure.nonRetryable('ANTHROPIC_API_KEY is not set on the worker', MODEL_NOT_CONFIGURED);
-      await prisma.agentMessage.createMany({ data: [{ agentId, seq: 0, role: 'user', content: firstPrompt(context) }], skipDuplicates: true });
+      if (!anthropic)
+        throw ApplicationFailure.nonRetryable('ANTHROPIC_API_KEY is not set on the worker', MODEL_NOT_CONFIGURED);
+      await prisma.agentMessage.createMany({
+        data: [{ agentId, seq: 0, role: 'user', content: firstPrompt(context) }],
+        skipDuplicates: true,
+      });
       if (turn > 0) await ensureToolResults(agentId, turn);
-      const rows = await prisma.agentMessage.findMany({ where: { agentId, seq: { lte: 2 * turn } }, orderBy: { seq: 'asc' } });
-      const transcript: StoredMessage[] = rows.map((row) => ({ seq: row.seq, role: row.role as StoredMessage['role'], content: row.content as unknown as StoredMessage['content'] }));
+      const rows = await prisma.agentMessage.findMany({
+        where: { agentId, seq: { lte: 2 * turn } },
+        orderBy: { seq: 'asc' },
+      });
+      const transcript: StoredMessage[] = rows.map((row) => ({
+        seq: row.seq,
+        role: row.role as StoredMessage['role'],
+        content: row.content as unknown as StoredMessage['content'],
+      }));
 
       const price = priceOf(modelPrices, options.model);
       const system = systemPrompt(agentType, context);
@@ -205,9 +267,14 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       let tokensPerChar = agent.promptChars > 0 ? agent.promptTokens / agent.promptChars : 0;
       const fit = (): FittedTranscript => {
         try {
-          return fitToContext({ system, tools }, transcript, { budgetTokens, tokensPerChar, clearedThrough: agent.contextClearedThrough });
+          return fitToContext({ system, tools }, transcript, {
+            budgetTokens,
+            tokensPerChar,
+            clearedThrough: agent.contextClearedThrough,
+          });
         } catch (error) {
-          if (error instanceof ContextOverflowError) throw ApplicationFailure.nonRetryable(error.message, CONTEXT_WINDOW_EXCEEDED);
+          if (error instanceof ContextOverflowError)
+            throw ApplicationFailure.nonRetryable(error.message, CONTEXT_WINDOW_EXCEEDED);
           throw error;
         }
       };
@@ -225,14 +292,24 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
         for (let refits = 0; ; refits++) {
           try {
             const cached = withCacheBreakpoints(tools, system, fitted.messages);
-            reply = await whileHeartbeating(() => streamReply(anthropic, { model: options.model, max_tokens: MAX_OUTPUT_TOKENS, ...cached }, signal, progress));
+            reply = await whileHeartbeating(() =>
+              streamReply(
+                anthropic,
+                { model: options.model, max_tokens: MAX_OUTPUT_TOKENS, ...cached },
+                signal,
+                progress,
+              ),
+            );
             break;
           } catch (error) {
-            // The estimate was low (or the window smaller than configured): the API's own numbers calibrate the next fit.
+            // The estimate was low (or the window smaller than configured): the API's own numbers calibrate the next
+            // fit.
             const refused = tooLong(error);
             if (refused === null || refits >= TOO_LONG_REFITS) throw error;
-            tokensPerChar = refused.tokens > 0 ? refused.tokens / fitted.characters : Math.max(tokensPerChar, 1 / 3) * 1.5;
-            if (refused.maximum > MAX_OUTPUT_TOKENS) budgetTokens = Math.min(budgetTokens, refused.maximum - MAX_OUTPUT_TOKENS);
+            tokensPerChar =
+              refused.tokens > 0 ? refused.tokens / fitted.characters : Math.max(tokensPerChar, 1 / 3) * 1.5;
+            if (refused.maximum > MAX_OUTPUT_TOKENS)
+              budgetTokens = Math.min(budgetTokens, refused.maximum - MAX_OUTPUT_TOKENS);
             fitted = fit();
           }
         }
@@ -268,9 +345,18 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       const toolUses = reply.content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use');
       const promptTokens = usage.inputTokens + usage.cacheCreationInputTokens + usage.cacheReadInputTokens;
       const statements: Array<Prisma.PrismaPromise<unknown>> = [
-        prisma.agentMessage.create({ data: { agentId, seq: replySeq(turn), role: 'assistant', content: asJson(reply.content) } }),
+        prisma.agentMessage.create({
+          data: { agentId, seq: replySeq(turn), role: 'assistant', content: asJson(reply.content) },
+        }),
         prisma.toolCall.createMany({
-          data: toolUses.map((use) => ({ id: use.id, agentId, turn, name: use.name, input: use.input as object, status: 'pending' })),
+          data: toolUses.map((use) => ({
+            id: use.id,
+            agentId,
+            turn,
+            name: use.name,
+            input: use.input as object,
+            status: 'pending',
+          })),
           skipDuplicates: true,
         }),
         prisma.agent.update({
@@ -291,7 +377,13 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
           },
         }),
         ...(fitted.clearedNow
-          ? appendEventStatements(prisma, agentId, { type: 'context', turn: turn + 1, clearedToolResults: fitted.clearedToolResults, estimatedTokens: fitted.estimatedTokens, budgetTokens })
+          ? appendEventStatements(prisma, agentId, {
+              type: 'context',
+              turn: turn + 1,
+              clearedToolResults: fitted.clearedToolResults,
+              estimatedTokens: fitted.estimatedTokens,
+              budgetTokens,
+            })
           : []),
         ...appendEventStatements(prisma, agentId, {
           type: 'turn',
@@ -304,13 +396,19 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
         }),
       ];
       await prisma.$transaction(statements);
-      return { ...summarize(reply.content, reply.stop_reason, usage), costUsd: turnCost, ...(fitted.clearedNow ? { contextCleared: { clearedToolResults: fitted.clearedToolResults } } : {}) };
+      return {
+        ...summarize(reply.content, reply.stop_reason, usage),
+        costUsd: turnCost,
+        ...(fitted.clearedNow ? { contextCleared: { clearedToolResults: fitted.clearedToolResults } } : {}),
+      };
     },
   };
 }
 
 function summarize(content: Anthropic.ContentBlock[], stopReason: string | null, usage: TokenUsage): ModelTurn {
-  const toolCalls = content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use').map((block) => ({ id: block.id, name: block.name, label: toolCallLabel(block.name, block.input) }));
+  const toolCalls = content
+    .filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use')
+    .map((block) => ({ id: block.id, name: block.name, label: toolCallLabel(block.name, block.input) }));
   return { stopReason, toolCalls, usage, text: textOf(content) };
 }
 

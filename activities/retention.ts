@@ -40,7 +40,15 @@ export function createRetentionActivities(deps: RetentionDeps) {
      */
     async pruneRecords(settings: RetentionSettings): Promise<PrunedRecords> {
       const now = Date.now();
-      const pruned: PrunedRecords = { events: 0, transitions: 0, messages: 0, toolCalls: 0, federationCommands: 0, federationEvents: 0, nonces: 0 };
+      const pruned: PrunedRecords = {
+        events: 0,
+        transitions: 0,
+        messages: 0,
+        toolCalls: 0,
+        federationCommands: 0,
+        federationEvents: 0,
+        nonces: 0,
+      };
       if (settings.eventHours > 0) {
         const before = cutoff(settings.eventHours, now);
         pruned.events = await inBatches(
@@ -71,17 +79,20 @@ export function createRetentionActivities(deps: RetentionDeps) {
       if (settings.federationHours > 0) {
         const before = cutoff(settings.federationHours, now);
         pruned.federationCommands = await inBatches(
-          () => prisma.$executeRaw`DELETE FROM federation_commands WHERE id IN (SELECT id FROM federation_commands WHERE created_at < ${before} LIMIT ${BATCH})`,
+          () =>
+            prisma.$executeRaw`DELETE FROM federation_commands WHERE id IN (SELECT id FROM federation_commands WHERE created_at < ${before} LIMIT ${BATCH})`,
         );
         pruned.federationEvents = await inBatches(
-          () => prisma.$executeRaw`DELETE FROM federation_events WHERE id IN (SELECT id FROM federation_events WHERE created_at < ${before} LIMIT ${BATCH})`,
+          () =>
+            prisma.$executeRaw`DELETE FROM federation_events WHERE id IN (SELECT id FROM federation_events WHERE created_at < ${before} LIMIT ${BATCH})`,
         );
       }
       // A send that no attempt will follow any more (its worker died mid-send) ends failed, never stays sending.
       await prisma.$executeRaw`UPDATE federation_commands SET status = 'failed', error_code = COALESCE(error_code, 'abandoned'),
         error = 'no answer was recorded and no attempt followed', completed_at = ${new Date(now)}
         WHERE direction = 'outbound' AND status = 'sending' AND created_at < ${new Date(now - ABANDONED_SEND_MS)}`;
-      // A nonce is kept only while its signature could pass the time window: a replay after that is refused as expired anyway.
+      // A nonce is kept only while its signature could pass the time window: a replay after that is refused as expired
+      // anyway.
       pruned.nonces = await inBatches(
         () => prisma.$executeRaw`DELETE FROM federation_nonces WHERE (key_id, nonce) IN (
           SELECT key_id, nonce FROM federation_nonces WHERE expires_at < ${new Date(now)} LIMIT ${BATCH})`,
@@ -92,13 +103,21 @@ export function createRetentionActivities(deps: RetentionDeps) {
     /** The sandbox queues of this instance's hosts that reported lately (their workers take the workspace pruning). */
     async liveHostQueues(): Promise<string[]> {
       const { taskQueue } = Context.current().info;
-      const hosts = await prisma.workerHost.findMany({ where: { taskQueue, reportedAt: { gt: new Date(Date.now() - WORKER_REPORT_MAX_AGE_MS) } }, select: { hostId: true } });
+      const hosts = await prisma.workerHost.findMany({
+        where: { taskQueue, reportedAt: { gt: new Date(Date.now() - WORKER_REPORT_MAX_AGE_MS) } },
+        select: { hostId: true },
+      });
       return hosts.map((host) => sandboxHostQueue(host.hostId));
     },
 
     /** Runs on a host's own queue: removes that host's workspaces kept past the retention. */
     async pruneHostWorkspaces(input: { retentionHours: number }): Promise<number> {
-      const removed = await pruneWorkspaces({ docker: deps.docker, prisma, workspacesDir: deps.workspacesDir, retentionHours: input.retentionHours });
+      const removed = await pruneWorkspaces({
+        docker: deps.docker,
+        prisma,
+        workspacesDir: deps.workspacesDir,
+        retentionHours: input.retentionHours,
+      });
       return removed.length;
     },
   };

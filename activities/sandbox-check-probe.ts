@@ -51,16 +51,20 @@ export function createSandboxProbeActivities(deps: SandboxProbeDeps) {
           { timeoutMs: PROBE_TIMEOUT_MS, maxOutputBytes: 64 * 1024, signal: Context.current().cancellationSignal },
         );
         const findings = parseProbeOutput(run.stdout);
-        const markerSeenOnHost = (await readFile(path.join(workspace, WORKSPACE_MARKER), 'utf8').catch(() => '')).trim() === 'ok';
+        const markerSeenOnHost =
+          (await readFile(path.join(workspace, WORKSPACE_MARKER), 'utf8').catch(() => '')).trim() === 'ok';
         const failed = findings ? failedChecks(findings) : ['probe output unreadable'];
         if (findings && !markerSeenOnHost) failed.push('workspace not shared with the host');
-        if (run.exitCode !== 0) failed.push(`probe exited with ${run.exitCode}${run.oomKilled ? ' (out of memory)' : ''}`);
+        if (run.exitCode !== 0)
+          failed.push(`probe exited with ${run.exitCode}${run.oomKilled ? ' (out of memory)' : ''}`);
         return {
           checkId: input.checkId,
           state: failed.length === 0 ? 'passed' : 'failed',
           exitCode: run.exitCode,
           findings,
-          ...(failed.length > 0 ? { error: `sandbox check failed: ${failed.join(', ')}; stderr: ${run.stderr.slice(0, 500)}` } : {}),
+          ...(failed.length > 0
+            ? { error: `sandbox check failed: ${failed.join(', ')}; stderr: ${run.stderr.slice(0, 500)}` }
+            : {}),
         };
       } finally {
         await rm(workspace, { recursive: true, force: true });

@@ -25,7 +25,12 @@ export function createSessionCallbackActivities(deps: SessionCallbackDeps) {
 
   /** POSTs one event; a receiver that does not answer 2xx makes the attempt fail (and Temporal retry it). */
   async function post(url: string, audience: string, body: SessionCallbackBody): Promise<void> {
-    const token = await signCallbackToken(deps.identity.current(), { sessionId: body.sessionId, audience, eventId: body.eventId, sequence: body.sequence });
+    const token = await signCallbackToken(deps.identity.current(), {
+      sessionId: body.sessionId,
+      audience,
+      eventId: body.eventId,
+      sequence: body.sequence,
+    });
     let status: number;
     try {
       ({ status } = await outboundRequest(deps.outbound, url, {
@@ -38,11 +43,17 @@ export function createSessionCallbackActivities(deps: SessionCallbackDeps) {
     } catch (error) {
       deps.metrics.callbackDeliveries.inc({ outcome: 'failed' });
       const reason = error instanceof OutboundError ? error.reason : 'unreachable';
-      throw ApplicationFailure.retryable(`callback ${body.sequence} (${body.type}) not delivered: ${reason}`, 'CallbackUndelivered');
+      throw ApplicationFailure.retryable(
+        `callback ${body.sequence} (${body.type}) not delivered: ${reason}`,
+        'CallbackUndelivered',
+      );
     }
     if (status < 200 || status > 299) {
       deps.metrics.callbackDeliveries.inc({ outcome: 'failed' });
-      throw ApplicationFailure.retryable(`callback ${body.sequence} (${body.type}) not delivered: the receiver answered ${status}`, 'CallbackUndelivered');
+      throw ApplicationFailure.retryable(
+        `callback ${body.sequence} (${body.type}) not delivered: the receiver answered ${status}`,
+        'CallbackUndelivered',
+      );
     }
     deps.metrics.callbackDeliveries.inc({ outcome: 'delivered' });
   }
@@ -76,7 +87,8 @@ export function createSessionCallbackActivities(deps: SessionCallbackDeps) {
       if (events.length === BATCH_EVENTS) return { delivered, ended: false, more: true };
       // An agent that ended without a final event left (none will come) ends the delivery too.
       const agent = await prisma.agent.findUniqueOrThrow({ where: { id: input.agentId }, select: { state: true } });
-      const ended = isTerminalState(agent.state) && (await eventsAfter(prisma, input.agentId, delivered, 1)).length === 0;
+      const ended =
+        isTerminalState(agent.state) && (await eventsAfter(prisma, input.agentId, delivered, 1)).length === 0;
       return { delivered, ended, more: false };
     },
   };

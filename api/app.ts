@@ -73,13 +73,51 @@ export function createApp(deps: ApiDeps): Express {
 
   const peers = peerTransport(settings);
   const repositories = repositoryPolicy(settings, peers.policy);
-  const agents = createAgentService({ temporal, prisma, taskQueue, repositories, workspaceMaxMb: settings.WORKSPACE_MAX_MB, modelPrices: parseModelPrices(settings.MODEL_PRICES) });
-  const federatedAgents = createFederatedAgentService({ temporal, prisma, agents, identity, taskQueue, pollIntervalSeconds: settings.FEDERATION_POLL_INTERVAL, authority, rateLimitPerMinute, log });
-  const connections = createConnectionService({ prisma, temporal, taskQueue, identity, peers, authority, log, onStatusChanged: (connectionId, status) => federatedAgents.notifyConnectionStatus(connectionId, status) });
+  const agents = createAgentService({
+    temporal,
+    prisma,
+    taskQueue,
+    repositories,
+    workspaceMaxMb: settings.WORKSPACE_MAX_MB,
+    modelPrices: parseModelPrices(settings.MODEL_PRICES),
+  });
+  const federatedAgents = createFederatedAgentService({
+    temporal,
+    prisma,
+    agents,
+    identity,
+    taskQueue,
+    pollIntervalSeconds: settings.FEDERATION_POLL_INTERVAL,
+    authority,
+    rateLimitPerMinute,
+    log,
+  });
+  const connections = createConnectionService({
+    prisma,
+    temporal,
+    taskQueue,
+    identity,
+    peers,
+    authority,
+    log,
+    onStatusChanged: (connectionId, status) => federatedAgents.notifyConnectionStatus(connectionId, status),
+  });
   const peerCommands = createPeerCommandHandler({ prisma, identity, agents, authority, rateLimitPerMinute, log });
   const metrics = createApiMetrics(prisma);
-  const sessions = createSessionService({ prisma, temporal, agents, federatedAgents, taskQueue, outbound: peers.policy });
-  const readiness = { temporal: deps.temporalProbe, prisma, docker: () => dockerFromWorkerReports(prisma, taskQueue), namespace: settings.TEMPORAL_NAMESPACE };
+  const sessions = createSessionService({
+    prisma,
+    temporal,
+    agents,
+    federatedAgents,
+    taskQueue,
+    outbound: peers.policy,
+  });
+  const readiness = {
+    temporal: deps.temporalProbe,
+    prisma,
+    docker: () => dockerFromWorkerReports(prisma, taskQueue),
+    namespace: settings.TEMPORAL_NAMESPACE,
+  };
   const federation = { prisma, identity, connections, peerCommands, federatedAgents, metrics };
 
   const app = express();

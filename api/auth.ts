@@ -22,19 +22,34 @@ export interface IssuedToken {
 const newToken = (): string => `aot_${randomBytes(32).toString('base64url')}`;
 
 /** Creates the workspace if it does not exist and a new token for it; the token is returned once. */
-export async function issueApiToken(prisma: PrismaClient, workspaceName: string, label = 'default'): Promise<IssuedToken> {
-  const workspace = await prisma.workspace.upsert({ where: { name: workspaceName }, create: { id: randomUUID(), name: workspaceName }, update: {} });
+export async function issueApiToken(
+  prisma: PrismaClient,
+  workspaceName: string,
+  label = 'default',
+): Promise<IssuedToken> {
+  const workspace = await prisma.workspace.upsert({
+    where: { name: workspaceName },
+    create: { id: randomUUID(), name: workspaceName },
+    update: {},
+  });
   const token = newToken();
   const tokenId = randomUUID();
-  await prisma.apiToken.create({ data: { id: tokenId, workspaceId: workspace.id, role: 'workspace', name: label, tokenHash: hashToken(token) } });
+  await prisma.apiToken.create({
+    data: { id: tokenId, workspaceId: workspace.id, role: 'workspace', name: label, tokenHash: hashToken(token) },
+  });
   return { workspaceId: workspace.id, tokenId, token };
 }
 
 /** A new instance administrator token; returned once. */
-export async function issueAdminToken(prisma: PrismaClient, label = 'admin'): Promise<{ tokenId: string; token: string }> {
+export async function issueAdminToken(
+  prisma: PrismaClient,
+  label = 'admin',
+): Promise<{ tokenId: string; token: string }> {
   const token = newToken();
   const tokenId = randomUUID();
-  await prisma.apiToken.create({ data: { id: tokenId, workspaceId: null, role: 'admin', name: label, tokenHash: hashToken(token) } });
+  await prisma.apiToken.create({
+    data: { id: tokenId, workspaceId: null, role: 'admin', name: label, tokenHash: hashToken(token) },
+  });
   return { tokenId, token };
 }
 
@@ -51,7 +66,8 @@ async function callerOf(prisma: PrismaClient, req: Request): Promise<Caller | nu
 
 /** The caller of a request that must carry a valid token of either kind. */
 async function authenticated(prisma: PrismaClient, req: Request, res: Response): Promise<Caller> {
-  if (!req.headers.authorization) throw new ApiError(401, 'unauthorized', 'A bearer API token is required (Authorization: Bearer <token>)');
+  if (!req.headers.authorization)
+    throw new ApiError(401, 'unauthorized', 'A bearer API token is required (Authorization: Bearer <token>)');
   const caller = await callerOf(prisma, req);
   if (!caller) throw new ApiError(401, 'unauthorized', 'The API token is not valid');
   (res.locals as { caller: Caller }).caller = caller;
@@ -82,13 +98,23 @@ export function callerOfResponse(res: Response): Caller | undefined {
 /** The caller's workspace; an administrator token has none and is refused here. */
 export function workspaceOf(res: Response): string {
   const caller = callerOfResponse(res);
-  if (caller?.role !== 'workspace') throw new ApiError(403, 'workspace_token_required', 'This acts in a workspace: use a workspace token (npm run token -- --workspace <name>)');
+  if (caller?.role !== 'workspace')
+    throw new ApiError(
+      403,
+      'workspace_token_required',
+      'This acts in a workspace: use a workspace token (npm run token -- --workspace <name>)',
+    );
   return caller.workspaceId;
 }
 
 /** Instance-wide operations need an administrator token. */
 export function requireAdmin(res: Response): void {
-  if (callerOfResponse(res)?.role !== 'admin') throw new ApiError(403, 'admin_required', 'This is an instance-wide operation: use an administrator token (npm run token -- --admin)');
+  if (callerOfResponse(res)?.role !== 'admin')
+    throw new ApiError(
+      403,
+      'admin_required',
+      'This is an instance-wide operation: use an administrator token (npm run token -- --admin)',
+    );
 }
 
 /** Requires a workspace token (the routes of agents and of a workspace's federation). */

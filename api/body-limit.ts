@@ -11,7 +11,13 @@ export function refuseDeclaredTooLarge(limitBytes: number): RequestHandler {
   return (req, _res, next) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (Number.isFinite(declared) && declared > limitBytes) {
-      next(Object.assign(new Error(`the declared body of ${declared} bytes is over ${limitBytes}`), { type: 'entity.too.large', status: 413, expose: true }));
+      next(
+        Object.assign(new Error(`the declared body of ${declared} bytes is over ${limitBytes}`), {
+          type: 'entity.too.large',
+          status: 413,
+          expose: true,
+        }),
+      );
       return;
     }
     next();

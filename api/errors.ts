@@ -44,7 +44,11 @@ function isBodyParserError(error: unknown): error is BodyParserError {
 const BODY_PARSER_ERRORS: Record<string, [number, string, string]> = {
   'entity.parse.failed': [400, 'invalid_json', 'The request body is not valid JSON'],
   'entity.too.large': [413, 'payload_too_large', 'The request body is too large'],
-  'encoding.unsupported': [415, 'unsupported_encoding', 'The request body encoding is not supported (signed requests take no Content-Encoding)'],
+  'encoding.unsupported': [
+    415,
+    'unsupported_encoding',
+    'The request body encoding is not supported (signed requests take no Content-Encoding)',
+  ],
   'charset.unsupported': [415, 'unsupported_charset', 'The request body charset is not supported'],
   'request.aborted': [400, 'request_aborted', 'The request was aborted'],
 };
@@ -90,9 +94,19 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (isDatabaseUnavailable(error)) {
-      log.warn({ method: req.method, path: req.path, error: (error as Error).message.slice(0, 200) }, 'database unavailable');
+      log.warn(
+        { method: req.method, path: req.path, error: (error as Error).message.slice(0, 200) },
+        'database unavailable',
+      );
       res.setHeader('retry-after', '5');
-      res.status(503).json(errorBody('database_unavailable', 'The database does not answer right now; nothing was changed. Try again in a few seconds.'));
+      res
+        .status(503)
+        .json(
+          errorBody(
+            'database_unavailable',
+            'The database does not answer right now; nothing was changed. Try again in a few seconds.',
+          ),
+        );
       return;
     }
     log.error({ err: error, method: req.method, path: req.path }, 'unhandled error');

@@ -9,13 +9,21 @@ import { ApiError } from './errors';
 /** How often an idle stream sends a comment, so that proxies do not close it. */
 const KEEP_ALIVE_MS = 15_000;
 
-/** Where a client resumes: the Last-Event-ID header (what EventSource sends on reconnect), else ?lastEventId=, else the start. */
+/**
+ * Where a client resumes: the Last-Event-ID header (what EventSource sends on reconnect), else ?lastEventId=, else the
+ * start.
+ */
 export function resumePoint(req: Request): number {
   const header = req.header('last-event-id');
   const query = typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined;
   const raw = header ?? query;
   if (raw === undefined || raw === '') return 0;
-  if (!/^\d{1,9}$/.test(raw)) throw new ApiError(400, 'invalid_last_event_id', 'Last-Event-ID must be the id of an event of this stream (a non-negative integer)');
+  if (!/^\d{1,9}$/.test(raw))
+    throw new ApiError(
+      400,
+      'invalid_last_event_id',
+      'Last-Event-ID must be the id of an event of this stream (a non-negative integer)',
+    );
   return Number(raw);
 }
 
@@ -35,9 +43,21 @@ export interface EventStreamDeps {
  * only, never stored, so they take no place in the numbering). The stream ends after the agent's final
  * state (or at once when it already ended before and nothing is left to send).
  */
-export async function streamAgentEvents(req: Request, res: Response, deps: EventStreamDeps, agentId: string, afterSeq: number, follow = true): Promise<void> {
+export async function streamAgentEvents(
+  req: Request,
+  res: Response,
+  deps: EventStreamDeps,
+  agentId: string,
+  afterSeq: number,
+  follow = true,
+): Promise<void> {
   const { prisma, feed } = deps;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
   res.flushHeaders();
   const gone = new AbortController(); // aborted when the client disconnects
   req.on('close', () => gone.abort());
@@ -51,7 +71,8 @@ export async function streamAgentEvents(req: Request, res: Response, deps: Event
     if (wake === 'progress') {
       const agent = await prisma.agent.findUnique({ where: { id: agentId }, select: { modelProgress: true } });
       const progress = agent?.modelProgress as ModelProgress | null | undefined;
-      if (progress) res.write(`event: progress\ndata: ${JSON.stringify({ agentId, type: 'progress', data: progress })}\n\n`);
+      if (progress)
+        res.write(`event: progress\ndata: ${JSON.stringify({ agentId, type: 'progress', data: progress })}\n\n`);
     } else if (wake === 'events') {
       const events = await eventsAfter(prisma, agentId, last);
       for (const event of events) {

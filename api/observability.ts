@@ -49,8 +49,14 @@ export function noteAgent(res: Response, agentId: string): void {
 }
 
 /** Counts a spawn by agent type, where it runs and its outcome (the state it got, existing, or the refusal code). */
-export async function countSpawn<R>(metrics: ApiMetrics, labels: { agentType: string; runsOn: 'local' | 'peer' }, spawn: () => Promise<R>, outcomeOf: (result: R) => string): Promise<R> {
-  const count = (outcome: string): void => metrics.spawns.inc({ agent_type: labels.agentType, runs_on: labels.runsOn, outcome });
+export async function countSpawn<R>(
+  metrics: ApiMetrics,
+  labels: { agentType: string; runsOn: 'local' | 'peer' },
+  spawn: () => Promise<R>,
+  outcomeOf: (result: R) => string,
+): Promise<R> {
+  const count = (outcome: string): void =>
+    metrics.spawns.inc({ agent_type: labels.agentType, runs_on: labels.runsOn, outcome });
   try {
     const result = await spawn();
     count(outcomeOf(result));

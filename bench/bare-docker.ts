@@ -5,20 +5,40 @@ import type Docker from 'dockerode';
 import { hardenedContainerSpec, type SandboxRuntime } from '../sandbox-runtime/container-spec';
 
 /** The burst's baseline: `count` hardened containers created and started at once, then removed. */
-export async function bareBurst(docker: Docker, image: string, runtime: SandboxRuntime, count: number): Promise<{ allStartedMs: number }> {
+export async function bareBurst(
+  docker: Docker,
+  image: string,
+  runtime: SandboxRuntime,
+  count: number,
+): Promise<{ allStartedMs: number }> {
   const workspace = await mkdtemp(path.join(os.tmpdir(), 'bench-bare-burst-'));
   const names = Array.from({ length: count }, (_, index) => `bench-bare-burst-${Date.now()}-${index}`);
   try {
     const started = performance.now();
     await Promise.all(
       names.map(async (name) => {
-        const spec = hardenedContainerSpec({ name, image, runtime, command: ['sleep', 'infinity'], workflowId: name, instance: 'bench-baseline', workspaceHostPath: workspace });
+        const spec = hardenedContainerSpec({
+          name,
+          image,
+          runtime,
+          command: ['sleep', 'infinity'],
+          workflowId: name,
+          instance: 'bench-baseline',
+          workspaceHostPath: workspace,
+        });
         await (await docker.createContainer(spec)).start();
       }),
     );
     return { allStartedMs: performance.now() - started };
   } finally {
-    await Promise.all(names.map((name) => docker.getContainer(name).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(
+      names.map((name) =>
+        docker
+          .getContainer(name)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
     await rm(workspace, { recursive: true, force: true });
   }
 }
@@ -27,10 +47,23 @@ export async function bareBurst(docker: Docker, image: string, runtime: SandboxR
  * The baselines of spawn and kill: a bare dockerode create+start of the same image with the same
  * hardened options (and a workspace bind) as an agent's sandbox, and a bare forced remove of it.
  */
-export async function bareCreateStart(docker: Docker, image: string, runtime: SandboxRuntime, name: string): Promise<{ createStartMs: number; removeMs: number }> {
+export async function bareCreateStart(
+  docker: Docker,
+  image: string,
+  runtime: SandboxRuntime,
+  name: string,
+): Promise<{ createStartMs: number; removeMs: number }> {
   const workspace = await mkdtemp(path.join(os.tmpdir(), 'bench-bare-'));
   try {
-    const spec = hardenedContainerSpec({ name, image, runtime, command: ['sleep', 'infinity'], workflowId: name, instance: 'bench-baseline', workspaceHostPath: workspace });
+    const spec = hardenedContainerSpec({
+      name,
+      image,
+      runtime,
+      command: ['sleep', 'infinity'],
+      workflowId: name,
+      instance: 'bench-baseline',
+      workspaceHostPath: workspace,
+    });
     const started = performance.now();
     const container = await docker.createContainer(spec);
     await container.start();

@@ -46,11 +46,19 @@ async function runningTimes(bench: BenchInstance, agentIds: string[], timeoutMs:
       GROUP BY agent_id, data->>'state'`;
     const ended = rows.find((row) => row.state !== 'running');
     if (ended) {
-      const row = await bench.instance.prisma.agent.findUnique({ where: { id: ended.agent_id }, select: { error: true } });
-      throw new Error(`agent ${ended.agent_id} ended ${ended.state} during the burst: ${row?.error ?? 'no error recorded'}`);
+      const row = await bench.instance.prisma.agent.findUnique({
+        where: { id: ended.agent_id },
+        select: { error: true },
+      });
+      throw new Error(
+        `agent ${ended.agent_id} ended ${ended.state} during the burst: ${row?.error ?? 'no error recorded'}`,
+      );
     }
     if (rows.length === agentIds.length) return rows.map((row) => row.at.getTime());
-    if (Date.now() > deadline) throw new Error(`${agentIds.length - rows.length} of ${agentIds.length} agents were not running after ${timeoutMs / 1000} s`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${agentIds.length - rows.length} of ${agentIds.length} agents were not running after ${timeoutMs / 1000} s`,
+      );
     await pause(200);
   }
 }
@@ -75,9 +83,16 @@ async function inParallel<T, R>(items: T[], parallel: number, work: (item: T) =>
  * at a realistic pace (the scripted model thinks 0.5–2.5 s, tools run 2–5 s): how long until all run,
  * the worker's memory per live agent (against the same worker idle, after a warm-up), then all killed.
  */
-export async function burst(bench: BenchInstance, events: ContainerEvents, repository: string, count: number): Promise<BurstFigures> {
+export async function burst(
+  bench: BenchInstance,
+  events: ContainerEvents,
+  repository: string,
+  count: number,
+): Promise<BurstFigures> {
   for (const warmUp of [0, 1]) {
-    const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`warm-up-${warmUp}`, repository, WORK.realistic)));
+    const agentId = acceptedAgentId(
+      await bench.post('/agents/spawn', spawnBody(`warm-up-${warmUp}`, repository, WORK.realistic)),
+    );
     await waitForState(bench.instance, agentId, 'running');
     await bench.post(`/agents/${agentId}/kill`);
     await waitForState(bench.instance, agentId, 'killed');
@@ -88,7 +103,9 @@ export async function burst(bench: BenchInstance, events: ContainerEvents, repos
   const requests = await Promise.all(
     Array.from({ length: count }, async (_, index) => {
       const sentAt = Date.now();
-      const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`burst-${index}`, repository, WORK.realistic)));
+      const agentId = acceptedAgentId(
+        await bench.post('/agents/spawn', spawnBody(`burst-${index}`, repository, WORK.realistic)),
+      );
       return { sentAt, answeredAt: Date.now(), agentId };
     }),
   );
@@ -103,9 +120,16 @@ export async function burst(bench: BenchInstance, events: ContainerEvents, repos
 
   const killedAt = Date.now();
   await inParallel(agentIds, 20, (agentId) => bench.post(`/agents/${agentId}/kill`));
-  const goneAt = await Promise.all(agentIds.map((agentId) => events.waitFor(containerNameFor(agentId), 'destroy', 300_000)));
+  const goneAt = await Promise.all(
+    agentIds.map((agentId) => events.waitFor(containerNameFor(agentId), 'destroy', 300_000)),
+  );
   for (const agentId of agentIds) await waitForState(bench.instance, agentId, 'killed');
-  const bare = await bareBurst(bench.instance.docker, bench.instance.config.SANDBOX_IMAGE, bench.instance.config.SANDBOX_RUNTIME, count);
+  const bare = await bareBurst(
+    bench.instance.docker,
+    bench.instance.config.SANDBOX_IMAGE,
+    bench.instance.config.SANDBOX_RUNTIME,
+    count,
+  );
   return {
     profiles,
     bareAllStartedMs: bare.allStartedMs,

@@ -20,7 +20,9 @@ interface EngineEvent {
 export async function watchContainerEvents(docker: Docker): Promise<ContainerEvents> {
   const seen = new Map<string, number>();
   const waiters = new Map<string, Array<(at: number) => void>>();
-  const stream = (await docker.getEvents({ filters: { type: ['container'], event: ['create', 'start', 'destroy'] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await docker.getEvents({
+    filters: { type: ['container'], event: ['create', 'start', 'destroy'] },
+  })) as NodeJS.ReadableStream & { destroy(): void };
   let buffered = '';
   stream.on('data', (chunk: Buffer) => {
     buffered += chunk.toString('utf8');
@@ -45,7 +47,10 @@ export async function watchContainerEvents(docker: Docker): Promise<ContainerEve
       const known = seen.get(key);
       if (known !== undefined) return Promise.resolve(known);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the engine reported no ${action} of ${name} within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`the engine reported no ${action} of ${name} within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiters.set(key, [
           ...(waiters.get(key) ?? []),
           (at) => {

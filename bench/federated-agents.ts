@@ -30,11 +30,21 @@ export async function federatedSpawnKillRounds(
   count: number,
   prefix: string,
 ): Promise<{ spawnToReadyMs: number[]; killToGoneMs: number[] }> {
-  const asHub = (method: string, path: string, json?: unknown): Promise<JsonResponse> => request(hub.instance.baseUrl, method, path, { headers: bearer(link.hubToken), ...(json === undefined ? {} : { json }) });
+  const asHub = (method: string, path: string, json?: unknown): Promise<JsonResponse> =>
+    request(hub.instance.baseUrl, method, path, {
+      headers: bearer(link.hubToken),
+      ...(json === undefined ? {} : { json }),
+    });
   const samples = { spawnToReadyMs: [] as number[], killToGoneMs: [] as number[] };
   for (let round = 0; round < count; round++) {
     const requestedAt = Date.now();
-    const agentId = acceptedAgentId(await asHub('POST', '/api/v1/federation/agents/spawn', federatedSpawnBody(link.hubConnectionId, `${prefix}-${round}`, repository, WORK.hold)));
+    const agentId = acceptedAgentId(
+      await asHub(
+        'POST',
+        '/api/v1/federation/agents/spawn',
+        federatedSpawnBody(link.hubConnectionId, `${prefix}-${round}`, repository, WORK.hold),
+      ),
+    );
     const remoteAgentId = await remoteAgentOf(hub, agentId);
     const readyAt = await waitForState(spoke.instance, remoteAgentId, 'running');
     samples.spawnToReadyMs.push(readyAt - requestedAt);

@@ -17,10 +17,14 @@ export interface IdleStreamFigures {
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Transactions PostgreSQL committed in the instance's database so far (every statement outside a transaction is one). */
+/**
+ * Transactions PostgreSQL committed in the instance's database so far (every statement outside a transaction is one).
+ */
 async function committed(bench: BenchInstance): Promise<number> {
   const database = postgresConnection(bench.instance.config.DATABASE_URL).database;
-  const rows = await bench.instance.prisma.$queryRaw<Array<{ total: bigint }>>`SELECT xact_commit + xact_rollback AS total FROM pg_stat_database WHERE datname = ${database}`;
+  const rows = await bench.instance.prisma.$queryRaw<
+    Array<{ total: bigint }>
+  >`SELECT xact_commit + xact_rollback AS total FROM pg_stat_database WHERE datname = ${database}`;
   return Number(rows[0]?.total ?? 0);
 }
 
@@ -38,7 +42,12 @@ async function ratePerSecond(bench: BenchInstance, ms: number): Promise<number> 
  * sessions (with callbacks) wait for agents that say nothing (queued behind one that holds the only
  * slot), against the same instance with none open. Streams and deliveries wake on LISTEN/NOTIFY.
  */
-export async function idleStreamLoad(bench: BenchInstance, repository: string, count: number, measureMs: number): Promise<IdleStreamFigures> {
+export async function idleStreamLoad(
+  bench: BenchInstance,
+  repository: string,
+  count: number,
+  measureMs: number,
+): Promise<IdleStreamFigures> {
   const holder = acceptedAgentId(await bench.post('/agents/spawn', spawnBody('idle-holder', repository, WORK.hold)));
   await waitForState(bench.instance, holder, 'running');
   await waitForRunningTool(bench.instance, holder);
@@ -59,14 +68,26 @@ export async function idleStreamLoad(bench: BenchInstance, repository: string, c
   try {
     for (let index = 0; index < count; index++) {
       const id = `idle-${index}`;
-      const response = await bench.post('/orchestrator/sessions/spawn', { task: { id, title: `Idle ${id}`, repository, branch: 'main' }, callback_url: callbackUrl });
+      const response = await bench.post('/orchestrator/sessions/spawn', {
+        task: { id, title: `Idle ${id}`, repository, branch: 'main' },
+        callback_url: callbackUrl,
+      });
       if (response.status !== 202) throw new Error(`session spawn refused: ${response.status} ${response.text}`);
       sessionIds.push((response.body as { sessionId: string }).sessionId);
     }
     // Every session's first events (spawning, queued) reach the receiver; then nothing happens.
-    await waitUntil(async () => delivered >= count * 2 && (await bench.instance.prisma.agent.count({ where: { id: { in: sessionIds }, state: 'queued' } })) === count, 120_000, 250);
+    await waitUntil(
+      async () =>
+        delivered >= count * 2 &&
+        (await bench.instance.prisma.agent.count({ where: { id: { in: sessionIds }, state: 'queued' } })) === count,
+      120_000,
+      250,
+    );
     for (const sessionId of sessionIds) {
-      void fetch(`${bench.instance.baseUrl}/agents/${sessionId}/events?lastEventId=1000`, { headers: { authorization: `Bearer ${bench.token}` }, signal: streams.signal })
+      void fetch(`${bench.instance.baseUrl}/agents/${sessionId}/events?lastEventId=1000`, {
+        headers: { authorization: `Bearer ${bench.token}` },
+        signal: streams.signal,
+      })
         .then(async (response) => {
           await response.body?.pipeTo(new WritableStream()); // read and drop
         })
@@ -77,8 +98,17 @@ export async function idleStreamLoad(bench: BenchInstance, repository: string, c
     return { streams: count, sessions: count, withoutPerSecond, withStreamsPerSecond, measuredMs: measureMs };
   } finally {
     streams.abort();
-    await Promise.all([holder, ...sessionIds].map((agentId) => bench.post(`/agents/${agentId}/kill`).catch(() => undefined)));
-    await waitUntil(async () => (await bench.instance.prisma.agent.count({ where: { id: { in: [holder, ...sessionIds] }, state: { notIn: [...TERMINAL_STATES] } } })) === 0, 120_000, 500);
+    await Promise.all(
+      [holder, ...sessionIds].map((agentId) => bench.post(`/agents/${agentId}/kill`).catch(() => undefined)),
+    );
+    await waitUntil(
+      async () =>
+        (await bench.instance.prisma.agent.count({
+          where: { id: { in: [holder, ...sessionIds] }, state: { notIn: [...TERMINAL_STATES] } },
+        })) === 0,
+      120_000,
+      500,
+    );
     receiver.closeAllConnections();
     await new Promise<void>((resolve) => receiver.close(() => resolve()));
   }

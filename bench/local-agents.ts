@@ -21,7 +21,12 @@ export interface BaselineSamples {
  * One agent at a time: spawn → ready (state running committed), then kill while its tool runs →
  * container destroyed (the engine's event). Waits for the kill to be recorded before the next one.
  */
-export async function spawnAndKill(bench: BenchInstance, events: ContainerEvents, repository: string, label: string): Promise<{ spawnToReadyMs: number; killToGoneMs: number; profile: SpawnProfile }> {
+export async function spawnAndKill(
+  bench: BenchInstance,
+  events: ContainerEvents,
+  repository: string,
+  label: string,
+): Promise<{ spawnToReadyMs: number; killToGoneMs: number; profile: SpawnProfile }> {
   const requestedAt = Date.now();
   const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody(label, repository, WORK.hold)));
   const readyAt = await waitForState(bench.instance, agentId, 'running');
@@ -31,7 +36,14 @@ export async function spawnAndKill(bench: BenchInstance, events: ContainerEvents
   if (kill.status !== 202) throw new Error(`kill refused: ${kill.status} ${kill.text}`);
   const goneAt = await events.waitFor(containerNameFor(agentId), 'destroy');
   await waitForState(bench.instance, agentId, 'killed');
-  const profile = await spawnProfile(bench.instance.temporal, events, agentId, containerNameFor(agentId), requestedAt, readyAt);
+  const profile = await spawnProfile(
+    bench.instance.temporal,
+    events,
+    agentId,
+    containerNameFor(agentId),
+    requestedAt,
+    readyAt,
+  );
   return { spawnToReadyMs: readyAt - requestedAt, killToGoneMs: goneAt - killedAt, profile };
 }
 
@@ -56,15 +68,27 @@ export async function spawnKillRounds(
     ours.spawnToReadyMs.push(sample.spawnToReadyMs);
     ours.killToGoneMs.push(sample.killToGoneMs);
     ours.profiles.push(sample.profile);
-    const bare = await bareCreateStart(bench.instance.docker, SANDBOX_IMAGE, SANDBOX_RUNTIME, `bench-bare-${prefix}-${round}-${Date.now()}`);
+    const bare = await bareCreateStart(
+      bench.instance.docker,
+      SANDBOX_IMAGE,
+      SANDBOX_RUNTIME,
+      `bench-bare-${prefix}-${round}-${Date.now()}`,
+    );
     baseline.createStartMs.push(bare.createStartMs);
     baseline.removeMs.push(bare.removeMs);
   }
   return { ours, baseline };
 }
 
-/** Status of a live agent through the API (GET /agents/:id/status: row + workflow query) against a bare Temporal query of the same workflow. */
-export async function statusQueryLatency(bench: BenchInstance, repository: string, count: number): Promise<{ apiMs: number[]; bareQueryMs: number[] }> {
+/**
+ * Status of a live agent through the API (GET /agents/:id/status: row + workflow query) against a bare Temporal query
+ * of the same workflow.
+ */
+export async function statusQueryLatency(
+  bench: BenchInstance,
+  repository: string,
+  count: number,
+): Promise<{ apiMs: number[]; bareQueryMs: number[] }> {
   const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody('status-query', repository, WORK.hold)));
   await waitForState(bench.instance, agentId, 'running');
   const handle = bench.instance.temporal.workflow.getHandle(agentId);
@@ -84,15 +108,23 @@ export async function statusQueryLatency(bench: BenchInstance, repository: strin
   return { apiMs, bareQueryMs };
 }
 
-const historyLength = async (bench: BenchInstance, agentId: string): Promise<number> => (await bench.instance.temporal.workflow.getHandle(agentId).describe()).historyLength;
+const historyLength = async (bench: BenchInstance, agentId: string): Promise<number> =>
+  (await bench.instance.temporal.workflow.getHandle(agentId).describe()).historyLength;
 
 /**
  * Workflow history events per agent turn (a run of `turns` tool turns against a run that is done
  * at once), and per minute an agent waits in the queue (all of the host's slots held meanwhile).
  */
-export async function historyGrowth(bench: BenchInstance, repository: string, turns: number, queuedMs: number): Promise<{ eventsPerTurn: number; eventsPerQueuedMinute: number; queuedForMs: number }> {
+export async function historyGrowth(
+  bench: BenchInstance,
+  repository: string,
+  turns: number,
+  queuedMs: number,
+): Promise<{ eventsPerTurn: number; eventsPerQueuedMinute: number; queuedForMs: number }> {
   const run = async (count: number): Promise<number> => {
-    const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`turns-${count}`, repository, WORK.turns(count))));
+    const agentId = acceptedAgentId(
+      await bench.post('/agents/spawn', spawnBody(`turns-${count}`, repository, WORK.turns(count))),
+    );
     await bench.instance.temporal.workflow.getHandle(agentId).result();
     return await historyLength(bench, agentId);
   };
@@ -101,7 +133,10 @@ export async function historyGrowth(bench: BenchInstance, repository: string, tu
 
   const capacity = bench.instance.config.MAX_CONCURRENT_AGENTS;
   const holders: string[] = [];
-  for (let index = 0; index < capacity; index++) holders.push(acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`holder-${index}`, repository, WORK.hold))));
+  for (let index = 0; index < capacity; index++)
+    holders.push(
+      acceptedAgentId(await bench.post('/agents/spawn', spawnBody(`holder-${index}`, repository, WORK.hold))),
+    );
   for (const holder of holders) await waitForState(bench.instance, holder, 'running');
   const waiter = acceptedAgentId(await bench.post('/agents/spawn', spawnBody('queued', repository, WORK.hold)));
   await waitForState(bench.instance, waiter, 'queued');
@@ -119,5 +154,9 @@ export async function historyGrowth(bench: BenchInstance, repository: string, tu
   const queuedForMs = Date.now() - started;
   for (const agentId of [waiter, ...holders]) await bench.post(`/agents/${agentId}/kill`);
   for (const agentId of [waiter, ...holders]) await waitForState(bench.instance, agentId, 'killed');
-  return { eventsPerTurn: (long - short) / turns, eventsPerQueuedMinute: ((after - before) * 60_000) / queuedForMs, queuedForMs };
+  return {
+    eventsPerTurn: (long - short) / turns,
+    eventsPerQueuedMinute: ((after - before) * 60_000) / queuedForMs,
+    queuedForMs,
+  };
 }

@@ -13,7 +13,10 @@ export interface BenchOutputs {
 }
 
 const PANELS: Array<{ title: string; series: string[] }> = [
-  { title: 'spawn → sandbox ready', series: ['bare create+start', 'spawn → ready', 'spawn → ready, warm pool', 'federated spawn → ready'] },
+  {
+    title: 'spawn → sandbox ready',
+    series: ['bare create+start', 'spawn → ready', 'spawn → ready, warm pool', 'federated spawn → ready'],
+  },
   { title: 'kill → container gone', series: ['bare forced remove', 'kill → gone', 'federated kill → gone'] },
   { title: 'status query', series: ['bare workflow query', 'status through the API'] },
   { title: 'burst: spawn → running', series: ['burst spawn → running'] },
@@ -23,12 +26,24 @@ const PANELS: Array<{ title: string; series: string[] }> = [
 export async function writeBenchOutputs(results: BenchmarkResults, dir: string): Promise<BenchOutputs> {
   await mkdir(dir, { recursive: true });
   const rows = reportRows(results);
-  const files = { json: path.join(dir, 'results.json'), markdown: path.join(dir, 'results.md'), chart: path.join(dir, 'latency.svg') };
-  const panels = PANELS.map((panel) => ({ title: panel.title, series: panel.series.map((label) => ({ label, samplesMs: results.samples[label] ?? [] })).filter((series) => series.samplesMs.length > 0) }));
+  const files = {
+    json: path.join(dir, 'results.json'),
+    markdown: path.join(dir, 'results.md'),
+    chart: path.join(dir, 'latency.svg'),
+  };
+  const panels = PANELS.map((panel) => ({
+    title: panel.title,
+    series: panel.series
+      .map((label) => ({ label, samplesMs: results.samples[label] ?? [] }))
+      .filter((series) => series.samplesMs.length > 0),
+  }));
   await writeFile(files.json, `${JSON.stringify({ ...results, rows }, null, 2)}\n`);
   await writeFile(files.markdown, `${markdownTable(rows)}\n`);
   await writeFile(files.chart, latencyChart(panels));
-  const profileLines = (profile: Record<string, number>): string[] => Object.entries(profile).map(([phase, median]) => `  ${String(Number.isFinite(median) ? Math.round(median) : '—').padStart(6)} ms  ${phase}`);
+  const profileLines = (profile: Record<string, number>): string[] =>
+    Object.entries(profile).map(
+      ([phase, median]) => `  ${String(Number.isFinite(median) ? Math.round(median) : '—').padStart(6)} ms  ${phase}`,
+    );
   const text = [
     `benchmark (${results.scale.name}) on ${results.machine.cpus} cores, ${results.machine.memoryMb} MB, sandboxes under ${results.machine.sandboxRuntime}`,
     '',

@@ -32,8 +32,32 @@ export interface BenchScale {
 }
 
 export const SCALES: Record<BenchScale['name'], BenchScale> = {
-  full: { name: 'full', spawnRounds: 30, federatedRounds: 15, statusQueries: 200, historyTurns: 10, queuedMs: 30_000, burstAgents: 200, verificationSeconds: 2, poolSize: 2, idleStreams: 200, idleMeasureMs: 30_000 },
-  smoke: { name: 'smoke', spawnRounds: 2, federatedRounds: 1, statusQueries: 5, historyTurns: 2, queuedMs: 1_000, burstAgents: 3, verificationSeconds: 0.05, poolSize: 2, idleStreams: 3, idleMeasureMs: 2_000 },
+  full: {
+    name: 'full',
+    spawnRounds: 30,
+    federatedRounds: 15,
+    statusQueries: 200,
+    historyTurns: 10,
+    queuedMs: 30_000,
+    burstAgents: 200,
+    verificationSeconds: 2,
+    poolSize: 2,
+    idleStreams: 200,
+    idleMeasureMs: 30_000,
+  },
+  smoke: {
+    name: 'smoke',
+    spawnRounds: 2,
+    federatedRounds: 1,
+    statusQueries: 5,
+    historyTurns: 2,
+    queuedMs: 1_000,
+    burstAgents: 3,
+    verificationSeconds: 0.05,
+    poolSize: 2,
+    idleStreams: 3,
+    idleMeasureMs: 2_000,
+  },
 };
 
 export interface Comparison {
@@ -51,7 +75,12 @@ export interface BenchmarkResults {
   federated: { spawn: Distribution; kill: Distribution; localSpawnP50: number };
   status: Comparison;
   verification: VerificationFigures;
-  burst: Omit<BurstFigures, 'spawnToRunningMs' | 'answeredMs' | 'profiles'> & { spawnToRunning: Distribution; answered: Distribution; capacity: number; profileMedianMs: Record<string, number> };
+  burst: Omit<BurstFigures, 'spawnToRunningMs' | 'answeredMs' | 'profiles'> & {
+    spawnToRunning: Distribution;
+    answered: Distribution;
+    capacity: number;
+    profileMedianMs: Record<string, number>;
+  };
   /** PostgreSQL's queries per second while idle event streams and live sessions wait, against none. */
   idleStreams: IdleStreamFigures;
   history: { eventsPerTurn: number; eventsPerQueuedMinute: number; queuedForMs: number };
@@ -64,10 +93,14 @@ const median = (values: number[]): number => {
   return known.length === 0 ? NaN : Math.round(percentile(known, 50) * 10) / 10;
 };
 
-const profileMedians = (profiles: SpawnProfile[]): Record<string, number> => Object.fromEntries(SPAWN_PHASES.map((phase) => [phase, median(profiles.map((profile) => profile[phase]))]));
+const profileMedians = (profiles: SpawnProfile[]): Record<string, number> =>
+  Object.fromEntries(SPAWN_PHASES.map((phase) => [phase, median(profiles.map((profile) => profile[phase]))]));
 
 /** Every figure of issue 12, each with its baseline measured in this run. Progress lines go to `say`. */
-export async function runBenchmark(scale: BenchScale, say: (line: string) => void = () => undefined): Promise<BenchmarkResults> {
+export async function runBenchmark(
+  scale: BenchScale,
+  say: (line: string) => void = () => undefined,
+): Promise<BenchmarkResults> {
   const model = benchModel();
   await model.start();
   const repository = await createRepository();
@@ -93,7 +126,10 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
     }
 
     say(`warm pool: spawn → ready with ${scale.poolSize} sandboxes started ahead`);
-    const pooledInstance = await startBenchInstance(model, { MAX_CONCURRENT_AGENTS: String(scale.poolSize + 1), WARM_POOL_SIZE: String(scale.poolSize) });
+    const pooledInstance = await startBenchInstance(model, {
+      MAX_CONCURRENT_AGENTS: String(scale.poolSize + 1),
+      WARM_POOL_SIZE: String(scale.poolSize),
+    });
     let pooledRounds;
     try {
       const warmReady = (): Promise<void> => waitForWarmPool(pooledInstance, scale.poolSize);
@@ -110,12 +146,22 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
     try {
       const link = await linkInstances(hub.instance, spoke.instance);
       await federatedSpawnKillRounds(hub, spoke, link, events, repository, 1, 'federated-warm-up');
-      federated = await federatedSpawnKillRounds(hub, spoke, link, events, repository, scale.federatedRounds, 'federated');
+      federated = await federatedSpawnKillRounds(
+        hub,
+        spoke,
+        link,
+        events,
+        repository,
+        scale.federatedRounds,
+        'federated',
+      );
     } finally {
       await Promise.all([hub.stop(), spoke.stop()]);
     }
 
-    say(`idle event streams and live sessions: PostgreSQL queries per second with ${scale.idleStreams} of each, against none`);
+    say(
+      `idle event streams and live sessions: PostgreSQL queries per second with ${scale.idleStreams} of each, against none`,
+    );
     const idle = await startBenchInstance(model, { MAX_CONCURRENT_AGENTS: '1' });
     let idleStreams: IdleStreamFigures;
     try {
@@ -133,12 +179,16 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
       await large.stop();
     }
 
-
     const { rounds, status, history } = localResults;
     const { spawnToRunningMs, answeredMs, profiles: burstProfiles, ...burstRest } = burstFigures;
     return {
       scale,
-      machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 1024 / 1024), sandboxRuntime: localResults.runtime, node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        memoryMb: Math.round(os.totalmem() / 1024 / 1024),
+        sandboxRuntime: localResults.runtime,
+        node: process.version,
+      },
       spawn: {
         ours: distribution(rounds.ours.spawnToReadyMs),
         baseline: distribution(rounds.baseline.createStartMs),
@@ -151,10 +201,20 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
         profileMedianMs: profileMedians(pooledRounds.ours.profiles),
       },
       kill: { ours: distribution(rounds.ours.killToGoneMs), baseline: distribution(rounds.baseline.removeMs) },
-      federated: { spawn: distribution(federated.spawnToReadyMs), kill: distribution(federated.killToGoneMs), localSpawnP50: percentile(rounds.ours.spawnToReadyMs, 50) },
+      federated: {
+        spawn: distribution(federated.spawnToReadyMs),
+        kill: distribution(federated.killToGoneMs),
+        localSpawnP50: percentile(rounds.ours.spawnToReadyMs, 50),
+      },
       status: { ours: distribution(status.apiMs), baseline: distribution(status.bareQueryMs) },
       verification,
-      burst: { ...burstRest, spawnToRunning: distribution(spawnToRunningMs), answered: distribution(answeredMs), capacity: scale.burstAgents, profileMedianMs: profileMedians(burstProfiles) },
+      burst: {
+        ...burstRest,
+        spawnToRunning: distribution(spawnToRunningMs),
+        answered: distribution(answeredMs),
+        capacity: scale.burstAgents,
+        profileMedianMs: profileMedians(burstProfiles),
+      },
       idleStreams,
       history,
       samples: {
@@ -175,4 +235,3 @@ export async function runBenchmark(scale: BenchScale, say: (line: string) => voi
     await model.stop();
   }
 }
-

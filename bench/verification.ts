@@ -1,6 +1,22 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { checkTimeWindow, CommandEnvelopeSchema, commandBody, JSON_CONTENT_TYPE, newNonce, signRequest } from '../federation/messages';
-import { checkContentDigest, keyIdFor, parseSignatureHeaders, rawPublicKey, REQUEST_COMPONENTS, requestComponents, signatureBase, verifyBase } from '../federation/signatures';
+import {
+  checkTimeWindow,
+  CommandEnvelopeSchema,
+  commandBody,
+  JSON_CONTENT_TYPE,
+  newNonce,
+  signRequest,
+} from '../federation/messages';
+import {
+  checkContentDigest,
+  keyIdFor,
+  parseSignatureHeaders,
+  rawPublicKey,
+  REQUEST_COMPONENTS,
+  requestComponents,
+  signatureBase,
+  verifyBase,
+} from '../federation/signatures';
 
 /**
  * Signed-command verifications per second (issue 12, item 1), against its baseline measured in the
@@ -43,11 +59,28 @@ export function measureVerification(seconds: number): VerificationFigures {
     nonce,
   };
   const body = commandBody(envelope);
-  const signed = signRequest(url, body, { keyId, publicKey: rawPublicKey(publicKey), privateKey, createdAt: new Date().toISOString(), retiresAt: null }, Date.now(), nonce);
+  const signed = signRequest(
+    url,
+    body,
+    { keyId, publicKey: rawPublicKey(publicKey), privateKey, createdAt: new Date().toISOString(), retiresAt: null },
+    Date.now(),
+    nonce,
+  );
   const headers: Record<string, string> = { ...signed.headers };
 
   const parsedOnce = parseSignatureHeaders(headers, REQUEST_COMPONENTS);
-  const base = Buffer.from(signatureBase(requestComponents('POST', 'spoke.example.com', '/api/v1/federation/incoming/command', JSON_CONTENT_TYPE, headers['content-digest'] ?? ''), parsedOnce.serializedParams));
+  const base = Buffer.from(
+    signatureBase(
+      requestComponents(
+        'POST',
+        'spoke.example.com',
+        '/api/v1/federation/incoming/command',
+        JSON_CONTENT_TYPE,
+        headers['content-digest'] ?? '',
+      ),
+      parsedOnce.serializedParams,
+    ),
+  );
   const bare = perSecond(seconds, () => {
     if (!verify(null, base, publicKey, parsedOnce.signature)) throw new Error('the bare verify failed');
   });
@@ -55,9 +88,20 @@ export function measureVerification(seconds: number): VerificationFigures {
     const parsed = parseSignatureHeaders(headers, REQUEST_COMPONENTS);
     checkContentDigest(headers, body);
     checkTimeWindow(parsed);
-    const components = requestComponents('POST', 'spoke.example.com', '/api/v1/federation/incoming/command', headers['content-type'] ?? '', headers['content-digest'] ?? '');
+    const components = requestComponents(
+      'POST',
+      'spoke.example.com',
+      '/api/v1/federation/incoming/command',
+      headers['content-type'] ?? '',
+      headers['content-digest'] ?? '',
+    );
     if (!verifyBase(components, parsed, publicKey)) throw new Error('the command did not verify');
     CommandEnvelopeSchema.parse(JSON.parse(body.toString('utf8')));
   });
-  return { bareVerifiesPerSecond: Math.round(bare), commandVerificationsPerSecond: Math.round(ours), ratio: Number((ours / bare).toFixed(3)), target: 0.7 };
+  return {
+    bareVerifiesPerSecond: Math.round(bare),
+    commandVerificationsPerSecond: Math.round(ours),
+    ratio: Number((ours / bare).toFixed(3)),
+    target: 0.7,
+  };
 }

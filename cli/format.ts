@@ -30,4 +30,5 @@ export function describeEvent(event: AgentEventView): string {
 }
 
 /** The closing line of `watch`. */
-export const progressLine = (state: string): string => (state === 'completed' ? 'done: the run completed' : `done: the run ended ${state}`);
+export const progressLine = (state: string): string =>
+  state === 'completed' ? 'done: the run completed' : `done: the run ended ${state}`;

@@ -39,15 +39,22 @@ interface Output {
   error(text: string): void;
 }
 
-const terminalExit = (state: string): number => (state === 'completed' ? EXIT.ok : state === 'killed' ? EXIT.runKilled : EXIT.runFailed);
+const terminalExit = (state: string): number =>
+  state === 'completed' ? EXIT.ok : state === 'killed' ? EXIT.runKilled : EXIT.runFailed;
 
 function statusLines(agent: AgentView): string[] {
   const lines = [
     `${agent.agentId}  ${agent.state}`,
     `  task ${agent.taskId} · ${agent.agentType} · turn ${agent.turn} · ${turnUsage({ ...agent.usage, costUsd: agent.costUsd })}${agent.lastTool ? ` · last tool ${agent.lastTool}` : ''}`,
   ];
-  if (agent.modelProgress) lines.push(`  model writing: ${agent.modelProgress.tool ? `${agent.modelProgress.tool} input, ` : ''}${agent.modelProgress.textLength} characters of text`);
-  if (agent.contextManagement) lines.push(`  context: older tool results cleared ${agent.contextManagement.clearings}× (last at turn ${agent.contextManagement.lastClearedAtTurn})`);
+  if (agent.modelProgress)
+    lines.push(
+      `  model writing: ${agent.modelProgress.tool ? `${agent.modelProgress.tool} input, ` : ''}${agent.modelProgress.textLength} characters of text`,
+    );
+  if (agent.contextManagement)
+    lines.push(
+      `  context: older tool results cleared ${agent.contextManagement.clearings}× (last at turn ${agent.contextManagement.lastClearedAtTurn})`,
+    );
   if (agent.error) lines.push(`  error: ${agent.error}`);
   if (agent.result) lines.push(`  result: ${agent.result.commitSha ?? 'no changes'} on ${agent.result.branch ?? '?'}`);
   return lines;
@@ -93,7 +100,10 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
     out.write(USAGE);
     return command || values.help ? EXIT.ok : EXIT.usage;
   }
-  const client = new OrchestratorClient({ baseUrl: values.url ?? env.ORCHESTRATOR_URL ?? 'http://127.0.0.1:3000', ...(values.token ?? env.ORCHESTRATOR_TOKEN ? { token: values.token ?? env.ORCHESTRATOR_TOKEN } : {}) });
+  const client = new OrchestratorClient({
+    baseUrl: values.url ?? env.ORCHESTRATOR_URL ?? 'http://127.0.0.1:3000',
+    ...((values.token ?? env.ORCHESTRATOR_TOKEN) ? { token: values.token ?? env.ORCHESTRATOR_TOKEN } : {}),
+  });
   const needAgent = (): string => {
     if (!target) throw new UsageError(`${command} needs an agent id: orchestrator ${command} <agentId>`);
     return target;
@@ -106,7 +116,8 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
 
   switch (command) {
     case 'spawn': {
-      if (!values.task || !values.repo || !values.item?.length) throw new UsageError('spawn needs --task <id>, --repo <repository> and at least one --item <work item>');
+      if (!values.task || !values.repo || !values.item?.length)
+        throw new UsageError('spawn needs --task <id>, --repo <repository> and at least one --item <work item>');
       const agentType = (values.type ?? 'worker') as AgentType;
       if (!AGENT_TYPES.includes(agentType)) throw new UsageError(`--type must be one of ${AGENT_TYPES.join(', ')}`);
       const spawned = await client.spawnAgent({
@@ -115,7 +126,9 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
         context: { repository: values.repo, branch: values.branch ?? 'main', workItems: values.item },
         ...(values.priority ? { priority: Number(values.priority) } : {}),
       });
-      print(spawned, () => [`${spawned.agentId}  ${spawned.status}${spawned.existing ? ' (the live agent of this task)' : ''}`]);
+      print(spawned, () => [
+        `${spawned.agentId}  ${spawned.status}${spawned.existing ? ' (the live agent of this task)' : ''}`,
+      ]);
       return values.watch ? await watch(client, spawned.agentId, out, json) : EXIT.ok;
     }
     case 'status': {
@@ -135,7 +148,13 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
         ...(values.state ? { state: values.state as AgentView['state'] } : {}),
         ...(values.limit ? { limit: Number(values.limit) } : {}),
       });
-      print(page, () => (page.agents.length === 0 ? ['no agents'] : page.agents.map((agent) => `${agent.agentId}  ${agent.state.padEnd(9)}  ${agent.agentType.padEnd(8)}  ${agent.taskId}`)));
+      print(page, () =>
+        page.agents.length === 0
+          ? ['no agents']
+          : page.agents.map(
+              (agent) => `${agent.agentId}  ${agent.state.padEnd(9)}  ${agent.agentType.padEnd(8)}  ${agent.taskId}`,
+            ),
+      );
       return EXIT.ok;
     }
     case 'logs': {
@@ -145,11 +164,19 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
     }
     case 'connections': {
       const { connections } = await client.connections();
-      print(connections, () => (connections.length === 0 ? ['no connections'] : connections.map((connection) => `${String(connection.id)}  ${String(connection.status)}  ${String(connection.peerName)}  ${String(connection.peerUrl)}`)));
+      print(connections, () =>
+        connections.length === 0
+          ? ['no connections']
+          : connections.map(
+              (connection) =>
+                `${String(connection.id)}  ${String(connection.status)}  ${String(connection.peerName)}  ${String(connection.peerUrl)}`,
+            ),
+      );
       return EXIT.ok;
     }
     case 'token': {
-      if (Boolean(values.workspace) === Boolean(values.admin)) throw new UsageError('token needs --workspace <name> or --admin');
+      if (Boolean(values.workspace) === Boolean(values.admin))
+        throw new UsageError('token needs --workspace <name> or --admin');
       const { createToken } = await import('./token');
       const issued = await createToken(values.admin ? { admin: true } : { workspace: values.workspace ?? '' });
       print(issued, () => [issued.token]);
@@ -165,7 +192,10 @@ export async function main(argv: string[], out: Output): Promise<number> {
   try {
     return await run(argv, out);
   } catch (error) {
-    if (error instanceof UsageError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      error instanceof UsageError ||
+      (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       out.error(`orchestrator: ${error.message}`);
       return EXIT.usage;
     }
@@ -173,7 +203,9 @@ export async function main(argv: string[], out: Output): Promise<number> {
       out.error(`orchestrator: ${error.message} (${error.status} ${error.code})`);
       return EXIT.refused;
     }
-    out.error(`orchestrator: the API did not answer: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`);
+    out.error(
+      `orchestrator: the API did not answer: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`,
+    );
     return EXIT.unreachable;
   }
 }

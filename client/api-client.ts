@@ -48,7 +48,11 @@ export const CLIENT_ROUTES = {
 } as const;
 
 /** Documented operations the client leaves out on purpose: peers call them, signed, instance to instance. */
-export const PEER_ONLY_ROUTES = ['/api/v1/federation/incoming/command', '/api/v1/federation/incoming/event', '/api/v1/federation/handshake'];
+export const PEER_ONLY_ROUTES = [
+  '/api/v1/federation/incoming/command',
+  '/api/v1/federation/incoming/event',
+  '/api/v1/federation/handshake',
+];
 
 type Json = Record<string, unknown>;
 export type ConnectionAction = 'accept' | 'reject' | 'suspend' | 'resume' | 'disconnect';
@@ -104,7 +108,8 @@ export class OrchestratorClient {
   }
   listAgents(query: AgentListQuery = {}): Promise<AgentList> {
     const search = new URLSearchParams();
-    for (const [key, value] of Object.entries(query) as Array<[string, string | number | undefined]>) if (value !== undefined) search.set(key, String(value));
+    for (const [key, value] of Object.entries(query) as Array<[string, string | number | undefined]>)
+      if (value !== undefined) search.set(key, String(value));
     return this.call('GET', `/agents${search.size > 0 ? `?${search.toString()}` : ''}`);
   }
   agentStatus(agentId: string): Promise<AgentView> {
@@ -170,7 +175,9 @@ export class OrchestratorClient {
   federationEvents(): Promise<{ events: Json[] }> {
     return this.call('GET', '/api/v1/federation/events');
   }
-  federatedSpawn(request: FederatedSpawnRequest): Promise<{ success: true; data: { agentId: string; state: string; spawnedAt: string; existing: boolean } }> {
+  federatedSpawn(
+    request: FederatedSpawnRequest,
+  ): Promise<{ success: true; data: { agentId: string; state: string; spawnedAt: string; existing: boolean } }> {
     return this.call('POST', '/api/v1/federation/agents/spawn', request);
   }
   federatedStatus(agentId: string): Promise<{ success: true; data: Json }> {
@@ -182,7 +189,9 @@ export class OrchestratorClient {
 
   /** The agent's events so far (a finished run's whole log), without following. */
   async eventsSoFar(agentId: string): Promise<AgentEventView[]> {
-    const response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/events?follow=false`, { headers: { ...this.headers(), accept: 'text/event-stream' } });
+    const response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/events?follow=false`, {
+      headers: { ...this.headers(), accept: 'text/event-stream' },
+    });
     if (!response.ok || !response.body) throw await errorOf(response);
     const events: AgentEventView[] = [];
     for await (const event of parseEventStream(response.body)) events.push(event);
@@ -195,10 +204,12 @@ export class OrchestratorClient {
    */
   async *agentEvents(agentId: string, afterSeq = 0): AsyncGenerator<AgentEventView> {
     let last = afterSeq;
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       let response: Response;
       try {
-        response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/events`, { headers: { ...this.headers(), accept: 'text/event-stream', 'last-event-id': String(last) } });
+        response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/events`, {
+          headers: { ...this.headers(), accept: 'text/event-stream', 'last-event-id': String(last) },
+        });
       } catch (error) {
         if (++failures > 5) throw error;
         await new Promise((resolve) => setTimeout(resolve, 1000 * failures));
@@ -223,7 +234,12 @@ export class OrchestratorClient {
     return this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, { acceptStatuses = [] as number[] } = {}): Promise<T> {
+  private async call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    { acceptStatuses = [] as number[] } = {},
+  ): Promise<T> {
     const response = await fetch(`${this.baseUrl}${path}`, {
       method,
       headers: { ...this.headers(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -239,9 +255,17 @@ async function errorOf(response: Response): Promise<ApiRequestError> {
   const text = await response.text().catch(() => '');
   try {
     const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
-    return new ApiRequestError(response.status, parsed.error?.code ?? 'error', parsed.error?.message ?? `HTTP ${response.status}`);
+    return new ApiRequestError(
+      response.status,
+      parsed.error?.code ?? 'error',
+      parsed.error?.message ?? `HTTP ${response.status}`,
+    );
   } catch {
-    return new ApiRequestError(response.status, 'error', `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`);
+    return new ApiRequestError(
+      response.status,
+      'error',
+      `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`,
+    );
   }
 }
 

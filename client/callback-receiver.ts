@@ -6,10 +6,19 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
  * JWKS), issued by that orchestrator, meant for this receiver's audience, unexpired, about the session
  * the event names, and for that very event.
  *
- *   const verify = callbackVerifier({ orchestratorUrl: 'https://orchestrator.example.com', audience: 'https://gateway.example.com' });
+ *   const verify = callbackVerifier({ orchestratorUrl: 'https://orchestrator.example.com', audience:
+ * 'https://gateway.example.com' });
  *   const claims = await verify(request.headers.authorization, body.sessionId, body.eventId);
  */
-export type CallbackRefusal = 'missing_token' | 'expired' | 'wrong_audience' | 'wrong_issuer' | 'wrong_session' | 'wrong_event' | 'bad_signature' | 'malformed';
+export type CallbackRefusal =
+  | 'missing_token'
+  | 'expired'
+  | 'wrong_audience'
+  | 'wrong_issuer'
+  | 'wrong_session'
+  | 'wrong_event'
+  | 'bad_signature'
+  | 'malformed';
 
 export class CallbackTokenError extends Error {
   constructor(
@@ -36,7 +45,9 @@ export interface CallbackClaims extends JWTPayload {
   seq: number;
 }
 
-export function callbackVerifier(options: CallbackVerifierOptions): (authorization: string | undefined, sessionId: string, eventId: string) => Promise<CallbackClaims> {
+export function callbackVerifier(
+  options: CallbackVerifierOptions,
+): (authorization: string | undefined, sessionId: string, eventId: string) => Promise<CallbackClaims> {
   const issuer = options.orchestratorUrl.replace(/\/$/, '');
   const keys = createRemoteJWKSet(new URL('/.well-known/jwks.json', `${issuer}/`));
   return async (authorization, sessionId, eventId) => {
@@ -44,12 +55,19 @@ export function callbackVerifier(options: CallbackVerifierOptions): (authorizati
     if (!token) throw new CallbackTokenError('missing_token', 'the callback carries no Bearer token');
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, keys, { issuer, audience: options.audience, algorithms: ['EdDSA'], clockTolerance: options.clockToleranceSeconds ?? 30 }));
+      ({ payload } = await jwtVerify(token, keys, {
+        issuer,
+        audience: options.audience,
+        algorithms: ['EdDSA'],
+        clockTolerance: options.clockToleranceSeconds ?? 30,
+      }));
     } catch (error) {
       throw refusalOf(error);
     }
-    if (payload.sub !== sessionId) throw new CallbackTokenError('wrong_session', `the token is for another session, not ${sessionId}`);
-    if (payload.jti !== eventId) throw new CallbackTokenError('wrong_event', `the token is for another event, not ${eventId}`);
+    if (payload.sub !== sessionId)
+      throw new CallbackTokenError('wrong_session', `the token is for another session, not ${sessionId}`);
+    if (payload.jti !== eventId)
+      throw new CallbackTokenError('wrong_event', `the token is for another event, not ${eventId}`);
     if (typeof payload.seq !== 'number') throw new CallbackTokenError('malformed', 'the token has no sequence number');
     return payload as CallbackClaims;
   };
@@ -58,10 +76,16 @@ export function callbackVerifier(options: CallbackVerifierOptions): (authorizati
 function refusalOf(error: unknown): CallbackTokenError {
   if (error instanceof errors.JWTExpired) return new CallbackTokenError('expired', 'the token has expired');
   if (error instanceof errors.JWTClaimValidationFailed) {
-    if (error.claim === 'aud') return new CallbackTokenError('wrong_audience', 'the token is meant for another receiver');
-    if (error.claim === 'iss') return new CallbackTokenError('wrong_issuer', 'the token was issued by another orchestrator');
+    if (error.claim === 'aud')
+      return new CallbackTokenError('wrong_audience', 'the token is meant for another receiver');
+    if (error.claim === 'iss')
+      return new CallbackTokenError('wrong_issuer', 'the token was issued by another orchestrator');
     return new CallbackTokenError('malformed', `the token's ${error.claim} claim is not acceptable`);
   }
-  if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey) return new CallbackTokenError('bad_signature', 'the token is not signed by the orchestrator');
-  return new CallbackTokenError('malformed', `the token cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+  if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey)
+    return new CallbackTokenError('bad_signature', 'the token is not signed by the orchestrator');
+  return new CallbackTokenError(
+    'malformed',
+    `the token cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+  );
 }

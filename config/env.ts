@@ -15,7 +15,10 @@ const HostPort = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port
 
 export const configSchema = z.object({
   DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/agents' })
+    .url({
+      protocol: /^postgres(ql)?$/,
+      error: 'must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/agents',
+    })
     .default('postgresql://postgres@127.0.0.1:5432/agent_orchestrator'),
   TEMPORAL_ADDRESS: HostPort.default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -30,7 +33,10 @@ export const configSchema = z.object({
     .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+)$/, 'must be unix:///path/to/docker.sock or tcp://host:port')
     .default('unix:///var/run/docker.sock'),
   SANDBOX_IMAGE: z.string().min(1).default('agent-sandbox:latest'),
-  /** runc (default) or runsc: gVisor, for untrusted code (Debian's runsc, registered as a Docker runtime by the start script). */
+  /**
+   * runc (default) or runsc: gVisor, for untrusted code (Debian's runsc, registered as a Docker runtime by the start
+   * script).
+   */
   SANDBOX_RUNTIME: z.enum(['runc', 'runsc']).default('runc'),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
@@ -49,30 +55,68 @@ export const configSchema = z.object({
   HOST_ID: z
     .string()
     .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be 1-100 letters, digits, dots, dashes or underscores')
-    .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100) || 'local'),
+    .default(
+      os
+        .hostname()
+        .replace(/[^A-Za-z0-9._-]/g, '-')
+        .slice(0, 100) || 'local',
+    ),
   /** The largest workspace disk quota an agent may ask for (options.resources.diskMb, default 1024). */
   WORKSPACE_MAX_MB: z.coerce.number().int().min(16).max(65536).default(8192),
-  /** How quotas are enforced: loop (an ext4 image per workspace; needs root and loop devices), watchdog (measured while tools run), or auto. */
+  /**
+   * How quotas are enforced: loop (an ext4 image per workspace; needs root and loop devices), watchdog (measured while
+   * tools run), or auto.
+   */
   WORKSPACE_QUOTA: z.enum(['auto', 'loop', 'watchdog']).default('auto'),
   /** Hours a finished agent's workspace is kept for inspection before the reconciler removes it; 0 keeps them. */
-  WORKSPACE_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 365).default(168),
+  WORKSPACE_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 365)
+    .default(168),
   /** Hours (fractions allowed) a finished agent's event log and state transitions are kept; 0 keeps them. */
-  EVENT_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(720),
+  EVENT_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 3650)
+    .default(720),
   /** Hours a finished agent's transcript (messages to and from the model) and tool calls are kept; 0 keeps them. */
-  TRANSCRIPT_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(720),
+  TRANSCRIPT_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 3650)
+    .default(720),
   /** Hours federation commands and events (sent, received and refused) are kept; 0 keeps them. */
-  FEDERATION_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(720),
+  FEDERATION_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 3650)
+    .default(720),
   /** Minutes between two runs of the retention schedule (a Temporal Schedule per instance). */
-  RETENTION_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
+  RETENTION_INTERVAL_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(60),
   /** Agent sandboxes one worker host runs at once; further spawns wait in state queued. */
   MAX_CONCURRENT_AGENTS: z.coerce.number().int().min(1).max(1000).default(4),
-  /** Sandboxes this host keeps created and started ahead of demand (0: none); they count against MAX_CONCURRENT_AGENTS. */
+  /**
+   * Sandboxes this host keeps created and started ahead of demand (0: none); they count against MAX_CONCURRENT_AGENTS.
+   */
   WARM_POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(0),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
-  /** How peers reach this instance; its authority is what incoming signatures must cover. Default: http://API_HOST:API_PORT. */
+  /**
+   * How peers reach this instance; its authority is what incoming signatures must cover. Default:
+   * http://API_HOST:API_PORT.
+   */
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
-  INSTANCE_NAME: z.string().min(1).max(100).default(os.hostname() || 'agent-orchestrator'),
+  INSTANCE_NAME: z
+    .string()
+    .min(1)
+    .max(100)
+    .default(os.hostname() || 'agent-orchestrator'),
   /** The signing key as PKCS#8 PEM; without it a key is created under DATA_DIR/federation. Never logged. */
   INSTANCE_PRIVATE_KEY: z.string().min(1).optional(),
   /** Commands one connection may send per minute. */
@@ -95,14 +139,24 @@ export const configSchema = z.object({
   REPOSITORY_SCHEMES: z
     .string()
     .default('https')
-    .refine((value) => value.split(',').every((scheme) => ['https', 'http', 'ssh', 'git'].includes(scheme.trim().toLowerCase())), 'must list https, http, ssh or git'),
-  /** Hosts repositories may come from (example.com, *.example.com), comma-separated; empty: any host the outbound policy allows. */
+    .refine(
+      (value) =>
+        value.split(',').every((scheme) => ['https', 'http', 'ssh', 'git'].includes(scheme.trim().toLowerCase())),
+      'must list https, http, ssh or git',
+    ),
+  /**
+   * Hosts repositories may come from (example.com, *.example.com), comma-separated; empty: any host the outbound policy
+   * allows.
+   */
   REPOSITORY_HOSTS: z.string().default(''),
   /** Absolute folders whose repositories may be cloned by local path, comma-separated; empty: no local paths. */
   REPOSITORY_LOCAL_ROOTS: z
     .string()
     .default('')
-    .refine((value) => value.split(',').every((root) => root.trim() === '' || path.isAbsolute(root.trim())), 'must list absolute folders'),
+    .refine(
+      (value) => value.split(',').every((root) => root.trim() === '' || path.isAbsolute(root.trim())),
+      'must list absolute folders',
+    ),
   /** Seconds one request to a peer may take (identity fetch, handshake, command, event). */
   FEDERATION_PEER_TIMEOUT: z.coerce.number().int().min(1).max(300).default(30),
   /** Seconds without news of an agent running on a peer after which the hub asks the peer (agent.status). */
@@ -123,7 +177,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._+-]{1,100}$/, 'must be 1-100 letters, digits, dots, dashes, pluses or underscores')
     .default(RELEASE),
-  /** newer: a worker makes its version current when it is a later release than the current one; never: the operator does. */
+  /**
+   * newer: a worker makes its version current when it is a later release than the current one; never: the operator
+   * does.
+   */
   WORKER_PROMOTE: z.enum(['newer', 'never']).default('newer'),
 });
 
@@ -144,7 +201,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const data = parsed.data;
-  return { ...data, DATA_DIR: path.resolve(data.DATA_DIR), PUBLIC_URL: (data.PUBLIC_URL ?? `http://${data.API_HOST}:${data.API_PORT}`).replace(/\/$/, '') };
+  return {
+    ...data,
+    DATA_DIR: path.resolve(data.DATA_DIR),
+    PUBLIC_URL: (data.PUBLIC_URL ?? `http://${data.API_HOST}:${data.API_PORT}`).replace(/\/$/, ''),
+  };
 }
 
 /** The connection settings node-postgres needs; Prisma's adapter wants an object, not a URL string. */
@@ -159,7 +220,8 @@ export interface PostgresConnection {
 export function postgresConnection(databaseUrl: string): PostgresConnection {
   const url = new URL(databaseUrl);
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (!database) throw new ConfigError(`Invalid configuration: DATABASE_URL names no database (${redactUrl(databaseUrl)})`);
+  if (!database)
+    throw new ConfigError(`Invalid configuration: DATABASE_URL names no database (${redactUrl(databaseUrl)})`);
   return {
     host: url.hostname,
     port: url.port ? Number(url.port) : 5432,

@@ -3,7 +3,8 @@ import { z } from 'zod';
 /**
  * What each model costs, in US dollars per million tokens, and how large its context window is.
  * The defaults are Anthropic's list prices when this was written; an operator sets their own with
- * MODEL_PRICES (JSON, merged over these), e.g. {"claude-sonnet-5-5":{"input":3,"output":15,"cacheWrite":3.75,"cacheRead":0.3}}.
+ * MODEL_PRICES (JSON, merged over these), e.g.
+ * {"claude-sonnet-5-5":{"input":3,"output":15,"cacheWrite":3.75,"cacheRead":0.3}}.
  * A model id matches its own entry or the longest entry it starts with ("claude-sonnet-4-5-20250929"
  * uses "claude-sonnet-4-5").
  */
@@ -42,10 +43,15 @@ export function parseModelPrices(raw: string): ModelPriceTable {
   try {
     json = JSON.parse(raw);
   } catch {
-    throw new Error('must be a JSON object of model → {input, output, cacheWrite, cacheRead[, contextWindow]} in USD per million tokens');
+    throw new Error(
+      'must be a JSON object of model → {input, output, cacheWrite, cacheRead[, contextWindow]} in USD per million tokens',
+    );
   }
   const parsed = ModelPriceTableSchema.safeParse(json);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'value'} ${issue.message}`).join('; '));
+  if (!parsed.success)
+    throw new Error(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'value'} ${issue.message}`).join('; '),
+    );
   return { ...DEFAULT_MODEL_PRICES, ...parsed.data };
 }
 
@@ -59,7 +65,19 @@ export function priceOf(table: ModelPriceTable, model: string): ModelPrice | und
 }
 
 /** The estimated cost in USD of the tokens of one or more requests. */
-export function costOf(usage: { inputTokens: number; outputTokens: number; cacheCreationInputTokens?: number; cacheReadInputTokens?: number }, price: ModelPrice): number {
-  const microDollars = usage.inputTokens * price.input + usage.outputTokens * price.output + (usage.cacheCreationInputTokens ?? 0) * price.cacheWrite + (usage.cacheReadInputTokens ?? 0) * price.cacheRead;
+export function costOf(
+  usage: {
+    inputTokens: number;
+    outputTokens: number;
+    cacheCreationInputTokens?: number;
+    cacheReadInputTokens?: number;
+  },
+  price: ModelPrice,
+): number {
+  const microDollars =
+    usage.inputTokens * price.input +
+    usage.outputTokens * price.output +
+    (usage.cacheCreationInputTokens ?? 0) * price.cacheWrite +
+    (usage.cacheReadInputTokens ?? 0) * price.cacheRead;
   return microDollars / 1_000_000;
 }

@@ -1,6 +1,14 @@
 import { OutboundError, OutboundPolicy, outboundRequest } from '../platform/outbound-http';
 import { signingKey, type InstanceIdentity, type InstanceKey, type PublicIdentity } from './identity';
-import { CommandReplySchema, newNonce, PublicIdentitySchema, signRequest, verifyResponse, type CommandReply, type PeerKey } from './messages';
+import {
+  CommandReplySchema,
+  newNonce,
+  PublicIdentitySchema,
+  signRequest,
+  verifyResponse,
+  type CommandReply,
+  type PeerKey,
+} from './messages';
 import { SignatureError } from './signatures';
 import { parseStrictJson } from './strict-json';
 
@@ -24,8 +32,14 @@ export interface PeerTransport {
 }
 
 /** The transport of an instance's settings (OUTBOUND_ALLOWED_NETWORKS, FEDERATION_PEER_TIMEOUT). */
-export function peerTransport(settings: { OUTBOUND_ALLOWED_NETWORKS: string; FEDERATION_PEER_TIMEOUT: number }): PeerTransport {
-  return { policy: new OutboundPolicy(settings.OUTBOUND_ALLOWED_NETWORKS), timeoutMs: settings.FEDERATION_PEER_TIMEOUT * 1000 };
+export function peerTransport(settings: {
+  OUTBOUND_ALLOWED_NETWORKS: string;
+  FEDERATION_PEER_TIMEOUT: number;
+}): PeerTransport {
+  return {
+    policy: new OutboundPolicy(settings.OUTBOUND_ALLOWED_NETWORKS),
+    timeoutMs: settings.FEDERATION_PEER_TIMEOUT * 1000,
+  };
 }
 
 export class PeerError extends Error {
@@ -48,9 +62,20 @@ export interface RawReply {
 }
 
 /** POSTs a body to a peer. A peer that cannot be reached (or may not be called) is a PeerError peer_unreachable. */
-export async function post(transport: PeerTransport, url: string, body: Buffer, headers: Record<string, string>): Promise<RawReply> {
+export async function post(
+  transport: PeerTransport,
+  url: string,
+  body: Buffer,
+  headers: Record<string, string>,
+): Promise<RawReply> {
   try {
-    return await outboundRequest(transport.policy, url, { method: 'POST', headers, body, timeoutMs: transport.timeoutMs, maxBytes: MAX_REPLY_BYTES });
+    return await outboundRequest(transport.policy, url, {
+      method: 'POST',
+      headers,
+      body,
+      timeoutMs: transport.timeoutMs,
+      maxBytes: MAX_REPLY_BYTES,
+    });
   } catch (error) {
     if (error instanceof OutboundError) throw unreachable(error);
     throw error;
@@ -66,7 +91,9 @@ export function postSigned(transport: PeerTransport, url: string, body: Buffer, 
 export function refusalCode(body: Buffer): string {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } };
-    return typeof parsed.error?.code === 'string' && /^[a-z_]{1,64}$/.test(parsed.error.code) ? parsed.error.code : 'peer_error';
+    return typeof parsed.error?.code === 'string' && /^[a-z_]{1,64}$/.test(parsed.error.code)
+      ? parsed.error.code
+      : 'peer_error';
   } catch {
     return 'peer_error';
   }
@@ -77,17 +104,28 @@ export function refusalCode(body: Buffer): string {
  * this very message (inReplyTo, the request's envelope nonce, the peer's instanceId). Throws
  * SignatureError with a reply_* code otherwise.
  */
-export function verifyReply(reply: RawReply, keys: PeerKey[], expected: { messageId: string; nonce: string; instanceId: string }): CommandReply {
+export function verifyReply(
+  reply: RawReply,
+  keys: PeerKey[],
+  expected: { messageId: string; nonce: string; instanceId: string },
+): CommandReply {
   try {
     verifyResponse(reply.status, reply.headers, reply.body, keys);
     const parsed = CommandReplySchema.parse(parseStrictJson(reply.body.toString('utf8')));
-    if (parsed.inReplyTo !== expected.messageId || parsed.requestNonce !== expected.nonce || parsed.instanceId !== expected.instanceId) {
+    if (
+      parsed.inReplyTo !== expected.messageId ||
+      parsed.requestNonce !== expected.nonce ||
+      parsed.instanceId !== expected.instanceId
+    ) {
       throw new SignatureError('mismatch', 'the reply answers another message');
     }
     return parsed;
   } catch (error) {
     const code = error instanceof SignatureError ? error.code : 'invalid';
-    throw new SignatureError(code.startsWith('reply_') ? code : `reply_${code}`, error instanceof Error ? error.message : String(error));
+    throw new SignatureError(
+      code.startsWith('reply_') ? code : `reply_${code}`,
+      error instanceof Error ? error.message : String(error),
+    );
   }
 }
 
@@ -95,7 +133,11 @@ export function verifyReply(reply: RawReply, keys: PeerKey[], expected: { messag
 export async function fetchPeerIdentity(transport: PeerTransport, baseUrl: string): Promise<PublicIdentity> {
   let answer;
   try {
-    answer = await outboundRequest(transport.policy, new URL(INSTANCE_PATH, baseUrl).toString(), { method: 'GET', timeoutMs: transport.timeoutMs, maxBytes: MAX_IDENTITY_BYTES });
+    answer = await outboundRequest(transport.policy, new URL(INSTANCE_PATH, baseUrl).toString(), {
+      method: 'GET',
+      timeoutMs: transport.timeoutMs,
+      maxBytes: MAX_IDENTITY_BYTES,
+    });
   } catch (error) {
     if (error instanceof OutboundError || error instanceof TypeError) throw unreachable(error);
     throw error;
@@ -108,16 +150,30 @@ export async function fetchPeerIdentity(transport: PeerTransport, baseUrl: strin
     // not JSON: no valid identity
   }
   const identity = PublicIdentitySchema.safeParse(body);
-  if (!identity.success) throw unreachable(new Error(`sent no valid identity: ${identity.error.issues.map((issue) => issue.message).join('; ')}`));
+  if (!identity.success)
+    throw unreachable(
+      new Error(`sent no valid identity: ${identity.error.issues.map((issue) => issue.message).join('; ')}`),
+    );
   return identity.data;
 }
 
 /** Sends a signed handshake message (request, accept, reject, suspend, resume, disconnect, keys.rotate). */
-export async function sendHandshake(transport: PeerTransport, identity: InstanceIdentity, self: PublicIdentity, peerUrl: string, type: string): Promise<void> {
+export async function sendHandshake(
+  transport: PeerTransport,
+  identity: InstanceIdentity,
+  self: PublicIdentity,
+  peerUrl: string,
+  type: string,
+): Promise<void> {
   const nonce = newNonce();
   const url = new URL(HANDSHAKE_PATH, peerUrl).toString();
   const body = Buffer.from(JSON.stringify({ type, instance: self, timestamp: new Date().toISOString(), nonce }));
-  const response = await post(transport, url, body, signRequest(url, body, signingKey(identity), Date.now(), nonce).headers);
-  if (response.status >= 300) throw new PeerError(refusalCode(response.body), `the peer refused ${type} with ${response.status}`);
+  const response = await post(
+    transport,
+    url,
+    body,
+    signRequest(url, body, signingKey(identity), Date.now(), nonce).headers,
+  );
+  if (response.status >= 300)
+    throw new PeerError(refusalCode(response.body), `the peer refused ${type} with ${response.status}`);
 }
-

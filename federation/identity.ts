@@ -98,7 +98,10 @@ function createExclusively(file: string, content: string): void {
 export function loadOrCreateIdentity(settings: IdentitySettings): InstanceIdentity {
   const stateFile = stateFileOf(settings.dataDir);
   if (!existsSync(stateFile)) {
-    const created: StoredIdentity = { instanceId: randomUUID(), keys: settings.privateKeyPem ? [] : [{ ...newKey(settings.dataDir), retiresAt: null }] };
+    const created: StoredIdentity = {
+      instanceId: randomUUID(),
+      keys: settings.privateKeyPem ? [] : [{ ...newKey(settings.dataDir), retiresAt: null }],
+    };
     createExclusively(stateFile, JSON.stringify(created, null, 2));
   }
   const stored = JSON.parse(readFileSync(stateFile, 'utf8')) as StoredIdentity;
@@ -106,7 +109,13 @@ export function loadOrCreateIdentity(settings: IdentitySettings): InstanceIdenti
     ? [toKey(createPrivateKey(settings.privateKeyPem), new Date(0).toISOString(), null)]
     : stored.keys
         .filter((key) => key.retiresAt === null || Date.parse(key.retiresAt) > Date.now())
-        .map((key) => toKey(createPrivateKey(readFileSync(keyFile(settings.dataDir, key.keyId), 'utf8')), key.createdAt, key.retiresAt));
+        .map((key) =>
+          toKey(
+            createPrivateKey(readFileSync(keyFile(settings.dataDir, key.keyId), 'utf8')),
+            key.createdAt,
+            key.retiresAt,
+          ),
+        );
   return { instanceId: stored.instanceId, name: settings.name, baseUrl: settings.baseUrl, keys };
 }
 
@@ -116,7 +125,10 @@ export function rotateKey(settings: IdentitySettings, overlapSeconds: number): I
   const stateFile = stateFileOf(settings.dataDir);
   const stored = JSON.parse(readFileSync(stateFile, 'utf8')) as StoredIdentity;
   const retiresAt = new Date(Date.now() + overlapSeconds * 1000).toISOString();
-  const keys = [{ ...newKey(settings.dataDir), retiresAt: null }, ...stored.keys.map((key) => ({ ...key, retiresAt: key.retiresAt ?? retiresAt }))];
+  const keys = [
+    { ...newKey(settings.dataDir), retiresAt: null },
+    ...stored.keys.map((key) => ({ ...key, retiresAt: key.retiresAt ?? retiresAt })),
+  ];
   writeAtomically(stateFile, JSON.stringify({ ...stored, keys }, null, 2), 0o600);
   return loadOrCreateIdentity(settings);
 }
@@ -126,7 +138,13 @@ export function publicIdentity(identity: InstanceIdentity): PublicIdentity {
     instanceId: identity.instanceId,
     name: identity.name,
     baseUrl: identity.baseUrl,
-    keys: identity.keys.map((key) => ({ keyId: key.keyId, algorithm: 'ed25519', publicKey: key.publicKey, status: key.retiresAt ? 'retiring' : 'active', notAfter: key.retiresAt })),
+    keys: identity.keys.map((key) => ({
+      keyId: key.keyId,
+      algorithm: 'ed25519',
+      publicKey: key.publicKey,
+      status: key.retiresAt ? 'retiring' : 'active',
+      notAfter: key.retiresAt,
+    })),
   };
 }
 
@@ -167,7 +185,12 @@ export function createIdentityHolder(settings: IdentitySettings): IdentityHolder
   };
 }
 
-export function identitySettings(config: { DATA_DIR: string; INSTANCE_NAME: string; PUBLIC_URL: string; INSTANCE_PRIVATE_KEY?: string | undefined }): IdentitySettings {
+export function identitySettings(config: {
+  DATA_DIR: string;
+  INSTANCE_NAME: string;
+  PUBLIC_URL: string;
+  INSTANCE_PRIVATE_KEY?: string | undefined;
+}): IdentitySettings {
   return {
     dataDir: config.DATA_DIR,
     name: config.INSTANCE_NAME,

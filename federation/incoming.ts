@@ -16,7 +16,16 @@ import {
   type EventEnvelope,
 } from './messages';
 import type { InstanceKey } from './identity';
-import { checkContentDigest, parseSignatureHeaders, publicKeyFromRaw, REQUEST_COMPONENTS, requestComponents, SignatureError, verifyBase, type ParsedSignature } from './signatures';
+import {
+  checkContentDigest,
+  parseSignatureHeaders,
+  publicKeyFromRaw,
+  REQUEST_COMPONENTS,
+  requestComponents,
+  SignatureError,
+  verifyBase,
+  type ParsedSignature,
+} from './signatures';
 import { parseStrictJson, StrictJsonError } from './strict-json';
 import { describeIssues } from '../shared/zod-issues';
 
@@ -65,7 +74,10 @@ export function refusal(rejection: FederationRejection): SignedMessageResponse {
   };
 }
 
-function rejectionFrom(error: SignatureError | StrictJsonError, connectionId: string | null = null): FederationRejection {
+function rejectionFrom(
+  error: SignatureError | StrictJsonError,
+  connectionId: string | null = null,
+): FederationRejection {
   return new FederationRejection(STATUS_BY_CODE[error.code] ?? 400, error.code, error.message, connectionId);
 }
 
@@ -100,8 +112,10 @@ export function parseSignedRequest(request: IncomingRequest, now = Date.now()): 
     const lines = request.rawHeaders.filter((value, index) => index % 2 === 0 && value.toLowerCase() === name).length;
     if (lines > 1) throw new FederationRejection(400, 'malformed_header', `the ${name} header must appear once`);
   }
-  if (request.headers['content-type'] !== JSON_CONTENT_TYPE) throw new FederationRejection(415, 'wrong_content_type', `the body must be ${JSON_CONTENT_TYPE}`);
-  if (typeof request.headers['content-digest'] !== 'string') throw new FederationRejection(401, 'missing_header', 'the content-digest header is required');
+  if (request.headers['content-type'] !== JSON_CONTENT_TYPE)
+    throw new FederationRejection(415, 'wrong_content_type', `the body must be ${JSON_CONTENT_TYPE}`);
+  if (typeof request.headers['content-digest'] !== 'string')
+    throw new FederationRejection(401, 'missing_header', 'the content-digest header is required');
   try {
     const parsed = parseSignatureHeaders(request.headers, REQUEST_COMPONENTS);
     checkTimeWindow(parsed, now);
@@ -113,7 +127,13 @@ export function parseSignedRequest(request: IncomingRequest, now = Date.now()): 
 }
 
 /** Signature with the given key, then the digest against the raw bytes. */
-export function checkSignatureAndDigest(request: IncomingRequest, parsed: ParsedSignature, publicKey: string, authority: string, connectionId: string | null): void {
+export function checkSignatureAndDigest(
+  request: IncomingRequest,
+  parsed: ParsedSignature,
+  publicKey: string,
+  authority: string,
+  connectionId: string | null,
+): void {
   try {
     if (!verifyBase(componentValues(request, authority), parsed, publicKeyFromRaw(publicKey))) {
       throw new SignatureError('bad_signature', 'the signature does not verify');
@@ -126,10 +146,18 @@ export function checkSignatureAndDigest(request: IncomingRequest, parsed: Parsed
 }
 
 /** Records the nonce; a second use of it (even after a restart) is a replay. */
-export async function consumeNonce(prisma: PrismaClient, parsed: ParsedSignature, connectionId: string | null): Promise<void> {
+export async function consumeNonce(
+  prisma: PrismaClient,
+  parsed: ParsedSignature,
+  connectionId: string | null,
+): Promise<void> {
   try {
     await prisma.federationNonce.create({
-      data: { keyId: parsed.params.keyid, nonce: parsed.params.nonce, expiresAt: new Date((parsed.params.created + MAX_SIGNATURE_AGE_SECONDS * 2) * 1000) },
+      data: {
+        keyId: parsed.params.keyid,
+        nonce: parsed.params.nonce,
+        expiresAt: new Date((parsed.params.created + MAX_SIGNATURE_AGE_SECONDS * 2) * 1000),
+      },
     });
   } catch (error) {
     if (isUniqueViolation(error)) {
@@ -150,8 +178,12 @@ export function parseBody(request: IncomingRequest, connectionId: string | null)
 
 /** The stored key a signature names, with its connection; unknown keys say nothing about any connection. */
 async function storedKey(prisma: PrismaClient, keyId: string) {
-  const key = await prisma.federationPeerKey.findUnique({ where: { keyId }, include: { connection: { include: { keys: true } } } });
-  if (!key) throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
+  const key = await prisma.federationPeerKey.findUnique({
+    where: { keyId },
+    include: { connection: { include: { keys: true } } },
+  });
+  if (!key)
+    throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
   return key;
 }
 
@@ -181,22 +213,40 @@ interface Verified<T> {
  * instanceId = the key's peer. Refusals before that proof are attributed to no connection: they count
  * against no connection's rate limit and tell the caller nothing about any connection.
  */
-async function verifySigned<T extends { instanceId: string }>(deps: AdmissionDeps, request: IncomingRequest, schema: z.ZodType<T>, now: number): Promise<Verified<T>> {
+async function verifySigned<T extends { instanceId: string }>(
+  deps: AdmissionDeps,
+  request: IncomingRequest,
+  schema: z.ZodType<T>,
+  now: number,
+): Promise<Verified<T>> {
   const parsed = parseSignedRequest(request, now);
   const key = await storedKey(deps.prisma, parsed.params.keyid);
   checkSignatureAndDigest(request, parsed, key.publicKey, deps.authority, null);
   await consumeNonce(deps.prisma, parsed, null);
 
   const { connection } = key;
-  if (!keyValidAt(key, now)) throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', connection.id);
-  if (connection.status !== 'ACTIVE') throw new FederationRejection(403, `connection_${connection.status.toLowerCase()}`, `the connection is ${connection.status}`, connection.id);
+  if (!keyValidAt(key, now))
+    throw new FederationRejection(401, 'key_expired', 'the signing key was rotated out', connection.id);
+  if (connection.status !== 'ACTIVE')
+    throw new FederationRejection(
+      403,
+      `connection_${connection.status.toLowerCase()}`,
+      `the connection is ${connection.status}`,
+      connection.id,
+    );
 
   const envelopeResult = schema.safeParse(parseBody(request, connection.id));
   if (!envelopeResult.success) {
     throw new FederationRejection(400, 'invalid_envelope', describeIssues(envelopeResult.error), connection.id);
   }
   const envelope = envelopeResult.data;
-  if (envelope.instanceId !== connection.peerInstanceId) throw new FederationRejection(403, 'instance_mismatch', 'the envelope names another instance than the signing key', connection.id);
+  if (envelope.instanceId !== connection.peerInstanceId)
+    throw new FederationRejection(
+      403,
+      'instance_mismatch',
+      'the envelope names another instance than the signing key',
+      connection.id,
+    );
   return { connection, envelope, bodyHash: bodyHash(request.body) };
 }
 
@@ -209,30 +259,73 @@ export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest
   const now = deps.now?.() ?? Date.now();
   const { connection, envelope, bodyHash: hash } = await verifySigned(deps, request, CommandEnvelopeSchema, now);
   const seen = await deps.prisma.federationCommand.findUnique({
-    where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'inbound', messageId: envelope.messageId } },
+    where: {
+      connectionId_direction_messageId: {
+        connectionId: connection.id,
+        direction: 'inbound',
+        messageId: envelope.messageId,
+      },
+    },
   });
   if (seen?.status === CANCELLED_SPAWN) {
-    throw new FederationRejection(409, 'spawn_cancelled', 'the hub cancelled this spawn before it was taken: it will never run', connection.id);
+    throw new FederationRejection(
+      409,
+      'spawn_cancelled',
+      'the hub cancelled this spawn before it was taken: it will never run',
+      connection.id,
+    );
   }
-  if (seen && seen.bodyHash !== hash) throw new FederationRejection(409, 'message_id_conflict', 'this messageId was used for a different body', connection.id);
+  if (seen && seen.bodyHash !== hash)
+    throw new FederationRejection(
+      409,
+      'message_id_conflict',
+      'this messageId was used for a different body',
+      connection.id,
+    );
   if (seen && seen.reply !== null) return { kind: 'repeat', connection, reply: seen.reply, status: 200 };
-  if (!(COMMAND_TYPES as readonly string[]).includes(envelope.commandType) || !connection.allowedCommandTypes.includes(envelope.commandType)) {
-    throw new FederationRejection(403, 'command_not_allowed', `this connection may not send ${envelope.commandType}`, connection.id);
+  if (
+    !(COMMAND_TYPES as readonly string[]).includes(envelope.commandType) ||
+    !connection.allowedCommandTypes.includes(envelope.commandType)
+  ) {
+    throw new FederationRejection(
+      403,
+      'command_not_allowed',
+      `this connection may not send ${envelope.commandType}`,
+      connection.id,
+    );
   }
-  // A copy of this message is being handled right now: the caller waits for its answer (it counted against the limit already).
+  // A copy of this message is being handled right now: the caller waits for its answer (it counted against the limit
+  // already).
   if (seen) return { kind: 'in_progress', connection, envelope, bodyHash: hash };
   const recent = await deps.prisma.federationCommand.count({
     where: { connectionId: connection.id, direction: 'inbound', createdAt: { gt: new Date(now - 60_000) } },
   });
-  if (recent >= deps.rateLimitPerMinute) throw new FederationRejection(429, 'rate_limited', `more than ${deps.rateLimitPerMinute} commands in a minute`, connection.id);
+  if (recent >= deps.rateLimitPerMinute)
+    throw new FederationRejection(
+      429,
+      'rate_limited',
+      `more than ${deps.rateLimitPerMinute} commands in a minute`,
+      connection.id,
+    );
   return { kind: 'new', connection, envelope, bodyHash: hash };
 }
 
 /** Verifies an incoming EVENT: the checks of every signed message, then the rate limit (events count on their own). */
-export async function admitEvent(deps: AdmissionDeps, request: IncomingRequest): Promise<{ connection: ConnectionWithKeys; envelope: EventEnvelope }> {
+export async function admitEvent(
+  deps: AdmissionDeps,
+  request: IncomingRequest,
+): Promise<{ connection: ConnectionWithKeys; envelope: EventEnvelope }> {
   const now = deps.now?.() ?? Date.now();
   const { connection, envelope } = await verifySigned(deps, request, EventEnvelopeSchema, now);
-  const recent = await deps.prisma.federationEvent.count({ where: { connectionId: connection.id, createdAt: { gt: new Date(now - 60_000) } } });
-  if (recent >= deps.rateLimitPerMinute) throw new FederationRejection(429, 'rate_limited', `more than ${deps.rateLimitPerMinute} events in a minute`, connection.id);
+  const recent = await deps.prisma.federationEvent.count({
+    where: { connectionId: connection.id, createdAt: { gt: new Date(now - 60_000) } },
+  });
+  if (recent >= deps.rateLimitPerMinute)
+    throw new FederationRejection(
+      429,
+      'rate_limited',
+      `more than ${deps.rateLimitPerMinute} events in a minute`,
+      connection.id,
+    );
   return { connection, envelope };
 }

@@ -39,17 +39,25 @@ const PublicKeySchema = z
     status: z.enum(['active', 'retiring']),
     notAfter: z.iso.datetime({ offset: true }).nullable(),
   })
-  .refine((key) => keyIdFor(key.publicKey) === key.keyId, { message: 'keyId is not the id derived from publicKey', path: ['keyId'] });
+  .refine((key) => keyIdFor(key.publicKey) === key.keyId, {
+    message: 'keyId is not the id derived from publicKey',
+    path: ['keyId'],
+  });
 /**
  * Instance ids are plain ASCII, so two ids that look alike are the same id: no Unicode normalisation
  * forms, homoglyphs or invisible characters make a second peer that reads like the first.
  */
-export const InstanceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'must be 1 to 100 ASCII letters, digits, ".", "_", ":" or "-"');
+export const InstanceIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/, 'must be 1 to 100 ASCII letters, digits, ".", "_", ":" or "-"');
 /** A display name: NFC-normalised, with no invisible, control or line-separating characters. */
 export const InstanceNameSchema = z
   .string()
   .max(100)
-  .refine((name) => name === name.normalize('NFC') && !/[\p{C}\p{Zl}\p{Zp}]/u.test(name), 'must be NFC-normalised text without invisible or control characters');
+  .refine(
+    (name) => name === name.normalize('NFC') && !/[\p{C}\p{Zl}\p{Zp}]/u.test(name),
+    'must be NFC-normalised text without invisible or control characters',
+  );
 
 export const PublicIdentitySchema = z.object({
   instanceId: InstanceIdSchema,
@@ -120,7 +128,13 @@ function lifetime(now: number): { created: number; expires: number } {
 }
 
 /** Signs a POST of `body` to `url` with this instance's key. */
-export function signRequest(url: string, body: Buffer, key: InstanceKey, now = Date.now(), nonce = newNonce()): SignedRequest {
+export function signRequest(
+  url: string,
+  body: Buffer,
+  key: InstanceKey,
+  now = Date.now(),
+  nonce = newNonce(),
+): SignedRequest {
   const target = new URL(url);
   const digest = contentDigest(body);
   const headers = signBase(
@@ -146,9 +160,12 @@ export function signResponse(status: number, body: Buffer, key: InstanceKey, now
 export function checkTimeWindow(parsed: ParsedSignature, now = Date.now()): void {
   const seconds = Math.floor(now / 1000);
   const { created, expires } = parsed.params;
-  if (created > seconds + MAX_FUTURE_SKEW_SECONDS) throw new SignatureError('signature_not_yet_valid', 'the signature was created in the future');
-  if (expires <= seconds || seconds - created > MAX_SIGNATURE_AGE_SECONDS) throw new SignatureError('signature_expired', 'the signature has expired');
-  if (expires <= created || expires - created > MAX_SIGNATURE_AGE_SECONDS) throw new SignatureError('malformed_header', 'the signature lifetime is invalid');
+  if (created > seconds + MAX_FUTURE_SKEW_SECONDS)
+    throw new SignatureError('signature_not_yet_valid', 'the signature was created in the future');
+  if (expires <= seconds || seconds - created > MAX_SIGNATURE_AGE_SECONDS)
+    throw new SignatureError('signature_expired', 'the signature has expired');
+  if (expires <= created || expires - created > MAX_SIGNATURE_AGE_SECONDS)
+    throw new SignatureError('malformed_header', 'the signature lifetime is invalid');
 }
 
 export interface PeerKey {
@@ -163,16 +180,25 @@ export function keyValidAt(key: { notAfter: Date | null }, now: number): boolean
 }
 
 /** The hub's check of a signed reply: a key of that peer, in its window, over the exact body. */
-export function verifyResponse(status: number, headers: Record<string, string | string[] | undefined>, body: Buffer, keys: PeerKey[], now = Date.now()): void {
+export function verifyResponse(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  body: Buffer,
+  keys: PeerKey[],
+  now = Date.now(),
+): void {
   // The signature covers the Content-Type exactly as sent; the profile allows only application/json.
   const contentType = headers['content-type'];
-  if (contentType !== JSON_CONTENT_TYPE) throw new SignatureError('wrong_content_type', `the reply's Content-Type must be exactly ${JSON_CONTENT_TYPE}`);
+  if (contentType !== JSON_CONTENT_TYPE)
+    throw new SignatureError('wrong_content_type', `the reply's Content-Type must be exactly ${JSON_CONTENT_TYPE}`);
   const parsed = parseSignatureHeaders(headers, RESPONSE_COMPONENTS);
   checkTimeWindow(parsed, now);
   const key = keys.find((candidate) => candidate.keyId === parsed.params.keyid);
-  if (!key || !keyValidAt(key, now)) throw new SignatureError('unknown_key', 'the reply is signed with a key this peer does not hold');
+  if (!key || !keyValidAt(key, now))
+    throw new SignatureError('unknown_key', 'the reply is signed with a key this peer does not hold');
   const digest = headers['content-digest'];
   const components = responseComponents(status, JSON_CONTENT_TYPE, typeof digest === 'string' ? digest : '');
-  if (!verifyBase(components, parsed, publicKeyFromRaw(key.publicKey))) throw new SignatureError('bad_signature', 'the reply signature does not verify');
+  if (!verifyBase(components, parsed, publicKeyFromRaw(key.publicKey)))
+    throw new SignatureError('bad_signature', 'the reply signature does not verify');
   checkContentDigest(headers, body);
 }

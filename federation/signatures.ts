@@ -1,5 +1,13 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { parseDictionary, serializeDictionary, serializeInnerList, type Dictionary, type InnerList, type Item, type Parameters } from 'structured-headers';
+import {
+  parseDictionary,
+  serializeDictionary,
+  serializeInnerList,
+  type Dictionary,
+  type InnerList,
+  type Item,
+  type Parameters,
+} from 'structured-headers';
 
 /**
  * The federation's profile of HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530):
@@ -46,7 +54,9 @@ export interface ParsedSignature {
 
 /** `sha-256=:<base64>:` of the exact body bytes. */
 export function contentDigest(body: Buffer): string {
-  return serializeDictionary(new Map([['sha-256', [toArrayBuffer(createHash('sha256').update(body).digest()), new Map()]]]));
+  return serializeDictionary(
+    new Map([['sha-256', [toArrayBuffer(createHash('sha256').update(body).digest()), new Map()]]]),
+  );
 }
 
 function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string {
@@ -65,19 +75,27 @@ function parseDict(raw: string, name: string): Dictionary {
 }
 
 /** Strictly parses Signature-Input and Signature for the one `sig1` signature of this profile. */
-export function parseSignatureHeaders(headers: Record<string, string | string[] | undefined>, expectedComponents: readonly string[]): ParsedSignature {
+export function parseSignatureHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  expectedComponents: readonly string[],
+): ParsedSignature {
   const input = parseDict(headerValue(headers, 'signature-input'), 'signature-input');
   const signatures = parseDict(headerValue(headers, 'signature'), 'signature');
   if (input.size !== 1 || signatures.size !== 1 || !input.has(SIGNATURE_LABEL) || !signatures.has(SIGNATURE_LABEL)) {
     throw new SignatureError('malformed_header', `exactly one signature labelled ${SIGNATURE_LABEL} is required`);
   }
   const [list, rawParams] = input.get(SIGNATURE_LABEL) as [unknown, Parameters];
-  if (!Array.isArray(list)) throw new SignatureError('malformed_header', 'signature-input must be an inner list of components');
+  if (!Array.isArray(list))
+    throw new SignatureError('malformed_header', 'signature-input must be an inner list of components');
   const components = (list as InnerList[0]).map(([item, itemParams]) => {
-    if (typeof item !== 'string' || itemParams.size > 0) throw new SignatureError('malformed_header', 'covered components must be plain strings');
+    if (typeof item !== 'string' || itemParams.size > 0)
+      throw new SignatureError('malformed_header', 'covered components must be plain strings');
     return item;
   });
-  if (components.length !== expectedComponents.length || components.some((component, index) => component !== expectedComponents[index])) {
+  if (
+    components.length !== expectedComponents.length ||
+    components.some((component, index) => component !== expectedComponents[index])
+  ) {
     throw new SignatureError('wrong_components', `the signature must cover exactly ${expectedComponents.join(' ')}`);
   }
   for (const key of rawParams.keys()) {
@@ -88,10 +106,14 @@ export function parseSignatureHeaders(headers: Record<string, string | string[] 
   const nonce = rawParams.get('nonce');
   const keyid = rawParams.get('keyid');
   const alg = rawParams.get('alg');
-  if (!Number.isInteger(created) || !Number.isInteger(expires)) throw new SignatureError('missing_parameter', 'created and expires are required integers');
-  if (typeof nonce !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(nonce)) throw new SignatureError('missing_parameter', 'nonce is required: 16-128 base64url characters');
-  if (typeof keyid !== 'string' || keyid.length === 0 || keyid.length > 128) throw new SignatureError('missing_parameter', 'keyid is required');
-  if (alg !== undefined && alg !== 'ed25519') throw new SignatureError('unsupported_algorithm', 'only ed25519 is accepted');
+  if (!Number.isInteger(created) || !Number.isInteger(expires))
+    throw new SignatureError('missing_parameter', 'created and expires are required integers');
+  if (typeof nonce !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(nonce))
+    throw new SignatureError('missing_parameter', 'nonce is required: 16-128 base64url characters');
+  if (typeof keyid !== 'string' || keyid.length === 0 || keyid.length > 128)
+    throw new SignatureError('missing_parameter', 'keyid is required');
+  if (alg !== undefined && alg !== 'ed25519')
+    throw new SignatureError('unsupported_algorithm', 'only ed25519 is accepted');
 
   const [signatureValue, signatureParams] = signatures.get(SIGNATURE_LABEL) as [unknown, Parameters];
   if (!(signatureValue instanceof ArrayBuffer) || signatureValue.byteLength !== 64 || signatureParams.size > 0) {
@@ -106,7 +128,13 @@ export function parseSignatureHeaders(headers: Record<string, string | string[] 
 }
 
 /** The values of REQUEST_COMPONENTS, in order: the signer and the verifier build them here, alike. */
-export function requestComponents(method: string, authority: string, path: string, contentType: string, digest: string): Array<[string, string]> {
+export function requestComponents(
+  method: string,
+  authority: string,
+  path: string,
+  contentType: string,
+  digest: string,
+): Array<[string, string]> {
   return [
     ['@method', method.toUpperCase()],
     ['@authority', authority.toLowerCase()],
@@ -127,7 +155,10 @@ export function responseComponents(status: number, contentType: string, digest: 
 
 /** RFC 9421 §2.5: one line per covered component, then the signature parameters. */
 export function signatureBase(componentValues: Array<[string, string]>, serializedParams: string): string {
-  return [...componentValues.map(([name, value]) => `"${name}": ${value}`), `"@signature-params": ${serializedParams}`].join('\n');
+  return [
+    ...componentValues.map(([name, value]) => `"${name}": ${value}`),
+    `"@signature-params": ${serializedParams}`,
+  ].join('\n');
 }
 
 export function serializeParams(components: readonly string[], params: SignatureParams): string {
@@ -144,7 +175,11 @@ export function serializeParams(components: readonly string[], params: Signature
 }
 
 /** Signs and returns the Signature-Input and Signature header values. */
-export function signBase(componentValues: Array<[string, string]>, params: SignatureParams, privateKey: KeyObject): { 'signature-input': string; signature: string } {
+export function signBase(
+  componentValues: Array<[string, string]>,
+  params: SignatureParams,
+  privateKey: KeyObject,
+): { 'signature-input': string; signature: string } {
   const serializedParams = serializeParams(
     componentValues.map(([name]) => name),
     params,
@@ -156,22 +191,34 @@ export function signBase(componentValues: Array<[string, string]>, params: Signa
   };
 }
 
-export function verifyBase(componentValues: Array<[string, string]>, parsed: ParsedSignature, publicKey: KeyObject): boolean {
-  return verify(null, Buffer.from(signatureBase(componentValues, parsed.serializedParams), 'utf8'), publicKey, parsed.signature);
+export function verifyBase(
+  componentValues: Array<[string, string]>,
+  parsed: ParsedSignature,
+  publicKey: KeyObject,
+): boolean {
+  return verify(
+    null,
+    Buffer.from(signatureBase(componentValues, parsed.serializedParams), 'utf8'),
+    publicKey,
+    parsed.signature,
+  );
 }
 
 /** Checks Content-Digest against the raw body bytes (sha-256 only). */
 export function checkContentDigest(headers: Record<string, string | string[] | undefined>, body: Buffer): void {
   const digests = parseDict(headerValue(headers, 'content-digest'), 'content-digest');
   const entry = digests.get('sha-256');
-  if (digests.size !== 1 || !entry || !(entry[0] instanceof ArrayBuffer)) throw new SignatureError('malformed_header', 'content-digest must hold exactly one sha-256 value');
+  if (digests.size !== 1 || !entry || !(entry[0] instanceof ArrayBuffer))
+    throw new SignatureError('malformed_header', 'content-digest must hold exactly one sha-256 value');
   const expected = createHash('sha256').update(body).digest();
-  if (!expected.equals(Buffer.from(entry[0]))) throw new SignatureError('digest_mismatch', 'content-digest does not match the body');
+  if (!expected.equals(Buffer.from(entry[0])))
+    throw new SignatureError('digest_mismatch', 'content-digest does not match the body');
 }
 
 /** Ed25519 public keys travel as base64url of their 32 raw bytes. */
 export function publicKeyFromRaw(raw: string): KeyObject {
-  if (!/^[A-Za-z0-9_-]{43}$/.test(raw)) throw new SignatureError('malformed_key', 'an Ed25519 public key is 32 bytes in base64url');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(raw))
+    throw new SignatureError('malformed_key', 'an Ed25519 public key is 32 bytes in base64url');
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw }, format: 'jwk' });
 }
 

@@ -17,7 +17,10 @@ export function parseStrictJson(text: string): unknown {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new StrictJsonError('malformed_json', `the body is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new StrictJsonError(
+      'malformed_json',
+      `the body is not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   findDuplicateKey(text);
   return value;

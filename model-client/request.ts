@@ -22,9 +22,12 @@ export interface StoredMessage {
 
 export function systemPrompt(agentType: AgentType, context: AgentContext): string {
   const roles: Record<AgentType, string> = {
-    worker: 'You are a coding agent. Make the requested changes in the repository at /workspace using the bash tool and the text editor, keeping the project building and its tests passing.',
-    reviewer: 'You are a code reviewer. Read the repository at /workspace with the text editor (view) and search_files, and report problems and suggestions. You cannot change files.',
-    tester: "You are a test agent. Run the project's tests with run_tests, read the code with the text editor (view) and search_files, and report what fails and why. You cannot change files.",
+    worker:
+      'You are a coding agent. Make the requested changes in the repository at /workspace using the bash tool and the text editor, keeping the project building and its tests passing.',
+    reviewer:
+      'You are a code reviewer. Read the repository at /workspace with the text editor (view) and search_files, and report problems and suggestions. You cannot change files.',
+    tester:
+      "You are a test agent. Run the project's tests with run_tests, read the code with the text editor (view) and search_files, and report what fails and why. You cannot change files.",
   };
   return [
     roles[agentType],
@@ -75,15 +78,21 @@ export interface FittedTranscript {
   characters: number;
 }
 
-const isToolResult = (block: unknown): block is Anthropic.ToolResultBlockParam => (block as { type?: string }).type === 'tool_result';
-const isToolUse = (block: unknown): block is Anthropic.ToolUseBlockParam => (block as { type?: string }).type === 'tool_use';
-const blocksOf = (content: Anthropic.MessageParam['content']): unknown[] => (typeof content === 'string' ? [] : content);
+const isToolResult = (block: unknown): block is Anthropic.ToolResultBlockParam =>
+  (block as { type?: string }).type === 'tool_result';
+const isToolUse = (block: unknown): block is Anthropic.ToolUseBlockParam =>
+  (block as { type?: string }).type === 'tool_use';
+const blocksOf = (content: Anthropic.MessageParam['content']): unknown[] =>
+  typeof content === 'string' ? [] : content;
 
 /** A tool call whose long string arguments are replaced by a note of their length. */
 function withShortInput(use: Anthropic.ToolUseBlockParam): Anthropic.ToolUseBlockParam {
   if (typeof use.input !== 'object' || use.input === null) return use;
   const input = Object.fromEntries(
-    Object.entries(use.input as Record<string, unknown>).map(([key, value]) => [key, typeof value === 'string' && value.length > KEPT_INPUT_CHARACTERS ? clearedToolInput(value.length) : value]),
+    Object.entries(use.input as Record<string, unknown>).map(([key, value]) => [
+      key,
+      typeof value === 'string' && value.length > KEPT_INPUT_CHARACTERS ? clearedToolInput(value.length) : value,
+    ]),
   );
   return { ...use, input };
 }
@@ -96,7 +105,11 @@ function withShortInput(use: Anthropic.ToolUseBlockParam): Anthropic.ToolUseBloc
  * is sticky: what was cleared stays cleared, so the cached prefix of later requests is the same.
  * The stored transcript itself is never changed.
  */
-export function fitToContext(prefix: { system: string; tools: AgentTool[] }, transcript: StoredMessage[], budget: ContextBudget): FittedTranscript {
+export function fitToContext(
+  prefix: { system: string; tools: AgentTool[] },
+  transcript: StoredMessage[],
+  budget: ContextBudget,
+): FittedTranscript {
   const labels = new Map<string, string>();
   for (const message of transcript) {
     for (const block of blocksOf(message.content)) {
@@ -113,13 +126,17 @@ export function fitToContext(prefix: { system: string; tools: AgentTool[] }, tra
       return { ...block, content: clearedToolResult(labels.get(block.tool_use_id) ?? 'a tool call', characters) };
     }) as Anthropic.MessageParam['content'],
   });
-  const clearable = (message: StoredMessage): boolean => blocksOf(message.content).some((block) => isToolResult(block) || isToolUse(block));
+  const clearable = (message: StoredMessage): boolean =>
+    blocksOf(message.content).some((block) => isToolResult(block) || isToolUse(block));
   // The latest reply and its results: what the model is answering now.
   const kept = new Set(transcript.slice(-2).map((message) => message.seq));
   let clearedThrough = budget.clearedThrough;
-  const messages = transcript.map((message) => (message.seq <= clearedThrough && !kept.has(message.seq) && clearable(message) ? clear(message) : message));
+  const messages = transcript.map((message) =>
+    message.seq <= clearedThrough && !kept.has(message.seq) && clearable(message) ? clear(message) : message,
+  );
   const prefixCharacters = JSON.stringify(prefix).length;
-  const charactersOf = (list: StoredMessage[]): number => prefixCharacters + JSON.stringify(list.map(({ role, content }) => ({ role, content }))).length;
+  const charactersOf = (list: StoredMessage[]): number =>
+    prefixCharacters + JSON.stringify(list.map(({ role, content }) => ({ role, content }))).length;
   const perChar = budget.tokensPerChar > 0 ? budget.tokensPerChar : DEFAULT_TOKENS_PER_CHAR;
   const estimate = (characters: number): number => Math.ceil(characters * perChar);
 
@@ -137,10 +154,14 @@ export function fitToContext(prefix: { system: string; tools: AgentTool[] }, tra
       clearedNow = true;
     }
     if (estimate(characters) > budget.budgetTokens) {
-      throw new ContextOverflowError(`the conversation needs about ${estimate(characters)} tokens even with its older tool calls and results cleared, more than the ${budget.budgetTokens} the context window leaves`);
+      throw new ContextOverflowError(
+        `the conversation needs about ${estimate(characters)} tokens even with its older tool calls and results cleared, more than the ${budget.budgetTokens} the context window leaves`,
+      );
     }
   }
-  const clearedToolResults = messages.filter((message) => message.seq <= clearedThrough && !kept.has(message.seq)).reduce((count, message) => count + blocksOf(message.content).filter(isToolResult).length, 0);
+  const clearedToolResults = messages
+    .filter((message) => message.seq <= clearedThrough && !kept.has(message.seq))
+    .reduce((count, message) => count + blocksOf(message.content).filter(isToolResult).length, 0);
   return {
     messages: messages.map(({ role, content }) => ({ role, content })),
     clearedThrough,
@@ -155,7 +176,8 @@ const EPHEMERAL: Anthropic.CacheControlEphemeral = { type: 'ephemeral' };
 
 /** The message with a cache breakpoint on its last block. */
 function markLastBlock(message: Anthropic.MessageParam): Anthropic.MessageParam {
-  const blocks: Anthropic.ContentBlockParam[] = typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : [...message.content];
+  const blocks: Anthropic.ContentBlockParam[] =
+    typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : [...message.content];
   const lastBlock = blocks.at(-1);
   if (lastBlock === undefined) return message;
   blocks[blocks.length - 1] = { ...lastBlock, cache_control: EPHEMERAL } as Anthropic.ContentBlockParam;

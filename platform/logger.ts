@@ -23,9 +23,18 @@ export function createLogger(name: string, level: string, destination?: pino.Des
   return destination ? pino(options, destination) : pino(options);
 }
 
-const TEMPORAL_LEVELS: Record<LogLevel, pino.Level> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+const TEMPORAL_LEVELS: Record<LogLevel, pino.Level> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
 
-/** The Temporal SDK's logger interface on top of pino, so the SDK's lines (with workflowId, runId, activity) are JSON like ours. */
+/**
+ * The Temporal SDK's logger interface on top of pino, so the SDK's lines (with workflowId, runId, activity) are JSON
+ * like ours.
+ */
 export function temporalLogger(log: Logger): TemporalLogger {
   const write = (level: LogLevel, message: string, meta?: LogMetadata): void => {
     log[TEMPORAL_LEVELS[level]]({ ...meta }, message);

@@ -152,15 +152,28 @@ export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
  * Serves GET /metrics on host:port: the registry's text, then what `more` adds (the Temporal SDK's
  * runtime metrics on the worker). Resolves once listening; the returned function closes it.
  */
-export async function serveMetrics(registry: Registry, host: string, port: number, more?: () => Promise<string>): Promise<{ port: number; close: () => Promise<void> }> {
+export async function serveMetrics(
+  registry: Registry,
+  host: string,
+  port: number,
+  more?: () => Promise<string>,
+): Promise<{ port: number; close: () => Promise<void> }> {
   const server: Server = createServer((request, response) => {
     if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'only GET /metrics is served here' } }));
+      response
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'not_found', message: 'only GET /metrics is served here' } }));
       return;
     }
     void Promise.all([registry.metrics(), more ? more().catch(() => '') : Promise.resolve('')])
-      .then(([own, extra]) => response.writeHead(200, { 'content-type': registry.contentType }).end(extra ? `${own}\n${extra}` : own))
-      .catch((error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${error instanceof Error ? error.message : String(error)}\n`));
+      .then(([own, extra]) =>
+        response.writeHead(200, { 'content-type': registry.contentType }).end(extra ? `${own}\n${extra}` : own),
+      )
+      .catch((error: unknown) =>
+        response
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`metrics unavailable: ${error instanceof Error ? error.message : String(error)}\n`),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -89,7 +89,10 @@ export class OutboundError extends Error {
 /** Parses OUTBOUND_ALLOWED_NETWORKS: names (loopback, private, link-local, metadata) and CIDRs, comma-separated. */
 export function parseAllowedNetworks(setting: string): Subnet[] {
   const subnets: Subnet[] = [];
-  for (const entry of setting.split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of setting
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     if ((NETWORK_NAMES as readonly string[]).includes(entry)) {
       subnets.push(...NAMED_NETWORKS[entry as NetworkName]);
       continue;
@@ -97,7 +100,8 @@ export function parseAllowedNetworks(setting: string): Subnet[] {
     const cidr = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(entry);
     const family = cidr?.[1] ? isIP(cidr[1]) : 0;
     const prefix = Number(cidr?.[2]);
-    if (!cidr?.[1] || family === 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`"${entry}" is neither ${NETWORK_NAMES.join(', ')} nor a CIDR such as 10.1.0.0/16`);
+    if (!cidr?.[1] || family === 0 || prefix > (family === 4 ? 32 : 128))
+      throw new Error(`"${entry}" is neither ${NETWORK_NAMES.join(', ')} nor a CIDR such as 10.1.0.0/16`);
     subnets.push([cidr[1], prefix, family === 4 ? 'ipv4' : 'ipv6']);
   }
   return subnets;
@@ -116,7 +120,9 @@ export class OutboundPolicy {
     this.dispatcher = new Agent({ connect: { lookup: this.checkedLookup } });
   }
 
-  /** Public unicast addresses always; the others only where the setting allows them (metadata services only by name). */
+  /**
+   * Public unicast addresses always; the others only where the setting allows them (metadata services only by name).
+   */
   permits(raw: string): boolean {
     const { address, family } = normalize(raw);
     if (metadata.check(address, family)) return this.allowsMetadata;
@@ -124,7 +130,11 @@ export class OutboundPolicy {
   }
 
   /** A DNS lookup that answers only with addresses this policy permits. */
-  private readonly checkedLookup = (hostname: string, options: LookupOptions, callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void): void => {
+  private readonly checkedLookup = (
+    hostname: string,
+    options: LookupOptions,
+    callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
     dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) {
         callback(error, '');
@@ -132,7 +142,13 @@ export class OutboundPolicy {
       }
       const permitted = addresses.filter((entry) => this.permits(entry.address));
       if (permitted.length === 0) {
-        callback(Object.assign(new OutboundError('address_not_allowed', `${hostname} resolves to no address this instance may call`), { code: 'EADDRNOTALLOWED' }), '');
+        callback(
+          Object.assign(
+            new OutboundError('address_not_allowed', `${hostname} resolves to no address this instance may call`),
+            { code: 'EADDRNOTALLOWED' },
+          ),
+          '',
+        );
         return;
       }
       if (options.all) callback(null, permitted);
@@ -169,17 +185,23 @@ async function readBounded(body: AsyncIterable<Uint8Array> | null, declared: num
 }
 
 /** One request under the policy. Throws OutboundError, whose message is for logs, not for callers' callers. */
-export async function outboundRequest(policy: OutboundPolicy, url: string, request: OutboundRequest): Promise<OutboundResponse> {
+export async function outboundRequest(
+  policy: OutboundPolicy,
+  url: string,
+  request: OutboundRequest,
+): Promise<OutboundResponse> {
   let target: URL;
   try {
     target = new URL(url);
   } catch (error) {
     throw new OutboundError('bad_url', 'not a URL', { cause: error });
   }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new OutboundError('bad_url', `${target.protocol} is not http or https`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    throw new OutboundError('bad_url', `${target.protocol} is not http or https`);
   // Literal addresses never reach the lookup: check them here.
   const literal = target.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(literal) !== 0 && !policy.permits(literal)) throw new OutboundError('address_not_allowed', `${literal} is not an address this instance may call`);
+  if (isIP(literal) !== 0 && !policy.permits(literal))
+    throw new OutboundError('address_not_allowed', `${literal} is not an address this instance may call`);
   try {
     const response = await fetch(target, {
       method: request.method,
@@ -193,7 +215,11 @@ export async function outboundRequest(policy: OutboundPolicy, url: string, reque
       await response.body?.cancel();
       throw new OutboundError('redirect', `answered with a redirect (${response.status}); redirects are not followed`);
     }
-    const body = await readBounded(response.body, Number(response.headers.get('content-length') ?? 0), request.maxBytes);
+    const body = await readBounded(
+      response.body,
+      Number(response.headers.get('content-length') ?? 0),
+      request.maxBytes,
+    );
     return { status: response.status, headers: Object.fromEntries(response.headers.entries()), body };
   } catch (error) {
     if (error instanceof OutboundError) throw error;

@@ -51,7 +51,11 @@ export function startPgListener(databaseUrl: string, channels: string[], log: Lo
   };
 
   async function connect(): Promise<void> {
-    const current = new Client({ ...postgresConnection(databaseUrl), keepAlive: true, application_name: 'agent-orchestrator-listener' });
+    const current = new Client({
+      ...postgresConnection(databaseUrl),
+      keepAlive: true,
+      application_name: 'agent-orchestrator-listener',
+    });
     client = current;
     current.on('error', (error) => lost(current, error));
     current.on('end', () => lost(current));
@@ -92,7 +96,10 @@ export function startPgListener(databaseUrl: string, channels: string[], log: Lo
     async ready(timeoutMs = 10_000) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`PostgreSQL notifications: not listening after ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`PostgreSQL notifications: not listening after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
       });
       try {
         await Promise.race([firstConnection, timeout]);

@@ -25,10 +25,24 @@ process.on('message', (message: Run | { kind: 'cancel'; id: number }) => {
   execFile(
     file,
     args,
-    { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 0, maxBuffer: options.maxBuffer ?? 10 * 1024 * 1024, signal: controller.signal, encoding: 'utf8' },
+    {
+      cwd: options.cwd,
+      env: options.env,
+      timeout: options.timeoutMs ?? 0,
+      maxBuffer: options.maxBuffer ?? 10 * 1024 * 1024,
+      signal: controller.signal,
+      encoding: 'utf8',
+    },
     (error, stdout, stderr) => {
       running.delete(id);
-      const failure = error ? { message: error.message, code: typeof error.code === 'number' ? error.code : null, killed: error.killed === true, spawnError: typeof error.code === 'string' ? error.code : null } : null;
+      const failure = error
+        ? {
+            message: error.message,
+            code: typeof error.code === 'number' ? error.code : null,
+            killed: error.killed === true,
+            spawnError: typeof error.code === 'string' ? error.code : null,
+          }
+        : null;
       process.send?.({ id, stdout, stderr, failure });
     },
   );

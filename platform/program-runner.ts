@@ -49,7 +49,10 @@ const pending = new Map<number, Pending>();
 function startHelper(): ChildProcess {
   // The compiled helper beside this file in dist/ (the tests run the sources, and the build beside them).
   const compiled = __filename.endsWith('.js') ? __dirname : path.resolve(__dirname, '../dist/platform');
-  const child = fork(path.join(compiled, 'program-runner-child.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+  const child = fork(path.join(compiled, 'program-runner-child.js'), [], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    execArgv: [],
+  });
   child.on('message', (answer: Answer) => {
     const waiting = pending.get(answer.id);
     if (!waiting) return;
@@ -70,7 +73,11 @@ function startHelper(): ChildProcess {
   return child;
 }
 
-export function runProgram(file: string, args: string[], options: ProgramOptions = {}): Promise<{ stdout: string; stderr: string }> {
+export function runProgram(
+  file: string,
+  args: string[],
+  options: ProgramOptions = {},
+): Promise<{ stdout: string; stderr: string }> {
   helper ??= startHelper();
   const child = helper;
   const id = nextId++;
@@ -98,7 +105,9 @@ export function runProgram(file: string, args: string[], options: ProgramOptions
   });
 }
 
-/** Ends the helper (it starts again on the next run): for a test file's end, where each file has its own module copy. */
+/**
+ * Ends the helper (it starts again on the next run): for a test file's end, where each file has its own module copy.
+ */
 export function stopProgramRunner(): void {
   helper?.kill();
   helper = null;

@@ -32,7 +32,7 @@ export async function probe(check: () => Promise<unknown>): Promise<DependencySt
     await Promise.race([check(), timeout]);
     return { status: 'up', latencyMs: Math.round(performance.now() - started) };
   } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] ?? error.name : String(error);
+    const message = error instanceof Error ? (error.message.split('\n')[0] ?? error.name) : String(error);
     return { status: 'down', latencyMs: Math.round(performance.now() - started), error: message };
   } finally {
     clearTimeout(timer);

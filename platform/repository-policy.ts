@@ -27,7 +27,8 @@ export interface RepositoryPolicy {
   outbound: OutboundPolicy;
 }
 
-export type CloneSource = { kind: 'local'; path: string } | { kind: 'remote'; url: string; scheme: string; host: string; port: number };
+export type CloneSource =
+  { kind: 'local'; path: string } | { kind: 'remote'; url: string; scheme: string; host: string; port: number };
 
 export class RepositoryRefused extends Error {
   readonly code = 'repository_not_allowed';
@@ -61,7 +62,8 @@ const refuse = (reason: string): never => {
   throw new RepositoryRefused(`the repository is not allowed by this instance's policy: ${reason}`);
 };
 
-const under = (roots: string[], candidate: string): boolean => roots.some((root) => candidate === root || candidate.startsWith(`${root}${path.sep}`));
+const under = (roots: string[], candidate: string): boolean =>
+  roots.some((root) => candidate === root || candidate.startsWith(`${root}${path.sep}`));
 
 function hostAllowed(hosts: string[], host: string): boolean {
   if (hosts.length === 0) return true;
@@ -70,11 +72,20 @@ function hostAllowed(hosts: string[], host: string): boolean {
 
 /** `git.example.com/org/repo` (FED-010's example: a host and a path, no scheme) means https. */
 function withScheme(repository: string): string {
-  return /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(:\d+)?\/\S+$/.test(repository) ? `https://${repository}` : repository;
+  return /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(:\d+)?\/\S+$/.test(repository)
+    ? `https://${repository}`
+    : repository;
 }
 
-/** Decides where a repository may be cloned from. `allowLocal` is false for spawns from a connection that does not allow local paths. */
-export async function admitRepository(policy: RepositoryPolicy, repository: string, options: { allowLocal: boolean }): Promise<CloneSource> {
+/**
+ * Decides where a repository may be cloned from. `allowLocal` is false for spawns from a connection that does not allow
+ * local paths.
+ */
+export async function admitRepository(
+  policy: RepositoryPolicy,
+  repository: string,
+  options: { allowLocal: boolean },
+): Promise<CloneSource> {
   const source = withScheme(repository);
   if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(source)) {
     let url: URL;
@@ -84,14 +95,17 @@ export async function admitRepository(policy: RepositoryPolicy, repository: stri
       return refuse('not a valid URL');
     }
     const scheme = url.protocol.slice(0, -1).toLowerCase();
-    if (!policy.schemes.has(scheme) || !(REPOSITORY_SCHEMES as readonly string[]).includes(scheme)) return refuse(`the scheme ${scheme} is not allowed`);
+    if (!policy.schemes.has(scheme) || !(REPOSITORY_SCHEMES as readonly string[]).includes(scheme))
+      return refuse(`the scheme ${scheme} is not allowed`);
     // Credentials would be stored with the agent and shown in its history.
     if (url.username || url.password) return refuse('URLs with credentials are not allowed');
     const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
     if (!hostAllowed(policy.hosts, host)) return refuse(`the host ${host} is not allowed`);
     const addresses = await lookup(host, { all: true }).catch(() => []);
-    if (addresses.length > 0 && !addresses.some((address) => policy.outbound.permits(address.address))) return refuse(`the host ${host} is not an address this instance may reach`);
-    const port = Number(url.port) || { https: 443, http: 80, ssh: 22, git: 9418 }[scheme as (typeof REPOSITORY_SCHEMES)[number]];
+    if (addresses.length > 0 && !addresses.some((address) => policy.outbound.permits(address.address)))
+      return refuse(`the host ${host} is not an address this instance may reach`);
+    const port =
+      Number(url.port) || { https: 443, http: 80, ssh: 22, git: 9418 }[scheme as (typeof REPOSITORY_SCHEMES)[number]];
     return { kind: 'remote', url: url.toString(), scheme, host, port };
   }
   // "host:path" (scp-like), "ext::…", "fd::…" and other transports that are not a plain path.
@@ -101,7 +115,8 @@ export async function admitRepository(policy: RepositoryPolicy, repository: stri
   if (!path.isAbsolute(repository)) return refuse('a local path must be absolute');
   const lexical = path.resolve(repository);
   if (!under(policy.localRoots, lexical)) return refuse('the path is outside the allowed local roots');
-  // A symlink must not lead out of the roots. A path that does not exist is left to the clone, whose error says only "not available".
+  // A symlink must not lead out of the roots. A path that does not exist is left to the clone, whose error says only
+  // "not available".
   const real = await realpath(lexical).catch(() => null);
   if (real !== null && !under(policy.localRoots, real)) return refuse('the path is outside the allowed local roots');
   return { kind: 'local', path: real ?? lexical };

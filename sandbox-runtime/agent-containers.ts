@@ -20,6 +20,8 @@ export function agentIdOfSandbox(container: Pick<ContainerInfo, 'Names' | 'Id' |
   const labelled = container.Labels[SANDBOX_LABEL_WORKFLOW];
   if (labelled) return labelled;
   const name = containerNameOf(container);
-  return container.Labels[POOL_SLOT_LABEL] !== undefined && name.startsWith(CONTAINER_PREFIX) ? name.slice(CONTAINER_PREFIX.length) : undefined;
+  return container.Labels[POOL_SLOT_LABEL] !== undefined && name.startsWith(CONTAINER_PREFIX)
+    ? name.slice(CONTAINER_PREFIX.length)
+    : undefined;
 }
 export const resultBranchFor = (agentId: string): string => `agent/${agentId}`;

@@ -27,11 +27,26 @@ const BashInput = z
   .refine((input) => input.restart === true || input.command !== undefined, 'either command or restart is required');
 
 const EditorInput = z.discriminatedUnion('command', [
-  z.object({ command: z.literal('view'), path: PathInput, view_range: z.tuple([z.number().int(), z.number().int()]).optional() }),
+  z.object({
+    command: z.literal('view'),
+    path: PathInput,
+    view_range: z.tuple([z.number().int(), z.number().int()]).optional(),
+  }),
   z.object({ command: z.literal('create'), path: PathInput, file_text: z.string().max(5_000_000) }),
-  z.object({ command: z.literal('str_replace'), path: PathInput, old_str: z.string().min(1), new_str: z.string().optional() }),
+  z.object({
+    command: z.literal('str_replace'),
+    path: PathInput,
+    old_str: z.string().min(1),
+    new_str: z.string().optional(),
+  }),
   z
-    .object({ command: z.literal('insert'), path: PathInput, insert_line: z.number().int().min(0), insert_text: z.string().optional(), new_str: z.string().optional() })
+    .object({
+      command: z.literal('insert'),
+      path: PathInput,
+      insert_line: z.number().int().min(0),
+      insert_text: z.string().optional(),
+      new_str: z.string().optional(),
+    })
     .refine((input) => input.insert_text !== undefined || input.new_str !== undefined, 'insert_text is required'),
 ]);
 type EditorRequest = z.infer<typeof EditorInput>;
@@ -44,7 +59,8 @@ const CUSTOM_TOOL_INPUTS = {
 type CustomToolName = keyof typeof CUSTOM_TOOL_INPUTS;
 
 const CUSTOM_DESCRIPTIONS: Record<CustomToolName, string> = {
-  search_files: 'Search file contents with a regular expression (grep -rn), .git excluded. Paths are relative to /workspace.',
+  search_files:
+    'Search file contents with a regular expression (grep -rn), .git excluded. Paths are relative to /workspace.',
   run_tests: "Run the project's test command (cwd /workspace, no network) and report its exit code and output.",
 };
 
@@ -79,18 +95,24 @@ export function toolsFor(agentType: AgentType): AgentTool[] {
   return TOOLS_BY_AGENT_TYPE[agentType].map(definitionOf);
 }
 
-/** A one-line label of a call for the Web UI and the event stream: the tool and its main argument, never a file's content. */
+/**
+ * A one-line label of a call for the Web UI and the event stream: the tool and its main argument, never a file's
+ * content.
+ */
 export function toolCallLabel(name: string, input: unknown): string {
   const fields = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
   if (name === BASH_TOOL && fields.restart === true) return 'bash restart';
-  const main = [fields.command, fields.path, fields.pattern].find((value): value is string => typeof value === 'string');
+  const main = [fields.command, fields.path, fields.pattern].find(
+    (value): value is string => typeof value === 'string',
+  );
   if (main === undefined) return name;
   const quote = (text: string): string => {
     const firstLine = text.split('\n', 1)[0] ?? '';
     const shown = firstLine.length > 60 || text.includes('\n') ? `${firstLine.slice(0, 60)}…` : firstLine;
     return `\`${shown.replaceAll('`', "'")}\``;
   };
-  if (name === EDITOR_TOOL && typeof fields.path === 'string') return `editor ${String(fields.command)} ${quote(fields.path)}`;
+  if (name === EDITOR_TOOL && typeof fields.path === 'string')
+    return `editor ${String(fields.command)} ${quote(fields.path)}`;
   return `${name} ${quote(main)}`;
 }
 
@@ -99,7 +121,9 @@ export interface ToolCommand {
   timeoutSeconds: number;
   /** run_tests: the exit code is the result, not an error. */
   reportsExitCode: boolean;
-  /** The editor: its standard output is the answer (or its standard error, an error), without the exit code around it. */
+  /**
+   * The editor: its standard output is the answer (or its standard error, an error), without the exit code around it.
+   */
   plainOutput?: boolean;
   /** What the command reads on its standard input: file contents go there, not into argv, whose size is limited. */
   stdin?: Buffer;
@@ -108,7 +132,8 @@ export interface ToolCommand {
 /** A path that starts with "-" is a file named so, never an option. */
 const asPath = (value: string): string => (value.startsWith('-') ? `./${value}` : value);
 
-const describe = (error: z.ZodError): string => error.issues.map((issue) => `${issue.path.join('.') || 'input'} ${issue.message}`).join('; ');
+const describe = (error: z.ZodError): string =>
+  error.issues.map((issue) => `${issue.path.join('.') || 'input'} ${issue.message}`).join('; ');
 
 function parse<T>(schema: z.ZodType<T>, name: string, input: unknown): T {
   const parsed = schema.safeParse(input);
@@ -120,37 +145,81 @@ function parse<T>(schema: z.ZodType<T>, name: string, input: unknown): T {
  * Validates a tool call for this agent type and turns it into the command that runs it.
  * `commandTimeoutSeconds`: how long a bash command may run (the task's commandTimeout).
  */
-export function toolCommand(agentType: AgentType, name: string, input: unknown, commandTimeoutSeconds = DEFAULT_COMMAND_TIMEOUT_SECONDS): ToolCommand {
+export function toolCommand(
+  agentType: AgentType,
+  name: string,
+  input: unknown,
+  commandTimeoutSeconds = DEFAULT_COMMAND_TIMEOUT_SECONDS,
+): ToolCommand {
   if (!(TOOLS_BY_AGENT_TYPE[agentType] as string[]).includes(name)) {
-    throw new ToolInputError(`tool ${name} is not available to a ${agentType} agent; its tools are ${TOOLS_BY_AGENT_TYPE[agentType].join(', ')}`);
+    throw new ToolInputError(
+      `tool ${name} is not available to a ${agentType} agent; its tools are ${TOOLS_BY_AGENT_TYPE[agentType].join(', ')}`,
+    );
   }
   switch (name as ToolName) {
     case BASH_TOOL: {
       const args = parse(BashInput, name, input);
       if (args.restart === true) {
-        return { command: ['sh', '-c', 'rm -f "$1" && echo "The bash session was restarted: working directory /workspace, a fresh environment."', 'restart', BASH_SESSION_FILE], timeoutSeconds: 30, reportsExitCode: false };
+        return {
+          command: [
+            'sh',
+            '-c',
+            'rm -f "$1" && echo "The bash session was restarted: working directory /workspace, a fresh environment."',
+            'restart',
+            BASH_SESSION_FILE,
+          ],
+          timeoutSeconds: 30,
+          reportsExitCode: false,
+        };
       }
-      return { command: ['bash', '-c', BASH_SESSION, 'bash', args.command ?? ''], timeoutSeconds: commandTimeoutSeconds, reportsExitCode: false };
+      return {
+        command: ['bash', '-c', BASH_SESSION, 'bash', args.command ?? ''],
+        timeoutSeconds: commandTimeoutSeconds,
+        reportsExitCode: false,
+      };
     }
     case EDITOR_TOOL: {
       const args = parse(EditorInput, name, input);
       if (READ_ONLY_AGENT_TYPES.has(agentType) && EDITOR_WRITES.has(args.command)) {
-        throw new ToolInputError(`the ${agentType}'s editor is read-only: ${args.command} is refused, only view is available`);
+        throw new ToolInputError(
+          `the ${agentType}'s editor is read-only: ${args.command} is refused, only view is available`,
+        );
       }
-      const request = { ...args, ...(args.command === 'insert' ? { text: args.insert_text ?? args.new_str } : {}), max_characters: EDITOR_MAX_CHARACTERS };
-      return { command: ['python3', '-c', TEXT_EDITOR], stdin: Buffer.from(JSON.stringify(request), 'utf8'), timeoutSeconds: 60, reportsExitCode: false, plainOutput: true };
+      const request = {
+        ...args,
+        ...(args.command === 'insert' ? { text: args.insert_text ?? args.new_str } : {}),
+        max_characters: EDITOR_MAX_CHARACTERS,
+      };
+      return {
+        command: ['python3', '-c', TEXT_EDITOR],
+        stdin: Buffer.from(JSON.stringify(request), 'utf8'),
+        timeoutSeconds: 60,
+        reportsExitCode: false,
+        plainOutput: true,
+      };
     }
     case 'search_files': {
       const args = parse(CUSTOM_TOOL_INPUTS.search_files, name, input);
       return {
-        command: ['sh', '-c', 'grep -rnE --exclude-dir=.git -e "$1" -- "$2" | head -n 500', 'search_files', args.pattern, asPath(args.path ?? '.')],
+        command: [
+          'sh',
+          '-c',
+          'grep -rnE --exclude-dir=.git -e "$1" -- "$2" | head -n 500',
+          'search_files',
+          args.pattern,
+          asPath(args.path ?? '.'),
+        ],
         timeoutSeconds: 60,
         reportsExitCode: false,
       };
     }
     case 'run_tests': {
       const args = parse(CUSTOM_TOOL_INPUTS.run_tests, name, input);
-      return { command: ['sh', '-c', args.command], timeoutSeconds: args.timeout_seconds ?? commandTimeoutSeconds, reportsExitCode: true };
+      return {
+        command: ['sh', '-c', args.command],
+        timeoutSeconds: args.timeout_seconds ?? commandTimeoutSeconds,
+        reportsExitCode: true,
+      };
     }
   }
 }

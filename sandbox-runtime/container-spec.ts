@@ -35,7 +35,9 @@ export interface SandboxSpecInput {
   workspaceHostPath: string;
   limits?: Partial<SandboxLimits>;
   labels?: Record<string, string>;
-  /** The OCI runtime: runc (Docker's default) or runsc (gVisor, a user-space kernel between the agent and the host's). */
+  /**
+   * The OCI runtime: runc (Docker's default) or runsc (gVisor, a user-space kernel between the agent and the host's).
+   */
   runtime?: SandboxRuntime;
 }
 

@@ -64,19 +64,27 @@ function collectOutput(docker: Docker, stream: NodeJS.ReadableStream, maxBytes: 
   docker.modem.demuxStream(stream, stdout, stderr);
   return {
     ended,
-    result: () => ({ stdout: stdout.text(), stderr: stderr.text(), outputTruncated: stdout.truncated || stderr.truncated }),
+    result: () => ({
+      stdout: stdout.text(),
+      stderr: stderr.text(),
+      outputTruncated: stdout.truncated || stderr.truncated,
+    }),
   };
 }
 
 /** A listed container's name (the engine lists names with a leading slash), or its id. */
-export const containerNameOf = (container: Pick<ContainerInfo, 'Names' | 'Id'>): string => container.Names[0]?.replace(/^\//, '') ?? container.Id;
+export const containerNameOf = (container: Pick<ContainerInfo, 'Names' | 'Id'>): string =>
+  container.Names[0]?.replace(/^\//, '') ?? container.Id;
 
 /** Whether Docker answered 404 (the container does not exist), as opposed to not answering at all. */
 export function isNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 404;
 }
 
-/** Removes a container (by name or id) if it exists: a retried activity clears its previous attempt, the reconciler its orphans. */
+/**
+ * Removes a container (by name or id) if it exists: a retried activity clears its previous attempt, the reconciler its
+ * orphans.
+ */
 export async function removeContainerIfPresent(docker: Docker, name: string): Promise<boolean> {
   try {
     await docker.getContainer(name).remove({ force: true });
@@ -112,7 +120,11 @@ export async function runContainerToCompletion(
     container.kill().catch(() => undefined); // already gone is fine: wait() below settles either way
   };
   try {
-    const output = collectOutput(docker, await container.attach({ stream: true, stdout: true, stderr: true }), options.maxOutputBytes);
+    const output = collectOutput(
+      docker,
+      await container.attach({ stream: true, stdout: true, stderr: true }),
+      options.maxOutputBytes,
+    );
     // The container's exit is what counts here; a broken log stream only loses output.
     const drained = output.ended.catch(() => undefined);
 
@@ -254,11 +266,22 @@ export type DetachedOutcome = (ExecResult & { reattached: boolean; endedAt: Date
 
 const RunnerOutput = z.union([
   z.object({ lost: z.string() }),
-  z.object({ exitCode: z.number().int(), truncated: z.boolean(), endedAt: z.number(), stdout: z.string(), stderr: z.string(), reattached: z.boolean() }),
+  z.object({
+    exitCode: z.number().int(),
+    truncated: z.boolean(),
+    endedAt: z.number(),
+    stdout: z.string(),
+    stderr: z.string(),
+    reattached: z.boolean(),
+  }),
 ]);
 
-/** A call's folder in the sandbox: named after a hash of its id (the model chooses ids; they never reach a path as they are). */
-export const toolCallDir = (toolCallId: string): string => `${TOOL_CALLS_DIR}/${createHash('sha256').update(toolCallId).digest('hex').slice(0, 32)}`;
+/**
+ * A call's folder in the sandbox: named after a hash of its id (the model chooses ids; they never reach a path as they
+ * are).
+ */
+export const toolCallDir = (toolCallId: string): string =>
+  `${TOOL_CALLS_DIR}/${createHash('sha256').update(toolCallId).digest('hex').slice(0, 32)}`;
 
 /**
  * Starts a tool call detached inside the sandbox, or re-attaches to it when an earlier attempt (on a
@@ -272,7 +295,15 @@ export async function runDetachedInContainer(
   options: { signal: AbortSignal; killOnAbort: () => boolean; watchContainer: boolean },
 ): Promise<DetachedOutcome> {
   const dir = toolCallDir(call.id);
-  const runner = ['perl', '-e', TOOL_RUNNER, dir, String(call.maxOutputBytes), String(call.timeoutSeconds), ...call.command];
+  const runner = [
+    'perl',
+    '-e',
+    TOOL_RUNNER,
+    dir,
+    String(call.maxOutputBytes),
+    String(call.timeoutSeconds),
+    ...call.command,
+  ];
   let output: ExecResult;
   try {
     output = await execInContainer(docker, containerName, runner, {
@@ -284,20 +315,36 @@ export async function runDetachedInContainer(
       watchContainer: options.watchContainer,
     });
   } catch (error) {
-    if (options.signal.aborted && options.killOnAbort()) await endDetachedCall(docker, containerName, dir).catch(() => undefined);
+    if (options.signal.aborted && options.killOnAbort())
+      await endDetachedCall(docker, containerName, dir).catch(() => undefined);
     throw error;
   }
   const parsed = RunnerOutput.safeParse(safeJson(output.stdout));
-  if (!parsed.success) return { lost: `the call's runner failed (exit ${output.exitCode}): ${output.stderr.trim().slice(-500) || 'no output'}` };
+  if (!parsed.success)
+    return {
+      lost: `the call's runner failed (exit ${output.exitCode}): ${output.stderr.trim().slice(-500) || 'no output'}`,
+    };
   if ('lost' in parsed.data) return { lost: parsed.data.lost };
   const { exitCode, truncated, endedAt, stdout, stderr, reattached } = parsed.data;
   const decode = (text: string): string => Buffer.from(text, 'base64').toString('utf8');
-  return { exitCode, stdout: decode(stdout), stderr: decode(stderr), outputTruncated: truncated, reattached, endedAt: new Date(endedAt * 1000) };
+  return {
+    exitCode,
+    stdout: decode(stdout),
+    stderr: decode(stderr),
+    outputTruncated: truncated,
+    reattached,
+    endedAt: new Date(endedAt * 1000),
+  };
 }
 
 /** Ends a detached call's command (its whole process group); its keeper then records exit 137. */
 async function endDetachedCall(docker: Docker, containerName: string, dir: string): Promise<void> {
-  await execInContainer(docker, containerName, ['sh', '-c', 'p=$(cat "$1/pgid" 2>/dev/null) && kill -KILL "-$p" 2>/dev/null; true', 'end', dir], { timeoutMs: 10_000, maxOutputBytes: 1024 });
+  await execInContainer(
+    docker,
+    containerName,
+    ['sh', '-c', 'p=$(cat "$1/pgid" 2>/dev/null) && kill -KILL "-$p" 2>/dev/null; true', 'end', dir],
+    { timeoutMs: 10_000, maxOutputBytes: 1024 },
+  );
 }
 
 const safeJson = (text: string): unknown => {

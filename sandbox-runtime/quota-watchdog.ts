@@ -12,7 +12,8 @@ import type Docker from 'dockerode';
  * freezer, or docker pause where the cgroup is not visible) and the run is stopped: the activity in
  * flight is told, and the next one sees the breach. A worker that restarts finds the breach again at
  * its first look. A writer at the
- * measured disk speed of these machines (about 800 MB/s) overshoots by well under 10 % of a 1 GB quota. Blocks reserved without writing them
+ * measured disk speed of these machines (about 800 MB/s) overshoots by well under 10 % of a 1 GB quota. Blocks reserved
+ * without writing them
  * (fallocate) cost no CPU to speak of: loop-device quotas are the real bound for untrusted code.
  */
 const MAX_WRITE_RATE_BYTES_PER_SECOND = 2e9;
@@ -63,11 +64,16 @@ export async function apparentSize(dir: string): Promise<number> {
   return total;
 }
 
-/** The container's cgroup files this watch reads and writes, from its init process (cgroup v1 or v2); null where not visible. */
+/**
+ * The container's cgroup files this watch reads and writes, from its init process (cgroup v1 or v2); null where not
+ * visible.
+ */
 interface CgroupFiles {
   /** A number that grows with the container's CPU time. */
   cpu: string;
-  /** Writing `freeze` there stops every process of the container at once (as docker pause does, without the round trip). */
+  /**
+   * Writing `freeze` there stops every process of the container at once (as docker pause does, without the round trip).
+   */
   freezer: { file: string; freeze: string };
 }
 
@@ -84,7 +90,11 @@ async function cgroupFiles(docker: Docker, containerName: string): Promise<Cgrou
     };
     const cpuacct = v1('cpuacct');
     const freezer = v1('freezer');
-    if (cpuacct && freezer) return { cpu: path.join(cpuacct, 'cpuacct.usage'), freezer: { file: path.join(freezer, 'freezer.state'), freeze: 'FROZEN' } };
+    if (cpuacct && freezer)
+      return {
+        cpu: path.join(cpuacct, 'cpuacct.usage'),
+        freezer: { file: path.join(freezer, 'freezer.state'), freeze: 'FROZEN' },
+      };
     const unified = lines.find((line) => line.startsWith('0::'));
     if (!unified) return null;
     const dir = path.join('/sys/fs/cgroup', unified.slice(3));
@@ -133,7 +143,9 @@ export class QuotaWatchdog {
     return this.watched.get(agentId)?.breach ?? null;
   }
 
-  /** Calls `listener` once the agent's sandbox goes past its quota (at once if it already did); returns the unsubscribe. */
+  /**
+   * Calls `listener` once the agent's sandbox goes past its quota (at once if it already did); returns the unsubscribe.
+   */
   whenBreached(agentId: string, listener: (breach: QuotaBreach) => void): () => void {
     const entry = this.watched.get(agentId);
     if (!entry) return () => undefined;
@@ -177,7 +189,12 @@ export class QuotaWatchdog {
     const breach = { usedBytes: entry.usedBytes, quotaBytes: entry.quotaBytes };
     entry.breach = breach;
     // The cgroup's freezer stops the writers now (docker pause is a round trip slower, and refuses a frozen container).
-    const frozen = entry.cgroup ? await writeFile(entry.cgroup.freezer.file, entry.cgroup.freezer.freeze).then(() => true, () => false) : false;
+    const frozen = entry.cgroup
+      ? await writeFile(entry.cgroup.freezer.file, entry.cgroup.freezer.freeze).then(
+          () => true,
+          () => false,
+        )
+      : false;
     if (!frozen) {
       await this.docker
         .getContainer(entry.containerName)

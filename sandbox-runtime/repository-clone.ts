@@ -3,8 +3,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runProgram } from '../platform/program-runner';
-import { admitRepository, RepositoryRefused, type CloneSource, type RepositoryPolicy } from '../platform/repository-policy';
-
+import {
+  admitRepository,
+  RepositoryRefused,
+  type CloneSource,
+  type RepositoryPolicy,
+} from '../platform/repository-policy';
 
 export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -43,7 +47,9 @@ export async function cloneRepository(
     throw error;
   }
   const unavailable = (): CloneFailed =>
-    new CloneFailed(`cannot clone ${input.repository} (branch ${input.branch}): the repository or the branch is not available`);
+    new CloneFailed(
+      `cannot clone ${input.repository} (branch ${input.branch}): the repository or the branch is not available`,
+    );
 
   const config = [
     ['protocol.allow', 'never'],
@@ -54,9 +60,14 @@ export async function cloneRepository(
   ];
   if (source.kind === 'remote' && (source.scheme === 'https' || source.scheme === 'http')) {
     // Pin the connection to an address the outbound policy permits (DNS is asked once, here).
-    const permitted = (await lookup(source.host, { all: true }).catch(() => [])).find((address) => policy.outbound.permits(address.address));
+    const permitted = (await lookup(source.host, { all: true }).catch(() => [])).find((address) =>
+      policy.outbound.permits(address.address),
+    );
     if (!permitted) throw unavailable();
-    config.push(['http.curloptResolve', `${source.host}:${source.port}:${permitted.family === 6 ? `[${permitted.address}]` : permitted.address}`]);
+    config.push([
+      'http.curloptResolve',
+      `${source.host}:${source.port}:${permitted.family === 6 ? `[${permitted.address}]` : permitted.address}`,
+    ]);
   }
   const home = await mkdtemp(path.join(os.tmpdir(), 'clone-home-'));
   const env = {
@@ -102,7 +113,11 @@ export async function cloneRepository(
     }
     // The fresh checkout, before anything of the agent ran in it: its commit is read here, not in the sandbox.
     // (A quota's file system belongs to the sandbox user: git is told this one folder is safe to read.)
-    const { stdout } = await runProgram('git', ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir, 'rev-parse', 'HEAD'], { env, timeoutMs: 30_000 });
+    const { stdout } = await runProgram(
+      'git',
+      ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir, 'rev-parse', 'HEAD'],
+      { env, timeoutMs: 30_000 },
+    );
     return { headSha: stdout.trim() };
   } finally {
     await rm(home, { recursive: true, force: true });

@@ -3,10 +3,20 @@ import { lstat, mkdir, realpath, rename, rm, stat, symlink } from 'node:fs/promi
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { containerNameOf, removeContainerIfPresent } from './containers';
-import { clampLimits, hardenedContainerSpec, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, type SandboxLimits, type SandboxRuntime } from './container-spec';
+import {
+  clampLimits,
+  hardenedContainerSpec,
+  SANDBOX_LABEL_INSTANCE,
+  SANDBOX_LABEL_MANAGED,
+  type SandboxLimits,
+  type SandboxRuntime,
+} from './container-spec';
 import { prepareWorkspace, removeWorkspace, type QuotaMode } from './workspace';
 
-/** Marks a warm container (value: its host); its slot workspace is in POOL_SLOT_LABEL. Labels never change, so a claimed one keeps them. */
+/**
+ * Marks a warm container (value: its host); its slot workspace is in POOL_SLOT_LABEL. Labels never change, so a claimed
+ * one keeps them.
+ */
 export const POOL_LABEL = 'agent-orchestrator.warm-pool';
 export const POOL_SLOT_LABEL = 'agent-orchestrator.warm-pool-slot';
 const POOL_NAME_PREFIX = 'pool-';
@@ -45,7 +55,10 @@ export interface WarmPool {
    * (`agentWorkspace` links to it) and the container is renamed to `containerName`.
    */
   claim(containerName: string, agentWorkspace: string): Promise<WarmSlot | null>;
-  /** Frees a place for a sandbox launched without the pool: destroys a warm one if the host would otherwise exceed its capacity. */
+  /**
+   * Frees a place for a sandbox launched without the pool: destroys a warm one if the host would otherwise exceed its
+   * capacity.
+   */
   makeRoom(): Promise<void>;
   /** Whether `name` is one of this pool's unclaimed containers (the reconciler keeps those). */
   owns(name: string): boolean;
@@ -76,7 +89,10 @@ export function createWarmPool(settings: WarmPoolSettings): WarmPool {
 
   /** This instance's sandboxes on this host that are not warm (agents, claimed or not). */
   async function sandboxesInUse(): Promise<number> {
-    const all = await docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${settings.instance}`] } });
+    const all = await docker.listContainers({
+      all: true,
+      filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${settings.instance}`] },
+    });
     return all.filter((container) => !isUnclaimedPoolContainer(containerNameOf(container))).length;
   }
 

@@ -32,7 +32,10 @@ export async function isMounted(dir: string): Promise<boolean> {
   return own !== null && parent !== null && own.dev !== parent.dev;
 }
 
-/** Creates the workspace folder (in loop mode: the mount of a fresh image of `quotaMb`). Idempotent: a retried launch finds it. */
+/**
+ * Creates the workspace folder (in loop mode: the mount of a fresh image of `quotaMb`). Idempotent: a retried launch
+ * finds it.
+ */
 export async function prepareWorkspace(dir: string, quotaMb: number, mode: QuotaMode): Promise<void> {
   await mkdir(dir, { recursive: true });
   if (mode === 'watchdog' || (await isMounted(dir))) return;
@@ -42,7 +45,15 @@ export async function prepareWorkspace(dir: string, quotaMb: number, mode: Quota
     // No reserved blocks, and the root of the file system belongs to the sandbox user. The image is a
     // fresh sparse file, whose unwritten blocks read as zeros: zeroing its journal and inode tables
     // wrote 33 MB per workspace (6.6 GB in a burst of 200 spawns) for nothing.
-    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', `root_owner=${SANDBOX_UID}:${SANDBOX_UID},lazy_itable_init=1,lazy_journal_init=1`, image]);
+    await run('mkfs.ext4', [
+      '-q',
+      '-F',
+      '-m',
+      '0',
+      '-E',
+      `root_owner=${SANDBOX_UID}:${SANDBOX_UID},lazy_itable_init=1,lazy_journal_init=1`,
+      image,
+    ]);
   }
   await run('mount', ['-o', 'loop,nosuid,nodev', image, dir]);
   await rmdir(path.join(dir, 'lost+found')).catch(() => undefined);
@@ -68,7 +79,10 @@ export async function removeWorkspace(dir: string): Promise<void> {
   if (real !== dir) await rm(dir, { force: true });
 }
 
-/** Whether the workspace has reached its quota: its file system is full (loop mode), or `du` says it is past the quota (watchdog mode). */
+/**
+ * Whether the workspace has reached its quota: its file system is full (loop mode), or `du` says it is past the quota
+ * (watchdog mode).
+ */
 export async function quotaReached(dir: string, mode: QuotaMode, quotaMb: number): Promise<boolean> {
   if (mode === 'loop') {
     const fs = await statfs(dir);
@@ -81,5 +95,7 @@ export async function quotaReached(dir: string, mode: QuotaMode, quotaMb: number
 /** The workspaces (folders, or links to claimed warm slots) under the workspaces directory, by agent id. */
 export async function listWorkspaces(workspacesDir: string): Promise<string[]> {
   const entries = await readdir(workspacesDir, { withFileTypes: true }).catch(() => []);
-  return entries.filter((entry) => (entry.isDirectory() || entry.isSymbolicLink()) && !entry.name.includes('.link-')).map((entry) => entry.name);
+  return entries
+    .filter((entry) => (entry.isDirectory() || entry.isSymbolicLink()) && !entry.name.includes('.link-'))
+    .map((entry) => entry.name);
 }

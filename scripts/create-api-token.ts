@@ -10,8 +10,11 @@ import { createPrismaClient } from '../prisma/client';
  * Prints a new API token; it is shown only now.
  */
 runMain('token', async () => {
-  const { values } = parseArgs({ options: { workspace: { type: 'string' }, admin: { type: 'boolean' }, name: { type: 'string' } } });
-  if (Boolean(values.workspace) === Boolean(values.admin)) throw new Error('usage: npm run token -- --workspace <name> | --admin [--name <label>]');
+  const { values } = parseArgs({
+    options: { workspace: { type: 'string' }, admin: { type: 'boolean' }, name: { type: 'string' } },
+  });
+  if (Boolean(values.workspace) === Boolean(values.admin))
+    throw new Error('usage: npm run token -- --workspace <name> | --admin [--name <label>]');
   const prisma = createPrismaClient(loadConfig().DATABASE_URL);
   try {
     if (values.admin) {
@@ -21,7 +24,9 @@ runMain('token', async () => {
       return;
     }
     const issued = await issueApiToken(prisma, values.workspace ?? '', values.name);
-    process.stderr.write(`workspace ${values.workspace} (${issued.workspaceId}), token ${issued.tokenId}; store it now, it is not shown again:\n`);
+    process.stderr.write(
+      `workspace ${values.workspace} (${issued.workspaceId}), token ${issued.tokenId}; store it now, it is not shown again:\n`,
+    );
     process.stdout.write(`${issued.token}\n`);
   } finally {
     await prisma.$disconnect();

@@ -16,7 +16,9 @@ async function appliedMigrations(databaseUrl: string): Promise<Set<string>> {
   try {
     const table = await client.query("SELECT to_regclass('public._prisma_migrations') AS name");
     if ((table.rows[0] as { name: string | null }).name === null) return new Set();
-    const rows = await client.query('SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL');
+    const rows = await client.query(
+      'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+    );
     return new Set(rows.rows.map((row: { migration_name: string }) => row.migration_name));
   } finally {
     await client.end();
@@ -30,7 +32,9 @@ async function appliedMigrations(databaseUrl: string): Promise<Set<string>> {
  */
 runMain('migrate', async () => {
   const config = loadConfig();
-  const local = readdirSync(MIGRATIONS_DIR, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  const local = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name);
   const applied = await appliedMigrations(config.DATABASE_URL);
   if (local.every((name) => applied.has(name))) return;
 

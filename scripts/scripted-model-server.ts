@@ -22,8 +22,20 @@ export interface Usage {
 
 type CacheControl = { type: 'ephemeral' } | undefined;
 type TextBlock = { type: 'text'; text: string; cache_control?: CacheControl };
-type RequestTool = { name: string; type?: string; description?: string; input_schema?: unknown; cache_control?: CacheControl };
-type RequestBlock = { type: string; id?: string; tool_use_id?: string; cache_control?: CacheControl; [key: string]: unknown };
+type RequestTool = {
+  name: string;
+  type?: string;
+  description?: string;
+  input_schema?: unknown;
+  cache_control?: CacheControl;
+};
+type RequestBlock = {
+  type: string;
+  id?: string;
+  tool_use_id?: string;
+  cache_control?: CacheControl;
+  [key: string]: unknown;
+};
 
 export interface RecordedRequest {
   headers: http.IncomingHttpHeaders;
@@ -59,30 +71,56 @@ type Block = { type: 'text'; text: string } | { type: 'tool_use'; id: string; na
 function message(content: Block[], stopReason: string): ScriptedResponse {
   return {
     status: 200,
-    body: { id: `msg_${randomUUID()}`, type: 'message', role: 'assistant', model: 'claude-test', content, stop_reason: stopReason, stop_sequence: null },
+    body: {
+      id: `msg_${randomUUID()}`,
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-test',
+      content,
+      stop_reason: stopReason,
+      stop_sequence: null,
+    },
   };
 }
 
 export const EDITOR = 'str_replace_based_edit_tool';
 
-const toolUses = (calls: Array<{ name: string; input: unknown }>): Block[] => calls.map((call) => ({ type: 'tool_use' as const, id: `toolu_${randomUUID().replace(/-/g, '')}`, ...call }));
+const toolUses = (calls: Array<{ name: string; input: unknown }>): Block[] =>
+  calls.map((call) => ({ type: 'tool_use' as const, id: `toolu_${randomUUID().replace(/-/g, '')}`, ...call }));
 
 export const reply = {
-  toolUse: (...calls: Array<{ name: string; input: unknown }>): ScriptedResponse => message([{ type: 'text', text: 'Working on it.' }, ...toolUses(calls)], 'tool_use'),
+  toolUse: (...calls: Array<{ name: string; input: unknown }>): ScriptedResponse =>
+    message([{ type: 'text', text: 'Working on it.' }, ...toolUses(calls)], 'tool_use'),
   /** Some text, then tool calls (none: the model is done). */
-  say: (text: string, ...calls: Array<{ name: string; input: unknown }>): ScriptedResponse => message([{ type: 'text', text }, ...toolUses(calls)], calls.length > 0 ? 'tool_use' : 'end_turn'),
+  say: (text: string, ...calls: Array<{ name: string; input: unknown }>): ScriptedResponse =>
+    message([{ type: 'text', text }, ...toolUses(calls)], calls.length > 0 ? 'tool_use' : 'end_turn'),
   text: (text: string): ScriptedResponse => message([{ type: 'text', text }], 'end_turn'),
-  error: (status: number, type: string, text = `${type} (scripted)`): ScriptedResponse => ({ status, body: { type: 'error', error: { type, message: text } } }),
+  error: (status: number, type: string, text = `${type} (scripted)`): ScriptedResponse => ({
+    status,
+    body: { type: 'error', error: { type, message: text } },
+  }),
 };
 
 /** Tool calls as the model writes them: the bash tool and the text editor. */
 export const call = {
   bash: (command: string) => ({ name: 'bash', input: { command } }),
   restartBash: () => ({ name: 'bash', input: { restart: true } }),
-  view: (path: string, viewRange?: [number, number]) => ({ name: EDITOR, input: { command: 'view', path, ...(viewRange ? { view_range: viewRange } : {}) } }),
-  create: (path: string, fileText: string) => ({ name: EDITOR, input: { command: 'create', path, file_text: fileText } }),
-  replace: (path: string, oldStr: string, newStr: string) => ({ name: EDITOR, input: { command: 'str_replace', path, old_str: oldStr, new_str: newStr } }),
-  insert: (path: string, insertLine: number, insertText: string) => ({ name: EDITOR, input: { command: 'insert', path, insert_line: insertLine, insert_text: insertText } }),
+  view: (path: string, viewRange?: [number, number]) => ({
+    name: EDITOR,
+    input: { command: 'view', path, ...(viewRange ? { view_range: viewRange } : {}) },
+  }),
+  create: (path: string, fileText: string) => ({
+    name: EDITOR,
+    input: { command: 'create', path, file_text: fileText },
+  }),
+  replace: (path: string, oldStr: string, newStr: string) => ({
+    name: EDITOR,
+    input: { command: 'str_replace', path, old_str: oldStr, new_str: newStr },
+  }),
+  insert: (path: string, insertLine: number, insertText: string) => ({
+    name: EDITOR,
+    input: { command: 'insert', path, insert_line: insertLine, insert_text: insertText },
+  }),
 };
 
 /** A script that answers turn N with turns[N]; an array entry answers successive calls of that turn (for retries). */
@@ -110,9 +148,19 @@ export function byWorkItem(scripts: Record<string, Script>): Script {
 }
 
 /** Every token the server reported for these requests, summed, in the orchestrator's words. */
-export function reportedUsage(requests: RecordedRequest[]): { inputTokens: number; outputTokens: number; cacheCreationInputTokens: number; cacheReadInputTokens: number } {
+export function reportedUsage(requests: RecordedRequest[]): {
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationInputTokens: number;
+  cacheReadInputTokens: number;
+} {
   const sum = (key: keyof Usage): number => requests.reduce((total, request) => total + (request.usage?.[key] ?? 0), 0);
-  return { inputTokens: sum('input_tokens'), outputTokens: sum('output_tokens'), cacheCreationInputTokens: sum('cache_creation_input_tokens'), cacheReadInputTokens: sum('cache_read_input_tokens') };
+  return {
+    inputTokens: sum('input_tokens'),
+    outputTokens: sum('output_tokens'),
+    cacheCreationInputTokens: sum('cache_creation_input_tokens'),
+    cacheReadInputTokens: sum('cache_read_input_tokens'),
+  };
 }
 
 /** The tools the API defines itself, by type, with the name each must have. */
@@ -129,9 +177,18 @@ class RequestRefused extends Error {}
  * cache breakpoint ends there; the value leaves the marker out, as the cache matches on content.
  */
 function segmentsOf(body: RecordedRequest['body']): Array<{ value: unknown; breakpoint: boolean }> {
-  const system: TextBlock[] = typeof body.system === 'string' ? [{ type: 'text', text: body.system }] : (body.system ?? []);
-  const blocks = body.messages.flatMap((entry) => (typeof entry.content === 'string' ? [{ type: 'text', text: entry.content }] : entry.content).map((block) => ({ role: entry.role, block })));
-  const segment = (part: { cache_control?: CacheControl }, wrap: (unmarked: object) => unknown = (unmarked) => unmarked) => {
+  const system: TextBlock[] =
+    typeof body.system === 'string' ? [{ type: 'text', text: body.system }] : (body.system ?? []);
+  const blocks = body.messages.flatMap((entry) =>
+    (typeof entry.content === 'string' ? [{ type: 'text', text: entry.content }] : entry.content).map((block) => ({
+      role: entry.role,
+      block,
+    })),
+  );
+  const segment = (
+    part: { cache_control?: CacheControl },
+    wrap: (unmarked: object) => unknown = (unmarked) => unmarked,
+  ) => {
     const { cache_control: marker, ...unmarked } = part;
     return { value: wrap(unmarked), breakpoint: marker !== undefined };
   };
@@ -160,34 +217,74 @@ function validate(body: RecordedRequest['body'], contextWindow: number): void {
   for (const [index, entry] of body.messages.entries()) {
     if (typeof entry.content === 'string') continue;
     const previous = body.messages[index - 1];
-    const asked = new Set(typeof previous?.content === 'string' ? [] : (previous?.content ?? []).filter((block) => block.type === 'tool_use').map((block) => block.id));
+    const asked = new Set(
+      typeof previous?.content === 'string'
+        ? []
+        : (previous?.content ?? []).filter((block) => block.type === 'tool_use').map((block) => block.id),
+    );
     for (const block of entry.content) {
-      if (block.type === 'tool_result' && !asked.has(block.tool_use_id)) throw new RequestRefused(`messages.${index}: tool_result ${String(block.tool_use_id)} answers no tool_use of the previous message`);
+      if (block.type === 'tool_result' && !asked.has(block.tool_use_id))
+        throw new RequestRefused(
+          `messages.${index}: tool_result ${String(block.tool_use_id)} answers no tool_use of the previous message`,
+        );
     }
   }
   const prompt = segments.reduce((sum, segment) => sum + tokensOf(segment.value), 0);
-  if (prompt > contextWindow) throw new RequestRefused(`prompt is too long: ${prompt} tokens > ${contextWindow} maximum`);
+  if (prompt > contextWindow)
+    throw new RequestRefused(`prompt is too long: ${prompt} tokens > ${contextWindow} maximum`);
 }
 
 /** The SSE events of a whole message, as the API streams it. */
-function streamEventsOf(body: { content: Block[]; stop_reason: string } & Record<string, unknown>, usage: Usage): Array<{ event: string; data: unknown }> {
+function streamEventsOf(
+  body: { content: Block[]; stop_reason: string } & Record<string, unknown>,
+  usage: Usage,
+): Array<{ event: string; data: unknown }> {
   const events: Array<{ event: string; data: unknown }> = [
-    { event: 'message_start', data: { type: 'message_start', message: { ...body, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } } },
+    {
+      event: 'message_start',
+      data: {
+        type: 'message_start',
+        message: { ...body, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } },
+      },
+    },
   ];
   for (const [index, block] of body.content.entries()) {
-    // Small pieces, as a model writes them; at most about 64 per block (a client re-reads a tool's partial input on each).
-    const pieces = (text: string, size: number): string[] => text.match(new RegExp(`[\\s\\S]{1,${Math.max(size, Math.ceil(text.length / 64))}}`, 'g')) ?? [];
+    // Small pieces, as a model writes them; at most about 64 per block (a client re-reads a tool's partial input on
+    // each).
+    const pieces = (text: string, size: number): string[] =>
+      text.match(new RegExp(`[\\s\\S]{1,${Math.max(size, Math.ceil(text.length / 64))}}`, 'g')) ?? [];
     if (block.type === 'text') {
-      events.push({ event: 'content_block_start', data: { type: 'content_block_start', index, content_block: { type: 'text', text: '' } } });
-      for (const text of pieces(block.text, 16)) events.push({ event: 'content_block_delta', data: { type: 'content_block_delta', index, delta: { type: 'text_delta', text } } });
+      events.push({
+        event: 'content_block_start',
+        data: { type: 'content_block_start', index, content_block: { type: 'text', text: '' } },
+      });
+      for (const text of pieces(block.text, 16))
+        events.push({
+          event: 'content_block_delta',
+          data: { type: 'content_block_delta', index, delta: { type: 'text_delta', text } },
+        });
     } else {
-      events.push({ event: 'content_block_start', data: { type: 'content_block_start', index, content_block: { ...block, input: {} } } });
-      for (const partial_json of pieces(JSON.stringify(block.input), 32)) events.push({ event: 'content_block_delta', data: { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json } } });
+      events.push({
+        event: 'content_block_start',
+        data: { type: 'content_block_start', index, content_block: { ...block, input: {} } },
+      });
+      for (const partial_json of pieces(JSON.stringify(block.input), 32))
+        events.push({
+          event: 'content_block_delta',
+          data: { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json } },
+        });
     }
     events.push({ event: 'content_block_stop', data: { type: 'content_block_stop', index } });
     if (index === 0) events.push({ event: 'ping', data: { type: 'ping' } });
   }
-  events.push({ event: 'message_delta', data: { type: 'message_delta', delta: { stop_reason: body.stop_reason, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } } });
+  events.push({
+    event: 'message_delta',
+    data: {
+      type: 'message_delta',
+      delta: { stop_reason: body.stop_reason, stop_sequence: null },
+      usage: { output_tokens: usage.output_tokens },
+    },
+  });
   events.push({ event: 'message_stop', data: { type: 'message_stop' } });
   return events;
 }
@@ -233,7 +330,12 @@ export class FakeAnthropic {
     const read = [...prefixes].reverse().find((prefix) => this.cache.has(prefix.key))?.tokens ?? 0;
     const written = Math.max(0, (prefixes.at(-1)?.tokens ?? 0) - read);
     for (const prefix of prefixes) this.cache.set(prefix.key, prefix.tokens);
-    return { input_tokens: tokens - read - written, output_tokens: Math.max(1, tokensOf(content)), cache_creation_input_tokens: written, cache_read_input_tokens: read };
+    return {
+      input_tokens: tokens - read - written,
+      output_tokens: Math.max(1, tokensOf(content)),
+      cache_creation_input_tokens: written,
+      cache_read_input_tokens: read,
+    };
   }
 
   async start(port = 0): Promise<void> {
@@ -259,7 +361,10 @@ export class FakeAnthropic {
 
   private answer(req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer): void {
     const json = (status: number, body: unknown): void => {
-      if (!res.destroyed) res.writeHead(status, { 'content-type': 'application/json', 'request-id': `req_${randomUUID()}` }).end(JSON.stringify(body));
+      if (!res.destroyed)
+        res
+          .writeHead(status, { 'content-type': 'application/json', 'request-id': `req_${randomUUID()}` })
+          .end(JSON.stringify(body));
     };
     if (req.method !== 'POST' || !req.url?.startsWith('/v1/messages')) {
       json(404, { type: 'error', error: { type: 'not_found_error', message: 'not found' } });
@@ -289,17 +394,33 @@ export class FakeAnthropic {
     });
   }
 
-  private stream(req: http.IncomingMessage, res: http.ServerResponse, request: RecordedRequest, events: Array<{ event: string; data: unknown }>, response: ScriptedResponse): void {
+  private stream(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    request: RecordedRequest,
+    events: Array<{ event: string; data: unknown }>,
+    response: ScriptedResponse,
+  ): void {
     const progress = { events: events.length, sent: 0, aborted: false };
     request.stream = progress;
     res.on('close', () => {
       if (!res.writableFinished) progress.aborted = true;
     });
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'request-id': `req_${randomUUID()}` });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'request-id': `req_${randomUUID()}`,
+    });
     const next = (): void => {
       if (res.destroyed) return;
       if (response.streamError && progress.sent >= response.streamError.afterEvents) {
-        const error = { type: 'error', error: { type: response.streamError.type, message: response.streamError.message ?? `${response.streamError.type} (scripted, mid-stream)` } };
+        const error = {
+          type: 'error',
+          error: {
+            type: response.streamError.type,
+            message: response.streamError.message ?? `${response.streamError.type} (scripted, mid-stream)`,
+          },
+        };
         res.end(`event: error\ndata: ${JSON.stringify(error)}\n\n`);
         return;
       }
@@ -343,7 +464,9 @@ if (require.main === module) {
   server
     .start(port)
     .then(() => {
-      process.stdout.write(`scripted Messages API on ${server.url} (ANTHROPIC_BASE_URL=${server.url}); Ctrl-C stops it\n`);
+      process.stdout.write(
+        `scripted Messages API on ${server.url} (ANTHROPIC_BASE_URL=${server.url}); Ctrl-C stops it\n`,
+      );
     })
     .catch((error: unknown) => {
       process.stderr.write(`scripted model server: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -21,6 +21,8 @@ export TEST_SANDBOX_RUNTIMES
 cd "$PROJECT_ROOT"
 step "lint (eslint)"
 "$PROJECT_ROOT/node_modules/.bin/eslint" . || die "lint failed"
+step "formatting (prettier)"
+"$PROJECT_ROOT/node_modules/.bin/prettier" --check --log-level warn . || die "formatting differs: npm run format fixes it"
 step "type check (tsc)"
 "$PROJECT_ROOT/node_modules/.bin/tsc" -p tsconfig.json --noEmit || die "type check failed"
 step "tests (jest)"

@@ -9,8 +9,23 @@ export type AgentEventData =
   | { type: 'state'; state: AgentState; detail: string | null; error: string | null }
   | ({ type: 'turn'; turn: number; toolCalls: string[]; text: string } & TurnUsage)
   | { type: 'context'; turn: number; clearedToolResults: number; estimatedTokens: number; budgetTokens: number }
-  | { type: 'tool'; turn: number; toolCallId: string; tool: string; status: 'finished' | 'unknown'; exitCode: number | null; isError: boolean }
-  | { type: 'result'; branch: string | null; commitSha: string | null; filesChanged: number | null; testExitCode: number | null; costUsd?: number | null };
+  | {
+      type: 'tool';
+      turn: number;
+      toolCallId: string;
+      tool: string;
+      status: 'finished' | 'unknown';
+      exitCode: number | null;
+      isError: boolean;
+    }
+  | {
+      type: 'result';
+      branch: string | null;
+      commitSha: string | null;
+      filesChanged: number | null;
+      testExitCode: number | null;
+      costUsd?: number | null;
+    };
 
 /** A model turn's tokens and estimated cost (cache and cost fields absent in events from before caching). */
 export type TurnUsage = {

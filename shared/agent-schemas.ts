@@ -5,12 +5,17 @@ import { AGENT_TYPES, DEFAULT_PRIORITY, PRIORITY_MAX, PRIORITY_MIN } from './voc
  * Request schemas for agents: the API validates with them and generates OpenAPI from them, and the
  * workflows use only their inferred types (below), so zod never enters the workflow bundle.
  */
-export const Identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
+export const Identifier = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
 
 export const AgentContextSchema = z.strictObject({
   /** A local path on the worker host, or a git URL. */
   repository: z.string().min(1).max(2048),
-  branch: z.string().regex(/^[A-Za-z0-9._/-]{1,255}$/, 'must be a git branch name').refine((name) => !name.includes('..') && !name.startsWith('-'), 'must be a git branch name'),
+  branch: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]{1,255}$/, 'must be a git branch name')
+    .refine((name) => !name.includes('..') && !name.startsWith('-'), 'must be a git branch name'),
   workItems: z.array(z.string().min(1).max(10_000)).max(100),
   skills: z.array(z.string().min(1).max(200)).max(50).optional(),
   instructions: z.string().max(50_000).optional(),
@@ -26,7 +31,12 @@ export const AgentResourcesSchema = z.strictObject({
 
 export const AgentOptionsSchema = z.strictObject({
   /** Seconds the whole run may take; a workflow timer enforces it. */
-  timeout: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
+  timeout: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(3600),
   /** Retries of a failed model or tool call (on top of the first attempt). */
   maxRetries: z.number().int().min(0).max(20).default(3),
   model: z.string().min(1).max(200).default('claude-sonnet-5-5'),

@@ -114,9 +114,14 @@ export const AgentLifecycleEventSchema = z.strictObject({
 });
 
 /** The spoke's local options for a federated spawn: milliseconds become seconds, omitted values the local defaults. */
-export function localOptionsFrom(options: z.infer<typeof FederatedAgentOptionsSchema> | undefined): z.infer<typeof AgentOptionsSchema> {
+export function localOptionsFrom(
+  options: z.infer<typeof FederatedAgentOptionsSchema> | undefined,
+): z.infer<typeof AgentOptionsSchema> {
   const { timeout, ...rest } = options ?? {};
-  return AgentOptionsSchema.parse({ ...rest, ...(timeout !== undefined ? { timeout: Math.ceil(timeout / 1000) } : {}) });
+  return AgentOptionsSchema.parse({
+    ...rest,
+    ...(timeout !== undefined ? { timeout: Math.ceil(timeout / 1000) } : {}),
+  });
 }
 
 export type SpawnCommandPayload = z.infer<typeof SpawnCommandPayloadSchema>;

@@ -22,7 +22,16 @@ export const REMOTE_INSTANCE = defineSearchAttributeKey('RemoteInstance', Search
 /** The repository as the task named it (never with credentials: see agentSearchAttributes). */
 export const REPOSITORY = defineSearchAttributeKey('Repository', SearchAttributeType.KEYWORD);
 
-export const ALL_SEARCH_ATTRIBUTES = [AGENT_ID, AGENT_STATE, AGENT_TYPE, TASK_ID, WORKSPACE, PRIORITY, REMOTE_INSTANCE, REPOSITORY];
+export const ALL_SEARCH_ATTRIBUTES = [
+  AGENT_ID,
+  AGENT_STATE,
+  AGENT_TYPE,
+  TASK_ID,
+  WORKSPACE,
+  PRIORITY,
+  REMOTE_INSTANCE,
+  REPOSITORY,
+];
 
 /** The value RemoteInstance holds for an agent that runs on this instance. */
 export const LOCAL_INSTANCE = 'local';

@@ -36,7 +36,10 @@ export const SpawnSessionRequestSchema = z.strictObject({
   task: SessionTaskSchema,
   context: SessionContextSchema.default(SessionContextSchema.parse({})),
   /** Where every lifecycle event is POSTed (obeys the instance's outbound address policy). */
-  callback_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  callback_url: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .optional(),
   /** The audience of the callback tokens; default: the callback URL's origin. */
   callback_audience: z.string().min(1).max(500).optional(),
 });
@@ -50,7 +53,9 @@ export function agentContextFromTask(task: SessionTask, context: SessionContext)
   const instructions = [
     `Task ${task.id}: ${task.title}`,
     task.description ?? '',
-    task.acceptanceCriteria.length > 0 ? ['Acceptance criteria:', ...task.acceptanceCriteria.map((criterion) => `- ${criterion}`)].join('\n') : '',
+    task.acceptanceCriteria.length > 0
+      ? ['Acceptance criteria:', ...task.acceptanceCriteria.map((criterion) => `- ${criterion}`)].join('\n')
+      : '',
     task.labels.length > 0 ? `Labels: ${task.labels.join(', ')}` : '',
     context.instructions ?? '',
   ].filter(Boolean);

@@ -16,7 +16,10 @@ function unreachable(address: string, cause: unknown): TemporalUnreachableError 
 /** The process-wide client the API uses to start, signal and query workflows. */
 export async function connectTemporalClient(config: AppConfig): Promise<Client> {
   try {
-    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: CONNECT_TIMEOUT_MS });
+    const connection = await Connection.connect({
+      address: config.TEMPORAL_ADDRESS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+    });
     return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   } catch (error) {
     throw unreachable(config.TEMPORAL_ADDRESS, error);

@@ -32,7 +32,10 @@ export function devServerSearchAttributeArgs(): string[] {
 export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string> = { 'history.maxInFlightUpdates': '1000' };
 
 export function devServerDynamicConfigArgs(): string[] {
-  return Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
+  return Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => [
+    '--dynamic-config-value',
+    `${key}=${value}`,
+  ]);
 }
 
 if (require.main === module) {

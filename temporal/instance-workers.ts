@@ -20,7 +20,10 @@ export async function createInstanceWorkers(
   connection: NativeConnection,
   client: Client,
   log: Logger,
-  parts: Pick<WorkerOptions, 'activities' | 'interceptors'> & { hostQueue: string; workflows: Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'> },
+  parts: Pick<WorkerOptions, 'activities' | 'interceptors'> & {
+    hostQueue: string;
+    workflows: Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
+  },
 ): Promise<InstanceWorkers> {
   const common: Omit<WorkerOptions, 'taskQueue'> = {
     connection,
@@ -43,13 +46,18 @@ export async function createInstanceWorkers(
       told = true;
     };
     const outcome = await promoteWhenNewer(client, config, { signal: stopPromoting.signal, onRetry });
-    log.info({ ...version }, outcome === 'promoted' ? 'this worker version is now current' : 'kept the current worker version');
+    log.info(
+      { ...version },
+      outcome === 'promoted' ? 'this worker version is now current' : 'kept the current worker version',
+    );
   };
   return {
     async run() {
       // Polling registers the version with the server; only then can it become current.
       const running = Promise.all([orchestrator.run(), host.run()]);
-      const promoting = promote().catch((error: unknown) => log.warn({ err: error }, 'could not make this worker version current'));
+      const promoting = promote().catch((error: unknown) =>
+        log.warn({ err: error }, 'could not make this worker version current'),
+      );
       try {
         await running;
       } finally {

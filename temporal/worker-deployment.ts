@@ -46,12 +46,21 @@ export function isNewer(ours: string, current: string | null): boolean {
 
 const GRPC_NOT_FOUND = 5;
 const grpcCode = (error: unknown): number | undefined =>
-  typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number' ? error.code : undefined;
+  typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'number'
+    ? error.code
+    : undefined;
 
 /** The build id new workflows go to now, or null when the deployment has no current version (or does not exist). */
-export async function currentBuildId(client: Client, namespace: string, deploymentName: string): Promise<string | null> {
+export async function currentBuildId(
+  client: Client,
+  namespace: string,
+  deploymentName: string,
+): Promise<string | null> {
   try {
-    const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({ namespace, deploymentName });
+    const { workerDeploymentInfo } = await client.workflowService.describeWorkerDeployment({
+      namespace,
+      deploymentName,
+    });
     return workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId ?? null;
   } catch (error) {
     if (grpcCode(error) === GRPC_NOT_FOUND) return null;
@@ -75,7 +84,12 @@ export async function promoteWhenNewer(
   for (;;) {
     try {
       if (!isNewer(buildId, await currentBuildId(client, namespace, deploymentName))) return 'kept';
-      await client.workflowService.setWorkerDeploymentCurrentVersion({ namespace, deploymentName, buildId, identity: client.options.identity });
+      await client.workflowService.setWorkerDeploymentCurrentVersion({
+        namespace,
+        deploymentName,
+        buildId,
+        identity: client.options.identity,
+      });
       return 'promoted';
     } catch (error) {
       options.onRetry?.(error);

@@ -17,10 +17,16 @@ import { repositoryPolicy } from '../platform/repository-policy';
 import type { PrismaClient } from '../prisma/client';
 import { sandboxHostQueue } from '../shared/task-queues';
 
-/** Everything the activities need, from the settings and the process's clients (the worker and the tests build them alike). */
+/**
+ * Everything the activities need, from the settings and the process's clients (the worker and the tests build them
+ * alike).
+ */
 export async function activityDeps(
   config: AppConfig,
-  { log, ...clients }: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder; metrics: WorkerMetrics; log: Logger },
+  {
+    log,
+    ...clients
+  }: { prisma: PrismaClient; docker: Docker; identity: IdentityHolder; metrics: WorkerMetrics; log: Logger },
 ): Promise<ActivityDeps> {
   const peers = peerTransport(config);
   const quotaMode = config.WORKSPACE_QUOTA === 'auto' ? await detectQuotaMode() : config.WORKSPACE_QUOTA;
@@ -46,7 +52,10 @@ export async function activityDeps(
     quotaMode === 'watchdog'
       ? new QuotaWatchdog(clients.docker, (agentId, breach) => {
           clients.metrics.quotaBreaches.inc();
-          log.warn({ agentId, usedMb: Math.round(breach.usedBytes / 1048576), quotaMb: breach.quotaBytes / 1048576 }, 'a workspace went past its quota: its sandbox was frozen');
+          log.warn(
+            { agentId, usedMb: Math.round(breach.usedBytes / 1048576), quotaMb: breach.quotaBytes / 1048576 },
+            'a workspace went past its quota: its sandbox was frozen',
+          );
         })
       : null;
   return {

@@ -33,19 +33,30 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('worker', config.LOG_LEVEL);
   // The SDK logs through pino too, and exports its runtime metrics for the worker's /metrics.
-  Runtime.install({ logger: temporalLogger(log), telemetryOptions: { metrics: { prometheus: { bindAddress: config.TEMPORAL_METRICS_ADDRESS } } } });
+  Runtime.install({
+    logger: temporalLogger(log),
+    telemetryOptions: { metrics: { prometheus: { bindAddress: config.TEMPORAL_METRICS_ADDRESS } } },
+  });
   await preflight(config);
   const docker = createDockerClient(config.DOCKER_HOST);
   await requireSandboxRuntime(docker, config.SANDBOX_RUNTIME);
-  if (!config.ANTHROPIC_API_KEY) log.warn('ANTHROPIC_API_KEY is not set: agent runs will fail at their first model call');
+  if (!config.ANTHROPIC_API_KEY)
+    log.warn('ANTHROPIC_API_KEY is not set: agent runs will fail at their first model call');
 
   const prisma = createPrismaClient(config.DATABASE_URL);
   const connection = await connectWorkerConnection(config);
   const temporal = await connectTemporalClient(config);
-  // The API has no Docker socket: it learns from these reports whether this host's engine answers; the admission workflow learns the host's capacity.
-  const stopReports = startWorkerHostReports(prisma, docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, (error) => {
-    log.warn({ err: error }, 'reporting this host failed; will retry');
-  });
+  // The API has no Docker socket: it learns from these reports whether this host's engine answers; the admission
+  // workflow learns the host's capacity.
+  const stopReports = startWorkerHostReports(
+    prisma,
+    docker,
+    temporal,
+    { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS },
+    (error) => {
+      log.warn({ err: error }, 'reporting this host failed; will retry');
+    },
+  );
   const identity = createIdentityHolder(identitySettings(config));
   const metrics = createWorkerMetrics();
   const [metricsHost = '127.0.0.1', metricsPort = '9464'] = config.WORKER_METRICS_ADDRESS.split(':');
@@ -60,10 +71,18 @@ async function main(): Promise<void> {
   const wakeups = startCallbackWakeups(listener, temporal, prisma, log);
   const activities = createActivities(deps);
   await watchLiveSandboxes(deps);
-  // Old records and workspaces are pruned by a Temporal Schedule (the Web UI lists it); a failure here is retried by the next start.
-  await ensureRetentionSchedule(temporal, config).catch((error: unknown) => log.warn({ err: error }, 'could not create or update the retention schedule'));
+  // Old records and workspaces are pruned by a Temporal Schedule (the Web UI lists it); a failure here is retried by
+  // the next start.
+  await ensureRetentionSchedule(temporal, config).catch((error: unknown) =>
+    log.warn({ err: error }, 'could not create or update the retention schedule'),
+  );
   const interceptors = { activity: [observeActivities(log, metrics)] };
-  log.info({ quotaMode: deps.quotaMode }, deps.quotaMode === 'loop' ? 'workspace quotas: an ext4 image per workspace' : 'workspace quotas: watched while tools run (no loop devices for this worker)');
+  log.info(
+    { quotaMode: deps.quotaMode },
+    deps.quotaMode === 'loop'
+      ? 'workspace quotas: an ext4 image per workspace'
+      : 'workspace quotas: watched while tools run (no loop devices for this worker)',
+  );
   const workers = await createInstanceWorkers(config, connection, temporal, log, {
     activities,
     interceptors,
@@ -88,7 +107,8 @@ async function main(): Promise<void> {
   const reconcileRows = async (): Promise<void> => {
     try {
       const reconciled = await reconcileAgentRows(prisma, temporal, metrics);
-      if (reconciled.length > 0) log.warn({ reconciled }, 'agents whose workflow had ended without recording it got their terminal state');
+      if (reconciled.length > 0)
+        log.warn({ reconciled }, 'agents whose workflow had ended without recording it got their terminal state');
     } catch (error) {
       log.warn({ err: error }, 'agent row reconciliation failed; will retry');
     }
@@ -105,7 +125,12 @@ async function main(): Promise<void> {
     await listener.close();
     deps.quotaWatch?.stop();
     await deps.warmPool?.stop();
-    await Promise.allSettled([metricsServer.close(), prisma.$disconnect(), connection.close(), temporal.connection.close()]);
+    await Promise.allSettled([
+      metricsServer.close(),
+      prisma.$disconnect(),
+      connection.close(),
+      temporal.connection.close(),
+    ]);
     log.info('worker stopped');
   }
 }

@@ -43,20 +43,39 @@ export function observeActivities(log: Logger, metrics: WorkerMetrics): Activity
           return result;
         } catch (error) {
           const duration = seconds();
-          // A worker that shuts down (a deploy) interrupts its activities: retried on the next worker, never the task's failure.
-          if (cancelledByShutdown() && !(error instanceof ApplicationFailure && error.type === WORKER_SHUTDOWN_FAILURE)) {
+          // A worker that shuts down (a deploy) interrupts its activities: retried on the next worker, never the task's
+          // failure.
+          if (
+            cancelledByShutdown() &&
+            !(error instanceof ApplicationFailure && error.type === WORKER_SHUTDOWN_FAILURE)
+          ) {
             metrics.activities.observe({ activity: info.activityType, outcome: 'interrupted' }, duration);
-            log.info({ ...fields, durationMs: Math.round(duration * 1000) }, 'activity interrupted by the worker shutting down');
-            throw ApplicationFailure.retryable(`the worker shut down during ${info.activityType}`, WORKER_SHUTDOWN_FAILURE);
+            log.info(
+              { ...fields, durationMs: Math.round(duration * 1000) },
+              'activity interrupted by the worker shutting down',
+            );
+            throw ApplicationFailure.retryable(
+              `the worker shut down during ${info.activityType}`,
+              WORKER_SHUTDOWN_FAILURE,
+            );
           }
-          // A cancelled activity may end with whatever its aborted work threw, or find its sandbox removed by the kill first.
+          // A cancelled activity may end with whatever its aborted work threw, or find its sandbox removed by the kill
+          // first.
           const outcome = cancelledByShutdown()
             ? 'interrupted'
             : error instanceof CancelledFailure || context.cancellationSignal.aborted || isSandboxRemoved(error)
               ? 'cancelled'
               : 'failed';
           metrics.activities.observe({ activity: info.activityType, outcome }, duration);
-          log.warn({ ...fields, durationMs: Math.round(duration * 1000), outcome, error: error instanceof Error ? error.message : String(error) }, `activity ${outcome}`);
+          log.warn(
+            {
+              ...fields,
+              durationMs: Math.round(duration * 1000),
+              outcome,
+              error: error instanceof Error ? error.message : String(error),
+            },
+            `activity ${outcome}`,
+          );
           throw error;
         }
       },

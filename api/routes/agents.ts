@@ -40,10 +40,23 @@ export const AgentViewSchema = z
     /** The estimated cost in USD from the worker's price table (MODEL_PRICES); null when the model has no price. */
     costUsd: z.number().nullable(),
     /** Set once older tool results were cleared to keep the model's requests within its context window. */
-    contextManagement: z.object({ clearings: z.number().int(), clearedToolResults: z.number().int(), lastClearedAtTurn: z.number().int() }).nullable(),
+    contextManagement: z
+      .object({
+        clearings: z.number().int(),
+        clearedToolResults: z.number().int(),
+        lastClearedAtTurn: z.number().int(),
+      })
+      .nullable(),
     /** While the model's reply streams: the text so far and the tool whose input it is writing. */
     modelProgress: z
-      .object({ turn: z.number().int(), text: z.string(), textLength: z.number().int(), tool: z.string().nullable(), toolInputCharacters: z.number().int(), at: z.string() })
+      .object({
+        turn: z.number().int(),
+        text: z.string(),
+        textLength: z.number().int(),
+        tool: z.string().nullable(),
+        toolInputCharacters: z.number().int(),
+        at: z.string(),
+      })
       .nullable(),
     error: z.string().nullable(),
     createdAt: z.string(),
@@ -76,7 +89,9 @@ export const AgentEventSchema = z
   })
   .openapi('AgentEvent');
 
-export const AgentListSchema = z.object({ agents: z.array(AgentViewSchema), nextCursor: z.string().nullable() }).openapi('AgentList');
+export const AgentListSchema = z
+  .object({ agents: z.array(AgentViewSchema), nextCursor: z.string().nullable() })
+  .openapi('AgentList');
 
 const bearer = [{ bearerAuth: [] }];
 openApiRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
@@ -88,7 +103,10 @@ openApiRegistry.registerPath({
   request: { body: { content: { 'application/json': { schema: SpawnAgentRequestSchema } } } },
   responses: {
     202: jsonContent(SpawnAgentResponseSchema, 'The agent was started'),
-    200: jsonContent(SpawnAgentResponseSchema, 'An agent for this task is still live; it is returned and nothing new starts'),
+    200: jsonContent(
+      SpawnAgentResponseSchema,
+      'An agent for this task is still live; it is returned and nothing new starts',
+    ),
     400: errorResponse('The body is not valid'),
     401: errorResponse('No valid API token'),
   },
@@ -99,7 +117,11 @@ openApiRegistry.registerPath({
   summary: "The workspace's agents, newest first, with filters and cursor pagination",
   security: bearer,
   request: { query: ListAgentsQuerySchema },
-  responses: { 200: jsonContent(AgentListSchema, 'A page of agents'), 400: errorResponse('Bad filter or cursor'), 401: errorResponse('No valid API token') },
+  responses: {
+    200: jsonContent(AgentListSchema, 'A page of agents'),
+    400: errorResponse('Bad filter or cursor'),
+    401: errorResponse('No valid API token'),
+  },
 });
 openApiRegistry.registerPath({
   method: 'get',
@@ -107,17 +129,24 @@ openApiRegistry.registerPath({
   summary: 'State, turn, last tool, token usage, times, error and (when finished) the result',
   security: bearer,
   request: { params: AgentIdParams },
-  responses: { 200: jsonContent(AgentViewSchema, 'The agent'), 403: errorResponse('The agent belongs to another workspace'), 404: errorResponse('No such agent') },
+  responses: {
+    200: jsonContent(AgentViewSchema, 'The agent'),
+    403: errorResponse('The agent belongs to another workspace'),
+    404: errorResponse('No such agent'),
+  },
 });
 openApiRegistry.registerPath({
   method: 'get',
   path: '/agents/{agentId}/events',
   summary:
-    'Server-Sent Events of the run: state changes, model turns, tool calls with exit codes, the result. Each SSE id is the event\'s sequence number; reconnect with Last-Event-ID (or ?lastEventId=) to resume. Ends after the final state (with ?follow=false: once caught up).',
+    "Server-Sent Events of the run: state changes, model turns, tool calls with exit codes, the result. Each SSE id is the event's sequence number; reconnect with Last-Event-ID (or ?lastEventId=) to resume. Ends after the final state (with ?follow=false: once caught up).",
   security: bearer,
   request: { params: AgentIdParams, headers: z.object({ 'last-event-id': z.string().optional() }) },
   responses: {
-    200: { description: 'text/event-stream of AgentEvent objects (data: JSON)', content: { 'text/event-stream': { schema: AgentEventSchema } } },
+    200: {
+      description: 'text/event-stream of AgentEvent objects (data: JSON)',
+      content: { 'text/event-stream': { schema: AgentEventSchema } },
+    },
     400: errorResponse('Last-Event-ID is not a sequence number'),
     403: errorResponse('The agent belongs to another workspace'),
     404: errorResponse('No such agent'),
@@ -156,7 +185,9 @@ export function toView(row: AgentListRow, live?: LiveStatus): AgentView {
     state,
     turn: local?.turn ?? remote?.progress?.turn ?? row.turn,
     lastTool: local?.lastTool ?? remote?.progress?.lastTool ?? row.lastTool,
-    usage: remote?.progress ? { cacheCreationInputTokens: 0, cacheReadInputTokens: 0, ...remote.progress.usage } : usageOf(row, local),
+    usage: remote?.progress
+      ? { cacheCreationInputTokens: 0, cacheReadInputTokens: 0, ...remote.progress.usage }
+      : usageOf(row, local),
     costUsd: remote?.progress?.costUsd !== undefined ? remote.progress.costUsd : costOf(row, local),
     contextManagement: local?.contextManagement ?? contextOf(row),
     modelProgress: isTerminalState(state) ? null : ((row.modelProgress as ModelProgress | null) ?? null),
@@ -164,7 +195,13 @@ export function toView(row: AgentListRow, live?: LiveStatus): AgentView {
     createdAt: row.createdAt.toISOString(),
     updatedAt: live?.status.updatedAt ?? row.updatedAt.toISOString(),
     finishedAt: row.finishedAt?.toISOString() ?? null,
-    remoteInstance: row.remote ? { connectionId: row.remote.connectionId, instanceId: row.remote.connection.peerInstanceId, name: row.remote.connection.peerName } : null,
+    remoteInstance: row.remote
+      ? {
+          connectionId: row.remote.connectionId,
+          instanceId: row.remote.connection.peerInstanceId,
+          name: row.remote.connection.peerName,
+        }
+      : null,
     remoteAgentId: remote?.remoteAgentId ?? row.remote?.remoteAgentId ?? null,
     result: resultOf(row),
   };

@@ -6,7 +6,12 @@ import { LIVE_STATUS_DEADLINE_MS, type LiveStatus, type AgentRow } from '../../d
 import type { FederatedAgentService } from '../../domain/agents/federated-agents';
 import type { PrismaClient } from '../../prisma/client';
 import { isTerminalState, AGENT_STATES, AGENT_TYPES, type AgentState } from '../../shared/vocabulary';
-import { AgentResultPayloadSchema, FederatedSpawnRequestSchema, type RemoteProgress, RemoteProgressSchema } from '../../shared/federated-agent-schemas';
+import {
+  AgentResultPayloadSchema,
+  FederatedSpawnRequestSchema,
+  type RemoteProgress,
+  RemoteProgressSchema,
+} from '../../shared/federated-agent-schemas';
 import { FOLLOWING, type KillRequest } from '../../workflows/federated-spawn/contract';
 import { requireApiToken, workspaceOf } from '../auth';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
@@ -59,12 +64,16 @@ const bearer = [{ bearerAuth: [] }];
 openApiRegistry.registerPath({
   method: 'post',
   path: '/api/v1/federation/agents/spawn',
-  summary: 'Run an agent on a peer instance through a connection; the hub follows it to the end (options.timeout in milliseconds)',
+  summary:
+    'Run an agent on a peer instance through a connection; the hub follows it to the end (options.timeout in milliseconds)',
   security: bearer,
   request: { body: { content: { 'application/json': { schema: FederatedSpawnRequestSchema } } } },
   responses: {
     202: jsonContent(success(FederatedSpawnResponseSchema), 'The spawn is on its way'),
-    200: jsonContent(success(FederatedSpawnResponseSchema), 'An agent for this task is still live through this connection; it is returned'),
+    200: jsonContent(
+      success(FederatedSpawnResponseSchema),
+      'An agent for this task is still live through this connection; it is returned',
+    ),
     400: errorResponse('The body is not valid'),
     403: errorResponse('The connection belongs to another workspace'),
     404: errorResponse('No such connection'),
@@ -77,7 +86,11 @@ openApiRegistry.registerPath({
   summary: 'The mirrored state, remote progress, remote instance and time of last contact of an agent run on a peer',
   security: bearer,
   request: { params: AgentIdParams },
-  responses: { 200: jsonContent(success(FederatedAgentViewSchema), 'The agent'), 403: errorResponse('Another workspace’s agent'), 404: errorResponse('No such federated agent') },
+  responses: {
+    200: jsonContent(success(FederatedAgentViewSchema), 'The agent'),
+    403: errorResponse('Another workspace’s agent'),
+    404: errorResponse('No such federated agent'),
+  },
 });
 openApiRegistry.registerPath({
   method: 'post',
@@ -93,12 +106,17 @@ openApiRegistry.registerPath({
   },
 });
 
-const latest = (one: string | null, other: string | null): string | null => (one === null ? other : other === null || one > other ? one : other);
+const latest = (one: string | null, other: string | null): string | null =>
+  one === null ? other : other === null || one > other ? one : other;
 
 const workerUnavailableNote = (recorded: string | null): string =>
-  `the hub's worker did not answer within ${LIVE_STATUS_DEADLINE_MS / 1000} s: this is the last recorded state` + (recorded ? ` (${recorded})` : '');
+  `the hub's worker did not answer within ${LIVE_STATUS_DEADLINE_MS / 1000} s: this is the last recorded state` +
+  (recorded ? ` (${recorded})` : '');
 
-/** A federated agent's status: the workflow's answer, or (its worker not answering, or the agent ended) the recorded one. */
+/**
+ * A federated agent's status: the workflow's answer, or (its worker not answering, or the agent ended) the recorded
+ * one.
+ */
 export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentView {
   const remote = live?.kind === 'remote' ? live.status : undefined;
   const stored = row.remote;
@@ -112,7 +130,12 @@ export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentV
     spawnedAt: row.createdAt.toISOString(),
     startedAt: remote?.startedAt ?? stored.remoteStartedAt?.toISOString() ?? null,
     progress: remote?.progress ?? (stored.progress as RemoteProgress | null),
-    remoteInstance: { connectionId: stored.connectionId, instanceId: stored.connection.peerInstanceId, name: stored.connection.peerName, url: stored.connection.peerUrl },
+    remoteInstance: {
+      connectionId: stored.connectionId,
+      instanceId: stored.connection.peerInstanceId,
+      name: stored.connection.peerName,
+      url: stored.connection.peerUrl,
+    },
     remoteAgentId: remote?.remoteAgentId ?? stored.remoteAgentId,
     lastContactAt: latest(remote?.lastContactAt ?? null, stored.lastContactAt?.toISOString() ?? null),
     following: remote?.following ?? (isTerminalState(state) ? 'ended' : 'worker_unavailable'),
@@ -125,7 +148,11 @@ export function federatedView(row: AgentRow, live?: LiveStatus): FederatedAgentV
   };
 }
 
-export function federatedAgentRouter(deps: { prisma: PrismaClient; federatedAgents: FederatedAgentService; metrics: ApiMetrics }): Router {
+export function federatedAgentRouter(deps: {
+  prisma: PrismaClient;
+  federatedAgents: FederatedAgentService;
+  metrics: ApiMetrics;
+}): Router {
   const { federatedAgents } = deps;
   const router = Router();
   router.use('/api/v1/federation/agents', requireApiToken(deps.prisma));

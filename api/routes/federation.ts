@@ -7,7 +7,12 @@ import type { FederatedAgentService } from '../../domain/agents/federated-agents
 import type { PeerCommandHandler } from '../../domain/agents/peer-commands';
 import { HANDSHAKE_PATH, INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, refusalCode } from '../../federation/client';
 import { publicIdentity, type IdentityHolder } from '../../federation/identity';
-import { FederationRejection, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
+import {
+  FederationRejection,
+  type ConnectionWithKeys,
+  type IncomingRequest,
+  type SignedMessageResponse,
+} from '../../federation/incoming';
 import { COMMAND_TYPES, MAX_BODY_BYTES, PublicIdentitySchema } from '../../federation/messages';
 import type { ApiMetrics } from '../../platform/metrics';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
@@ -30,7 +35,9 @@ export interface FederationRouteDeps {
 const InstanceIdentitySchema = z.object(PublicIdentitySchema.shape).openapi('InstanceIdentity');
 
 const CommandTypes = z.array(z.enum(COMMAND_TYPES)).max(COMMAND_TYPES.length);
-export const CreateConnectionSchema = z.strictObject({ peerUrl: z.url({ protocol: /^https?$/ }), allowedCommandTypes: CommandTypes.default([]) }).openapi('CreateConnection');
+export const CreateConnectionSchema = z
+  .strictObject({ peerUrl: z.url({ protocol: /^https?$/ }), allowedCommandTypes: CommandTypes.default([]) })
+  .openapi('CreateConnection');
 export const AcceptConnectionSchema = z
   .strictObject({
     /** The workspace (by name) the connection will belong to. */
@@ -40,33 +47,125 @@ export const AcceptConnectionSchema = z
     allowLocalRepositories: z.boolean().default(false),
   })
   .openapi('AcceptConnection');
-export const SendCommandSchema = z.strictObject({ connectionId: z.uuid(), commandType: z.enum(COMMAND_TYPES), payload: z.record(z.string(), z.unknown()) }).openapi('SendCommand');
-export const RotateKeysSchema = z.strictObject({ overlapSeconds: z.number().int().min(0).max(30 * 24 * 3600).default(24 * 3600) });
+export const SendCommandSchema = z
+  .strictObject({
+    connectionId: z.uuid(),
+    commandType: z.enum(COMMAND_TYPES),
+    payload: z.record(z.string(), z.unknown()),
+  })
+  .openapi('SendCommand');
+export const RotateKeysSchema = z.strictObject({
+  overlapSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 24 * 3600)
+    .default(24 * 3600),
+});
 const IdParams = z.object({ id: z.uuid() });
 
-openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/instance', summary: "This instance's public identity and keys", responses: { 200: jsonContent(InstanceIdentitySchema, 'The identity') } });
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/federation/instance',
+  summary: "This instance's public identity and keys",
+  responses: { 200: jsonContent(InstanceIdentitySchema, 'The identity') },
+});
 openApiRegistry.registerPath({
   method: 'post',
   path: '/api/v1/federation/incoming/command',
   summary: 'A signed COMMAND from a connected peer (RFC 9421, see docs/federation-protocol.md)',
-  responses: { 200: { description: 'A signed reply' }, 400: errorResponse('Malformed'), 401: errorResponse('Not authenticated'), 403: errorResponse('Not allowed'), 409: errorResponse('Replay'), 413: errorResponse('Too large'), 415: errorResponse('Not JSON'), 429: errorResponse('Rate limited') },
+  responses: {
+    200: { description: 'A signed reply' },
+    400: errorResponse('Malformed'),
+    401: errorResponse('Not authenticated'),
+    403: errorResponse('Not allowed'),
+    409: errorResponse('Replay'),
+    413: errorResponse('Too large'),
+    415: errorResponse('Not JSON'),
+    429: errorResponse('Rate limited'),
+  },
 });
 openApiRegistry.registerPath({
   method: 'post',
   path: '/api/v1/federation/incoming/event',
   summary: 'A signed agent.lifecycle EVENT from a peer that runs an agent for this instance',
-  responses: { 200: { description: 'A signed acknowledgement' }, 400: errorResponse('Malformed'), 401: errorResponse('Not authenticated'), 403: errorResponse('Not allowed'), 404: errorResponse('No such agent spawned through this connection'), 409: errorResponse('Replay'), 429: errorResponse('Rate limited') },
+  responses: {
+    200: { description: 'A signed acknowledgement' },
+    400: errorResponse('Malformed'),
+    401: errorResponse('Not authenticated'),
+    403: errorResponse('Not allowed'),
+    404: errorResponse('No such agent spawned through this connection'),
+    409: errorResponse('Replay'),
+    429: errorResponse('Rate limited'),
+  },
 });
-openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/connections', summary: "The workspace's connections (the administrator's: every connection, pending requests included)", security: [{ bearerAuth: [] }], responses: { 200: { description: 'Connections' }, 401: errorResponse('No valid API token') } });
-openApiRegistry.registerPath({ method: 'post', path: '/api/v1/federation/connections', summary: 'Ask a peer for a connection', security: [{ bearerAuth: [] }], request: { body: { content: { 'application/json': { schema: CreateConnectionSchema } } } }, responses: { 201: { description: 'Pending connection' }, 502: errorResponse('The peer refused or did not answer') } });
-openApiRegistry.registerPath({ method: 'post', path: '/api/v1/federation/keys/rotate', summary: 'Rotate this instance\'s signing key (administrator): peers are told, the old key stays valid for overlapSeconds', security: [{ bearerAuth: [] }], request: { body: { content: { 'application/json': { schema: RotateKeysSchema } } } }, responses: { 200: { description: 'The new public identity and the peers notified' }, 403: errorResponse('Not an administrator') } });
-openApiRegistry.registerPath({ method: 'post', path: '/api/v1/federation/command', summary: 'Send a signed command to a connected peer', security: [{ bearerAuth: [] }], request: { body: { content: { 'application/json': { schema: SendCommandSchema } } } }, responses: { 200: { description: 'The recorded command with the verified reply' } } });
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/federation/connections',
+  summary: "The workspace's connections (the administrator's: every connection, pending requests included)",
+  security: [{ bearerAuth: [] }],
+  responses: { 200: { description: 'Connections' }, 401: errorResponse('No valid API token') },
+});
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/api/v1/federation/connections',
+  summary: 'Ask a peer for a connection',
+  security: [{ bearerAuth: [] }],
+  request: { body: { content: { 'application/json': { schema: CreateConnectionSchema } } } },
+  responses: { 201: { description: 'Pending connection' }, 502: errorResponse('The peer refused or did not answer') },
+});
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/api/v1/federation/keys/rotate',
+  summary:
+    "Rotate this instance's signing key (administrator): peers are told, the old key stays valid for overlapSeconds",
+  security: [{ bearerAuth: [] }],
+  request: { body: { content: { 'application/json': { schema: RotateKeysSchema } } } },
+  responses: {
+    200: { description: 'The new public identity and the peers notified' },
+    403: errorResponse('Not an administrator'),
+  },
+});
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/api/v1/federation/command',
+  summary: 'Send a signed command to a connected peer',
+  security: [{ bearerAuth: [] }],
+  request: { body: { content: { 'application/json': { schema: SendCommandSchema } } } },
+  responses: { 200: { description: 'The recorded command with the verified reply' } },
+});
 for (const action of CONNECTION_ACTIONS) {
-  openApiRegistry.registerPath({ method: 'post', path: `/api/v1/federation/connections/{id}/${action}`, summary: `${action} a connection (the peer is told, signed)`, security: [{ bearerAuth: [] }], request: { params: IdParams }, responses: { 200: { description: 'The connection' } } });
+  openApiRegistry.registerPath({
+    method: 'post',
+    path: `/api/v1/federation/connections/{id}/${action}`,
+    summary: `${action} a connection (the peer is told, signed)`,
+    security: [{ bearerAuth: [] }],
+    request: { params: IdParams },
+    responses: { 200: { description: 'The connection' } },
+  });
 }
-openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/commands', summary: 'Commands that came and went', security: [{ bearerAuth: [] }], responses: { 200: { description: 'Commands' } } });
-openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/events', summary: 'Lifecycle events received from peers about agents run there (accepted, duplicate or rejected)', security: [{ bearerAuth: [] }], responses: { 200: { description: 'Events' } } });
-openApiRegistry.registerPath({ method: 'get', path: '/api/v1/federation/commands/{id}', summary: 'One command: direction, type, status, reply, error, timings', security: [{ bearerAuth: [] }], request: { params: IdParams }, responses: { 200: { description: 'The command' } } });
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/federation/commands',
+  summary: 'Commands that came and went',
+  security: [{ bearerAuth: [] }],
+  responses: { 200: { description: 'Commands' } },
+});
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/federation/events',
+  summary: 'Lifecycle events received from peers about agents run there (accepted, duplicate or rejected)',
+  security: [{ bearerAuth: [] }],
+  responses: { 200: { description: 'Events' } },
+});
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/api/v1/federation/commands/{id}',
+  summary: 'One command: direction, type, status, reply, error, timings',
+  security: [{ bearerAuth: [] }],
+  request: { params: IdParams },
+  responses: { 200: { description: 'The command' } },
+});
 
 /** The messageId a signed body names, for the request's log line (read again, untrusted, only for that). */
 function messageIdOf(body: unknown): string | undefined {
@@ -100,7 +199,8 @@ function send(res: Response, response: SignedMessageResponse): void {
 }
 
 const tooLarge = new FederationRejection(413, 'payload_too_large', `the body is larger than ${MAX_BODY_BYTES} bytes`);
-const isTooLarge = (error: unknown): boolean => typeof error === 'object' && error !== null && (error as { type?: unknown }).type === 'entity.too.large';
+const isTooLarge = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && (error as { type?: unknown }).type === 'entity.too.large';
 
 /** A command's record as the API shows it: the raw reply it kept until verification stays internal. */
 function commandView({ rawReply: _rawReply, ...command }: FederationCommand) {
@@ -144,7 +244,13 @@ export function federationPublicRouter(deps: FederationRouteDeps): Router {
     }
     const event = req.originalUrl.startsWith(INCOMING_EVENT_PATH);
     res.setHeader('connection', 'close'); // the rest of the body is not read
-    send(res, counted(event ? 'event' : 'command', event ? await deps.federatedAgents.refuseEvent(tooLarge) : await deps.peerCommands.refuse(tooLarge)));
+    send(
+      res,
+      counted(
+        event ? 'event' : 'command',
+        event ? await deps.federatedAgents.refuseEvent(tooLarge) : await deps.peerCommands.refuse(tooLarge),
+      ),
+    );
   };
   router.use([INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH], recordTooLarge);
 
@@ -177,8 +283,13 @@ function connectionView(connection: ConnectionWithKeys) {
     initiatedBy: connection.initiatedBy,
     allowedCommandTypes: connection.allowedCommandTypes,
     allowLocalRepositories: connection.allowLocalRepositories,
-    // The fingerprint lets an administrator compare the key with the one the peer's operator reads out before accepting.
-    keys: connection.keys.map((key) => ({ keyId: key.keyId, fingerprint: keyFingerprint(key.publicKey), notAfter: key.notAfter?.toISOString() ?? null })),
+    // The fingerprint lets an administrator compare the key with the one the peer's operator reads out before
+    // accepting.
+    keys: connection.keys.map((key) => ({
+      keyId: key.keyId,
+      fingerprint: keyFingerprint(key.publicKey),
+      notAfter: key.notAfter?.toISOString() ?? null,
+    })),
     createdAt: connection.createdAt.toISOString(),
     updatedAt: connection.updatedAt.toISOString(),
   };
@@ -190,7 +301,8 @@ export function federationRouter(deps: FederationRouteDeps): Router {
   const router = Router();
   router.use('/api/v1/federation', authenticate(prisma));
   /** Whom a connection action is for: the administrator, or the caller's workspace. */
-  const scopeOf = (res: Response): ConnectionScope => (callerOfResponse(res)?.role === 'admin' ? { admin: true } : { workspaceId: workspaceOf(res) });
+  const scopeOf = (res: Response): ConnectionScope =>
+    callerOfResponse(res)?.role === 'admin' ? { admin: true } : { workspaceId: workspaceOf(res) };
 
   router.post('/api/v1/federation/connections', async (req, res) => {
     const body = parseJsonBody(CreateConnectionSchema, req);
@@ -234,7 +346,10 @@ export function federationRouter(deps: FederationRouteDeps): Router {
   });
 
   router.get('/api/v1/federation/events', async (_req, res) => {
-    const connections = await prisma.federationConnection.findMany({ where: { workspaceId: workspaceOf(res) }, select: { id: true } });
+    const connections = await prisma.federationConnection.findMany({
+      where: { workspaceId: workspaceOf(res) },
+      select: { id: true },
+    });
     const events = await prisma.federationEvent.findMany({
       where: { connectionId: { in: connections.map((connection) => connection.id) } },
       orderBy: { createdAt: 'desc' },
@@ -247,7 +362,8 @@ export function federationRouter(deps: FederationRouteDeps): Router {
     const { id } = parseParams(IdParams, req);
     const command = await prisma.federationCommand.findUnique({ where: { id }, include: { connection: true } });
     if (!command) throw new ApiError(404, 'not_found', `No command ${id}`);
-    if (command.connection?.workspaceId !== workspaceOf(res)) throw new ApiError(403, 'forbidden', `Command ${id} belongs to another workspace`);
+    if (command.connection?.workspaceId !== workspaceOf(res))
+      throw new ApiError(403, 'forbidden', `Command ${id} belongs to another workspace`);
     const { connection: _connection, ...view } = command;
     res.json(commandView(view));
   });

@@ -16,7 +16,11 @@ export const LivenessSchema = z.object({ status: z.literal('ok') }).openapi('Liv
 export const ReadinessSchema = z
   .object({
     status: z.enum(['ready', 'not_ready']),
-    dependencies: z.object({ temporal: DependencyStatusSchema, postgres: DependencyStatusSchema, docker: DependencyStatusSchema }),
+    dependencies: z.object({
+      temporal: DependencyStatusSchema,
+      postgres: DependencyStatusSchema,
+      docker: DependencyStatusSchema,
+    }),
   })
   .openapi('Readiness');
 
@@ -45,7 +49,14 @@ export function healthRouter(targets: ReadinessTargets & { prisma: PrismaClient 
     const checked = await checkReadiness(targets);
     const ready = isReady(checked);
     // Anyone may ask whether the instance is ready; what failed and why is the administrator's to read.
-    const dependencies = callerOfResponse(res)?.role === 'admin' ? checked : { temporal: { status: checked.temporal.status }, postgres: { status: checked.postgres.status }, docker: { status: checked.docker.status } };
+    const dependencies =
+      callerOfResponse(res)?.role === 'admin'
+        ? checked
+        : {
+            temporal: { status: checked.temporal.status },
+            postgres: { status: checked.postgres.status },
+            docker: { status: checked.docker.status },
+          };
     const body: z.infer<typeof ReadinessSchema> = { status: ready ? 'ready' : 'not_ready', dependencies };
     res.status(ready ? 200 : 503).json(body);
   });

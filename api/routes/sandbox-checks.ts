@@ -3,15 +3,17 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { Router } from 'express';
 import { z } from 'zod';
 import type { PrismaClient } from '../../prisma/client';
-import { SANDBOX_CHECK_WORKFLOW, sandboxCheckWorkflowId, type SandboxCheckInput } from '../../workflows/sandbox-check/contract';
+import {
+  SANDBOX_CHECK_WORKFLOW,
+  sandboxCheckWorkflowId,
+  type SandboxCheckInput,
+} from '../../workflows/sandbox-check/contract';
 import { requireAdminToken } from '../auth';
 import { ApiError } from '../errors';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
 
-const CheckIdSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be 1-64 lowercase letters, digits or dashes');
+const CheckIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be 1-64 lowercase letters, digits or dashes');
 
 export const StartSandboxCheckBodySchema = z
   .strictObject({ checkId: CheckIdSchema.optional() })

@@ -9,7 +9,11 @@ type Db = Prisma.TransactionClient | PrismaClient;
  * must run in one transaction (an interactive one, or a batch with the change the event reports):
  * the advisory lock orders writers of the same agent, so numbers never repeat or skip.
  */
-export function appendEventStatements(db: Db, agentId: string, event: AgentEventData): [Prisma.PrismaPromise<number>, Prisma.PrismaPromise<number>] {
+export function appendEventStatements(
+  db: Db,
+  agentId: string,
+  event: AgentEventData,
+): [Prisma.PrismaPromise<number>, Prisma.PrismaPromise<number>] {
   const data = JSON.stringify(event);
   return [
     db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${agentId}))`,
@@ -50,9 +54,20 @@ export async function storeResult(
 
 /** The agent's events after `afterSeq`, oldest first. */
 export async function eventsAfter(db: Db, agentId: string, afterSeq: number, limit = 100): Promise<AgentEventView[]> {
-  const rows = await db.agentEvent.findMany({ where: { agentId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take: limit });
-  return rows.map((row) => ({ agentId, seq: row.seq, type: row.type as AgentEventView['type'], at: row.at.toISOString(), data: row.data as unknown as AgentEventData }));
+  const rows = await db.agentEvent.findMany({
+    where: { agentId, seq: { gt: afterSeq } },
+    orderBy: { seq: 'asc' },
+    take: limit,
+  });
+  return rows.map((row) => ({
+    agentId,
+    seq: row.seq,
+    type: row.type as AgentEventView['type'],
+    at: row.at.toISOString(),
+    data: row.data as unknown as AgentEventData,
+  }));
 }
 
 /** Whether an event is the agent's last: its final state. */
-export const isFinalEvent = (event: AgentEventView): boolean => event.data.type === 'state' && isTerminalState(event.data.state);
+export const isFinalEvent = (event: AgentEventView): boolean =>
+  event.data.type === 'state' && isTerminalState(event.data.state);

@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { priceOf, type ModelPriceTable } from '../../config/model-prices';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
-import { AGENT_RUN_WORKFLOW, agentStatusQuery, killAgentSignal, type AgentRunInput, type AgentStatus } from '../../workflows/agent-run/contract';
+import {
+  AGENT_RUN_WORKFLOW,
+  agentStatusQuery,
+  killAgentSignal,
+  type AgentRunInput,
+  type AgentStatus,
+} from '../../workflows/agent-run/contract';
 import { isTerminalState, TERMINAL_STATES, type AgentState, type AgentType } from '../../shared/vocabulary';
 import { type SpawnAgentRequest } from '../../shared/agent-schemas';
 import { federatedAgentStatusQuery, type FederatedAgentStatus } from '../../workflows/federated-spawn/contract';
@@ -24,7 +30,13 @@ export type AgentRow = Prisma.AgentGetPayload<{ include: typeof AGENT_ROW_INCLUD
 const AGENT_LIST_INCLUDE = { remote: { include: { connection: true } } } as const;
 export type AgentListRow = Omit<AgentRow, 'result'> & { result?: AgentRow['result'] };
 /** What an ownership check reads: never the run's context, transcript or result. */
-const OWNERSHIP_SELECT = { id: true, workspaceId: true, originConnectionId: true, state: true, remote: { select: { agentId: true } } } as const;
+const OWNERSHIP_SELECT = {
+  id: true,
+  workspaceId: true,
+  originConnectionId: true,
+  state: true,
+  remote: { select: { agentId: true } },
+} as const;
 
 /** What the running workflow says about an agent: agentRun's status, or for an agent on a peer the mirrored one. */
 /** How long a status request waits for the workflow's answer before it answers from the database instead. */
@@ -57,7 +69,10 @@ export interface AgentServiceDeps {
   modelPrices: ModelPriceTable;
 }
 
-/** A hub's spawn: the id derived from its messageId, where it came from, and whether its connection allows local repositories. */
+/**
+ * A hub's spawn: the id derived from its messageId, where it came from, and whether its connection allows local
+ * repositories.
+ */
 export interface PeerSpawn {
   agentId: string;
   origin: AgentOrigin;
@@ -74,7 +89,6 @@ export interface AgentListFilter {
   cursor?: string | undefined;
 }
 
-
 function encodeCursor(row: { createdAt: Date; id: string }): string {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.id}`).toString('base64url');
 }
@@ -82,29 +96,46 @@ function encodeCursor(row: { createdAt: Date; id: string }): string {
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) throw new DomainError('invalid', 'invalid_cursor', 'The cursor is not valid');
+  if (!id || Number.isNaN(createdAt.getTime()))
+    throw new DomainError('invalid', 'invalid_cursor', 'The cursor is not valid');
   return { createdAt, id };
 }
 
 export function createAgentService(deps: AgentServiceDeps) {
   const { prisma, temporal } = deps;
 
-  /** Whether the caller may see the agent: not_found unknown, forbidden another workspace's; a hub learns nothing of agents it did not spawn. */
-  function checkOwner<T extends { workspaceId: string; originConnectionId: string | null }>(agentId: string, row: T | null, owner: Owner): T {
+  /**
+   * Whether the caller may see the agent: not_found unknown, forbidden another workspace's; a hub learns nothing of
+   * agents it did not spawn.
+   */
+  function checkOwner<T extends { workspaceId: string; originConnectionId: string | null }>(
+    agentId: string,
+    row: T | null,
+    owner: Owner,
+  ): T {
     const visible = row && ('workspaceId' in owner || row.originConnectionId === owner.connectionId);
     if (!row || !visible) throw new DomainError('not_found', 'not_found', `No agent ${agentId}`);
-    if ('workspaceId' in owner && row.workspaceId !== owner.workspaceId) throw new DomainError('forbidden', 'forbidden', `Agent ${agentId} belongs to another workspace`);
+    if ('workspaceId' in owner && row.workspaceId !== owner.workspaceId)
+      throw new DomainError('forbidden', 'forbidden', `Agent ${agentId} belongs to another workspace`);
     return row;
   }
 
   /** The caller's agent, as little of it as ownership needs. */
   async function ownership(agentId: string, owner: Owner) {
-    return checkOwner(agentId, await prisma.agent.findUnique({ where: { id: agentId }, select: OWNERSHIP_SELECT }), owner);
+    return checkOwner(
+      agentId,
+      await prisma.agent.findUnique({ where: { id: agentId }, select: OWNERSHIP_SELECT }),
+      owner,
+    );
   }
 
   /** The caller's agent's whole row, with its result. */
   async function ownedRow(agentId: string, owner: Owner): Promise<AgentRow> {
-    return checkOwner(agentId, await prisma.agent.findUnique({ where: { id: agentId }, include: AGENT_ROW_INCLUDE }), owner);
+    return checkOwner(
+      agentId,
+      await prisma.agent.findUnique({ where: { id: agentId }, include: AGENT_ROW_INCLUDE }),
+      owner,
+    );
   }
 
   /**
@@ -114,7 +145,9 @@ export function createAgentService(deps: AgentServiceDeps) {
    */
   async function admittedHost(agentId: string, priority: number): Promise<string | null> {
     try {
-      const answer = await temporal.withDeadline(Date.now() + ADMISSION_ANSWER_TIMEOUT_MS, () => requestAdmission(temporal, deps.taskQueue, { agentId, priority }));
+      const answer = await temporal.withDeadline(Date.now() + ADMISSION_ANSWER_TIMEOUT_MS, () =>
+        requestAdmission(temporal, deps.taskQueue, { agentId, priority }),
+      );
       return answer.state === 'admitted' ? answer.hostId : null;
     } catch {
       return null;
@@ -127,17 +160,31 @@ export function createAgentService(deps: AgentServiceDeps) {
      * no-op) and `origin` names the connection, whose hub then hears of every state change; a task
      * whose live agent another origin spawned is refused (task_busy).
      */
-    async spawn(workspaceId: string, request: SpawnAgentRequest, federated: PeerSpawn | null = null): Promise<SpawnOutcome> {
+    async spawn(
+      workspaceId: string,
+      request: SpawnAgentRequest,
+      federated: PeerSpawn | null = null,
+    ): Promise<SpawnOutcome> {
       const agentId = federated?.agentId ?? `agent-${randomUUID()}`;
       const diskMb = request.options.resources.diskMb;
       if (diskMb !== undefined && diskMb > deps.workspaceMaxMb) {
-        throw new DomainError('invalid', 'resource_limit', `options.resources.diskMb: at most ${deps.workspaceMaxMb} MB on this instance`);
+        throw new DomainError(
+          'invalid',
+          'resource_limit',
+          `options.resources.diskMb: at most ${deps.workspaceMaxMb} MB on this instance`,
+        );
       }
       if (request.options.costBudgetUsd !== undefined && !priceOf(deps.modelPrices, request.options.model)) {
-        throw new DomainError('invalid', 'unpriced_model', `options.costBudgetUsd: no price is configured for model ${request.options.model}, so a cost budget cannot be enforced (see MODEL_PRICES)`);
+        throw new DomainError(
+          'invalid',
+          'unpriced_model',
+          `options.costBudgetUsd: no price is configured for model ${request.options.model}, so a cost budget cannot be enforced (see MODEL_PRICES)`,
+        );
       }
       try {
-        await admitRepository(deps.repositories, request.context.repository, { allowLocal: federated?.allowLocalRepositories ?? true });
+        await admitRepository(deps.repositories, request.context.repository, {
+          allowLocal: federated?.allowLocalRepositories ?? true,
+        });
       } catch (error) {
         if (error instanceof RepositoryRefused) throw new DomainError('invalid', error.code, error.message);
         throw error;
@@ -164,10 +211,13 @@ export function createAgentService(deps: AgentServiceDeps) {
       } catch (error) {
         // The partial unique index allows one live agent per task: return that one.
         if (!isUniqueViolation(error)) throw error;
-        const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: request.taskId, state: { notIn: [...TERMINAL_STATES] } } });
+        const live = await prisma.agent.findFirst({
+          where: { workspaceId, taskId: request.taskId, state: { notIn: [...TERMINAL_STATES] } },
+        });
         if (!live) throw new DomainError('conflict', 'conflict', 'Another spawn for this task is in progress; retry');
         // A hub may follow the live agent only if it spawned it itself.
-        if (federated && live.originConnectionId !== federated.origin.connectionId) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${request.taskId}`);
+        if (federated && live.originConnectionId !== federated.origin.connectionId)
+          throw new DomainError('conflict', 'task_busy', `another agent is live for task ${request.taskId}`);
         return { agentId: live.id, status: live.state as AgentState, existing: true, createdAt: live.createdAt };
       }
       // One request to the admission workflow per spawn: its answer travels with the start.
@@ -214,14 +264,19 @@ export function createAgentService(deps: AgentServiceDeps) {
       const handle = temporal.workflow.getHandle(agentId);
       const live: LiveStatus | undefined = await temporal
         .withDeadline(Date.now() + LIVE_STATUS_DEADLINE_MS, async (): Promise<LiveStatus> =>
-          row.remote ? { kind: 'remote', status: await handle.query(federatedAgentStatusQuery) } : { kind: 'local', status: await handle.query(agentStatusQuery) },
+          row.remote
+            ? { kind: 'remote', status: await handle.query(federatedAgentStatusQuery) }
+            : { kind: 'local', status: await handle.query(agentStatusQuery) },
         )
         .catch(() => undefined);
       return live ? { row, live } : { row };
     },
 
     /** The workspace's agents, newest first, a page at a time. */
-    async list(workspaceId: string, filter: AgentListFilter): Promise<{ rows: AgentListRow[]; nextCursor: string | null }> {
+    async list(
+      workspaceId: string,
+      filter: AgentListFilter,
+    ): Promise<{ rows: AgentListRow[]; nextCursor: string | null }> {
       const after = filter.cursor ? decodeCursor(filter.cursor) : null;
       const rows = await prisma.agent.findMany({
         where: {
@@ -229,7 +284,9 @@ export function createAgentService(deps: AgentServiceDeps) {
           ...(filter.state ? { state: filter.state } : {}),
           ...(filter.taskId ? { taskId: filter.taskId } : {}),
           ...(filter.agentType ? { agentType: filter.agentType } : {}),
-          ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
+          ...(after
+            ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] }
+            : {}),
         },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         take: filter.limit + 1,
@@ -247,11 +304,13 @@ export function createAgentService(deps: AgentServiceDeps) {
     async kill(agentId: string, owner: Owner, reason: string, { remoteOnly = false } = {}): Promise<void> {
       const row = await ownership(agentId, owner);
       if (remoteOnly && !row.remote) throw new DomainError('not_found', 'not_found', `No federated agent ${agentId}`);
-      if (isTerminalState(row.state)) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
+      if (isTerminalState(row.state))
+        throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
       try {
         await temporal.workflow.getHandle(agentId).signal(killAgentSignal, { reason });
       } catch (error) {
-        if (error instanceof WorkflowNotFoundError) throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished`);
+        if (error instanceof WorkflowNotFoundError)
+          throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished`);
         throw error;
       }
     },

@@ -19,16 +19,31 @@ export function usageOf(row: AgentListRow, local?: AgentStatus): Required<TokenU
 }
 
 /** The run's estimated cost in USD: the live status's, else the row's; null when its model has no price. */
-export const costOf = (row: AgentListRow, local?: AgentStatus): number | null => (local?.costUsd !== undefined ? local.costUsd : row.costUsd);
+export const costOf = (row: AgentListRow, local?: AgentStatus): number | null =>
+  local?.costUsd !== undefined ? local.costUsd : row.costUsd;
 
 /** A finished run's result with its estimated cost, or null before it has one. */
 export function resultOf(row: AgentListRow): AgentResultPayload | null {
   const result = row.result;
   if (!result) return null;
-  return { branch: result.branch, commitSha: result.commitSha, diff: result.diff, testOutput: result.testOutput, testExitCode: result.testExitCode, summary: result.summary, costUsd: row.costUsd };
+  return {
+    branch: result.branch,
+    commitSha: result.commitSha,
+    diff: result.diff,
+    testOutput: result.testOutput,
+    testExitCode: result.testExitCode,
+    summary: result.summary,
+    costUsd: row.costUsd,
+  };
 }
 
 /** When older tool results were cleared from the model's requests (null: never). */
 export function contextOf(row: AgentListRow): ContextManagement | null {
-  return row.contextClearedAtTurn === null ? null : { clearings: row.contextClearings, clearedToolResults: row.clearedToolResults, lastClearedAtTurn: row.contextClearedAtTurn };
+  return row.contextClearedAtTurn === null
+    ? null
+    : {
+        clearings: row.contextClearings,
+        clearedToolResults: row.clearedToolResults,
+        lastClearedAtTurn: row.contextClearedAtTurn,
+      };
 }

@@ -24,13 +24,18 @@ export interface AgentWorkflowStart {
 }
 
 /** The one line the Web UI shows for the run: what, for which task, where. */
-export function agentRunSummary(start: Pick<AgentWorkflowStart, 'agentType' | 'taskId' | 'context' | 'runsOnPeer'>): string {
+export function agentRunSummary(
+  start: Pick<AgentWorkflowStart, 'agentType' | 'taskId' | 'context' | 'runsOnPeer'>,
+): string {
   const where = start.runsOnPeer ? ` on peer ${start.runsOnPeer}` : '';
   return `${start.agentType} agent · task ${start.taskId} · ${repositoryForDisplay(start.context.repository)}@${start.context.branch}${where}`;
 }
 
 /** The run's details in the Web UI (markdown): who asked, what, and its limits. */
-export function agentRunDetails(start: Omit<AgentWorkflowStart, 'workflowType' | 'taskQueue' | 'args' | 'state'>, workspace: string): string {
+export function agentRunDetails(
+  start: Omit<AgentWorkflowStart, 'workflowType' | 'taskQueue' | 'args' | 'state'>,
+  workspace: string,
+): string {
   const { limits } = start;
   return [
     `**Agent** ${start.agentId} (${start.agentType})`,
@@ -52,9 +57,16 @@ export function agentRunDetails(start: Omit<AgentWorkflowStart, 'workflowType' |
  * A start that fails otherwise marks the row failed, so no row waits for a workflow that never ran.
  * Returns false when the workflow already existed.
  */
-export async function startAgentWorkflow(temporal: Client, prisma: PrismaClient, start: AgentWorkflowStart): Promise<boolean> {
+export async function startAgentWorkflow(
+  temporal: Client,
+  prisma: PrismaClient,
+  start: AgentWorkflowStart,
+): Promise<boolean> {
   try {
-    const { name: workspace } = await prisma.workspace.findUniqueOrThrow({ where: { id: start.workspaceId }, select: { name: true } });
+    const { name: workspace } = await prisma.workspace.findUniqueOrThrow({
+      where: { id: start.workspaceId },
+      select: { name: true },
+    });
     await temporal.workflow.start(start.workflowType, {
       taskQueue: start.taskQueue,
       workflowId: start.agentId,
@@ -76,7 +88,10 @@ export async function startAgentWorkflow(temporal: Client, prisma: PrismaClient,
     return true;
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) return false;
-    await prisma.agent.update({ where: { id: start.agentId }, data: { state: 'failed', error: 'the workflow could not be started', finishedAt: new Date() } });
+    await prisma.agent.update({
+      where: { id: start.agentId },
+      data: { state: 'failed', error: 'the workflow could not be started', finishedAt: new Date() },
+    });
     throw error;
   }
 }

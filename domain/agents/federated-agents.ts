@@ -2,12 +2,28 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { z } from 'zod';
 import { signingKey, type IdentityHolder } from '../../federation/identity';
-import { admitEvent, FederationRejection, refusal, signedReply, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
+import {
+  admitEvent,
+  FederationRejection,
+  refusal,
+  signedReply,
+  type IncomingRequest,
+  type SignedMessageResponse,
+} from '../../federation/incoming';
 import type { Logger } from '../../platform/logger';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
 import { type AgentState, DEFAULT_PRIORITY, TERMINAL_STATES } from '../../shared/vocabulary';
-import { AgentLifecycleEventSchema, localOptionsFrom, type FederatedSpawnRequestSchema } from '../../shared/federated-agent-schemas';
-import { connectionStatusSignal, FEDERATED_SPAWN_WORKFLOW, remoteAgentEventSignal, type FederatedSpawnInput } from '../../workflows/federated-spawn/contract';
+import {
+  AgentLifecycleEventSchema,
+  localOptionsFrom,
+  type FederatedSpawnRequestSchema,
+} from '../../shared/federated-agent-schemas';
+import {
+  connectionStatusSignal,
+  FEDERATED_SPAWN_WORKFLOW,
+  remoteAgentEventSignal,
+  type FederatedSpawnInput,
+} from '../../workflows/federated-spawn/contract';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { startAgentWorkflow } from './agent-workflows';
@@ -67,13 +83,24 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
     }
   }
 
-  /** Answers a refused event, unsigned; recorded only for a sender that proved it holds a peer's key (else counted in the metric only). */
+  /**
+   * Answers a refused event, unsigned; recorded only for a sender that proved it holds a peer's key (else counted in
+   * the metric only).
+   */
   async function refuseEvent(rejection: FederationRejection): Promise<SignedMessageResponse> {
     if (rejection.connectionId === null) {
       deps.log.debug({ code: rejection.code }, 'unauthenticated federation event refused');
       return refusal(rejection);
     }
-    await prisma.federationEvent.create({ data: { id: randomUUID(), connectionId: rejection.connectionId, status: 'rejected', errorCode: rejection.code, error: rejection.message } });
+    await prisma.federationEvent.create({
+      data: {
+        id: randomUUID(),
+        connectionId: rejection.connectionId,
+        status: 'rejected',
+        errorCode: rejection.code,
+        error: rejection.message,
+      },
+    });
     deps.log.warn({ code: rejection.code, connectionId: rejection.connectionId }, 'federation event rejected');
     return refusal(rejection);
   }
@@ -84,8 +111,14 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
       const { connectionId, ...payload } = request;
       const connection = await prisma.federationConnection.findUnique({ where: { id: connectionId } });
       if (!connection) throw new DomainError('not_found', 'not_found', `No connection ${connectionId}`);
-      if (connection.workspaceId !== workspaceId) throw new DomainError('forbidden', 'forbidden', `Connection ${connectionId} belongs to another workspace`);
-      if (connection.status !== 'ACTIVE') throw new DomainError('conflict', 'connection_not_active', `the connection to ${connection.peerName} is ${connection.status}`);
+      if (connection.workspaceId !== workspaceId)
+        throw new DomainError('forbidden', 'forbidden', `Connection ${connectionId} belongs to another workspace`);
+      if (connection.status !== 'ACTIVE')
+        throw new DomainError(
+          'conflict',
+          'connection_not_active',
+          `the connection to ${connection.peerName} is ${connection.status}`,
+        );
 
       const agentId = `agent-${randomUUID()}`;
       const spawnMessageId = randomUUID();
@@ -107,9 +140,22 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
       } catch (error) {
         // One live agent per task: a second spawn of a task already running through this connection returns that agent.
         if (!isUniqueViolation(error)) throw error;
-        const live = await prisma.agent.findFirst({ where: { workspaceId, taskId: payload.taskId, state: LIVE }, include: { remote: true } });
-        if (live?.remote?.connectionId !== connectionId) throw new DomainError('conflict', 'task_busy', `another agent is live for task ${payload.taskId}${live ? ` (${live.id})` : ''}`);
-        return { agentId: live.id, state: live.state as AgentState, spawnedAt: live.createdAt.toISOString(), existing: true };
+        const live = await prisma.agent.findFirst({
+          where: { workspaceId, taskId: payload.taskId, state: LIVE },
+          include: { remote: true },
+        });
+        if (live?.remote?.connectionId !== connectionId)
+          throw new DomainError(
+            'conflict',
+            'task_busy',
+            `another agent is live for task ${payload.taskId}${live ? ` (${live.id})` : ''}`,
+          );
+        return {
+          agentId: live.id,
+          state: live.state as AgentState,
+          spawnedAt: live.createdAt.toISOString(),
+          existing: true,
+        };
       }
 
       const input: FederatedSpawnInput = {
@@ -152,26 +198,63 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
      */
     async handleEvent(request: IncomingRequest): Promise<SignedMessageResponse> {
       try {
-        const { connection, envelope } = await admitEvent({ prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute }, request);
+        const { connection, envelope } = await admitEvent(
+          { prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute },
+          request,
+        );
         const parsed = AgentLifecycleEventSchema.safeParse(envelope.payload);
-        if (!parsed.success) throw new FederationRejection(400, 'invalid_payload', describeIssues(parsed.error), connection.id);
+        if (!parsed.success)
+          throw new FederationRejection(400, 'invalid_payload', describeIssues(parsed.error), connection.id);
         const event = parsed.data;
         const remote = await prisma.federatedAgent.findUnique({ where: { spawnMessageId: event.spawnMessageId } });
-        if (remote?.connectionId !== connection.id) throw new FederationRejection(404, 'unknown_agent', 'no agent of this instance was spawned through this connection with that message', connection.id);
-        if (remote.remoteAgentId !== null && remote.remoteAgentId !== event.agentId) throw new FederationRejection(403, 'agent_mismatch', 'the event names another agent than the spawn created', connection.id);
-        const outcome = await recordEvent({ id: randomUUID(), connectionId: connection.id, eventId: envelope.messageId, agentId: remote.agentId, sequence: event.sequence, state: event.state, status: 'accepted' });
+        if (remote?.connectionId !== connection.id)
+          throw new FederationRejection(
+            404,
+            'unknown_agent',
+            'no agent of this instance was spawned through this connection with that message',
+            connection.id,
+          );
+        if (remote.remoteAgentId !== null && remote.remoteAgentId !== event.agentId)
+          throw new FederationRejection(
+            403,
+            'agent_mismatch',
+            'the event names another agent than the spawn created',
+            connection.id,
+          );
+        const outcome = await recordEvent({
+          id: randomUUID(),
+          connectionId: connection.id,
+          eventId: envelope.messageId,
+          agentId: remote.agentId,
+          sequence: event.sequence,
+          state: event.state,
+          status: 'accepted',
+        });
         const receivedAt = new Date();
         await recordContact(prisma, remote.agentId, receivedAt);
-        // Handed over even when seen before: the workflow deduplicates, and a crash between record and signal loses nothing.
+        // Handed over even when seen before: the workflow deduplicates, and a crash between record and signal loses
+        // nothing.
         await temporal.workflow
           .getHandle(remote.agentId)
-          .signal(remoteAgentEventSignal, { ...event, eventId: envelope.messageId, receivedAt: receivedAt.toISOString() })
+          .signal(remoteAgentEventSignal, {
+            ...event,
+            eventId: envelope.messageId,
+            receivedAt: receivedAt.toISOString(),
+          })
           .catch((error: unknown) => {
             if (!(error instanceof WorkflowNotFoundError)) throw error; // the hub already finished following it
           });
         const identity = deps.identity.current();
         return signedReply(
-          { messageId: randomUUID(), inReplyTo: envelope.messageId, instanceId: identity.instanceId, requestNonce: envelope.nonce, status: 'ok', result: { accepted: true, duplicate: outcome === 'duplicate' }, timestamp: new Date().toISOString() },
+          {
+            messageId: randomUUID(),
+            inReplyTo: envelope.messageId,
+            instanceId: identity.instanceId,
+            requestNonce: envelope.nonce,
+            status: 'ok',
+            result: { accepted: true, duplicate: outcome === 'duplicate' },
+            timestamp: new Date().toISOString(),
+          },
           signingKey(identity),
         );
       } catch (error) {
@@ -182,16 +265,24 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
 
     refuseEvent,
 
-    /** Tells every agent followed through a connection that its status changed (they pause, resume or stop following). */
+    /**
+     * Tells every agent followed through a connection that its status changed (they pause, resume or stop following).
+     */
     async notifyConnectionStatus(connectionId: string, status: string): Promise<void> {
-      const followed = await prisma.federatedAgent.findMany({ where: { connectionId, agent: { state: LIVE } }, select: { agentId: true } });
+      const followed = await prisma.federatedAgent.findMany({
+        where: { connectionId, agent: { state: LIVE } },
+        select: { agentId: true },
+      });
       await Promise.all(
         followed.map(({ agentId }) =>
           temporal.workflow
             .getHandle(agentId)
             .signal(connectionStatusSignal, { status })
             .catch((error: unknown) => {
-              deps.log.warn({ err: error, agentId }, 'an agent followed through the connection was not told of its new status');
+              deps.log.warn(
+                { err: error, agentId },
+                'an agent followed through the connection was not told of its new status',
+              );
             }),
         ),
       );

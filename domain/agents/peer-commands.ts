@@ -1,12 +1,25 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { signingKey, type IdentityHolder } from '../../federation/identity';
-import { admitCommand, FederationRejection, refusal, signedReply, type ConnectionWithKeys, type IncomingRequest, type SignedMessageResponse } from '../../federation/incoming';
+import {
+  admitCommand,
+  FederationRejection,
+  refusal,
+  signedReply,
+  type ConnectionWithKeys,
+  type IncomingRequest,
+  type SignedMessageResponse,
+} from '../../federation/incoming';
 import { CANCELLED_SPAWN, type CommandEnvelope, type CommandReply } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import { isUniqueViolation, Prisma, type FederationCommand, type PrismaClient } from '../../prisma/client';
 import { type AgentState, type AgentType, DEFAULT_PRIORITY, isTerminalState } from '../../shared/vocabulary';
-import { AgentRefPayloadSchema, KillPayloadSchema, localOptionsFrom, SpawnCommandPayloadSchema } from '../../shared/federated-agent-schemas';
+import {
+  AgentRefPayloadSchema,
+  KillPayloadSchema,
+  localOptionsFrom,
+  SpawnCommandPayloadSchema,
+} from '../../shared/federated-agent-schemas';
 import type { StatusReplyResult } from '../../shared/federated-agent-schemas';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
@@ -18,8 +31,8 @@ import { describeIssues } from '../../shared/zod-issues';
  * (federation/incoming.ts) before anything runs, executed against the agent service in the
  * connection's workspace, recorded, and answered with a signed reply.
  */
-export type CommandOutcome = { status: 'ok'; result: unknown } | { status: 'error'; error: { code: string; message: string } };
-
+export type CommandOutcome =
+  { status: 'ok'; result: unknown } | { status: 'error'; error: { code: string; message: string } };
 
 /** How long a concurrent duplicate waits for the first copy's reply before answering message_in_progress. */
 const DUPLICATE_WAIT_MS = 15_000;
@@ -32,7 +45,9 @@ const ABANDONED_AFTER_MS = 5 * 60_000;
  */
 export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResult {
   const local = live?.kind === 'local' ? live.status : undefined;
-  const state = (isTerminalState(row.state) || !local || isTerminalState(local.state) ? row.state : local.state) as AgentState;
+  const state = (
+    isTerminalState(row.state) || !local || isTerminalState(local.state) ? row.state : local.state
+  ) as AgentState;
   return {
     agentId: row.id,
     taskId: row.taskId,
@@ -49,9 +64,7 @@ export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResul
     agentType: row.agentType as AgentType,
     error: local?.error ?? row.error,
     finishedAt: row.finishedAt?.toISOString() ?? null,
-    ...(isTerminalState(state)
-      ? { result: resultOf(row) }
-      : {}),
+    ...(isTerminalState(state) ? { result: resultOf(row) } : {}),
   };
 }
 
@@ -83,20 +96,33 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
   /** Runs an admitted command in the connection's workspace; failures become an error outcome for the signed reply. */
   async function execute(connection: ConnectionWithKeys, envelope: CommandEnvelope): Promise<CommandOutcome> {
     const workspaceId = connection.workspaceId;
-    if (!workspaceId) return { status: 'error', error: { code: 'no_workspace', message: 'the connection belongs to no workspace' } };
+    if (!workspaceId)
+      return { status: 'error', error: { code: 'no_workspace', message: 'the connection belongs to no workspace' } };
     try {
       const owner = { connectionId: connection.id };
       switch (envelope.commandType) {
         case 'agent.spawn': {
           const { options, ...payload } = SpawnCommandPayloadSchema.parse(envelope.payload);
           const agentId = federatedAgentId(connection.id, envelope.messageId);
-          const spawned = await agents.spawn(workspaceId, { ...payload, priority: payload.priority ?? DEFAULT_PRIORITY, options: localOptionsFrom(options) }, {
-            agentId,
-            origin: { connectionId: connection.id, spawnMessageId: envelope.messageId },
-            allowLocalRepositories: connection.allowLocalRepositories,
-            hubName: connection.peerName,
-          });
-          return { status: 'ok', result: { agentId: spawned.agentId, state: spawned.status, spawnedAt: spawned.createdAt.toISOString(), existing: spawned.existing } };
+          const spawned = await agents.spawn(
+            workspaceId,
+            { ...payload, priority: payload.priority ?? DEFAULT_PRIORITY, options: localOptionsFrom(options) },
+            {
+              agentId,
+              origin: { connectionId: connection.id, spawnMessageId: envelope.messageId },
+              allowLocalRepositories: connection.allowLocalRepositories,
+              hubName: connection.peerName,
+            },
+          );
+          return {
+            status: 'ok',
+            result: {
+              agentId: spawned.agentId,
+              state: spawned.status,
+              spawnedAt: spawned.createdAt.toISOString(),
+              existing: spawned.existing,
+            },
+          };
         }
         case 'agent.status': {
           const { agentId } = AgentRefPayloadSchema.parse(envelope.payload);
@@ -111,21 +137,29 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
           return { status: 'ok', result: { agentId: target.agentId, state: 'killing' } };
         }
         default:
-          return { status: 'error', error: { code: 'unknown_command', message: `no handler for ${envelope.commandType}` } };
+          return {
+            status: 'error',
+            error: { code: 'unknown_command', message: `no handler for ${envelope.commandType}` },
+          };
       }
     } catch (error) {
-      if (error instanceof z.ZodError) return { status: 'error', error: { code: 'invalid_payload', message: describeIssues(error) } };
+      if (error instanceof z.ZodError)
+        return { status: 'error', error: { code: 'invalid_payload', message: describeIssues(error) } };
       if (error instanceof DomainError) return { status: 'error', error: { code: error.code, message: error.message } };
       throw error;
     }
   }
 
   /** Claims an inbound messageId with its row; null when another copy (or a kill that came first) holds it. */
-  async function claimMessage(data: Omit<Prisma.FederationCommandUncheckedCreateInput, 'id' | 'direction'>): Promise<FederationCommand | null> {
-    return prisma.federationCommand.create({ data: { id: randomUUID(), direction: 'inbound', ...data } }).catch((error: unknown) => {
-      if (isUniqueViolation(error)) return null;
-      throw error;
-    });
+  async function claimMessage(
+    data: Omit<Prisma.FederationCommandUncheckedCreateInput, 'id' | 'direction'>,
+  ): Promise<FederationCommand | null> {
+    return prisma.federationCommand
+      .create({ data: { id: randomUUID(), direction: 'inbound', ...data } })
+      .catch((error: unknown) => {
+        if (isUniqueViolation(error)) return null;
+        throw error;
+      });
   }
 
   /**
@@ -133,23 +167,55 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
    * cancelled for good (its messageId is claimed, so a copy still on its way is refused); a spawn taken
    * (or being taken right now) has its agent killed, or named with its final state when it ended.
    */
-  async function killSpawn(connection: ConnectionWithKeys, spawnMessageId: string, reason: string): Promise<CommandOutcome> {
+  async function killSpawn(
+    connection: ConnectionWithKeys,
+    spawnMessageId: string,
+    reason: string,
+  ): Promise<CommandOutcome> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const claimed = (await claimMessage({ connectionId: connection.id, messageId: spawnMessageId, commandType: 'agent.spawn', status: CANCELLED_SPAWN, error: reason, completedAt: new Date() })) !== null;
+      const claimed =
+        (await claimMessage({
+          connectionId: connection.id,
+          messageId: spawnMessageId,
+          commandType: 'agent.spawn',
+          status: CANCELLED_SPAWN,
+          error: reason,
+          completedAt: new Date(),
+        })) !== null;
       if (claimed) return spawnKilled(spawnMessageId, null, 'never_started');
-      const spawn = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'inbound', messageId: spawnMessageId } } });
+      const spawn = await prisma.federationCommand.findUnique({
+        where: {
+          connectionId_direction_messageId: {
+            connectionId: connection.id,
+            direction: 'inbound',
+            messageId: spawnMessageId,
+          },
+        },
+      });
       if (spawn?.status === CANCELLED_SPAWN) return spawnKilled(spawnMessageId, null, 'never_started');
-      const reply = spawn === null ? 'free' : spawn.reply === null ? await replyOfFirstCopy(connection.id, spawnMessageId) : (spawn.reply as unknown as CommandReply);
+      const reply =
+        spawn === null
+          ? 'free'
+          : spawn.reply === null
+            ? await replyOfFirstCopy(connection.id, spawnMessageId)
+            : (spawn.reply as unknown as CommandReply);
       // The spawn's first copy failed and let go of its messageId: claim it again.
       if (reply === 'free') continue;
       if (reply === null) break;
       if (reply.status === 'error') return spawnKilled(spawnMessageId, null, 'never_started');
       return await killTakenSpawn(connection, spawnMessageId, reason);
     }
-    return { status: 'error', error: { code: 'message_in_progress', message: 'the spawn is still being taken; ask again' } };
+    return {
+      status: 'error',
+      error: { code: 'message_in_progress', message: 'the spawn is still being taken; ask again' },
+    };
   }
 
-  async function killTakenSpawn(connection: ConnectionWithKeys, spawnMessageId: string, reason: string): Promise<CommandOutcome> {
+  async function killTakenSpawn(
+    connection: ConnectionWithKeys,
+    spawnMessageId: string,
+    reason: string,
+  ): Promise<CommandOutcome> {
     const agentId = federatedAgentId(connection.id, spawnMessageId);
     try {
       await agents.kill(agentId, { connectionId: connection.id }, reason);
@@ -166,8 +232,20 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
    * claim. An unexpected failure frees the messageId again, so that a retry runs it (every command is
    * idempotent), and answers 500.
    */
-  async function runOnce(connection: ConnectionWithKeys, envelope: CommandEnvelope, bodyHash: string, started: number): Promise<SignedMessageResponse | null> {
-    const record = await claimMessage({ connectionId: connection.id, messageId: envelope.messageId, commandType: envelope.commandType, bodyHash, status: 'running', payload: envelope.payload as Prisma.InputJsonObject });
+  async function runOnce(
+    connection: ConnectionWithKeys,
+    envelope: CommandEnvelope,
+    bodyHash: string,
+    started: number,
+  ): Promise<SignedMessageResponse | null> {
+    const record = await claimMessage({
+      connectionId: connection.id,
+      messageId: envelope.messageId,
+      commandType: envelope.commandType,
+      bodyHash,
+      status: 'running',
+      payload: envelope.payload as Prisma.InputJsonObject,
+    });
     if (record === null) return null;
     let outcome: CommandOutcome;
     try {
@@ -204,7 +282,9 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
   async function replyOfFirstCopy(connectionId: string, messageId: string): Promise<CommandReply | 'free' | null> {
     const until = Date.now() + DUPLICATE_WAIT_MS;
     for (;;) {
-      const first = await prisma.federationCommand.findUnique({ where: { connectionId_direction_messageId: { connectionId, direction: 'inbound', messageId } } });
+      const first = await prisma.federationCommand.findUnique({
+        where: { connectionId_direction_messageId: { connectionId, direction: 'inbound', messageId } },
+      });
       if (!first) return 'free';
       if (first.reply !== null) return first.reply as unknown as CommandReply;
       if (Date.now() - first.createdAt.getTime() > ABANDONED_AFTER_MS) {
@@ -227,7 +307,16 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
       return refusal(rejection);
     }
     await prisma.federationCommand.create({
-      data: { id: randomUUID(), direction: 'inbound', connectionId: rejection.connectionId, status: 'rejected', errorCode: rejection.code, error: rejection.message, completedAt: new Date(), durationMs: Date.now() - started },
+      data: {
+        id: randomUUID(),
+        direction: 'inbound',
+        connectionId: rejection.connectionId,
+        status: 'rejected',
+        errorCode: rejection.code,
+        error: rejection.message,
+        completedAt: new Date(),
+        durationMs: Date.now() - started,
+      },
     });
     deps.log.warn({ code: rejection.code, connectionId: rejection.connectionId }, 'federation command rejected');
     return refusal(rejection);
@@ -242,8 +331,12 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
     async handle(request: IncomingRequest): Promise<SignedMessageResponse> {
       const started = Date.now();
       try {
-        const admission = await admitCommand({ prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute }, request);
-        if (admission.kind === 'repeat') return signedReply(admission.reply as CommandReply, signingKey(deps.identity.current()));
+        const admission = await admitCommand(
+          { prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute },
+          request,
+        );
+        if (admission.kind === 'repeat')
+          return signedReply(admission.reply as CommandReply, signingKey(deps.identity.current()));
         const { connection, envelope, bodyHash } = admission;
         if (admission.kind === 'new') {
           const answered = await runOnce(connection, envelope, bodyHash, started);
@@ -256,7 +349,12 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
           const answered = await runOnce(connection, envelope, bodyHash, started);
           if (answered) return answered;
         }
-        throw new FederationRejection(409, 'message_in_progress', 'this message is still being processed; retry', connection.id);
+        throw new FederationRejection(
+          409,
+          'message_in_progress',
+          'this message is still being processed; retry',
+          connection.id,
+        );
       } catch (error) {
         if (!(error instanceof FederationRejection)) throw error;
         return refuse(error, started);

@@ -3,13 +3,25 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { fetchPeerIdentity, PeerError, sendHandshake, type PeerTransport } from '../../federation/client';
 import { publicIdentity, type IdentityHolder, type PublicIdentity } from '../../federation/identity';
-import { checkSignatureAndDigest, consumeNonce, FederationRejection, parseBody, parseSignedRequest, type ConnectionWithKeys, type IncomingRequest } from '../../federation/incoming';
+import {
+  checkSignatureAndDigest,
+  consumeNonce,
+  FederationRejection,
+  parseBody,
+  parseSignedRequest,
+  type ConnectionWithKeys,
+  type IncomingRequest,
+} from '../../federation/incoming';
 import type { ParsedSignature } from '../../federation/signatures';
 import { SlidingWindowLimiter } from '../../platform/rate-window';
 import { keyValidAt, PublicIdentitySchema, type CommandType } from '../../federation/messages';
 import type { Logger } from '../../platform/logger';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
-import { FEDERATION_COMMAND_WORKFLOW, federationCommandWorkflowId, type OutboundCommand } from '../../workflows/federation-command/contract';
+import {
+  FEDERATION_COMMAND_WORKFLOW,
+  federationCommandWorkflowId,
+  type OutboundCommand,
+} from '../../workflows/federation-command/contract';
 import { DomainError } from '../errors';
 import { applyRotation, createConnection, renewConnection } from './key-store';
 import { describeIssues } from '../../shared/zod-issues';
@@ -21,13 +33,23 @@ import { describeIssues } from '../../shared/zod-issues';
  */
 export const CONNECTION_ACTIONS = ['accept', 'reject', 'suspend', 'resume', 'disconnect'] as const;
 export type ConnectionAction = (typeof CONNECTION_ACTIONS)[number];
-/** Accepting and rejecting a peer's request are the administrator's; the other actions are also the owning workspace's. */
+/**
+ * Accepting and rejecting a peer's request are the administrator's; the other actions are also the owning workspace's.
+ */
 export const ADMIN_ACTIONS: readonly ConnectionAction[] = ['accept', 'reject'];
 
 /** Who acts: a workspace (its own connections), or the instance's administrator (any). */
 export type ConnectionScope = { workspaceId: string } | { admin: true };
 
-const HANDSHAKE_TYPES = ['connection.request', 'connection.accept', 'connection.reject', 'connection.suspend', 'connection.resume', 'connection.disconnect', 'keys.rotate'] as const;
+const HANDSHAKE_TYPES = [
+  'connection.request',
+  'connection.accept',
+  'connection.reject',
+  'connection.suspend',
+  'connection.resume',
+  'connection.disconnect',
+  'keys.rotate',
+] as const;
 type HandshakeType = (typeof HANDSHAKE_TYPES)[number];
 
 const HandshakeSchema = z.strictObject({
@@ -84,7 +106,8 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
   const { prisma } = deps;
   const fetchesPerSource = new SlidingWindowLimiter(HANDSHAKE_FETCHES_PER_MINUTE, 60_000);
 
-  const load = (id: string): Promise<ConnectionWithKeys> => prisma.federationConnection.findUniqueOrThrow({ where: { id }, include: { keys: true } });
+  const load = (id: string): Promise<ConnectionWithKeys> =>
+    prisma.federationConnection.findUniqueOrThrow({ where: { id }, include: { keys: true } });
 
   async function statusChanged(connectionId: string, status: string): Promise<void> {
     await deps.onStatusChanged?.(connectionId, status).catch((error: unknown) => {
@@ -98,7 +121,13 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     const connection = await prisma.federationConnection.findUnique({ where: { id }, include: { keys: true } });
     if (!connection) throw new DomainError('not_found', 'not_found', `No connection ${id}`);
     if ('workspaceId' in scope && connection.workspaceId !== scope.workspaceId) {
-      throw new DomainError('forbidden', 'forbidden', connection.workspaceId === null ? `Connection ${id} is a peer's request: the instance's administrator accepts or rejects it` : `Connection ${id} belongs to another workspace`);
+      throw new DomainError(
+        'forbidden',
+        'forbidden',
+        connection.workspaceId === null
+          ? `Connection ${id} is a peer's request: the instance's administrator accepts or rejects it`
+          : `Connection ${id} belongs to another workspace`,
+      );
     }
     return connection;
   }
@@ -115,23 +144,47 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
   }
 
   /** A peer's first request, or a known peer asking again (its request must be signed with a key this side holds). */
-  async function handleRequest(request: IncomingRequest, parsed: ParsedSignature, instance: PublicIdentity, existing: ConnectionWithKeys | null): Promise<{ status: string }> {
+  async function handleRequest(
+    request: IncomingRequest,
+    parsed: ParsedSignature,
+    instance: PublicIdentity,
+    existing: ConnectionWithKeys | null,
+  ): Promise<{ status: string }> {
     const listed = instance.keys.find((candidate) => candidate.keyId === parsed.params.keyid);
     if (!listed) throw new FederationRejection(401, 'unknown_key', 'the request is not signed with a key it lists');
     if (existing) {
       // An instance id is bound to the key that introduced it: another key changes nothing, and nothing is fetched.
       const held = existing.keys.find((key) => key.keyId === listed.keyId && keyValidAt(key, Date.now()));
-      if (!held) throw new FederationRejection(409, 'instance_bound', 'this instance id is bound to other keys; only a message signed with one of them can change its connection');
+      if (!held)
+        throw new FederationRejection(
+          409,
+          'instance_bound',
+          'this instance id is bound to other keys; only a message signed with one of them can change its connection',
+        );
     }
     checkSignatureAndDigest(request, parsed, listed.publicKey, deps.authority, null);
-    // A replayed request is refused before anything is fetched, and one source may make this instance fetch only so often.
+    // A replayed request is refused before anything is fetched, and one source may make this instance fetch only so
+    // often.
     await consumeNonce(prisma, parsed, null);
-    if (!fetchesPerSource.take(request.source)) throw new FederationRejection(429, 'too_many_handshakes', `more than ${HANDSHAKE_FETCHES_PER_MINUTE} connection requests a minute from one address`);
-    if (existing && (existing.status === 'ACTIVE' || existing.status === 'SUSPENDED')) throw new FederationRejection(409, 'already_connected', 'a connection with this instance exists');
+    if (!fetchesPerSource.take(request.source))
+      throw new FederationRejection(
+        429,
+        'too_many_handshakes',
+        `more than ${HANDSHAKE_FETCHES_PER_MINUTE} connection requests a minute from one address`,
+      );
+    if (existing && (existing.status === 'ACTIVE' || existing.status === 'SUSPENDED'))
+      throw new FederationRejection(409, 'already_connected', 'a connection with this instance exists');
     // The key must really be the one published at the claimed URL.
     const published = await fetchPeerIdentity(deps.peers, instance.baseUrl).catch(() => null);
-    if (published?.instanceId !== instance.instanceId || !published.keys.some((candidate) => candidate.keyId === listed.keyId && candidate.publicKey === listed.publicKey)) {
-      throw new FederationRejection(403, 'identity_mismatch', `${instance.baseUrl} does not publish this instance and key`);
+    if (
+      published?.instanceId !== instance.instanceId ||
+      !published.keys.some((candidate) => candidate.keyId === listed.keyId && candidate.publicKey === listed.publicKey)
+    ) {
+      throw new FederationRejection(
+        403,
+        'identity_mismatch',
+        `${instance.baseUrl} does not publish this instance and key`,
+      );
     }
     const fields = { status: 'PENDING', initiatedBy: 'peer', workspaceId: null, allowedCommandTypes: [] };
     if (existing) await renewConnection(prisma, existing.id, instance, fields, false);
@@ -144,46 +197,87 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     const message = HandshakeSchema.safeParse(parseBody(request, null));
     if (!message.success) throw new FederationRejection(400, 'invalid_handshake', describeIssues(message.error));
     const { type, instance } = message.data;
-    if (message.data.nonce !== parsed.params.nonce) throw new FederationRejection(400, 'nonce_mismatch', 'the message nonce differs from the signature nonce');
-    const existing = await prisma.federationConnection.findUnique({ where: { peerInstanceId: instance.instanceId }, include: { keys: true } });
+    if (message.data.nonce !== parsed.params.nonce)
+      throw new FederationRejection(400, 'nonce_mismatch', 'the message nonce differs from the signature nonce');
+    const existing = await prisma.federationConnection.findUnique({
+      where: { peerInstanceId: instance.instanceId },
+      include: { keys: true },
+    });
     if (type === 'connection.request') return handleRequest(request, parsed, instance, existing);
 
     if (!existing) throw new FederationRejection(401, 'unknown_key', 'no connection with this instance');
-    const key = existing.keys.find((candidate) => candidate.keyId === parsed.params.keyid && keyValidAt(candidate, Date.now()));
-    if (!key) throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
+    const key = existing.keys.find(
+      (candidate) => candidate.keyId === parsed.params.keyid && keyValidAt(candidate, Date.now()),
+    );
+    if (!key)
+      throw new FederationRejection(401, 'unknown_key', 'the signing key belongs to no connection of this instance');
     checkSignatureAndDigest(request, parsed, key.publicKey, deps.authority, existing.id);
     await consumeNonce(prisma, parsed, existing.id);
     if (type === 'keys.rotate') {
       // A rotation that names a new URL moves the peer only if the new URL publishes this very instance and key.
       if (instance.baseUrl !== existing.peerUrl) {
-        if (!fetchesPerSource.take(request.source)) throw new FederationRejection(429, 'too_many_handshakes', `more than ${HANDSHAKE_FETCHES_PER_MINUTE} identity fetches a minute from one address`);
+        if (!fetchesPerSource.take(request.source))
+          throw new FederationRejection(
+            429,
+            'too_many_handshakes',
+            `more than ${HANDSHAKE_FETCHES_PER_MINUTE} identity fetches a minute from one address`,
+          );
         const published = await fetchPeerIdentity(deps.peers, instance.baseUrl).catch(() => null);
-        if (published?.instanceId !== existing.peerInstanceId || !published.keys.some((candidate) => candidate.keyId === key.keyId && candidate.publicKey === key.publicKey)) {
-          throw new FederationRejection(403, 'identity_mismatch', `${instance.baseUrl} does not publish this instance and its signing key: the URL stays ${existing.peerUrl}`, existing.id);
+        if (
+          published?.instanceId !== existing.peerInstanceId ||
+          !published.keys.some((candidate) => candidate.keyId === key.keyId && candidate.publicKey === key.publicKey)
+        ) {
+          throw new FederationRejection(
+            403,
+            'identity_mismatch',
+            `${instance.baseUrl} does not publish this instance and its signing key: the URL stays ${existing.peerUrl}`,
+            existing.id,
+          );
         }
       }
       await applyRotation(prisma, existing.id, instance, key.keyId);
       return { status: existing.status };
     }
     const next = nextStatus(type, existing.status, existing.initiatedBy);
-    if (next === null) throw new FederationRejection(409, 'invalid_transition', `${type} does not apply to a ${existing.status} connection`, existing.id);
+    if (next === null)
+      throw new FederationRejection(
+        409,
+        'invalid_transition',
+        `${type} does not apply to a ${existing.status} connection`,
+        existing.id,
+      );
     // A peer lifts only its own suspension: one made here stays until this instance resumes it.
     if (type === 'connection.resume' && existing.suspendedBy === 'local') {
-      throw new FederationRejection(409, 'suspended_by_receiver', 'this instance suspended the connection: only it can resume it', existing.id);
+      throw new FederationRejection(
+        409,
+        'suspended_by_receiver',
+        'this instance suspended the connection: only it can resume it',
+        existing.id,
+      );
     }
-    await prisma.federationConnection.update({ where: { id: existing.id }, data: { status: next, suspendedBy: next === 'SUSPENDED' ? 'peer' : null } });
+    await prisma.federationConnection.update({
+      where: { id: existing.id },
+      data: { status: next, suspendedBy: next === 'SUSPENDED' ? 'peer' : null },
+    });
     await statusChanged(existing.id, next);
     return { status: next };
   }
 
   const peerFailure = (error: unknown): DomainError =>
-    new DomainError('peer_failed', error instanceof PeerError ? error.code : 'peer_error', error instanceof Error ? error.message : String(error));
+    new DomainError(
+      'peer_failed',
+      error instanceof PeerError ? error.code : 'peer_error',
+      error instanceof Error ? error.message : String(error),
+    );
 
   return {
     owned,
 
     /** Asks a peer for a connection: fetches its identity, records PENDING and sends a signed request. */
-    async request(workspaceId: string, input: { peerUrl: string; allowedCommandTypes: CommandType[] }): Promise<ConnectionWithKeys> {
+    async request(
+      workspaceId: string,
+      input: { peerUrl: string; allowedCommandTypes: CommandType[] },
+    ): Promise<ConnectionWithKeys> {
       const identity = deps.identity.current();
       let peer: PublicIdentity;
       try {
@@ -192,15 +286,33 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         deps.log.warn({ err: error, peerUrl: input.peerUrl }, 'the peer identity could not be fetched');
         throw peerFailure(error);
       }
-      if (peer.instanceId === identity.instanceId) throw new DomainError('invalid', 'self_connection', 'an instance cannot connect to itself');
-      const existing = await prisma.federationConnection.findUnique({ where: { peerInstanceId: peer.instanceId }, include: { keys: true } });
-      if (existing && existing.status !== 'DISCONNECTED') throw new DomainError('conflict', 'already_connected', `a ${existing.status} connection with ${peer.name} exists`);
-      const fields = { status: 'PENDING', initiatedBy: 'local', workspaceId, allowedCommandTypes: input.allowedCommandTypes };
+      if (peer.instanceId === identity.instanceId)
+        throw new DomainError('invalid', 'self_connection', 'an instance cannot connect to itself');
+      const existing = await prisma.federationConnection.findUnique({
+        where: { peerInstanceId: peer.instanceId },
+        include: { keys: true },
+      });
+      if (existing && existing.status !== 'DISCONNECTED')
+        throw new DomainError(
+          'conflict',
+          'already_connected',
+          `a ${existing.status} connection with ${peer.name} exists`,
+        );
+      const fields = {
+        status: 'PENDING',
+        initiatedBy: 'local',
+        workspaceId,
+        allowedCommandTypes: input.allowedCommandTypes,
+      };
       const id = existing?.id ?? randomUUID();
       if (existing) {
         // The instance id stays bound to its keys: what it publishes now must continue a key this instance holds.
         if (!peer.keys.some((key) => existing.keys.some((held) => held.keyId === key.keyId))) {
-          throw new DomainError('conflict', 'identity_changed', `${peer.name} (${peer.instanceId}) no longer publishes any key this instance knows for it`);
+          throw new DomainError(
+            'conflict',
+            'identity_changed',
+            `${peer.name} (${peer.instanceId}) no longer publishes any key this instance knows for it`,
+          );
         }
         await renewConnection(prisma, id, peer, fields, true);
       } else {
@@ -233,19 +345,33 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     ): Promise<{ connection: ConnectionWithKeys; peerNotified: boolean }> {
       const rule = TRANSITIONS[action];
       const connection = await owned(id, scope);
-      if (!rule.from.includes(connection.status)) throw new DomainError('conflict', 'invalid_transition', `cannot ${action} a ${connection.status} connection`);
-      if (action === 'accept' && connection.initiatedBy !== 'peer') throw new DomainError('conflict', 'invalid_transition', 'only the instance that was asked can accept');
+      if (!rule.from.includes(connection.status))
+        throw new DomainError('conflict', 'invalid_transition', `cannot ${action} a ${connection.status} connection`);
+      if (action === 'accept' && connection.initiatedBy !== 'peer')
+        throw new DomainError('conflict', 'invalid_transition', 'only the instance that was asked can accept');
       if (action === 'resume' && connection.suspendedBy === 'peer') {
-        throw new DomainError('conflict', 'suspended_by_peer', `${connection.peerName} suspended the connection: only it can resume it`);
+        throw new DomainError(
+          'conflict',
+          'suspended_by_peer',
+          `${connection.peerName} suspended the connection: only it can resume it`,
+        );
       }
       // Accepting gives the peer's connection to a workspace, with what its peer may do there.
-      let grant: { workspaceId: string; allowedCommandTypes: CommandType[]; allowLocalRepositories: boolean } | null = null;
+      let grant: { workspaceId: string; allowedCommandTypes: CommandType[]; allowLocalRepositories: boolean } | null =
+        null;
       if (accepted) {
         const workspace = await prisma.workspace.findUnique({ where: { name: accepted.workspace } });
         if (!workspace) throw new DomainError('not_found', 'unknown_workspace', `No workspace ${accepted.workspace}`);
-        grant = { workspaceId: workspace.id, allowedCommandTypes: accepted.allowedCommandTypes, allowLocalRepositories: accepted.allowLocalRepositories };
+        grant = {
+          workspaceId: workspace.id,
+          allowedCommandTypes: accepted.allowedCommandTypes,
+          allowLocalRepositories: accepted.allowLocalRepositories,
+        };
       }
-      await prisma.federationConnection.update({ where: { id }, data: { status: rule.to, suspendedBy: rule.to === 'SUSPENDED' ? 'local' : null, ...grant } });
+      await prisma.federationConnection.update({
+        where: { id },
+        data: { status: rule.to, suspendedBy: rule.to === 'SUSPENDED' ? 'local' : null, ...grant },
+      });
       const peerNotified = await notify(connection.peerUrl, rule.notice);
       await statusChanged(id, rule.to);
       return { connection: await load(id), peerNotified };
@@ -257,25 +383,52 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
      * record is finished even if this process dies. agent.spawn is not sent this way: an agent run on
      * a peer is followed to its end by POST /api/v1/federation/agents/spawn.
      */
-    async sendCommand(workspaceId: string, input: { connectionId: string; commandType: CommandType; payload: Record<string, unknown> }): Promise<FederationCommand> {
+    async sendCommand(
+      workspaceId: string,
+      input: { connectionId: string; commandType: CommandType; payload: Record<string, unknown> },
+    ): Promise<FederationCommand> {
       if (input.commandType === 'agent.spawn') {
-        throw new DomainError('invalid', 'use_federated_spawn', 'agent.spawn goes through POST /api/v1/federation/agents/spawn, which follows the agent to its end');
+        throw new DomainError(
+          'invalid',
+          'use_federated_spawn',
+          'agent.spawn goes through POST /api/v1/federation/agents/spawn, which follows the agent to its end',
+        );
       }
       const connection = await owned(input.connectionId, { workspaceId });
-      if (connection.status !== 'ACTIVE') throw new DomainError('conflict', 'connection_not_active', `the connection is ${connection.status}`);
-      const command: OutboundCommand = { ...input, messageId: randomUUID(), nonce: randomUUID().replace(/-/g, ''), timestamp: new Date().toISOString() };
-      const handle = await deps.temporal.workflow.start(FEDERATION_COMMAND_WORKFLOW, { taskQueue: deps.taskQueue, workflowId: federationCommandWorkflowId(command.messageId), args: [command] });
+      if (connection.status !== 'ACTIVE')
+        throw new DomainError('conflict', 'connection_not_active', `the connection is ${connection.status}`);
+      const command: OutboundCommand = {
+        ...input,
+        messageId: randomUUID(),
+        nonce: randomUUID().replace(/-/g, ''),
+        timestamp: new Date().toISOString(),
+      };
+      const handle = await deps.temporal.workflow.start(FEDERATION_COMMAND_WORKFLOW, {
+        taskQueue: deps.taskQueue,
+        workflowId: federationCommandWorkflowId(command.messageId),
+        args: [command],
+      });
       await handle.result().catch((error: unknown) => {
         if (!(error instanceof WorkflowFailedError)) throw error; // the record says how it failed
       });
-      return prisma.federationCommand.findUniqueOrThrow({ where: { connectionId_direction_messageId: { connectionId: connection.id, direction: 'outbound', messageId: command.messageId } } });
+      return prisma.federationCommand.findUniqueOrThrow({
+        where: {
+          connectionId_direction_messageId: {
+            connectionId: connection.id,
+            direction: 'outbound',
+            messageId: command.messageId,
+          },
+        },
+      });
     },
 
     /** Makes a new signing key; peers learn it (signed with the old one, which they hold) before it signs anything. */
     async rotateKeys(overlapSeconds: number): Promise<{ identity: PublicIdentity; notified: string[] }> {
       const before = deps.identity.current();
       const rotated = deps.identity.rotate(overlapSeconds);
-      const connections = await prisma.federationConnection.findMany({ where: { status: { in: ['ACTIVE', 'SUSPENDED', 'PENDING'] } } });
+      const connections = await prisma.federationConnection.findMany({
+        where: { status: { in: ['ACTIVE', 'SUSPENDED', 'PENDING'] } },
+      });
       const notified: string[] = [];
       for (const connection of connections) {
         try {

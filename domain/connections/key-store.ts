@@ -28,14 +28,23 @@ async function addKeys(tx: Tx, connectionId: string, keys: PublicKeyInfo[]): Pro
   if (foreign) throw new DomainError('conflict', 'key_in_use', `key ${foreign.keyId} belongs to another connection`);
   const held = new Set(stored.map((key) => key.keyId));
   for (const key of keys.filter((candidate) => !held.has(candidate.keyId))) {
-    await tx.federationPeerKey.create({ data: { keyId: key.keyId, connectionId, publicKey: key.publicKey, notAfter: notAfterOf(key) } });
+    await tx.federationPeerKey.create({
+      data: { keyId: key.keyId, connectionId, publicKey: key.publicKey, notAfter: notAfterOf(key) },
+    });
   }
 }
 
 /** A new connection with the peer's keys. */
-export async function createConnection(prisma: PrismaClient, id: string, peer: PublicIdentity, fields: ConnectionFields): Promise<void> {
+export async function createConnection(
+  prisma: PrismaClient,
+  id: string,
+  peer: PublicIdentity,
+  fields: ConnectionFields,
+): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    await tx.federationConnection.create({ data: { id, peerInstanceId: peer.instanceId, peerName: peer.name, peerUrl: peer.baseUrl, ...fields } });
+    await tx.federationConnection.create({
+      data: { id, peerInstanceId: peer.instanceId, peerName: peer.name, peerUrl: peer.baseUrl, ...fields },
+    });
     await addKeys(tx, id, peer.keys);
   });
 }
@@ -45,9 +54,18 @@ export async function createConnection(prisma: PrismaClient, id: string, peer: P
  * asks it again (`withNewKeys`: the operator fetched an identity that continues a key it holds): its
  * name, URL and the connection's fields change; new keys are added only in the second case.
  */
-export async function renewConnection(prisma: PrismaClient, id: string, peer: PublicIdentity, fields: ConnectionFields, withNewKeys: boolean): Promise<void> {
+export async function renewConnection(
+  prisma: PrismaClient,
+  id: string,
+  peer: PublicIdentity,
+  fields: ConnectionFields,
+  withNewKeys: boolean,
+): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    await tx.federationConnection.update({ where: { id }, data: { peerName: peer.name, peerUrl: peer.baseUrl, ...fields } });
+    await tx.federationConnection.update({
+      where: { id },
+      data: { peerName: peer.name, peerUrl: peer.baseUrl, ...fields },
+    });
     if (withNewKeys) await addKeys(tx, id, peer.keys);
   });
 }
@@ -57,7 +75,12 @@ export async function renewConnection(prisma: PrismaClient, id: string, peer: Pu
  * validity may shrink to what the message says (to now when it is no longer listed). No other key's
  * validity changes, and none grows back.
  */
-export async function applyRotation(prisma: PrismaClient, id: string, peer: PublicIdentity, signingKeyId: string): Promise<void> {
+export async function applyRotation(
+  prisma: PrismaClient,
+  id: string,
+  peer: PublicIdentity,
+  signingKeyId: string,
+): Promise<void> {
   await prisma.$transaction(async (tx) => {
     await tx.federationConnection.update({ where: { id }, data: { peerName: peer.name, peerUrl: peer.baseUrl } });
     await addKeys(tx, id, peer.keys);

@@ -17,7 +17,11 @@ export interface CallbackClaims {
   sequence: number;
 }
 
-export async function signCallbackToken(identity: InstanceIdentity, claims: CallbackClaims, now = new Date()): Promise<string> {
+export async function signCallbackToken(
+  identity: InstanceIdentity,
+  claims: CallbackClaims,
+  now = new Date(),
+): Promise<string> {
   const key = signingKey(identity);
   const issuedAt = Math.floor(now.getTime() / 1000);
   return await new SignJWT({ seq: claims.sequence })
@@ -34,7 +38,12 @@ export async function signCallbackToken(identity: InstanceIdentity, claims: Call
 /** The instance's public keys as a JWK Set: the active key and any still retiring. */
 export async function callbackJwks(identity: InstanceIdentity): Promise<{ keys: JWK[] }> {
   const keys = await Promise.all(
-    identity.keys.map(async (key) => ({ ...(await exportJWK(createPublicKey(key.privateKey))), kid: key.keyId, alg: 'EdDSA', use: 'sig' })),
+    identity.keys.map(async (key) => ({
+      ...(await exportJWK(createPublicKey(key.privateKey))),
+      kid: key.keyId,
+      alg: 'EdDSA',
+      use: 'sig',
+    })),
   );
   return { keys };
 }

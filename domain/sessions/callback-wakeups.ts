@@ -16,7 +16,12 @@ const MAX_TRIES = 15;
  * sequence number. Signals for one session coalesce while one is in flight. After the listener
  * reconnects (notifications were missed), every session with undelivered events is woken.
  */
-export function startCallbackWakeups(listener: PgListener, temporal: Client, prisma: PrismaClient, log: Logger): { stop(): void } {
+export function startCallbackWakeups(
+  listener: PgListener,
+  temporal: Client,
+  prisma: PrismaClient,
+  log: Logger,
+): { stop(): void } {
   const newest = new Map<string, number>(); // sessions to signal, with the newest sequence
   const inFlight = new Set<string>();
   const tries = new Map<string, number>();
@@ -37,7 +42,7 @@ export function startCallbackWakeups(listener: PgListener, temporal: Client, pri
           const attempt = (tries.get(agentId) ?? 0) + 1;
           if (attempt >= MAX_TRIES) {
             tries.delete(agentId);
-            log.warn({ agentId, err: error }, 'could not wake a session\'s callback delivery; its own timer will');
+            log.warn({ agentId, err: error }, "could not wake a session's callback delivery; its own timer will");
             return;
           }
           tries.set(agentId, attempt);
@@ -68,7 +73,9 @@ export function startCallbackWakeups(listener: PgListener, temporal: Client, pri
       .then((rows) => {
         for (const row of rows) wake(row.agent_id, row.seq);
       })
-      .catch((error: unknown) => log.warn({ err: error }, 'could not look for sessions with undelivered events; their own timers will'));
+      .catch((error: unknown) =>
+        log.warn({ err: error }, 'could not look for sessions with undelivered events; their own timers will'),
+      );
   });
   return {
     stop() {

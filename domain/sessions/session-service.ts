@@ -35,16 +35,34 @@ export interface SessionSpawned {
 export interface SessionRecord {
   row: AgentRow;
   live?: LiveStatus;
-  session: { task: unknown; callbackUrl: string | null; callbackAudience: string | null; deliveredSeq: number; createdAt: Date };
+  session: {
+    task: unknown;
+    callbackUrl: string | null;
+    callbackAudience: string | null;
+    deliveredSeq: number;
+    createdAt: Date;
+  };
 }
 
-/** Refuses a callback URL whose host resolves to an address the outbound policy forbids (checked again at each delivery). */
+/**
+ * Refuses a callback URL whose host resolves to an address the outbound policy forbids (checked again at each
+ * delivery).
+ */
 async function admitCallbackUrl(policy: OutboundPolicy, url: string): Promise<void> {
   const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [host] : await lookup(host, { all: true }).then((found) => found.map((entry) => entry.address)).catch(() => []);
-  if (addresses.length === 0) throw new DomainError('invalid', 'callback_url_refused', `callback_url: ${host} does not resolve`);
+  const addresses = isIP(host)
+    ? [host]
+    : await lookup(host, { all: true })
+        .then((found) => found.map((entry) => entry.address))
+        .catch(() => []);
+  if (addresses.length === 0)
+    throw new DomainError('invalid', 'callback_url_refused', `callback_url: ${host} does not resolve`);
   if (!addresses.every((address) => policy.permits(address))) {
-    throw new DomainError('invalid', 'callback_url_refused', `callback_url: ${host} is not an address this instance may call (see OUTBOUND_ALLOWED_NETWORKS)`);
+    throw new DomainError(
+      'invalid',
+      'callback_url_refused',
+      `callback_url: ${host} is not an address this instance may call (see OUTBOUND_ALLOWED_NETWORKS)`,
+    );
   }
 }
 
@@ -74,17 +92,34 @@ export function createSessionService(deps: SessionServiceDeps) {
           agentType: context.agentType,
           context: agentContext,
           priority,
-          options: { timeout: options.timeout * 1000, maxRetries: options.maxRetries, model: options.model, maxTurns: options.maxTurns, tokenBudget: options.tokenBudget, resources: options.resources },
+          options: {
+            timeout: options.timeout * 1000,
+            maxRetries: options.maxRetries,
+            model: options.model,
+            maxTurns: options.maxTurns,
+            tokenBudget: options.tokenBudget,
+            resources: options.resources,
+          },
         });
         spawned = { sessionId: remote.agentId, state: remote.state, existing: remote.existing };
       } else {
-        const local = await agents.spawn(workspaceId, { taskId: task.id, agentType: context.agentType, context: agentContext, priority, options: context.options });
+        const local = await agents.spawn(workspaceId, {
+          taskId: task.id,
+          agentType: context.agentType,
+          context: agentContext,
+          priority,
+          options: context.options,
+        });
         spawned = { sessionId: local.agentId, state: local.status, existing: local.existing };
       }
       const callbackUrl = request.callback_url ?? null;
       const callbackAudience = callbackUrl ? (request.callback_audience ?? defaultAudience(callbackUrl)) : null;
       // A repeated spawn of a live task returns its session as it was: the first spawn's callback stays.
-      await prisma.session.upsert({ where: { agentId: spawned.sessionId }, create: { agentId: spawned.sessionId, task, callbackUrl, callbackAudience }, update: {} });
+      await prisma.session.upsert({
+        where: { agentId: spawned.sessionId },
+        create: { agentId: spawned.sessionId, task, callbackUrl, callbackAudience },
+        update: {},
+      });
       if (callbackUrl) {
         await temporal.workflow
           .start(SESSION_CALLBACKS_WORKFLOW, {
@@ -119,7 +154,19 @@ export function createSessionService(deps: SessionServiceDeps) {
         where: { agent: { workspaceId } },
         orderBy: { createdAt: 'desc' },
         take: limit,
-        include: { agent: { select: { state: true, taskId: true, agentType: true, createdAt: true, finishedAt: true, error: true, remote: { select: { connectionId: true } } } } },
+        include: {
+          agent: {
+            select: {
+              state: true,
+              taskId: true,
+              agentType: true,
+              createdAt: true,
+              finishedAt: true,
+              error: true,
+              remote: { select: { connectionId: true } },
+            },
+          },
+        },
       });
     },
   };

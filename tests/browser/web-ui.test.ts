@@ -4,7 +4,16 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { issueApiToken } from '../../api/auth';
 import { byTurn, byWorkItem, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { agentStatusQuery } from '../../workflows/agent-run/contract';
-import { AGENT_ID, AGENT_STATE, AGENT_TYPE, PRIORITY, REMOTE_INSTANCE, REPOSITORY, TASK_ID, WORKSPACE } from '../../shared/search-attributes';
+import {
+  AGENT_ID,
+  AGENT_STATE,
+  AGENT_TYPE,
+  PRIORITY,
+  REMOTE_INSTANCE,
+  REPOSITORY,
+  TASK_ID,
+  WORKSPACE,
+} from '../../shared/search-attributes';
 import { bearer, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { stepSummaries, workflowWords } from '../helpers/history-words';
@@ -21,7 +30,10 @@ const ARTIFACTS = path.resolve(__dirname, '../../data/test-artifacts/web-ui');
 const model = new FakeAnthropic(
   byWorkItem({
     'write hello': byTurn([
-      reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello from the spoke\n' } }),
+      reply.toolUse({
+        name: EDITOR,
+        input: { command: 'create', path: 'hello.txt', file_text: 'hello from the spoke\n' },
+      }),
       reply.toolUse({ name: 'bash', input: { command: 'cat hello.txt' } }),
       reply.text('Wrote hello.txt.'),
     ]),
@@ -41,7 +53,11 @@ describe('the Temporal Web UI shows every agent run in words', () => {
 
   beforeAll(async () => {
     await model.start();
-    hub = await startTestInstance({ ANTHROPIC_API_KEY: 'hub-model-key', ANTHROPIC_BASE_URL: model.url, FEDERATION_POLL_INTERVAL: '300' });
+    hub = await startTestInstance({
+      ANTHROPIC_API_KEY: 'hub-model-key',
+      ANTHROPIC_BASE_URL: model.url,
+      FEDERATION_POLL_INTERVAL: '300',
+    });
     spoke = await startTestInstance({ ANTHROPIC_API_KEY: 'spoke-model-key', ANTHROPIC_BASE_URL: model.url });
     link = await linkInstances(hub, spoke);
     workspace = `ui-${Date.now()}`;
@@ -50,7 +66,14 @@ describe('the Temporal Web UI shows every agent run in words', () => {
     await mkdir(ARTIFACTS, { recursive: true });
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(async () => {
@@ -67,34 +90,50 @@ describe('the Temporal Web UI shows every agent run in words', () => {
   }
 
   /** The Web UI's workflow list filtered by a visibility query, as a user types it. */
-  const listUrl = (query: string): string => `${uiUrl}/namespaces/${hub.config.TEMPORAL_NAMESPACE}/workflows?query=${encodeURIComponent(query)}`;
+  const listUrl = (query: string): string =>
+    `${uiUrl}/namespaces/${hub.config.TEMPORAL_NAMESPACE}/workflows?query=${encodeURIComponent(query)}`;
 
   it('finds a finished federated run and a killed local run by their search attributes and shows their steps', async () => {
     // A federated run that finishes on the spoke.
     const federated = await spawnThroughHub(hub, link, { taskId: 'ui-federated', repository, workItem: 'write hello' });
     expect(federated.status).toBe(202);
     const federatedId = spawnedAgentId(federated);
-    await waitUntil(async () => (await hub.prisma.agent.findUniqueOrThrow({ where: { id: federatedId } })).state === 'completed', 60_000);
+    await waitUntil(
+      async () => (await hub.prisma.agent.findUniqueOrThrow({ where: { id: federatedId } })).state === 'completed',
+      60_000,
+    );
 
     // A local run, killed while its tool runs.
     const spawned = await request(hub.baseUrl, 'POST', '/agents/spawn', {
       headers: bearer(token),
-      json: { taskId: 'ui-killed', agentType: 'tester', priority: 8, context: { repository, branch: 'main', workItems: ['test slowly'] }, options: { maxRetries: 1 } },
+      json: {
+        taskId: 'ui-killed',
+        agentType: 'tester',
+        priority: 8,
+        context: { repository, branch: 'main', workItems: ['test slowly'] },
+        options: { maxRetries: 1 },
+      },
     });
     expect(spawned.status).toBe(202);
     const killedId = (spawned.body as { agentId: string }).agentId;
     const handle = hub.temporal.workflow.getHandle(killedId);
     await waitUntil(async () => (await handle.query(agentStatusQuery)).lastTool === 'run_tests', 60_000);
-    expect((await request(hub.baseUrl, 'POST', `/agents/${killedId}/kill`, { headers: bearer(token) })).status).toBe(202);
+    expect((await request(hub.baseUrl, 'POST', `/agents/${killedId}/kill`, { headers: bearer(token) })).status).toBe(
+      202,
+    );
     await handle.result();
 
     // What the Web UI reads: search attributes, summaries and details.
     const killedAttributes = (await handle.describe()).typedSearchAttributes;
-    expect([AGENT_ID, AGENT_STATE, AGENT_TYPE, TASK_ID, WORKSPACE, PRIORITY, REMOTE_INSTANCE, REPOSITORY].map((key) => killedAttributes.get(key))).toEqual([
-      killedId, 'killed', 'tester', 'ui-killed', workspace, 8, 'local', repository,
-    ]);
+    expect(
+      [AGENT_ID, AGENT_STATE, AGENT_TYPE, TASK_ID, WORKSPACE, PRIORITY, REMOTE_INSTANCE, REPOSITORY].map((key) =>
+        killedAttributes.get(key),
+      ),
+    ).toEqual([killedId, 'killed', 'tester', 'ui-killed', workspace, 8, 'local', repository]);
     const peerName = spoke.config.INSTANCE_NAME;
-    expect((await hub.temporal.workflow.getHandle(federatedId).describe()).typedSearchAttributes.get(REMOTE_INSTANCE)).toBe(peerName);
+    expect(
+      (await hub.temporal.workflow.getHandle(federatedId).describe()).typedSearchAttributes.get(REMOTE_INSTANCE),
+    ).toBe(peerName);
     const words = await workflowWords(hub.temporal, killedId);
     expect(words.summary).toBe(`tester agent · task ui-killed · ${repository}@main`);
     expect(words.details).toContain(`**Requested by** workspace ${workspace}`);
@@ -102,9 +141,15 @@ describe('the Temporal Web UI shows every agent run in words', () => {
       expect.arrayContaining([
         // Admitted by the API before the run started: the first step launches on the granted host.
         `launch sandbox: clone ${repository}@main on host ${hub.config.HOST_ID}`,
-        'turn 1: model call', 'turn 1: run_tests `sleep 300`', `teardown ${killedId}`, 'record state: killed']),
+        'turn 1: model call',
+        'turn 1: run_tests `sleep 300`',
+        `teardown ${killedId}`,
+        'record state: killed',
+      ]),
     );
-    expect(await stepSummaries(hub.temporal, federatedId)).toEqual(expect.arrayContaining([`send agent.spawn to ${peerName}`, 'record state: running']));
+    expect(await stepSummaries(hub.temporal, federatedId)).toEqual(
+      expect.arrayContaining([`send agent.spawn to ${peerName}`, 'record state: running']),
+    );
 
     // The list, filtered as a user would: the killed run is visibly killed, the federated one names its peer.
     const killedList = await openPage(listUrl(`AgentState = "killed" AND TaskId = "ui-killed"`));

@@ -36,12 +36,23 @@ describe('chaos: the API killed between the agent row and its workflow', () => {
   it('fails the orphaned row within a minute, starts nothing for it, and frees its task', async () => {
     const { token } = await issueApiToken(instance.prisma, `api-crash-${Date.now()}`);
     const repository = await createRepository();
-    const body = { taskId: 'api-crash', agentType: 'worker', context: { repository, branch: 'main', workItems: ['never runs'] } };
+    const body = {
+      taskId: 'api-crash',
+      agentType: 'worker',
+      context: { repository, branch: 'main', workItems: ['never runs'] },
+    };
     worker = startWorkerProcess(instance.config);
     const apiPort = await freePort();
-    api = startApiProcess(instance.config, { API_PORT: String(apiPort), TEMPORAL_ADDRESS: `127.0.0.1:${temporalLink.port}` });
+    api = startApiProcess(instance.config, {
+      API_PORT: String(apiPort),
+      TEMPORAL_ADDRESS: `127.0.0.1:${temporalLink.port}`,
+    });
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    await waitUntil(async () => (await request(apiUrl, 'GET', '/health').catch(() => null))?.status === 200, 30_000, 200);
+    await waitUntil(
+      async () => (await request(apiUrl, 'GET', '/health').catch(() => null))?.status === 200,
+      30_000,
+      200,
+    );
 
     temporalLink.cutLink();
     const spawning = request(apiUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: body }).catch(() => null); // never answered
@@ -53,8 +64,15 @@ describe('chaos: the API killed between the agent row and its workflow', () => {
     await expect(instance.temporal.workflow.getHandle(row.id).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
     // The reconciler runs every 30 s and leaves rows younger than 30 s to their API.
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: row.id } })).state === 'failed', 90_000, 1_000);
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({ state: 'failed', error: expect.stringMatching(/never started/) as string });
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: row.id } })).state === 'failed',
+      90_000,
+      1_000,
+    );
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({
+      state: 'failed',
+      error: expect.stringMatching(/never started/) as string,
+    });
     await expect(instance.temporal.workflow.getHandle(row.id).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(await containersOf(instance.docker, row.id)).toBe(0);
 

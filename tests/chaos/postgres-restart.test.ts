@@ -21,7 +21,12 @@ import { startWorkerProcess } from '../helpers/processes';
  * other test files never see it go.
  */
 describe('chaos: PostgreSQL restarted mid-run', () => {
-  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 2' } }), reply.text('Done despite PostgreSQL.')]));
+  const model = new FakeAnthropic(
+    byTurn([
+      reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 2' } }),
+      reply.text('Done despite PostgreSQL.'),
+    ]),
+  );
   let postgres: RestartableService & { databaseUrl: string };
   let instance: TestInstance;
   let worker: ChildProcess | null = null;
@@ -44,26 +49,43 @@ describe('chaos: PostgreSQL restarted mid-run', () => {
     const repository = await createRepository();
     const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
       headers: bearer(token),
-      json: { taskId: 'postgres-restart', agentType: 'worker', context: { repository, branch: 'main', workItems: ['survive PostgreSQL'] }, options: { maxRetries: 6 } },
+      json: {
+        taskId: 'postgres-restart',
+        agentType: 'worker',
+        context: { repository, branch: 'main', workItems: ['survive PostgreSQL'] },
+        options: { maxRetries: 6 },
+      },
     });
     expect(spawned.status).toBe(202);
     const { agentId } = spawned.body as { agentId: string };
     const sampler = sampleContainers(instance.docker, agentId);
 
     // The command has started inside the sandbox (its workspace is mounted on the host while it runs).
-    await waitUntil(() => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))), 60_000);
+    await waitUntil(
+      () => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))),
+      60_000,
+    );
     await postgres.stop();
     await expect(instance.prisma.$queryRaw`SELECT 1`).rejects.toThrow(); // really down
     // A client meanwhile hears why, and that it may ask again: a 503 with a JSON error, never a 500 or a stack trace.
     const meanwhile = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(token) });
-    expect([meanwhile.status, errorCode(meanwhile), meanwhile.headers.get('retry-after')]).toEqual([503, 'database_unavailable', '5']);
+    expect([meanwhile.status, errorCode(meanwhile), meanwhile.headers.get('retry-after')]).toEqual([
+      503,
+      'database_unavailable',
+      '5',
+    ]);
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     await postgres.start();
 
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('completed');
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'completed');
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'completed', turn: 2 });
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'completed',
+    );
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+      state: 'completed',
+      turn: 2,
+    });
     // The call ran once; its outcome is known, or (its write lost with the database) reported unknown, never run again.
     const calls = await instance.prisma.toolCall.findMany({ where: { agentId } });
     expect(calls).toHaveLength(1);

@@ -18,7 +18,10 @@ import { startWorkerProcess } from '../helpers/processes';
 /** The Temporal server crashes while an agent's tool runs, and comes back a few seconds later with its state. */
 describe('chaos: the Temporal server restarted mid-run', () => {
   const model = new FakeAnthropic(
-    byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 8; echo finished >> log.txt' } }), reply.text('Done despite Temporal.')]),
+    byTurn([
+      reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 8; echo finished >> log.txt' } }),
+      reply.text('Done despite Temporal.'),
+    ]),
   );
   let temporal: RestartableService;
   let instance: TestInstance;
@@ -40,20 +43,32 @@ describe('chaos: the Temporal server restarted mid-run', () => {
     const { token } = await issueApiToken(instance.prisma, `temporal-restart-${Date.now()}`);
     worker = startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
     const repository = await createRepository();
-    const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId: 'temporal-restart', agentType: 'worker', context: { repository, branch: 'main', workItems: ['survive Temporal'] } } });
+    const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: {
+        taskId: 'temporal-restart',
+        agentType: 'worker',
+        context: { repository, branch: 'main', workItems: ['survive Temporal'] },
+      },
+    });
     expect(spawned.status).toBe(202);
     const { agentId } = spawned.body as { agentId: string };
     const sampler = sampleContainers(instance.docker, agentId);
 
     // The command has started inside the sandbox (its workspace is mounted on the host while it runs).
-    await waitUntil(() => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))), 60_000);
+    await waitUntil(
+      () => Promise.resolve(existsSync(path.join(instance.config.DATA_DIR, 'workspaces', agentId, 'log.txt'))),
+      60_000,
+    );
     await temporal.stop();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     await temporal.start();
 
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('completed');
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'completed' });
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+      state: 'completed',
+    });
     expect(await sampler.stop()).toBe(1);
     expect(await containersOf(instance.docker, agentId)).toBe(0);
     await withWorkspace(instance, agentId, async (workspace) => {

@@ -2,7 +2,13 @@ import type { ChildProcess } from 'node:child_process';
 import { issueApiToken } from '../../api/auth';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
-import { containersOf, lockAgentRow, pendingActivityTypes, sampleContainers, startContinuingAgent } from '../helpers/chaos';
+import {
+  containersOf,
+  lockAgentRow,
+  pendingActivityTypes,
+  sampleContainers,
+  startContinuingAgent,
+} from '../helpers/chaos';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { request } from '../helpers/http';
@@ -20,9 +26,17 @@ describe('chaos: the worker SIGKILLed while agents launch, collect, and run afte
   const model = new FakeAnthropic(
     byWorkItem({
       // 300 MB of random bytes keep git busy for several seconds while the result is collected.
-      'write a large file': byTurn([reply.toolUse({ name: 'bash', input: { command: 'head -c 300M /dev/urandom > large.bin' } }), reply.text('Wrote it.')]),
+      'write a large file': byTurn([
+        reply.toolUse({ name: 'bash', input: { command: 'head -c 300M /dev/urandom > large.bin' } }),
+        reply.text('Wrote it.'),
+      ]),
       'keep going': (recorded) =>
-        recorded.turn < 3 ? reply.toolUse({ name: 'bash', input: { command: recorded.turn < 2 ? 'true' : 'echo started >> log.txt; sleep 60' } }) : reply.text('Kept going.'),
+        recorded.turn < 3
+          ? reply.toolUse({
+              name: 'bash',
+              input: { command: recorded.turn < 2 ? 'true' : 'echo started >> log.txt; sleep 60' },
+            })
+          : reply.text('Kept going.'),
     }),
   );
   let instance: TestInstance;
@@ -44,14 +58,23 @@ describe('chaos: the worker SIGKILLed while agents launch, collect, and run afte
     const settings = { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url };
     workers.push(startWorkerProcess(instance.config, settings));
     const spawn = async (taskId: string, workItem: string) => {
-      const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] } } });
+      const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+        headers: bearer(token),
+        json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] } },
+      });
       expect(response.status).toBe(202);
       return (response.body as { agentId: string }).agentId;
     };
     const pendingActivities = (agentId: string) => pendingActivityTypes(instance.temporal, agentId);
 
     // After continue-as-new (two turns a run), in the long tool call of its third turn.
-    const { agentId: continued, firstRunId } = await startContinuingAgent(instance, { workspaceId, taskId: 'continued', repository, workItem: 'keep going', turnsPerRun: 2 });
+    const { agentId: continued, firstRunId } = await startContinuingAgent(instance, {
+      workspaceId,
+      taskId: 'continued',
+      repository,
+      workItem: 'keep going',
+      turnsPerRun: 2,
+    });
     const continuedSandboxes = sampleContainers(instance.docker, continued);
 
     // Launching: held at its last step (recording its host on its row) by a row lock.
@@ -61,7 +84,12 @@ describe('chaos: the worker SIGKILLed while agents launch, collect, and run afte
 
     const collecting = await spawn('collecting', 'write a large file');
     const collectingSandboxes = sampleContainers(instance.docker, collecting);
-    await waitUntil(async () => (await pendingActivities(continued)).includes('runTool') && (await instance.temporal.workflow.getHandle(continued).describe()).runId !== firstRunId, 60_000);
+    await waitUntil(
+      async () =>
+        (await pendingActivities(continued)).includes('runTool') &&
+        (await instance.temporal.workflow.getHandle(continued).describe()).runId !== firstRunId,
+      60_000,
+    );
     await waitUntil(async () => (await pendingActivities(collecting)).includes('collectResult'), 120_000, 100);
     expect(await pendingActivities(collecting)).toContain('collectResult');
     expect(await pendingActivities(launching)).toContain('launchSandbox');
@@ -72,11 +100,18 @@ describe('chaos: the worker SIGKILLed while agents launch, collect, and run afte
     workers.push(startWorkerProcess(instance.config, settings));
 
     for (const agentId of [launching, collecting, continued]) {
-      expect([agentId, ((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state]).toEqual([agentId, 'completed']);
-      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'completed' });
+      expect([agentId, ((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state]).toEqual([
+        agentId,
+        'completed',
+      ]);
+      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+        state: 'completed',
+      });
     }
-    for (const sampler of [launchingSandboxes, collectingSandboxes, continuedSandboxes]) expect(await sampler.stop()).toBe(1);
-    for (const agentId of [launching, collecting, continued]) expect(await containersOf(instance.docker, agentId)).toBe(0);
+    for (const sampler of [launchingSandboxes, collectingSandboxes, continuedSandboxes])
+      expect(await sampler.stop()).toBe(1);
+    for (const agentId of [launching, collecting, continued])
+      expect(await containersOf(instance.docker, agentId)).toBe(0);
     const collected = await instance.prisma.agentResult.findUniqueOrThrow({ where: { agentId: collecting } });
     expect(collected.commitSha).toMatch(/^[0-9a-f]{40}$/);
   });

@@ -41,19 +41,34 @@ describe('chaos: the worker SIGKILLed while agents are queued and in a model cal
     const settings = { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url };
     workers.push(startWorkerProcess(instance.config, settings));
     const spawn = async (taskId: string, workItem: string) => {
-      const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] } } });
+      const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+        headers: bearer(token),
+        json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] } },
+      });
       expect(response.status).toBe(202);
       return (response.body as { agentId: string }).agentId;
     };
 
     const thinking = await spawn('thinking', 'think slowly');
     const thinkingSandboxes = sampleContainers(instance.docker, thinking);
-    await waitUntil(() => Promise.resolve(model.requests.some((recorded) => JSON.stringify(recorded.body.messages[0]).includes('think slowly'))), 60_000);
+    await waitUntil(
+      () =>
+        Promise.resolve(
+          model.requests.some((recorded) => JSON.stringify(recorded.body.messages[0]).includes('think slowly')),
+        ),
+      60_000,
+    );
     const queued = await spawn('queued', 'finish at once');
     const queuedSandboxes = sampleContainers(instance.docker, queued);
-    await waitUntil(async () => (await instance.temporal.workflow.getHandle(queued).query(agentStatusQuery)).state === 'queued', 30_000);
+    await waitUntil(
+      async () => (await instance.temporal.workflow.getHandle(queued).query(agentStatusQuery)).state === 'queued',
+      30_000,
+    );
     // The workflow knows it first; the row follows once its state activity has committed.
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: queued } })).state === 'queued', 10_000);
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: queued } })).state === 'queued',
+      10_000,
+    );
     expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: queued } })).toMatchObject({ state: 'queued' });
 
     workers[0]!.kill('SIGKILL');
@@ -62,14 +77,18 @@ describe('chaos: the worker SIGKILLed while agents are queued and in a model cal
     // The model call is retried once its heartbeat timeout (30 s) says the old worker is gone.
     for (const agentId of [thinking, queued]) {
       expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
-      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'completed' });
+      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+        state: 'completed',
+      });
     }
     expect(await thinkingSandboxes.stop()).toBe(1);
     expect(await queuedSandboxes.stop()).toBe(1);
     for (const agentId of [thinking, queued]) expect(await containersOf(instance.docker, agentId)).toBe(0);
     // The queued agent was admitted only after the slot freed.
     const thinkingEnd = (await instance.prisma.agent.findUniqueOrThrow({ where: { id: thinking } })).finishedAt!;
-    const queuedStart = (await instance.prisma.agentTransition.findFirstOrThrow({ where: { agentId: queued, toState: 'running' } })).at;
+    const queuedStart = (
+      await instance.prisma.agentTransition.findFirstOrThrow({ where: { agentId: queued, toState: 'running' } })
+    ).at;
     expect(queuedStart.getTime()).toBeGreaterThanOrEqual(thinkingEnd.getTime() - 1_000);
   });
 });

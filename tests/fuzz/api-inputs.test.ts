@@ -14,7 +14,11 @@ const settings = { numRuns: RUNS, seed: process.env.FUZZ_SEED ? Number(process.e
 
 /** Values that a JSON body could hold, weighted toward the shapes the schemas expect. */
 const anyJson = fc.jsonValue({ maxDepth: 4 });
-const text = fc.oneof(fc.string(), fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('', ' ', '..', '-rf', 'main', '../etc', '%00', '\u0000', 'a'.repeat(300)));
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.constantFrom('', ' ', '..', '-rf', 'main', '../etc', '%00', '\u0000', 'a'.repeat(300)),
+);
 
 /** A spawn body near the valid one: each field valid, missing, or replaced by something else. */
 const spawnBody = fc.record(
@@ -22,11 +26,24 @@ const spawnBody = fc.record(
     taskId: fc.oneof(fc.constant('fuzz-task'), text, anyJson),
     agentType: fc.oneof(fc.constantFrom('worker', 'reviewer', 'tester', 'admin', ''), anyJson),
     context: fc.oneof(
-      fc.record({ repository: fc.oneof(text, fc.constantFrom('/nonexistent/repo', 'ftp://x/y', 'file:///etc')), branch: text, workItems: fc.oneof(fc.array(text, { maxLength: 3 }), anyJson) }, { requiredKeys: [] }),
+      fc.record(
+        {
+          repository: fc.oneof(text, fc.constantFrom('/nonexistent/repo', 'ftp://x/y', 'file:///etc')),
+          branch: text,
+          workItems: fc.oneof(fc.array(text, { maxLength: 3 }), anyJson),
+        },
+        { requiredKeys: [] },
+      ),
       anyJson,
     ),
     priority: fc.oneof(fc.integer({ min: -5, max: 20 }), anyJson),
-    options: fc.oneof(fc.record({ timeout: fc.oneof(fc.integer(), anyJson), maxRetries: fc.oneof(fc.integer(), anyJson), resources: anyJson }, { requiredKeys: [] }), anyJson),
+    options: fc.oneof(
+      fc.record(
+        { timeout: fc.oneof(fc.integer(), anyJson), maxRetries: fc.oneof(fc.integer(), anyJson), resources: anyJson },
+        { requiredKeys: [] },
+      ),
+      anyJson,
+    ),
     extra: anyJson,
   },
   { requiredKeys: [] },
@@ -64,9 +81,13 @@ describe('fuzzing every public input', () => {
 
   it('answers any spawn body (agents, sessions, federated agents) with a clean 4xx and starts nothing', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(spawnBody, anyJson), fc.constantFrom('/agents/spawn', '/orchestrator/sessions/spawn', '/api/v1/federation/agents/spawn'), async (body, path) => {
-        expectRefusedCleanly(await request(instance.baseUrl, 'POST', path, { json: body, headers: auth() }));
-      }),
+      fc.asyncProperty(
+        fc.oneof(spawnBody, anyJson),
+        fc.constantFrom('/agents/spawn', '/orchestrator/sessions/spawn', '/api/v1/federation/agents/spawn'),
+        async (body, path) => {
+          expectRefusedCleanly(await request(instance.baseUrl, 'POST', path, { json: body, headers: auth() }));
+        },
+      ),
       settings,
     );
     await nothingStarted();
@@ -74,25 +95,61 @@ describe('fuzzing every public input', () => {
 
   it('answers any raw body bytes and content type with a clean 4xx', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', ''), async (raw, contentType) => {
-        const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { rawBody: raw, headers: { ...auth(), ...(contentType ? { 'content-type': contentType } : {}) } });
-        expectRefusedCleanly(response);
-      }),
+      fc.asyncProperty(
+        fc.string({ unit: 'binary', maxLength: 300 }),
+        fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', ''),
+        async (raw, contentType) => {
+          const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+            rawBody: raw,
+            headers: { ...auth(), ...(contentType ? { 'content-type': contentType } : {}) },
+          });
+          expectRefusedCleanly(response);
+        },
+      ),
       settings,
     );
     await nothingStarted();
   });
 
   it('answers any path parameter and query with 2xx or a clean 4xx', async () => {
-    const segment = fc.oneof(text, fc.uuid().map((id) => `agent-${id}`)).map((value) => encodeURIComponent(value));
-    const query = fc.dictionary(fc.constantFrom('state', 'taskId', 'agentType', 'limit', 'cursor', 'lastEventId', 'follow', 'x'), text, { maxKeys: 4 });
+    const segment = fc
+      .oneof(
+        text,
+        fc.uuid().map((id) => `agent-${id}`),
+      )
+      .map((value) => encodeURIComponent(value));
+    const query = fc.dictionary(
+      fc.constantFrom('state', 'taskId', 'agentType', 'limit', 'cursor', 'lastEventId', 'follow', 'x'),
+      text,
+      { maxKeys: 4 },
+    );
     await fc.assert(
-      fc.asyncProperty(segment, query, fc.constantFrom('GET /agents/:id/status', 'POST /agents/:id/kill', 'GET /agents/:id/events', 'GET /orchestrator/sessions/:id/status', 'POST /orchestrator/sessions/:id/kill', 'GET /agents', 'GET /orchestrator/sessions', 'GET /api/v1/federation/commands/:id', 'POST /api/v1/federation/connections/:id/accept'), async (id, params, route) => {
-        const [method = 'GET', pattern = '/'] = route.split(' ');
-        const search = new URLSearchParams(params).toString();
-        const response = await request(instance.baseUrl, method, `${pattern.replace(':id', id)}${search ? `?${search}` : ''}`, { headers: auth() });
-        expectRefusedCleanly(response);
-      }),
+      fc.asyncProperty(
+        segment,
+        query,
+        fc.constantFrom(
+          'GET /agents/:id/status',
+          'POST /agents/:id/kill',
+          'GET /agents/:id/events',
+          'GET /orchestrator/sessions/:id/status',
+          'POST /orchestrator/sessions/:id/kill',
+          'GET /agents',
+          'GET /orchestrator/sessions',
+          'GET /api/v1/federation/commands/:id',
+          'POST /api/v1/federation/connections/:id/accept',
+        ),
+        async (id, params, route) => {
+          const [method = 'GET', pattern = '/'] = route.split(' ');
+          const search = new URLSearchParams(params).toString();
+          const response = await request(
+            instance.baseUrl,
+            method,
+            `${pattern.replace(':id', id)}${search ? `?${search}` : ''}`,
+            { headers: auth() },
+          );
+          expectRefusedCleanly(response);
+        },
+      ),
       settings,
     );
     await nothingStarted();
@@ -105,7 +162,10 @@ describe('fuzzing every public input', () => {
         instanceId: fc.oneof(fc.uuid(), text),
         commandType: fc.oneof(fc.constantFrom('agent.spawn', 'agent.status', 'agent.kill', 'connection.request'), text),
         payload: anyJson,
-        timestamp: fc.oneof(fc.date({ noInvalidDate: true }).map((date) => date.toISOString()), text),
+        timestamp: fc.oneof(
+          fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
+          text,
+        ),
         nonce: text,
       },
       { requiredKeys: [] },
@@ -114,7 +174,10 @@ describe('fuzzing every public input', () => {
     const headerText = text.map((value) => value.replace(/[^\x20-\x7e]/g, ''));
     const headers = fc.record(
       {
-        'signature-input': fc.oneof(headerText, fc.constant('sig1=("@method" "@authority" "@path" "content-digest");created=1;keyid="k";alg="ed25519"')),
+        'signature-input': fc.oneof(
+          headerText,
+          fc.constant('sig1=("@method" "@authority" "@path" "content-digest");created=1;keyid="k";alg="ed25519"'),
+        ),
         signature: fc.oneof(headerText, fc.constant('sig1=:AAAA:')),
         'content-digest': fc.oneof(headerText, fc.constant('sha-256=:AAAA:')),
         'content-type': fc.constantFrom('application/json', 'text/plain'),
@@ -122,11 +185,23 @@ describe('fuzzing every public input', () => {
       { requiredKeys: [] },
     );
     await fc.assert(
-      fc.asyncProperty(fc.oneof(envelope, anyJson), headers, fc.constantFrom('/api/v1/federation/incoming/command', '/api/v1/federation/incoming/event', '/api/v1/federation/handshake'), async (body, extraHeaders, path) => {
-        const response = await request(instance.baseUrl, 'POST', path, { rawBody: JSON.stringify(body), headers: extraHeaders });
-        expectRefusedCleanly(response);
-        expect(response.status).toBeGreaterThanOrEqual(400);
-      }),
+      fc.asyncProperty(
+        fc.oneof(envelope, anyJson),
+        headers,
+        fc.constantFrom(
+          '/api/v1/federation/incoming/command',
+          '/api/v1/federation/incoming/event',
+          '/api/v1/federation/handshake',
+        ),
+        async (body, extraHeaders, path) => {
+          const response = await request(instance.baseUrl, 'POST', path, {
+            rawBody: JSON.stringify(body),
+            headers: extraHeaders,
+          });
+          expectRefusedCleanly(response);
+          expect(response.status).toBeGreaterThanOrEqual(400);
+        },
+      ),
       settings,
     );
     expect(await instance.prisma.federationConnection.count()).toBe(0);

@@ -49,11 +49,16 @@ export class CallbackReceiver {
 
   /** The events of one session in sequence order, each once (what a receiver keeps after deduplicating by eventId). */
   eventsOf(sessionId: string): SessionCallbackBody[] {
-    const byId = new Map(this.accepted.filter((event) => event.sessionId === sessionId).map((event) => [event.eventId, event]));
+    const byId = new Map(
+      this.accepted.filter((event) => event.sessionId === sessionId).map((event) => [event.eventId, event]),
+    );
     return [...byId.values()].sort((a, b) => a.sequence - b.sequence);
   }
 
-  /** Whether an event arrived before one with a lower sequence of the same session (out of order), counting each session once. */
+  /**
+   * Whether an event arrived before one with a lower sequence of the same session (out of order), counting each session
+   * once.
+   */
   outOfOrderSessions(): string[] {
     const highest = new Map<string, number>();
     const broken = new Set<string>();

@@ -17,7 +17,9 @@ export function sampleContainers(docker: Docker, agentId: string): { stop(): Pro
   const sampling = { on: true };
   const done = (async () => {
     while (sampling.on) {
-      const containers = await docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } }).catch(() => []);
+      const containers = await docker
+        .listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } })
+        .catch(() => []);
       most = Math.max(most, containers.length);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -35,8 +37,13 @@ export const containersOf = async (docker: Docker, agentId: string): Promise<num
   (await docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } })).length;
 
 /** The activity types an agent's workflow is running right now. */
-export async function pendingActivityTypes(temporal: Client, agentId: string): Promise<Array<string | null | undefined>> {
-  return ((await temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).map((activity) => activity.activityType?.name);
+export async function pendingActivityTypes(
+  temporal: Client,
+  agentId: string,
+): Promise<Array<string | null | undefined>> {
+  return ((await temporal.workflow.getHandle(agentId).describe()).raw.pendingActivities ?? []).map(
+    (activity) => activity.activityType?.name,
+  );
 }
 
 /**
@@ -81,7 +88,21 @@ export async function startContinuingAgent(
     initialState: 'spawning',
     turnsPerRun: agent.turnsPerRun,
   };
-  await instance.prisma.agent.create({ data: { id: agentId, workspaceId: agent.workspaceId, taskId: agent.taskId, agentType: 'worker', state: 'spawning', context, options: input.options } });
-  const handle = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: agentId, args: [input] });
+  await instance.prisma.agent.create({
+    data: {
+      id: agentId,
+      workspaceId: agent.workspaceId,
+      taskId: agent.taskId,
+      agentType: 'worker',
+      state: 'spawning',
+      context,
+      options: input.options,
+    },
+  });
+  const handle = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, {
+    taskQueue: instance.taskQueue,
+    workflowId: agentId,
+    args: [input],
+  });
   return { agentId, firstRunId: handle.firstExecutionRunId };
 }

@@ -13,7 +13,8 @@ export function adminClient(databaseUrl: string): Client {
 
 export async function createTestDatabase(): Promise<string> {
   const { TEST_TEMPLATE_DATABASE_URL, TEST_DATABASE_PREFIX } = process.env;
-  if (!TEST_TEMPLATE_DATABASE_URL || !TEST_DATABASE_PREFIX) throw new Error('global setup did not run (TEST_* variables missing)');
+  if (!TEST_TEMPLATE_DATABASE_URL || !TEST_DATABASE_PREFIX)
+    throw new Error('global setup did not run (TEST_* variables missing)');
   const template = postgresConnection(TEST_TEMPLATE_DATABASE_URL).database;
   const name = `${TEST_DATABASE_PREFIX}_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   const admin = adminClient(TEST_TEMPLATE_DATABASE_URL);

@@ -57,7 +57,10 @@ export default async function globalSetup(): Promise<void> {
   globalThis.testTemporalEnv = env;
 
   // Bundle the workflows once for the whole run instead of once per test file.
-  const bundle = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: new DefaultLogger('WARN') });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: path.join(ROOT, 'workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
   const bundlePath = path.join(os.tmpdir(), `agent-orchestrator-workflows-${process.pid}.js`);
   await writeFile(bundlePath, bundle.code);
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;

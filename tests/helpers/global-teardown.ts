@@ -9,7 +9,9 @@ export default async function globalTeardown(): Promise<void> {
   // Every database of this run: the template and each instance's copy.
   const admin = adminClient(TEST_TEMPLATE_DATABASE_URL);
   await admin.connect();
-  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${TEST_DATABASE_PREFIX}%`]);
+  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
+    `${TEST_DATABASE_PREFIX}%`,
+  ]);
   for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
   await admin.end();
 }

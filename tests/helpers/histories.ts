@@ -7,7 +7,9 @@ import { promisify } from 'node:util';
 /** Golden histories, one folder per released version (v0.2.0/…): every one replays against today's code. */
 export const HISTORIES_ROOT = path.resolve(__dirname, '../fixtures/histories');
 
-const { version } = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as {
+  version: string;
+};
 /** The folder new recordings go to: the version in package.json, before its release is tagged. */
 export const CURRENT_HISTORIES_DIR = path.join(HISTORIES_ROOT, `v${version}`);
 
@@ -20,7 +22,8 @@ export async function recordHistoryIfRequested(workflowId: string, name: string)
   if (process.env.RECORD_HISTORIES !== '1') return;
   const run = promisify(execFile);
   const tags = await run('git', ['tag', '--list', `v${version}`], { cwd: HISTORIES_ROOT });
-  if (tags.stdout.trim() !== '') throw new Error(`v${version} is released: its histories are kept; bump the version to record`);
+  if (tags.stdout.trim() !== '')
+    throw new Error(`v${version} is released: its histories are kept; bump the version to record`);
   const cli = process.env.TEST_TEMPORAL_CLI ?? '';
   const address = process.env.TEST_TEMPORAL_ADDRESS ?? '';
   const show = ['workflow', 'show', '--workflow-id', workflowId, '--address', address, '--output', 'json'];

@@ -22,7 +22,12 @@ export async function request(
   const response = await fetch(`${baseUrl}${path}`, { method, headers, body, signal });
   const text = await response.text();
   const isJson = response.headers.get('content-type')?.includes('application/json') ?? false;
-  return { status: response.status, headers: response.headers, body: isJson ? (JSON.parse(text) as unknown) : undefined, text };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: isJson ? (JSON.parse(text) as unknown) : undefined,
+    text,
+  };
 }
 
 /** Asserts the API's error envelope and returns its code. */

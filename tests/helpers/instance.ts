@@ -18,7 +18,12 @@ import { freePort } from './ports';
 import { unmountAllUnder } from './workspace';
 import { createApp, type ApiDeps } from '../../api/app';
 import { createApiServer } from '../../api/http-server';
-import { AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL, AgentEventFeed, SESSION_EVENTS_CHANNEL } from '../../domain/agents/agent-event-feed';
+import {
+  AGENT_EVENTS_CHANNEL,
+  AGENT_PROGRESS_CHANNEL,
+  AgentEventFeed,
+  SESSION_EVENTS_CHANNEL,
+} from '../../domain/agents/agent-event-feed';
 import { startCallbackWakeups } from '../../domain/sessions/callback-wakeups';
 import { startPgListener } from '../../platform/pg-listener';
 import { loadConfig, type AppConfig } from '../../config/env';
@@ -37,7 +42,11 @@ import { createInstanceWorkers } from '../../temporal/instance-workers';
  * Where this jest worker's instances log (LOG_LEVEL and up) and the Temporal SDK's warnings go: a file
  * per worker process, so the terminal shows progress and failures only.
  */
-export const TEST_LOG_FILE = path.resolve(__dirname, '../../data/test-logs', `jest-worker-${process.env.JEST_WORKER_ID ?? process.pid}.log`);
+export const TEST_LOG_FILE = path.resolve(
+  __dirname,
+  '../../data/test-logs',
+  `jest-worker-${process.env.JEST_WORKER_ID ?? process.pid}.log`,
+);
 mkdirSync(path.dirname(TEST_LOG_FILE), { recursive: true });
 Runtime.install({
   logger: new DefaultLogger('WARN', (entry) => {
@@ -72,7 +81,13 @@ function capturedLogs(level: string): { destination: pino.DestinationStream; lin
     },
   });
   const file = pino.destination({ dest: TEST_LOG_FILE, append: true, sync: false });
-  return { destination: pino.multistream([{ level, stream: file }, { level: 'debug', stream: memory }]), lines };
+  return {
+    destination: pino.multistream([
+      { level, stream: file },
+      { level: 'debug', stream: memory },
+    ]),
+    lines,
+  };
 }
 
 /**
@@ -92,12 +107,25 @@ async function runWorker(
   await ensureRetentionSchedule(temporal, config);
   const interceptors = { activity: [observeActivities(log, deps.metrics)] };
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
-  const workflows = bundlePath ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } } : { workflowsPath: require.resolve('../../workflows') };
-  const workers = await createInstanceWorkers(config, connection, temporal, log, { activities, interceptors, hostQueue: built.hostQueue, workflows });
+  const workflows = bundlePath
+    ? { workflowBundle: { code: await readFile(bundlePath, 'utf8') } }
+    : { workflowsPath: require.resolve('../../workflows') };
+  const workers = await createInstanceWorkers(config, connection, temporal, log, {
+    activities,
+    interceptors,
+    hostQueue: built.hostQueue,
+    workflows,
+  });
   const running = workers.run();
   const listener = startPgListener(config.DATABASE_URL, [SESSION_EVENTS_CHANNEL], log);
   const wakeups = startCallbackWakeups(listener, temporal, deps.prisma, log);
-  const stopReports = startWorkerHostReports(deps.prisma, deps.docker, temporal, { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS }, () => undefined);
+  const stopReports = startWorkerHostReports(
+    deps.prisma,
+    deps.docker,
+    temporal,
+    { hostId: config.HOST_ID, taskQueue: config.TASK_QUEUE, capacity: config.MAX_CONCURRENT_AGENTS },
+    () => undefined,
+  );
   built.warmPool?.start();
   return async () => {
     stopReports();
@@ -136,13 +164,15 @@ async function serveApi(
 /** The configuration a test instance gets: the run's Temporal server and database, a private data folder. */
 export function testConfig(overrides: Record<string, string> = {}): AppConfig {
   const { TEST_TEMPORAL_ADDRESS, TEST_DATABASE_URL } = process.env;
-  if (!TEST_TEMPORAL_ADDRESS || !TEST_DATABASE_URL) throw new Error('global setup did not run (TEST_* variables missing)');
+  if (!TEST_TEMPORAL_ADDRESS || !TEST_DATABASE_URL)
+    throw new Error('global setup did not run (TEST_* variables missing)');
   return loadConfig({
     ...process.env,
     TEMPORAL_ADDRESS: TEST_TEMPORAL_ADDRESS,
     DATABASE_URL: TEST_DATABASE_URL,
     LOG_LEVEL: 'warn',
-    // The instances of a test talk over loopback, which an instance refuses unless allowed, and agents clone test repositories from the temp folder.
+    // The instances of a test talk over loopback, which an instance refuses unless allowed, and agents clone test
+    // repositories from the temp folder.
     OUTBOUND_ALLOWED_NETWORKS: 'loopback',
     REPOSITORY_LOCAL_ROOTS: realpathSync(os.tmpdir()),
     ...overrides,
@@ -156,7 +186,10 @@ export function testConfig(overrides: Record<string, string> = {}): AppConfig {
  * queues of its own, so test files running side by side never share work. `api: false` leaves the API to
  * a process the test starts on the instance's API_PORT.
  */
-export async function startTestInstance(overrides: Record<string, string> = {}, { worker: withWorker = true, api: withApi = true } = {}): Promise<TestInstance> {
+export async function startTestInstance(
+  overrides: Record<string, string> = {},
+  { worker: withWorker = true, api: withApi = true } = {},
+): Promise<TestInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'agent-orchestrator-test-'));
   // The address is chosen before the app exists: PUBLIC_URL (what signatures cover) must name it.
   const apiPort = overrides.API_PORT ?? String(await freePort());
@@ -182,7 +215,9 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
   const docker = createDockerClient(config.DOCKER_HOST);
 
   const identity = createIdentityHolder(identitySettings(config));
-  const stopWorker = withWorker ? await runWorker(config, { prisma, docker, identity, metrics: workerMetrics }, temporal, workerLog) : () => Promise.resolve();
+  const stopWorker = withWorker
+    ? await runWorker(config, { prisma, docker, identity, metrics: workerMetrics }, temporal, workerLog)
+    : () => Promise.resolve();
 
   const api = withApi ? await serveApi(config, { temporal, temporalProbe, prisma, identity, log }) : null;
 
@@ -200,7 +235,10 @@ export async function startTestInstance(overrides: Record<string, string> = {}, 
     async stop() {
       await api?.stop();
       await stopWorker();
-      await temporal.schedule.getHandle(retentionScheduleId(config.TASK_QUEUE)).delete().catch(() => undefined);
+      await temporal.schedule
+        .getHandle(retentionScheduleId(config.TASK_QUEUE))
+        .delete()
+        .catch(() => undefined);
       await metricsServer.close();
       await Promise.allSettled([prisma.$disconnect(), temporal.connection.close(), temporalProbe.close()]);
       await unmountAllUnder(dataDir); // of agents the test left running: their teardown never came

@@ -41,7 +41,10 @@ async function waitForPort(port: number, open: boolean, what: string): Promise<v
   if ((await answers(port)) !== open) throw new Error(`${what} did not ${open ? 'come up' : 'stop'} on port ${port}`);
 }
 
-const exited = (child: ChildProcess): Promise<void> => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+const exited = (child: ChildProcess): Promise<void> =>
+  new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve()),
+  );
 
 /** A Temporal dev server of its own, whose state lives in a file: a restart keeps every workflow. */
 export async function startPrivateTemporal(): Promise<RestartableService> {
@@ -96,7 +99,10 @@ async function postgresBin(): Promise<string> {
   return stdout.trim();
 }
 
-/** A PostgreSQL cluster of its own (initdb, pg_ctl) on its own port, run as the postgres user, with the project migrated. */
+/**
+ * A PostgreSQL cluster of its own (initdb, pg_ctl) on its own port, run as the postgres user, with the project
+ * migrated.
+ */
 export interface PrivatePostgres extends RestartableService {
   /** The project's database, migrated. */
   readonly databaseUrl: string;
@@ -111,7 +117,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const dataDir = path.join(dir, 'data');
   const { uid, gid } = os.userInfo().uid === 0 ? await postgresIds() : { uid: -1, gid: -1 };
   if (uid !== -1) await chown(dir, uid, gid);
-  const asPostgres = (command: string, args: string[]) => (uid !== -1 ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args));
+  const asPostgres = (command: string, args: string[]) =>
+    uid !== -1 ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
   await asPostgres(path.join(bin, 'initdb'), ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
@@ -128,11 +135,22 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       return urlOf(name);
     },
     async start() {
-      await asPostgres(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start']);
+      await asPostgres(path.join(bin, 'pg_ctl'), [
+        '-D',
+        dataDir,
+        '-o',
+        options,
+        '-l',
+        path.join(dir, 'log'),
+        '-w',
+        'start',
+      ]);
     },
     async stop() {
       // Immediate mode: connections are dropped as in a crash (recovery runs on the next start).
-      await asPostgres(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+      await asPostgres(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(
+        () => undefined,
+      );
     },
     async destroy() {
       await service.stop();
@@ -145,7 +163,10 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
 }
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
-  const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+  const [{ stdout: uid }, { stdout: gid }] = await Promise.all([
+    run('id', ['-u', 'postgres']),
+    run('id', ['-g', 'postgres']),
+  ]);
   return { uid: Number(uid), gid: Number(gid) };
 }
 
@@ -170,7 +191,11 @@ export async function startPrivateDocker(image: string): Promise<PrivateDocker> 
   const log = path.join(os.tmpdir(), `docker-chaos-${id}.log`);
   const args = ['--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', `${execRoot}.pid`, '--host', dockerHost];
   const flags = ['--iptables=false', '--ip-masq=false', '--bridge=none', '--storage-driver=overlay2', '--live-restore'];
-  const daemonAnswers = () => run('docker', ['-H', dockerHost, 'info']).then(() => true, () => false);
+  const daemonAnswers = () =>
+    run('docker', ['-H', dockerHost, 'info']).then(
+      () => true,
+      () => false,
+    );
   let child: ChildProcess | null = null;
   const service: PrivateDocker = {
     address: socket,
@@ -192,13 +217,18 @@ export async function startPrivateDocker(image: string): Promise<PrivateDocker> 
       child = null;
     },
     async destroy() {
-      if (child) await run('sh', ['-c', `docker -H ${dockerHost} ps -aq | xargs -r docker -H ${dockerHost} rm -f`]).catch(() => undefined);
+      if (child)
+        await run('sh', ['-c', `docker -H ${dockerHost} ps -aq | xargs -r docker -H ${dockerHost} rm -f`]).catch(
+          () => undefined,
+        );
       await service.stop();
       // Its containerd and shims outlive the daemon under live-restore; then nothing may stay mounted.
       await run('pkill', ['-KILL', '-f', execRoot]).catch(() => undefined);
       await unmountAllUnder(dataRoot);
       await unmountAllUnder(execRoot);
-      await Promise.all([dataRoot, execRoot, `${execRoot}.pid`, socket, log].map((file) => rm(file, { recursive: true, force: true })));
+      await Promise.all(
+        [dataRoot, execRoot, `${execRoot}.pid`, socket, log].map((file) => rm(file, { recursive: true, force: true })),
+      );
     },
   };
   await service.start();

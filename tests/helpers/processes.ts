@@ -78,7 +78,11 @@ export interface RestartableProcess {
   rssMb(): Promise<number>;
 }
 
-export function restartableProcess(what: string, launch: () => ChildProcess, ready: () => Promise<boolean>): RestartableProcess {
+export function restartableProcess(
+  what: string,
+  launch: () => ChildProcess,
+  ready: () => Promise<boolean>,
+): RestartableProcess {
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   const exits = { crashes: 0, crashed: false, stopping: false };

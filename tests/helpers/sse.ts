@@ -35,7 +35,8 @@ export async function readSse(
         buffer = buffer.slice(boundary + 2);
         boundary = buffer.indexOf('\n\n');
         const fields = block.split('\n').filter((line) => !line.startsWith(':'));
-        const field = (name: string): string | null => fields.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? null;
+        const field = (name: string): string | null =>
+          fields.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? null;
         const data = field('data');
         if (data === null) continue;
         events.push({ id: field('id'), event: field('event') ?? 'message', data });

@@ -17,7 +17,11 @@ export interface WorkflowEnv {
   /** A task queue of this test's own, so tests never take each other's tasks. */
   taskQueue: string;
   /** Starts workers on `queues` (the test's queue and, say, a host's queue) with `activities`, until close. */
-  startWorkers(activities: StubActivities, queues: string[], version?: { deploymentName: string; buildId: string }): Promise<void>;
+  startWorkers(
+    activities: StubActivities,
+    queues: string[],
+    version?: { deploymentName: string; buildId: string },
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,7 +45,9 @@ export async function workflowEnv(): Promise<WorkflowEnv> {
           // Heartbeats (and so cancellations) reach the stubs within a tenth of a second.
           maxHeartbeatThrottleInterval: '100 milliseconds',
           defaultHeartbeatThrottleInterval: '100 milliseconds',
-          ...(version ? { workerDeploymentOptions: { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } } : {}),
+          ...(version
+            ? { workerDeploymentOptions: { version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } }
+            : {}),
         });
         running.push({ worker, done: worker.run() });
       }

@@ -12,9 +12,15 @@ const run = promisify(execFile);
  * Looks into a finished agent's workspace. After teardown a workspace is its unmounted ext4 image
  * (where quotas use loop devices), so it is mounted read-only for the look; otherwise the folder is used.
  */
-export async function withWorkspace<T>(instance: TestInstance, agentId: string, look: (dir: string) => Promise<T>): Promise<T> {
+export async function withWorkspace<T>(
+  instance: TestInstance,
+  agentId: string,
+  look: (dir: string) => Promise<T>,
+): Promise<T> {
   // A workspace that claimed a warm sandbox is a link to its slot, whose image lies beside the slot.
-  const dir = await realpath(path.join(instance.config.DATA_DIR, 'workspaces', agentId)).catch(() => path.join(instance.config.DATA_DIR, 'workspaces', agentId));
+  const dir = await realpath(path.join(instance.config.DATA_DIR, 'workspaces', agentId)).catch(() =>
+    path.join(instance.config.DATA_DIR, 'workspaces', agentId),
+  );
   const image = `${dir}.img`;
   if (!existsSync(image)) return look(dir);
   const mountPoint = await mkdtemp(path.join(os.tmpdir(), 'workspace-look-'));
@@ -36,6 +42,9 @@ export async function unmountAllUnder(dir: string): Promise<void> {
   const under = mounts
     .split('\n')
     .map((line) => line.split(' ')[1])
-    .filter((mountPoint): mountPoint is string => mountPoint !== undefined && (mountPoint === dir || mountPoint.startsWith(`${dir}/`)));
+    .filter(
+      (mountPoint): mountPoint is string =>
+        mountPoint !== undefined && (mountPoint === dir || mountPoint.startsWith(`${dir}/`)),
+    );
   for (const mountPoint of under.reverse()) await run('umount', ['-l', mountPoint]).catch(() => undefined);
 }

@@ -14,7 +14,9 @@ import { waitUntil } from '../helpers/wait';
  * own. Hosts here are worker processes with their own HOST_ID, as on separate machines.
  */
 describe('admission across worker processes and hosts', () => {
-  const model = new FakeAnthropic(byWorkItem({ 'hold a slot': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 120' } })]) }));
+  const model = new FakeAnthropic(
+    byWorkItem({ 'hold a slot': byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 120' } })]) }),
+  );
   let instance: TestInstance;
   let token: string;
   let repository: string;
@@ -32,14 +34,26 @@ describe('admission across worker processes and hosts', () => {
     await model.stop();
   });
 
-  const startWorker = (hostId: string) => workers.push(startWorkerProcess(instance.config, { HOST_ID: hostId, ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url }));
+  const startWorker = (hostId: string) =>
+    workers.push(
+      startWorkerProcess(instance.config, {
+        HOST_ID: hostId,
+        ANTHROPIC_API_KEY: 'test-key',
+        ANTHROPIC_BASE_URL: model.url,
+      }),
+    );
   async function spawn(taskId: string): Promise<{ agentId: string; status: string }> {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['hold a slot'] } } });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['hold a slot'] } },
+    });
     expect(response.status).toBe(202);
     return response.body as { agentId: string; status: string };
   }
-  const state = async (agentId: string) => (await instance.temporal.workflow.getHandle(agentId).query(agentStatusQuery)).state;
-  const running = async (agentId: string) => (await instance.prisma.toolCall.count({ where: { agentId, status: 'started' } })) > 0;
+  const state = async (agentId: string) =>
+    (await instance.temporal.workflow.getHandle(agentId).query(agentStatusQuery)).state;
+  const running = async (agentId: string) =>
+    (await instance.prisma.toolCall.count({ where: { agentId, status: 'started' } })) > 0;
   async function kill(agentId: string): Promise<void> {
     await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: bearer(token) });
     expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('killed');
@@ -54,7 +68,12 @@ describe('admission across worker processes and hosts', () => {
     expect(second.status).toBe('queued');
     await new Promise((resolve) => setTimeout(resolve, 3_000)); // both processes have reported meanwhile
     expect(await state(second.agentId)).toBe('queued');
-    const mine = async () => (await instance.prisma.agent.findMany({ where: { id: { in: [first.agentId, second.agentId] }, hostQueue: { not: null } } })).length;
+    const mine = async () =>
+      (
+        await instance.prisma.agent.findMany({
+          where: { id: { in: [first.agentId, second.agentId] }, hostQueue: { not: null } },
+        })
+      ).length;
     expect(await mine()).toBe(1);
 
     await kill(first.agentId);
@@ -65,7 +84,10 @@ describe('admission across worker processes and hosts', () => {
 
   it('adds a second host’s slot: two agents run at once, on different hosts, and a third waits', async () => {
     startWorker('second-host');
-    await waitUntil(async () => (await instance.prisma.workerHost.count({ where: { hostId: 'second-host' } })) === 1, 30_000);
+    await waitUntil(
+      async () => (await instance.prisma.workerHost.count({ where: { hostId: 'second-host' } })) === 1,
+      30_000,
+    );
     const agents = [await spawn('two-hosts-1'), await spawn('two-hosts-2')];
     for (const { agentId } of agents) await waitUntil(() => running(agentId), 60_000);
     const third = await spawn('two-hosts-3');

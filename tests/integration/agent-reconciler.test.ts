@@ -42,9 +42,14 @@ describe('agent row reconciliation', () => {
   });
 
   async function runningAgent(taskId: string): Promise<string> {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['run a long command'] } } });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['run a long command'] } },
+    });
     const { agentId } = response.body as { agentId: string };
-    await waitUntil(async () => (await instance.temporal.workflow.getHandle(agentId).query(agentStatusQuery)).lastTool === 'bash');
+    await waitUntil(
+      async () => (await instance.temporal.workflow.getHandle(agentId).query(agentStatusQuery)).lastTool === 'bash',
+    );
     return agentId;
   }
   const inThePast = (ms: number) => new Date(Date.now() + 60_000 + ms); // the reconciler's "now", past the start grace
@@ -53,15 +58,36 @@ describe('agent row reconciliation', () => {
     const running = await runningAgent('twin');
     const orphanId = `agent-${randomUUID()}`;
     await instance.prisma.agent.create({
-      data: { id: orphanId, workspaceId, taskId: 'never-started', agentType: 'worker', state: 'spawning', context: { repository, branch: 'main', workItems: ['x'] }, options: {} },
+      data: {
+        id: orphanId,
+        workspaceId,
+        taskId: 'never-started',
+        agentType: 'worker',
+        state: 'spawning',
+        context: { repository, branch: 'main', workItems: ['x'] },
+        options: {},
+      },
     });
 
-    const reconciled = await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime());
+    const reconciled = await reconcileAgentRows(
+      instance.prisma,
+      instance.temporal,
+      createWorkerMetrics(),
+      inThePast(0).getTime(),
+    );
     expect(reconciled.map((agent) => agent.agentId)).not.toContain(running);
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: running } })).toMatchObject({ state: 'running' });
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: orphanId } })).toMatchObject({ state: 'failed', error: expect.stringMatching(/never started/) as string });
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: running } })).toMatchObject({
+      state: 'running',
+    });
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: orphanId } })).toMatchObject({
+      state: 'failed',
+      error: expect.stringMatching(/never started/) as string,
+    });
     // The task is free again: the one-live-agent rule no longer blocks it.
-    const again = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId: 'never-started', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] } } });
+    const again = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId: 'never-started', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] } },
+    });
     expect(again.body).toMatchObject({ existing: false });
     await request(instance.baseUrl, 'POST', `/agents/${running}/kill`, { headers: bearer(token) });
   });
@@ -69,17 +95,43 @@ describe('agent row reconciliation', () => {
   it('marks an agent whose workflow was terminated from the CLI killed, with the reason, and its container is removed', async () => {
     const agentId = await runningAgent('terminated');
     await instance.temporal.workflow.getHandle(agentId).terminate('stuck, terminated by an operator');
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'running' });
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+      state: 'running',
+    });
 
-    const reconciled = await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime());
-    expect(reconciled).toContainEqual({ agentId, state: 'killed', reason: expect.stringMatching(/terminated/) as string });
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'killed', error: expect.stringMatching(/terminated/) as string });
+    const reconciled = await reconcileAgentRows(
+      instance.prisma,
+      instance.temporal,
+      createWorkerMetrics(),
+      inThePast(0).getTime(),
+    );
+    expect(reconciled).toContainEqual({
+      agentId,
+      state: 'killed',
+      reason: expect.stringMatching(/terminated/) as string,
+    });
+    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+      state: 'killed',
+      error: expect.stringMatching(/terminated/) as string,
+    });
     const workspacesDir = path.join(instance.config.DATA_DIR, 'workspaces');
-    await reconcileSandboxes(instance.docker, instance.temporal, `${instance.config.TEMPORAL_NAMESPACE}/${instance.taskQueue}`, workspacesDir);
-    expect(await instance.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null)).toBeNull();
+    await reconcileSandboxes(
+      instance.docker,
+      instance.temporal,
+      `${instance.config.TEMPORAL_NAMESPACE}/${instance.taskQueue}`,
+      workspacesDir,
+    );
+    expect(
+      await instance.docker
+        .getContainer(containerNameFor(agentId))
+        .inspect()
+        .catch(() => null),
+    ).toBeNull();
     expect(await isMounted(path.join(workspacesDir, agentId))).toBe(false);
 
     // Terminal states are final: a second pass changes nothing.
-    expect(await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime())).not.toContainEqual(expect.objectContaining({ agentId }));
+    expect(
+      await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime()),
+    ).not.toContainEqual(expect.objectContaining({ agentId }));
   });
 });

@@ -2,7 +2,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { issueApiToken } from '../../api/auth';
 import { randomUUID } from 'node:crypto';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
-import { AGENT_RUN_WORKFLOW, agentStatusQuery, type AgentRunInput, type AgentStatus } from '../../workflows/agent-run/contract';
+import {
+  AGENT_RUN_WORKFLOW,
+  agentStatusQuery,
+  type AgentRunInput,
+  type AgentStatus,
+} from '../../workflows/agent-run/contract';
 import { containerNameFor } from '../../sandbox-runtime/agent-containers';
 import { byTurn, EDITOR, FakeAnthropic, reply, reportedUsage } from '../../scripts/scripted-model-server';
 import { costOf, DEFAULT_MODEL_PRICES, priceOf } from '../../config/model-prices';
@@ -46,16 +51,21 @@ describe('agents on one instance', () => {
   });
 
   async function spawn(taskId: string, options: Record<string, unknown> = {}): Promise<string> {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: spawnBody(taskId, options), headers: auth() });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: spawnBody(taskId, options),
+      headers: auth(),
+    });
     expect(response.status).toBe(202);
     return (response.body as { agentId: string }).agentId;
   }
 
-
   it('runs a worker agent that edits a file and commits it on the result branch', async () => {
     model.setScript(
       byTurn([
-        reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello from the agent\n' } }),
+        reply.toolUse({
+          name: EDITOR,
+          input: { command: 'create', path: 'hello.txt', file_text: 'hello from the agent\n' },
+        }),
         reply.toolUse({ name: 'bash', input: { command: 'cat hello.txt; id -u' } }),
         reply.text('Added hello.txt.'),
       ]),
@@ -116,7 +126,9 @@ describe('agents on one instance', () => {
     expect(killed.status).toBe(202);
     expect(((await handle.result()) as AgentStatus).state).toBe('killed');
     // The kill removed the sandbox at once, while the tool still ran, before the teardown.
-    const scheduled = ((await handle.fetchHistory()).events ?? []).map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    const scheduled = ((await handle.fetchHistory()).events ?? [])
+      .map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter(Boolean);
     expect(scheduled.slice(-3)).toEqual(['removeSandboxContainer', 'teardownSandbox', 'recordAgentState']);
     await recordHistoryIfRequested(agentId, 'agent-run-killed');
     expect(await containersOf(instance.docker, agentId)).toBe(0);
@@ -143,7 +155,9 @@ describe('agents on one instance', () => {
     expect(((await handle.result()) as AgentStatus).state).toBe('completed');
     await recordHistoryIfRequested(agentId, 'agent-run-retried-429');
     const history = await handle.fetchHistory();
-    const failedAttempts = (history.events ?? []).filter((event) => event.activityTaskStartedEventAttributes?.attempt === 2);
+    const failedAttempts = (history.events ?? []).filter(
+      (event) => event.activityTaskStartedEventAttributes?.attempt === 2,
+    );
     expect(failedAttempts.length).toBe(1);
   });
 
@@ -162,7 +176,10 @@ describe('agents on one instance', () => {
 
   it('reports an out-of-memory kill inside the sandbox instead of hiding it', async () => {
     model.setScript(
-      byTurn([reply.toolUse({ name: 'bash', input: { command: 'python3 -c "x = bytearray(512 * 1024 * 1024)"' } }), reply.text('It ran out of memory.')]),
+      byTurn([
+        reply.toolUse({ name: 'bash', input: { command: 'python3 -c "x = bytearray(512 * 1024 * 1024)"' } }),
+        reply.text('It ran out of memory.'),
+      ]),
     );
     const agentId = await spawn('task-oom', { resources: { memoryMb: 64 } });
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
@@ -184,13 +201,18 @@ describe('agents on one instance', () => {
       ]),
     );
     const before = model.requests.length;
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: { ...spawnBody('task-review'), agentType: 'reviewer' }, headers: auth() });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: { ...spawnBody('task-review'), agentType: 'reviewer' },
+      headers: auth(),
+    });
     const { agentId } = response.body as { agentId: string };
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('completed');
     const calls = model.requests.slice(before);
     expect(calls[0]!.body.tools?.map((tool) => tool.name)).toEqual([EDITOR, 'search_files']);
-    expect(JSON.stringify(calls[1]!.body.messages.at(-1))).toContain("the reviewer's editor is read-only: create is refused");
+    expect(JSON.stringify(calls[1]!.body.messages.at(-1))).toContain(
+      "the reviewer's editor is read-only: create is refused",
+    );
     expect(JSON.stringify(calls[2]!.body.messages.at(-1))).toContain('print(\\"hi\\")');
     const result = await instance.prisma.agentResult.findUniqueOrThrow({ where: { agentId } });
     expect(result).toMatchObject({ commitSha: null, diff: '' });
@@ -198,9 +220,15 @@ describe('agents on one instance', () => {
 
   it("lets a tester run the project's tests and records their exit code and output", async () => {
     const testedRepository = await createRepository({ 'test.sh': 'echo "3 passing, 1 failing"\nexit 1\n' });
-    model.setScript(byTurn([reply.toolUse({ name: 'run_tests', input: { command: 'sh test.sh' } }), reply.text('One test fails.')]));
+    model.setScript(
+      byTurn([reply.toolUse({ name: 'run_tests', input: { command: 'sh test.sh' } }), reply.text('One test fails.')]),
+    );
     const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
-      json: { taskId: 'task-test', agentType: 'tester', context: { repository: testedRepository, branch: 'main', workItems: ['Run the tests'] } },
+      json: {
+        taskId: 'task-test',
+        agentType: 'tester',
+        context: { repository: testedRepository, branch: 'main', workItems: ['Run the tests'] },
+      },
       headers: auth(),
     });
     const { agentId } = response.body as { agentId: string };
@@ -216,7 +244,9 @@ describe('agents on one instance', () => {
     const turnsAgent = await spawn('task-turns', { maxTurns: 2 });
     await expect(instance.temporal.workflow.getHandle(turnsAgent).result()).rejects.toBeInstanceOf(WorkflowFailedError);
     const budgetAgent = await spawn('task-budget', { tokenBudget: 2500 });
-    await expect(instance.temporal.workflow.getHandle(budgetAgent).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    await expect(instance.temporal.workflow.getHandle(budgetAgent).result()).rejects.toBeInstanceOf(
+      WorkflowFailedError,
+    );
     model.setScript(byTurn([]));
 
     const turns = await instance.prisma.agent.findUniqueOrThrow({ where: { id: turnsAgent } });
@@ -224,15 +254,23 @@ describe('agents on one instance', () => {
     const budget = await instance.prisma.agent.findUniqueOrThrow({ where: { id: budgetAgent } });
     // The budget counts every token billed, cache writes and reads included.
     expect(budget.state).toBe('failed');
-    const spent = Number(/^stopped after spending (\d+) tokens, over the budget of 2500$/.exec(budget.error ?? '')?.[1]);
-    expect(spent).toBe(budget.inputTokens + budget.outputTokens + budget.cacheCreationInputTokens + budget.cacheReadInputTokens);
+    const spent = Number(
+      /^stopped after spending (\d+) tokens, over the budget of 2500$/.exec(budget.error ?? '')?.[1],
+    );
+    expect(spent).toBe(
+      budget.inputTokens + budget.outputTokens + budget.cacheCreationInputTokens + budget.cacheReadInputTokens,
+    );
     expect(budget.cacheReadInputTokens).toBeGreaterThan(0);
     expect(await containersOf(instance.docker, turnsAgent)).toBe(0);
     expect(await containersOf(instance.docker, budgetAgent)).toBe(0);
   });
 
   it('continues as new every few turns, carrying the run over without a second sandbox', async () => {
-    model.setScript((recorded) => (recorded.turn < 5 ? reply.toolUse({ name: 'bash', input: { command: `echo turn ${recorded.turn} >> turns.txt` } }) : reply.text('Five turns done.')));
+    model.setScript((recorded) =>
+      recorded.turn < 5
+        ? reply.toolUse({ name: 'bash', input: { command: `echo turn ${recorded.turn} >> turns.txt` } })
+        : reply.text('Five turns done.'),
+    );
     const agentId = `agent-${randomUUID()}`;
     const input: AgentRunInput = {
       agentId,
@@ -244,8 +282,22 @@ describe('agents on one instance', () => {
       initialState: 'spawning',
       turnsPerRun: 2,
     };
-    await instance.prisma.agent.create({ data: { id: agentId, workspaceId, taskId: input.taskId, agentType: 'worker', state: 'spawning', context: input.context, options: input.options } });
-    const first = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: instance.taskQueue, workflowId: agentId, args: [input] });
+    await instance.prisma.agent.create({
+      data: {
+        id: agentId,
+        workspaceId,
+        taskId: input.taskId,
+        agentType: 'worker',
+        state: 'spawning',
+        context: input.context,
+        options: input.options,
+      },
+    });
+    const first = await instance.temporal.workflow.start(AGENT_RUN_WORKFLOW, {
+      taskQueue: instance.taskQueue,
+      workflowId: agentId,
+      args: [input],
+    });
     const final = (await first.result()) as AgentStatus;
     expect(final).toMatchObject({ state: 'completed', turn: 6 });
     // The usage and cost carried over from run to run add up to what the API reported for all six turns.
@@ -277,14 +329,18 @@ describe('agents on one instance', () => {
     for (const agentId of [first, second]) {
       const calls = await instance.prisma.toolCall.findMany({ where: { agentId } });
       expect(calls.map((call) => [call.name, call.status, call.exitCode])).toEqual([['bash', 'finished', 0]]);
-      expect(await withWorkspace(instance, agentId, (workspace) => git(workspace, 'show', `agent/${agentId}:ran.txt`))).toBe('ran');
+      expect(
+        await withWorkspace(instance, agentId, (workspace) => git(workspace, 'show', `agent/${agentId}:ran.txt`)),
+      ).toBe('ran');
     }
   });
 
   it('reports a sandbox that exits unexpectedly instead of hiding it', async () => {
     model.setScript(byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]));
     const agentId = await spawn('task-crashed-sandbox');
-    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null);
+    await waitUntil(
+      async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, status: 'started' } })) !== null,
+    );
     await instance.docker.getContainer(containerNameFor(agentId)).kill();
     await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toBeInstanceOf(WorkflowFailedError);
     const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });

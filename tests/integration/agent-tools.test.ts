@@ -21,7 +21,11 @@ function resultOf(requests: RecordedRequest[], turn: number): { text: string; is
 describe('the bash tool and the text editor in the sandbox', () => {
   const model = new FakeAnthropic(
     byTurn([
-      reply.toolUse(call.bash('mkdir -p src/deep && cd src && export GREETING=hello && NAME=world && alias say=echo && greet() { echo "hi $1"; }')),
+      reply.toolUse(
+        call.bash(
+          'mkdir -p src/deep && cd src && export GREETING=hello && NAME=world && alias say=echo && greet() { echo "hi $1"; }',
+        ),
+      ),
       reply.toolUse(call.bash('pwd; echo "$GREETING $NAME"; say aliased; greet fn; exit 3')),
       reply.toolUse(call.bash('pwd; echo "still $GREETING"')),
       reply.toolUse(call.restartBash()),
@@ -53,7 +57,11 @@ describe('the bash tool and the text editor in the sandbox', () => {
   it('keeps a bash session between calls, restarts it, and edits files with the editor', async () => {
     const repository = await createRepository({ 'README.md': '# Tools\n' });
     const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
-      json: { taskId: 'task-tools', agentType: 'worker', context: { repository, branch: 'main', workItems: ['Use the tools'] } },
+      json: {
+        taskId: 'task-tools',
+        agentType: 'worker',
+        context: { repository, branch: 'main', workItems: ['Use the tools'] },
+      },
       headers: { authorization: `Bearer ${token}` },
     });
     expect(spawned.status).toBe(202);
@@ -70,12 +78,17 @@ describe('the bash tool and the text editor in the sandbox', () => {
     expect(resultOf(requests, 4).text).toBe('exit code 0\n/workspace\n[unset]\n');
 
     // The editor: create, a unique replacement, an ambiguous one refused, an insert, views with line numbers.
-    expect(resultOf(requests, 5)).toEqual({ text: 'File created successfully at: /workspace/src/notes.txt\n', isError: false });
+    expect(resultOf(requests, 5)).toEqual({
+      text: 'File created successfully at: /workspace/src/notes.txt\n',
+      isError: false,
+    });
     expect(resultOf(requests, 6).isError).toBe(false);
     expect(resultOf(requests, 7).isError).toBe(true);
     expect(resultOf(requests, 7).text).toContain('old_str appears 2 times');
     expect(resultOf(requests, 8).isError).toBe(false);
-    expect(resultOf(requests, 9).text).toBe('     1\talpha\n     2\tinserted\n     3\tBETA\n     4\talpha beta\n     5\t\n');
+    expect(resultOf(requests, 9).text).toBe(
+      '     1\talpha\n     2\tinserted\n     3\tBETA\n     4\talpha beta\n     5\t\n',
+    );
     expect(resultOf(requests, 10).text).toBe('     2\tinserted\n     3\tBETA\n');
     expect(resultOf(requests, 11).text).toContain('/workspace/src/deep/');
     expect(resultOf(requests, 11).text).toContain('/workspace/src/notes.txt');

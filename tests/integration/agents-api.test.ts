@@ -49,7 +49,10 @@ describe('orchestrator API', () => {
   }
 
   async function spawnAndFinish(taskId: string, agentType = 'worker'): Promise<string> {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: body(taskId, { agentType }), headers: as(token) });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: body(taskId, { agentType }),
+      headers: as(token),
+    });
     expect(response.status).toBe(202);
     const { agentId } = response.body as { agentId: string };
     await instance.temporal.workflow.getHandle(agentId).result();
@@ -67,7 +70,9 @@ describe('orchestrator API', () => {
       ['GET', '/agents/agent-00000000-0000-0000-0000-000000000000/status'],
       ['POST', '/agents/agent-00000000-0000-0000-0000-000000000000/kill'],
     ] as const) {
-      const response = await nothingStarted(() => request(instance.baseUrl, method, path, { ...(method === 'POST' ? { json: body('t') } : {}), headers }));
+      const response = await nothingStarted(() =>
+        request(instance.baseUrl, method, path, { ...(method === 'POST' ? { json: body('t') } : {}), headers }),
+      );
       expect(response.status).toBe(401);
       expect(errorCode(response)).toBe('unauthorized');
     }
@@ -78,15 +83,25 @@ describe('orchestrator API', () => {
     ['a taskId with spaces', { taskId: 'has spaces' }, 400],
     ['an unknown agentType', { agentType: 'admin' }, 400],
     ['a branch that escapes', { context: { repository: '/tmp/x', branch: '../main', workItems: [] } }, 400],
-    ['a branch that looks like an option', { context: { repository: '/tmp/x', branch: '-upload-pack=evil', workItems: [] } }, 400],
+    [
+      'a branch that looks like an option',
+      { context: { repository: '/tmp/x', branch: '-upload-pack=evil', workItems: [] } },
+      400,
+    ],
     ['workItems that are not a list', { context: { repository: '/tmp/x', branch: 'main', workItems: 'do it' } }, 400],
-    ['an unknown context field', { context: { repository: '/tmp/x', branch: 'main', workItems: [], shell: 'rm -rf /' } }, 400],
+    [
+      'an unknown context field',
+      { context: { repository: '/tmp/x', branch: 'main', workItems: [], shell: 'rm -rf /' } },
+      400,
+    ],
     ['a negative timeout', { options: { timeout: -1 } }, 400],
     ['too much memory', { options: { resources: { memoryMb: 1_000_000 } } }, 400],
     ['an unknown option', { options: { privileged: true } }, 400],
     ['an unknown top-level field', { extra: 1 }, 400],
   ])('rejects a spawn with %s: JSON 400, nothing started', async (_name, overrides, status) => {
-    const response = await nothingStarted(() => request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('bad', overrides), headers: as(token) }));
+    const response = await nothingStarted(() =>
+      request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('bad', overrides), headers: as(token) }),
+    );
     expect(response.status).toBe(status);
     expect(errorCode(response)).toBe('validation_failed');
   });
@@ -94,10 +109,19 @@ describe('orchestrator API', () => {
   it.each([
     ['malformed JSON', '{"taskId": ', 'application/json', 400, 'invalid_json'],
     ['a non-JSON body', 'taskId=x', 'text/plain', 415, 'unsupported_media_type'],
-    ['an oversized body', JSON.stringify(body('big', { context: { repository: 'x', branch: 'main', workItems: ['x'.repeat(300_000)] } })), 'application/json', 413, 'payload_too_large'],
+    [
+      'an oversized body',
+      JSON.stringify(body('big', { context: { repository: 'x', branch: 'main', workItems: ['x'.repeat(300_000)] } })),
+      'application/json',
+      413,
+      'payload_too_large',
+    ],
   ])('rejects %s with the right JSON error, nothing started', async (_name, rawBody, contentType, status, code) => {
     const response: JsonResponse = await nothingStarted(() =>
-      request(instance.baseUrl, 'POST', '/agents/spawn', { rawBody, headers: { ...as(token), 'content-type': contentType } }),
+      request(instance.baseUrl, 'POST', '/agents/spawn', {
+        rawBody,
+        headers: { ...as(token), 'content-type': contentType },
+      }),
     );
     expect(response.status).toBe(status);
     expect(errorCode(response)).toBe(code);
@@ -105,7 +129,10 @@ describe('orchestrator API', () => {
 
   it('answers 404 for unknown agents, 400 for malformed ids and 403 for another workspace’s', async () => {
     const unknown = 'agent-00000000-0000-0000-0000-000000000000';
-    for (const [method, suffix] of [['GET', 'status'], ['POST', 'kill']] as const) {
+    for (const [method, suffix] of [
+      ['GET', 'status'],
+      ['POST', 'kill'],
+    ] as const) {
       const missing = await request(instance.baseUrl, method, `/agents/${unknown}/${suffix}`, { headers: as(token) });
       expect(missing.status).toBe(404);
       expect(errorCode(missing)).toBe('not_found');
@@ -114,8 +141,13 @@ describe('orchestrator API', () => {
     }
 
     const agentId = await spawnAndFinish('task-owned');
-    for (const [method, suffix] of [['GET', 'status'], ['POST', 'kill']] as const) {
-      const foreign = await request(instance.baseUrl, method, `/agents/${agentId}/${suffix}`, { headers: as(otherToken) });
+    for (const [method, suffix] of [
+      ['GET', 'status'],
+      ['POST', 'kill'],
+    ] as const) {
+      const foreign = await request(instance.baseUrl, method, `/agents/${agentId}/${suffix}`, {
+        headers: as(otherToken),
+      });
       expect(foreign.status).toBe(403);
       expect(errorCode(foreign)).toBe('forbidden');
     }
@@ -125,44 +157,76 @@ describe('orchestrator API', () => {
 
   it('returns the live agent for a second spawn of the same task instead of starting another', async () => {
     model.setScript(byTurn([{ ...reply.text('slow'), delayMs: 60_000 }]));
-    const first = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('task-dup'), headers: as(token) });
+    const first = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: body('task-dup'),
+      headers: as(token),
+    });
     expect(first.status).toBe(202);
     const { agentId } = first.body as { agentId: string };
-    const second = await nothingStarted(() => request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('task-dup'), headers: as(token) }));
+    const second = await nothingStarted(() =>
+      request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('task-dup'), headers: as(token) }),
+    );
     expect(second.status).toBe(200);
     expect(second.body).toMatchObject({ agentId, existing: true });
 
     // Another workspace's task of the same name is its own.
-    const other = await request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('task-dup'), headers: as(otherToken) });
+    const other = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: body('task-dup'),
+      headers: as(otherToken),
+    });
     expect(other.status).toBe(202);
 
-    for (const [id, bearer] of [[agentId, token], [(other.body as { agentId: string }).agentId, otherToken]] as const) {
+    for (const [id, bearer] of [
+      [agentId, token],
+      [(other.body as { agentId: string }).agentId, otherToken],
+    ] as const) {
       await request(instance.baseUrl, 'POST', `/agents/${id}/kill`, { headers: as(bearer) });
       expect(((await instance.temporal.workflow.getHandle(id).result()) as AgentStatus).state).toBe('killed');
     }
     model.setScript(byTurn([reply.text('Done.')]));
     // Once the first one is finished, the task can run again.
-    expect((await request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('task-dup'), headers: as(token) })).status).toBe(202);
+    expect(
+      (await request(instance.baseUrl, 'POST', '/agents/spawn', { json: body('task-dup'), headers: as(token) })).status,
+    ).toBe(202);
   });
 
   it('lists the workspace’s agents newest first with filters and cursor pagination', async () => {
-    const ids = [await spawnAndFinish('list-a'), await spawnAndFinish('list-b'), await spawnAndFinish('list-c', 'reviewer')];
+    const ids = [
+      await spawnAndFinish('list-a'),
+      await spawnAndFinish('list-b'),
+      await spawnAndFinish('list-c', 'reviewer'),
+    ];
     const first = await request(instance.baseUrl, 'GET', '/agents?limit=2', { headers: as(token) });
     expect(first.status).toBe(200);
     const page1 = first.body as { agents: Array<{ agentId: string }>; nextCursor: string };
     expect(page1.agents.map((agent) => agent.agentId)).toEqual([ids[2], ids[1]]);
-    const second = await request(instance.baseUrl, 'GET', `/agents?limit=2&cursor=${page1.nextCursor}`, { headers: as(token) });
+    const second = await request(instance.baseUrl, 'GET', `/agents?limit=2&cursor=${page1.nextCursor}`, {
+      headers: as(token),
+    });
     expect((second.body as { agents: Array<{ agentId: string }> }).agents[0]!.agentId).toBe(ids[0]);
 
-    const reviewers = await request(instance.baseUrl, 'GET', '/agents?agentType=reviewer&state=completed', { headers: as(token) });
-    expect((reviewers.body as { agents: Array<{ agentId: string }> }).agents.map((agent) => agent.agentId)).toEqual([ids[2]]);
+    const reviewers = await request(instance.baseUrl, 'GET', '/agents?agentType=reviewer&state=completed', {
+      headers: as(token),
+    });
+    expect((reviewers.body as { agents: Array<{ agentId: string }> }).agents.map((agent) => agent.agentId)).toEqual([
+      ids[2],
+    ]);
     const byTask = await request(instance.baseUrl, 'GET', '/agents?taskId=list-b', { headers: as(token) });
-    expect((byTask.body as { agents: Array<{ agentId: string }> }).agents.map((agent) => agent.agentId)).toEqual([ids[1]]);
+    expect((byTask.body as { agents: Array<{ agentId: string }> }).agents.map((agent) => agent.agentId)).toEqual([
+      ids[1],
+    ]);
 
     const foreign = await request(instance.baseUrl, 'GET', '/agents?taskId=list-b', { headers: as(otherToken) });
     expect((foreign.body as { agents: unknown[] }).agents).toEqual([]);
 
-    for (const query of ['state=sleeping', 'limit=0', 'limit=1000', 'cursor=%%%', 'cursor=bm90LWEtY3Vyc29y', 'unknown=1']) {
+    for (const query of [
+      'state=sleeping',
+      'limit=0',
+      'limit=1000',
+      'cursor=%%%',
+      'cursor=bm90LWEtY3Vyc29y',
+      'unknown=1',
+    ]) {
       const bad = await request(instance.baseUrl, 'GET', `/agents?${query}`, { headers: as(token) });
       expect(bad.status).toBe(400);
       errorCode(bad);
@@ -172,6 +236,8 @@ describe('orchestrator API', () => {
   it('documents the agent endpoints in the OpenAPI document generated from the schemas', async () => {
     const document = await request(instance.baseUrl, 'GET', '/openapi.json');
     const paths = Object.keys((document.body as { paths: Record<string, unknown> }).paths);
-    expect(paths).toEqual(expect.arrayContaining(['/agents/spawn', '/agents', '/agents/{agentId}/status', '/agents/{agentId}/kill']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['/agents/spawn', '/agents', '/agents/{agentId}/status', '/agents/{agentId}/kill']),
+    );
   });
 });

@@ -16,7 +16,9 @@ describe('benchmark smoke run', () => {
     const positive = (value: number): void => expect(value).toBeGreaterThan(0);
     expect(results.spawn.ours.count).toBe(scale.spawnRounds);
     expect(results.spawn.baseline.count).toBe(scale.spawnRounds);
-    [results.spawn.ours.p50, results.spawn.baseline.p50, results.kill.ours.p99, results.kill.baseline.p50].forEach(positive);
+    [results.spawn.ours.p50, results.spawn.baseline.p50, results.kill.ours.p99, results.kill.baseline.p50].forEach(
+      positive,
+    );
     for (const phase of SPAWN_PHASES) expect(Number.isFinite(results.spawn.profileMedianMs[phase])).toBe(true);
     // With the pool, the sandbox existed before the spawn: the engine reported no create or start for it.
     expect(results.pooled.ours.count).toBe(scale.spawnRounds);
@@ -29,7 +31,13 @@ describe('benchmark smoke run', () => {
     [results.verification.bareVerifiesPerSecond, results.verification.commandVerificationsPerSecond].forEach(positive);
     expect(results.burst.agents).toBe(scale.burstAgents);
     expect(results.burst.spawnToRunning.count).toBe(scale.burstAgents);
-    [results.burst.allRunningMs, results.burst.bareAllStartedMs, results.burst.allGoneMs, results.burst.idleWorkerRssMb, results.burst.liveWorkerRssMb].forEach(positive);
+    [
+      results.burst.allRunningMs,
+      results.burst.bareAllStartedMs,
+      results.burst.allGoneMs,
+      results.burst.idleWorkerRssMb,
+      results.burst.liveWorkerRssMb,
+    ].forEach(positive);
     for (const phase of SPAWN_PHASES) expect(Number.isFinite(results.burst.profileMedianMs[phase])).toBe(true);
     expect(results.burst.answered.count).toBe(scale.burstAgents);
     positive(results.burst.answered.p50);

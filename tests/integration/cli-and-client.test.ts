@@ -50,10 +50,14 @@ describe('the typed client and the CLI', () => {
 
   const cli = async (...args: string[]): Promise<CliRun> => {
     try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), ...args], {
-        env: { ...process.env, ORCHESTRATOR_URL: instance.baseUrl, ORCHESTRATOR_TOKEN: token },
-        timeout: 120_000,
-      });
+      const { stdout, stderr } = await promisify(execFile)(
+        process.execPath,
+        [path.join(ROOT, 'dist/cli/main.js'), ...args],
+        {
+          env: { ...process.env, ORCHESTRATOR_URL: instance.baseUrl, ORCHESTRATOR_TOKEN: token },
+          timeout: 120_000,
+        },
+      );
       return { code: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code?: number; stdout?: string; stderr?: string };
@@ -61,14 +65,26 @@ describe('the typed client and the CLI', () => {
     }
   };
 
-  it('covers every operation of the served OpenAPI document and calls no other (but the peers\' signed ones)', async () => {
-    const document = (await (await fetch(`${instance.baseUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+  it("covers every operation of the served OpenAPI document and calls no other (but the peers' signed ones)", async () => {
+    const document = (await (await fetch(`${instance.baseUrl}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     for (const [name, route] of Object.entries(CLIENT_ROUTES)) {
-      expect({ name, operation: document.paths[route.path]?.[route.method] !== undefined }).toEqual({ name, operation: true });
+      expect({ name, operation: document.paths[route.path]?.[route.method] !== undefined }).toEqual({
+        name,
+        operation: true,
+      });
     }
-    const documented = Object.entries(document.paths).flatMap(([routePath, methods]) => Object.keys(methods).map((method) => `${method} ${routePath}`));
+    const documented = Object.entries(document.paths).flatMap(([routePath, methods]) =>
+      Object.keys(methods).map((method) => `${method} ${routePath}`),
+    );
     const covered = new Set(Object.values(CLIENT_ROUTES).map((route) => `${route.method} ${route.path}`));
-    expect(documented.filter((operation) => !covered.has(operation) && !PEER_ONLY_ROUTES.some((peerPath) => operation.endsWith(` ${peerPath}`)))).toEqual([]);
+    expect(
+      documented.filter(
+        (operation) =>
+          !covered.has(operation) && !PEER_ONLY_ROUTES.some((peerPath) => operation.endsWith(` ${peerPath}`)),
+      ),
+    ).toEqual([]);
   });
 
   it('spawns, reads, lists, follows and kills through the client; answers match the server schemas', async () => {
@@ -79,21 +95,40 @@ describe('the typed client and the CLI', () => {
     expect(await client.instance()).toMatchObject({ instanceId: instance.identity.current().instanceId });
     expect(await client.connections()).toEqual({ connections: [] });
     expect(await client.federationEvents()).toEqual({ events: [] });
-    const spawned = await client.spawnAgent({ taskId: 'client-1', agentType: 'worker', context: { repository, branch: 'main', workItems: ['quick job'] } });
+    const spawned = await client.spawnAgent({
+      taskId: 'client-1',
+      agentType: 'worker',
+      context: { repository, branch: 'main', workItems: ['quick job'] },
+    });
     const events = [];
     for await (const event of client.agentEvents(spawned.agentId)) events.push(event);
     expect(events.at(-1)).toMatchObject({ type: 'state', data: { state: 'completed' } });
-    expect(AgentViewSchema.parse(await client.agentStatus(spawned.agentId))).toMatchObject({ state: 'completed', turn: 2 });
-    expect(AgentListSchema.parse(await client.listAgents({ state: 'completed' })).agents.map((agent) => agent.agentId)).toContain(spawned.agentId);
+    expect(AgentViewSchema.parse(await client.agentStatus(spawned.agentId))).toMatchObject({
+      state: 'completed',
+      turn: 2,
+    });
+    expect(
+      AgentListSchema.parse(await client.listAgents({ state: 'completed' })).agents.map((agent) => agent.agentId),
+    ).toContain(spawned.agentId);
     expect(await client.eventsSoFar(spawned.agentId)).toEqual(events);
 
-    const session = await client.spawnSession({ task: { id: 'client-session', title: 'A session', repository, branch: 'main', workItems: ['sleep long'] } });
+    const session = await client.spawnSession({
+      task: { id: 'client-session', title: 'A session', repository, branch: 'main', workItems: ['sleep long'] },
+    });
     await waitUntil(async () => (await client.sessionStatus(session.sessionId)).agent.lastTool === 'bash', 60_000);
-    expect(SessionViewSchema.parse(await client.sessionStatus(session.sessionId))).toMatchObject({ sessionId: session.sessionId, state: 'running', callback: null });
+    expect(SessionViewSchema.parse(await client.sessionStatus(session.sessionId))).toMatchObject({
+      sessionId: session.sessionId,
+      state: 'running',
+      callback: null,
+    });
     await client.killSession(session.sessionId);
     await waitUntil(async () => (await client.sessionStatus(session.sessionId)).state === 'killed', 30_000);
     // The live status can say killed a moment before the agent's row (which a kill is checked against) does.
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: session.sessionId } })).state === 'killed', 10_000);
+    await waitUntil(
+      async () =>
+        (await instance.prisma.agent.findUniqueOrThrow({ where: { id: session.sessionId } })).state === 'killed',
+      10_000,
+    );
     const refused = await client.killAgent(session.sessionId).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ApiRequestError);
     expect(refused).toMatchObject({ status: 409, code: 'already_finished' });
@@ -126,7 +161,10 @@ describe('the typed client and the CLI', () => {
     expect(spawned.code).toBe(0);
     const { agentId } = JSON.parse(spawned.stdout) as { agentId: string };
     const watching = cli('watch', agentId);
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).lastTool === 'bash', 60_000);
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).lastTool === 'bash',
+      60_000,
+    );
     expect((await cli('kill', agentId)).code).toBe(0);
     const watched = await watching;
     expect(watched.code).toBe(4);

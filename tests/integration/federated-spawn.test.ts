@@ -10,7 +10,14 @@ import { signRequest } from '../../federation/messages';
 import { byTurn, byWorkItem, FakeAnthropic, reply, type Script, EDITOR } from '../../scripts/scripted-model-server';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import type { FederatedAgentStatus } from '../../workflows/federated-spawn/contract';
-import { bearer, federatedSpawnBody, linkInstances, spawnedAgentId, spawnThroughHub, type Link } from '../helpers/federation';
+import {
+  bearer,
+  federatedSpawnBody,
+  linkInstances,
+  spawnedAgentId,
+  spawnThroughHub,
+  type Link,
+} from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
@@ -25,7 +32,10 @@ import { waitUntil } from '../helpers/wait';
  */
 const scripts: Record<string, Script> = {
   'write hello': byTurn([
-    reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'hello.txt', file_text: 'hello from the spoke\n' } }),
+    reply.toolUse({
+      name: EDITOR,
+      input: { command: 'create', path: 'hello.txt', file_text: 'hello from the spoke\n' },
+    }),
     reply.toolUse({ name: 'bash', input: { command: 'sleep 2; cat hello.txt' } }),
     reply.text('Wrote hello.txt on the spoke.'),
   ]),
@@ -54,11 +64,17 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     await model.stop();
   });
 
-  const spawnOnSpoke = (taskId: string, workItem: string): Promise<JsonResponse> => spawnThroughHub(hub, link, { taskId, repository, workItem });
-  const hubStatus = async (agentId: string, token = link.hubToken) => request(hub.baseUrl, 'GET', `/api/v1/federation/agents/${agentId}/status`, { headers: bearer(token) });
-  const statusData = async (agentId: string) => ((await hubStatus(agentId)).body as { data: Record<string, unknown> & { status: string } }).data;
+  const spawnOnSpoke = (taskId: string, workItem: string): Promise<JsonResponse> =>
+    spawnThroughHub(hub, link, { taskId, repository, workItem });
+  const hubStatus = async (agentId: string, token = link.hubToken) =>
+    request(hub.baseUrl, 'GET', `/api/v1/federation/agents/${agentId}/status`, { headers: bearer(token) });
+  const statusData = async (agentId: string) =>
+    ((await hubStatus(agentId)).body as { data: Record<string, unknown> & { status: string } }).data;
   const remoteAgentOf = async (agentId: string): Promise<string> => {
-    await waitUntil(async () => (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId !== null, 20_000);
+    await waitUntil(
+      async () => (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId !== null,
+      20_000,
+    );
     return (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId ?? '';
   };
 
@@ -76,7 +92,11 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       return live.status === 'running' && ((live.progress as { turn: number } | null)?.turn ?? 0) >= 2;
     }, 20_000);
     const running = await statusData(agentId);
-    expect(running).toMatchObject({ status: 'running', following: 'following', remoteInstance: { instanceId: spoke.identity.current().instanceId, connectionId: link.hubConnectionId } });
+    expect(running).toMatchObject({
+      status: 'running',
+      following: 'following',
+      remoteInstance: { instanceId: spoke.identity.current().instanceId, connectionId: link.hubConnectionId },
+    });
     expect(running.lastContactAt).toEqual(expect.any(String));
     expect(running.startedAt).toEqual(expect.any(String));
 
@@ -84,64 +104,106 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     expect(final.state).toBe('completed');
     await recordHistoryIfRequested(agentId, 'federated-spawn-completed');
     const done = await statusData(agentId);
-    expect(done).toMatchObject({ status: 'completed', following: 'ended', result: { summary: 'Wrote hello.txt on the spoke.' } });
+    expect(done).toMatchObject({
+      status: 'completed',
+      following: 'ended',
+      result: { summary: 'Wrote hello.txt on the spoke.' },
+    });
     expect((done.result as { diff: string }).diff).toContain('+hello from the spoke');
     expect((done.result as { commitSha: string | null }).commitSha).toMatch(/^[0-9a-f]{40}$/);
 
     // One agent on the spoke, spawned by this hub's message, and it is the one the hub followed.
     const remote = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
     const onSpoke = await spoke.prisma.agent.findMany({ where: { originMessageId: remote.spawnMessageId } });
-    expect(onSpoke.map((row) => [row.id, row.state, row.originConnectionId])).toEqual([[remote.remoteAgentId, 'completed', link.spokeConnectionId]]);
+    expect(onSpoke.map((row) => [row.id, row.state, row.originConnectionId])).toEqual([
+      [remote.remoteAgentId, 'completed', link.spokeConnectionId],
+    ]);
     await recordHistoryIfRequested(`${remote.remoteAgentId ?? ''}-hub-events`, 'hub-event-delivery-completed');
     await recordHistoryIfRequested(remote.remoteAgentId ?? '', 'agent-run-for-hub');
 
     // Events did the following: the spoke was asked once, for the result, after its terminal event.
-    const asked = await spoke.prisma.federationCommand.findMany({ where: { connectionId: link.spokeConnectionId, direction: 'inbound', commandType: 'agent.status', payload: { equals: { agentId: remote.remoteAgentId } } } });
+    const asked = await spoke.prisma.federationCommand.findMany({
+      where: {
+        connectionId: link.spokeConnectionId,
+        direction: 'inbound',
+        commandType: 'agent.status',
+        payload: { equals: { agentId: remote.remoteAgentId } },
+      },
+    });
     expect(asked).toHaveLength(1);
     const events = await hub.prisma.federationEvent.findMany({ where: { agentId }, orderBy: { sequence: 'asc' } });
     expect(events.map((event) => event.state)).toEqual(expect.arrayContaining(['running', 'completed']));
     const listed = await request(hub.baseUrl, 'GET', '/api/v1/federation/events', { headers: bearer(link.hubToken) });
-    expect((listed.body as { events: Array<{ id: string }> }).events.map((event) => event.id)).toEqual(expect.arrayContaining(events.map((event) => event.id)));
+    expect((listed.body as { events: Array<{ id: string }> }).events.map((event) => event.id)).toEqual(
+      expect.arrayContaining(events.map((event) => event.id)),
+    );
     const foreign = await request(hub.baseUrl, 'GET', '/api/v1/federation/events', { headers: bearer(otherHubToken) });
     expect(foreign.body).toEqual({ events: [] });
     expect(events.every((event) => event.status === 'accepted')).toBe(true);
-    expect(events.map((event) => event.sequence)).toEqual([...events.map((event) => event.sequence)].sort((a, b) => (a ?? 0) - (b ?? 0)));
+    expect(events.map((event) => event.sequence)).toEqual(
+      [...events.map((event) => event.sequence)].sort((a, b) => (a ?? 0) - (b ?? 0)),
+    );
 
     // The hub's workflow shows each step: send the spawn, verify the signed reply, then follow.
     const history = await hub.temporal.workflow.getHandle(agentId).fetchHistory();
-    const activities = (history.events ?? []).map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    const activities = (history.events ?? [])
+      .map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter(Boolean);
     expect(activities.slice(0, 3)).toEqual(['sendCommand', 'verifyCommandReply', 'recordRemoteAgent']);
 
     // The agent is listed with the hub's other agents, with its remote instance.
     const agents = await request(hub.baseUrl, 'GET', '/agents', { headers: bearer(link.hubToken) });
-    const entry = (agents.body as { agents: Array<{ agentId: string }> }).agents.find((agent) => agent.agentId === agentId);
-    expect(entry).toMatchObject({ state: 'completed', remoteAgentId: remote.remoteAgentId, remoteInstance: { instanceId: spoke.identity.current().instanceId, connectionId: link.hubConnectionId } });
+    const entry = (agents.body as { agents: Array<{ agentId: string }> }).agents.find(
+      (agent) => agent.agentId === agentId,
+    );
+    expect(entry).toMatchObject({
+      state: 'completed',
+      remoteAgentId: remote.remoteAgentId,
+      remoteInstance: { instanceId: spoke.identity.current().instanceId, connectionId: link.hubConnectionId },
+    });
     const local = await request(hub.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(link.hubToken) });
-    expect(local.body).toMatchObject({ state: 'completed', turn: 3, result: { summary: 'Wrote hello.txt on the spoke.' } });
+    expect(local.body).toMatchObject({
+      state: 'completed',
+      turn: 3,
+      result: { summary: 'Wrote hello.txt on the spoke.' },
+    });
     // The spoke's cost estimate comes back with the result: the hub shows what the spoke says the run cost.
     const spokeRow = await spoke.prisma.agent.findUniqueOrThrow({ where: { id: remote.remoteAgentId ?? '' } });
     expect(spokeRow.costUsd).toBeGreaterThan(0);
     expect(local.body).toMatchObject({ costUsd: spokeRow.costUsd, result: { costUsd: spokeRow.costUsd } });
 
-    // The hub's event stream of the federated agent: its mirrored states and the result, numbered without gaps, ending with the final state.
+    // The hub's event stream of the federated agent: its mirrored states and the result, numbered without gaps, ending
+    // with the final state.
     const stream = await readSse(`${hub.baseUrl}/agents/${agentId}/events`, bearer(link.hubToken));
     expect(stream.ended).toBe(true);
     expect(stream.events.map((event) => Number(event.id))).toEqual(stream.events.map((_event, index) => index + 1));
     const streamed = stream.events.map((event) => JSON.parse(event.data) as { type: string; data: { state?: string } });
-    expect(streamed.filter((event) => event.type === 'state').map((event) => event.data.state)).toEqual(['spawning', 'running', 'completed']);
+    expect(streamed.filter((event) => event.type === 'state').map((event) => event.data.state)).toEqual([
+      'spawning',
+      'running',
+      'completed',
+    ]);
     expect(streamed.map((event) => event.type)).toContain('result');
   });
 
   it('kills an agent in the middle of a tool from the hub: the spoke’s container is gone within seconds', async () => {
     const agentId = spawnedAgentId(await spawnOnSpoke('fed-kill', 'sleep long'));
     const remoteAgentId = await remoteAgentOf(agentId);
-    await waitUntil(async () => (await spoke.prisma.toolCall.findFirst({ where: { agentId: remoteAgentId, status: 'started' } })) !== null, 20_000);
+    await waitUntil(
+      async () =>
+        (await spoke.prisma.toolCall.findFirst({ where: { agentId: remoteAgentId, status: 'started' } })) !== null,
+      20_000,
+    );
 
-    const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, { headers: bearer(link.hubToken) });
+    const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
+      headers: bearer(link.hubToken),
+    });
     expect(killed.status).toBe(202);
     expect(killed.body).toEqual({ success: true, data: { agentId, state: 'killing' } });
     const askedAt = Date.now();
-    const containers = async () => (await spoke.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${remoteAgentId}`] } })).length;
+    const containers = async () =>
+      (await spoke.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${remoteAgentId}`] } }))
+        .length;
     await waitUntil(async () => (await containers()) === 0, 15_000);
     expect(await containers()).toBe(0);
     expect(Date.now() - askedAt).toBeLessThan(15_000);
@@ -152,7 +214,9 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     const data = await statusData(agentId);
     expect(data).toMatchObject({ status: 'killed', kill: { reason: 'killed through the hub API' } });
     expect((data.kill as { deliveredAt: string | null }).deliveredAt).not.toBeNull();
-    const again = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, { headers: bearer(link.hubToken) });
+    const again = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
+      headers: bearer(link.hubToken),
+    });
     expect(again.status).toBe(409);
     expect(errorCode(again)).toBe('already_finished');
   });
@@ -160,16 +224,32 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
   it('accepts FED-010’s agent.spawn and agent.status payloads byte for byte, and answers in its shapes', async () => {
     const seedPayload =
       '{"taskId":"task-123","agentType":"worker","context":{"repository":"git.example.com/org/repo","branch":"feature-branch","workItems":["item-1","item-2"],"instructions":"Task instructions..."},"options":{"timeout":3600000,"maxRetries":3}}';
-    const send = async (commandType: string, payload: string): Promise<{ status: string; result: Record<string, unknown> }> => {
+    const send = async (
+      commandType: string,
+      payload: string,
+    ): Promise<{ status: string; result: Record<string, unknown> }> => {
       const identity = hub.identity.current();
       const messageId = randomUUID();
       const nonce = randomUUID().replace(/-/g, '');
-      const body = Buffer.from(`{"messageId":"${messageId}","instanceId":"${identity.instanceId}","commandType":"${commandType}","payload":${payload},"timestamp":"${new Date().toISOString()}","nonce":"${nonce}"}`);
+      const body = Buffer.from(
+        `{"messageId":"${messageId}","instanceId":"${identity.instanceId}","commandType":"${commandType}","payload":${payload},"timestamp":"${new Date().toISOString()}","nonce":"${nonce}"}`,
+      );
       const url = `${spoke.baseUrl}${INCOMING_COMMAND_PATH}`;
-      const response = await fetch(url, { method: 'POST', headers: signRequest(url, body, signingKey(identity)).headers, body });
-      const raw = { status: response.status, headers: Object.fromEntries(response.headers.entries()), body: Buffer.from(await response.arrayBuffer()) };
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: signRequest(url, body, signingKey(identity)).headers,
+        body,
+      });
+      const raw = {
+        status: response.status,
+        headers: Object.fromEntries(response.headers.entries()),
+        body: Buffer.from(await response.arrayBuffer()),
+      };
       const keys = await hub.prisma.federationPeerKey.findMany({ where: { connectionId: link.hubConnectionId } });
-      return verifyReply(raw, keys, { messageId, nonce, instanceId: spoke.identity.current().instanceId }) as { status: string; result: Record<string, unknown> };
+      return verifyReply(raw, keys, { messageId, nonce, instanceId: spoke.identity.current().instanceId }) as {
+        status: string;
+        result: Record<string, unknown>;
+      };
     };
 
     const spawnReply = await send('agent.spawn', seedPayload);
@@ -180,48 +260,156 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     const agentId = spawnReply.result.agentId as string;
     const row = await spoke.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
     expect(row).toMatchObject({ taskId: 'task-123', agentType: 'worker', originConnectionId: link.spokeConnectionId });
-    expect(row.context).toEqual({ repository: 'git.example.com/org/repo', branch: 'feature-branch', workItems: ['item-1', 'item-2'], instructions: 'Task instructions...' });
-    expect(row.options).toMatchObject({ timeout: 3600, maxRetries: 3 }); // milliseconds on the wire, seconds in the agent
+    expect(row.context).toEqual({
+      repository: 'git.example.com/org/repo',
+      branch: 'feature-branch',
+      workItems: ['item-1', 'item-2'],
+      instructions: 'Task instructions...',
+    });
+    // milliseconds on the wire, seconds in the agent
+    expect(row.options).toMatchObject({ timeout: 3600, maxRetries: 3 });
 
     const statusReply = await send('agent.status', `{"agentId":"${agentId}"}`);
     expect(statusReply.status).toBe('ok');
     expect(statusReply.result).toMatchObject({ agentId, taskId: 'task-123', spawnedAt: row.createdAt.toISOString() });
     expect(typeof (statusReply.result.progress as { turn: unknown }).turn).toBe('number');
-    expect(Object.keys(statusReply.result)).toEqual(expect.arrayContaining(['agentId', 'taskId', 'status', 'spawnedAt', 'startedAt', 'progress']));
+    expect(Object.keys(statusReply.result)).toEqual(
+      expect.arrayContaining(['agentId', 'taskId', 'status', 'spawnedAt', 'startedAt', 'progress']),
+    );
     // A cost budget the spoke cannot enforce (no price for the model there) is refused, and nothing starts.
     const spokeAgents = await spoke.prisma.agent.count();
-    const unpriced = seedPayload.replace('"task-123"', '"task-unpriced"').replace('"maxRetries":3}', '"maxRetries":3,"model":"unknown-model","costBudgetUsd":5}');
-    const refusedReply = (await send('agent.spawn', unpriced)) as unknown as { status: string; error: { code: string; message: string } };
+    const unpriced = seedPayload
+      .replace('"task-123"', '"task-unpriced"')
+      .replace('"maxRetries":3}', '"maxRetries":3,"model":"unknown-model","costBudgetUsd":5}');
+    const refusedReply = (await send('agent.spawn', unpriced)) as unknown as {
+      status: string;
+      error: { code: string; message: string };
+    };
     expect(refusedReply).toMatchObject({ status: 'error', error: { code: 'unpriced_model' } });
     expect(refusedReply.error.message).toContain('no price is configured for model unknown-model');
     expect(await spoke.prisma.agent.count()).toBe(spokeAgents);
 
     // That repository does not exist here: the agent fails at its clone, and says so.
-    expect(((await spoke.temporal.workflow.getHandle(agentId).result().catch(() => null)) as AgentStatus | null)?.state ?? 'failed').toBe('failed');
-    await waitUntil(async () => (await spoke.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'failed');
-    expect((await spoke.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).error).toMatch(/cannot clone git\.example\.com\/org\/repo/);
+    expect(
+      (
+        (await spoke.temporal.workflow
+          .getHandle(agentId)
+          .result()
+          .catch(() => null)) as AgentStatus | null
+      )?.state ?? 'failed',
+    ).toBe('failed');
+    await waitUntil(
+      async () => (await spoke.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'failed',
+    );
+    expect((await spoke.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).error).toMatch(
+      /cannot clone git\.example\.com\/org\/repo/,
+    );
   });
 
   it('refuses bad spawns on the hub with a JSON error, and starts nothing on either side', async () => {
     const snapshot = async () => ({
       hubAgents: await hub.prisma.agent.count({ where: { workspaceId: link.hubWorkspaceId } }),
-      hubWorkflows: (await hub.temporal.workflow.count(`TaskQueue = "${hub.taskQueue}" AND WorkflowType = "federatedSpawn"`)).count,
+      hubWorkflows: (
+        await hub.temporal.workflow.count(`TaskQueue = "${hub.taskQueue}" AND WorkflowType = "federatedSpawn"`)
+      ).count,
       spokeAgents: await spoke.prisma.agent.count({ where: { workspaceId: link.spokeWorkspaceId } }),
     });
     const valid = federatedSpawnBody(link.hubConnectionId, 'fed-bad', repository);
     const cases: Array<[string, () => Promise<JsonResponse>, number, string]> = [
-      ['no token', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { json: valid }), 401, 'unauthorized'],
-      ['no connectionId', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: { ...valid, connectionId: undefined } }), 400, 'validation_failed'],
-      ['an unknown connection', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: { ...valid, connectionId: randomUUID() } }), 404, 'not_found'],
-      ['another workspace’s connection', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(otherHubToken), json: valid }), 403, 'forbidden'],
-      ['a timeout under a second (milliseconds)', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: { ...valid, options: { timeout: 999 } } }), 400, 'validation_failed'],
-      ['an unknown option', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: { ...valid, options: { sudo: true } } }), 400, 'validation_failed'],
-      ['an unknown agent type', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: { ...valid, agentType: 'admin' } }), 400, 'validation_failed'],
-      ['malformed JSON', () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: { ...bearer(link.hubToken), 'content-type': 'application/json' }, rawBody: '{"connectionId": ' }), 400, 'invalid_json'],
-      ['a spawn through the generic command endpoint', () => request(hub.baseUrl, 'POST', '/api/v1/federation/command', { headers: bearer(link.hubToken), json: { connectionId: link.hubConnectionId, commandType: 'agent.spawn', payload: valid } }), 400, 'use_federated_spawn'],
+      [
+        'no token',
+        () => request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { json: valid }),
+        401,
+        'unauthorized',
+      ],
+      [
+        'no connectionId',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: bearer(link.hubToken),
+            json: { ...valid, connectionId: undefined },
+          }),
+        400,
+        'validation_failed',
+      ],
+      [
+        'an unknown connection',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: bearer(link.hubToken),
+            json: { ...valid, connectionId: randomUUID() },
+          }),
+        404,
+        'not_found',
+      ],
+      [
+        'another workspace’s connection',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: bearer(otherHubToken),
+            json: valid,
+          }),
+        403,
+        'forbidden',
+      ],
+      [
+        'a timeout under a second (milliseconds)',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: bearer(link.hubToken),
+            json: { ...valid, options: { timeout: 999 } },
+          }),
+        400,
+        'validation_failed',
+      ],
+      [
+        'an unknown option',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: bearer(link.hubToken),
+            json: { ...valid, options: { sudo: true } },
+          }),
+        400,
+        'validation_failed',
+      ],
+      [
+        'an unknown agent type',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: bearer(link.hubToken),
+            json: { ...valid, agentType: 'admin' },
+          }),
+        400,
+        'validation_failed',
+      ],
+      [
+        'malformed JSON',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+            headers: { ...bearer(link.hubToken), 'content-type': 'application/json' },
+            rawBody: '{"connectionId": ',
+          }),
+        400,
+        'invalid_json',
+      ],
+      [
+        'a spawn through the generic command endpoint',
+        () =>
+          request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
+            headers: bearer(link.hubToken),
+            json: { connectionId: link.hubConnectionId, commandType: 'agent.spawn', payload: valid },
+          }),
+        400,
+        'use_federated_spawn',
+      ],
     ];
     // The valid twin passes first.
-    const twin = spawnedAgentId(await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: valid }));
+    const twin = spawnedAgentId(
+      await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+        headers: bearer(link.hubToken),
+        json: valid,
+      }),
+    );
     expect(((await hub.temporal.workflow.getHandle(twin).result()) as FederatedAgentStatus).state).toBe('completed');
     for (const [name, send, status, code] of cases) {
       const before = await snapshot();
@@ -231,21 +419,31 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     }
 
     // A connection that is not ACTIVE takes no spawn.
-    await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${link.hubConnectionId}/suspend`, { headers: bearer(link.hubToken) });
+    await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${link.hubConnectionId}/suspend`, {
+      headers: bearer(link.hubToken),
+    });
     try {
       const before = await snapshot();
-      const refused = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', { headers: bearer(link.hubToken), json: { ...valid, taskId: 'fed-suspended' } });
+      const refused = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+        headers: bearer(link.hubToken),
+        json: { ...valid, taskId: 'fed-suspended' },
+      });
       expect([refused.status, errorCode(refused)]).toEqual([409, 'connection_not_active']);
       expect(await snapshot()).toEqual(before);
     } finally {
-      await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${link.hubConnectionId}/resume`, { headers: bearer(link.hubToken) });
+      await request(hub.baseUrl, 'POST', `/api/v1/federation/connections/${link.hubConnectionId}/resume`, {
+        headers: bearer(link.hubToken),
+      });
     }
   });
 
   it('answers status and kill only for the workspace’s agents that run on a peer', async () => {
     const federated = spawnedAgentId(await spawnOnSpoke('fed-owner', 'just finish'));
     await hub.temporal.workflow.getHandle(federated).result();
-    const localAgent = await request(hub.baseUrl, 'POST', '/agents/spawn', { headers: bearer(link.hubToken), json: { taskId: 'local-one', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] } } });
+    const localAgent = await request(hub.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(link.hubToken),
+      json: { taskId: 'local-one', agentType: 'worker', context: { repository, branch: 'main', workItems: ['x'] } },
+    });
     const localId = (localAgent.body as { agentId: string }).agentId;
 
     expect((await hubStatus(federated)).status).toBe(200);
@@ -254,32 +452,68 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       [await hubStatus(localId), 404, 'not_found'],
       [await hubStatus(federated, otherHubToken), 403, 'forbidden'],
       [await hubStatus('agent-not-an-id'), 400, 'invalid_parameter'],
-      [await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${federated}/kill`, { headers: bearer(otherHubToken) }), 403, 'forbidden'],
-      [await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${federated}/kill`, { headers: bearer(link.hubToken) }), 409, 'already_finished'],
+      [
+        await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${federated}/kill`, {
+          headers: bearer(otherHubToken),
+        }),
+        403,
+        'forbidden',
+      ],
+      [
+        await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${federated}/kill`, {
+          headers: bearer(link.hubToken),
+        }),
+        409,
+        'already_finished',
+      ],
     ];
-    for (const [response, status, code] of cases) expect([response.status, errorCode(response)]).toEqual([status, code]);
+    for (const [response, status, code] of cases)
+      expect([response.status, errorCode(response)]).toEqual([status, code]);
   });
 
   it('lets a hub see and kill only the agents it spawned through its own connection', async () => {
     // An agent the spoke runs for itself, in the very workspace the connection belongs to.
-    const own = await request(spoke.baseUrl, 'POST', '/agents/spawn', { headers: bearer(link.spokeToken), json: { taskId: 'spoke-own', agentType: 'worker', context: { repository, branch: 'main', workItems: ['sleep long'] } } });
+    const own = await request(spoke.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(link.spokeToken),
+      json: {
+        taskId: 'spoke-own',
+        agentType: 'worker',
+        context: { repository, branch: 'main', workItems: ['sleep long'] },
+      },
+    });
     const spokeOwn = (own.body as { agentId: string }).agentId;
-    await waitUntil(async () => (await spoke.prisma.agent.findUniqueOrThrow({ where: { id: spokeOwn } })).state === 'running', 20_000);
+    await waitUntil(
+      async () => (await spoke.prisma.agent.findUniqueOrThrow({ where: { id: spokeOwn } })).state === 'running',
+      20_000,
+    );
     const command = (commandType: string, agentId: string) =>
-      request(hub.baseUrl, 'POST', '/api/v1/federation/command', { headers: bearer(link.hubToken), json: { connectionId: link.hubConnectionId, commandType, payload: { agentId } } });
+      request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
+        headers: bearer(link.hubToken),
+        json: { connectionId: link.hubConnectionId, commandType, payload: { agentId } },
+      });
 
     // The valid twin: an agent the hub spawned is answered.
     const federated = spawnedAgentId(await spawnOnSpoke('fed-own-twin', 'just finish'));
     await hub.temporal.workflow.getHandle(federated).result();
     const remoteAgentId = await remoteAgentOf(federated);
     const twin = await command('agent.status', remoteAgentId);
-    expect(twin.body).toMatchObject({ status: 'succeeded', reply: { status: 'ok', result: { agentId: remoteAgentId, status: 'completed' } } });
-    await recordHistoryIfRequested(`federation-command-${(twin.body as { messageId: string }).messageId}`, 'federation-command-status');
+    expect(twin.body).toMatchObject({
+      status: 'succeeded',
+      reply: { status: 'ok', result: { agentId: remoteAgentId, status: 'completed' } },
+    });
+    await recordHistoryIfRequested(
+      `federation-command-${(twin.body as { messageId: string }).messageId}`,
+      'federation-command-status',
+    );
 
     for (const commandType of ['agent.status', 'agent.kill']) {
       const refused = await command(commandType, spokeOwn);
       expect(refused.status).toBe(502);
-      expect(refused.body).toMatchObject({ status: 'failed', errorCode: 'not_found', reply: { status: 'error', error: { code: 'not_found' } } });
+      expect(refused.body).toMatchObject({
+        status: 'failed',
+        errorCode: 'not_found',
+        reply: { status: 'error', error: { code: 'not_found' } },
+      });
       expect(JSON.stringify(refused.body)).not.toContain('spoke-own'); // nothing about the agent leaks
     }
     expect((await spoke.prisma.agent.findUniqueOrThrow({ where: { id: spokeOwn } })).state).toBe('running');
@@ -294,12 +528,18 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     expect(responses.map((response) => response.status).sort()).toEqual([200, 202, 202, 202, 202, 202]);
     expect(ids[4]).toBe(ids[5]); // the same task twice is one agent
     const distinct = [...new Set(ids)];
-    const finals = await Promise.all(distinct.map(async (id) => ((await hub.temporal.workflow.getHandle(id).result()) as FederatedAgentStatus).state));
+    const finals = await Promise.all(
+      distinct.map(async (id) => ((await hub.temporal.workflow.getHandle(id).result()) as FederatedAgentStatus).state),
+    );
     expect(finals).toEqual(distinct.map(() => 'completed'));
     const messages = await hub.prisma.federatedAgent.findMany({ where: { agentId: { in: distinct } } });
-    const onSpoke = await spoke.prisma.agent.findMany({ where: { originMessageId: { in: messages.map((message) => message.spawnMessageId) } } });
+    const onSpoke = await spoke.prisma.agent.findMany({
+      where: { originMessageId: { in: messages.map((message) => message.spawnMessageId) } },
+    });
     expect(onSpoke).toHaveLength(distinct.length);
-    expect(new Set(onSpoke.map((row) => row.taskId))).toEqual(new Set(['fed-c1', 'fed-c2', 'fed-c3', 'fed-c4', 'fed-c5']));
+    expect(new Set(onSpoke.map((row) => row.taskId))).toEqual(
+      new Set(['fed-c1', 'fed-c2', 'fed-c3', 'fed-c4', 'fed-c5']),
+    );
   });
 
   it('accepts lifecycle events only when the spoke signed them for an agent it runs for this hub', async () => {
@@ -307,7 +547,13 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     const remoteAgentId = await remoteAgentOf(agentId);
     await waitUntil(async () => (await statusData(agentId)).status === 'running', 20_000);
     const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
-    const stranger = signingKey(createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'stranger-')), name: 'stranger', baseUrl: 'http://127.0.0.1:9' }).current());
+    const stranger = signingKey(
+      createIdentityHolder({
+        dataDir: await mkdtemp(path.join(os.tmpdir(), 'stranger-')),
+        name: 'stranger',
+        baseUrl: 'http://127.0.0.1:9',
+      }).current(),
+    );
 
     interface Crafted {
       body: Buffer;
@@ -315,34 +561,96 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       eventId: string;
       nonce: string;
     }
-    const craft = (changes: Record<string, unknown> = {}, key: InstanceKey = signingKey(spoke.identity.current())): Crafted => {
+    const craft = (
+      changes: Record<string, unknown> = {},
+      key: InstanceKey = signingKey(spoke.identity.current()),
+    ): Crafted => {
       const eventId = randomUUID();
       const nonce = randomUUID().replace(/-/g, '');
-      const payload = { agentId: remoteAgentId, spawnMessageId, sequence: 1, state: 'running', startedAt: new Date().toISOString(), progress: { turn: 1, lastTool: null, usage: { inputTokens: 1, outputTokens: 1 }, updatedAt: new Date().toISOString() }, error: null, occurredAt: new Date().toISOString(), ...changes };
-      const body = Buffer.from(JSON.stringify({ messageId: eventId, instanceId: spoke.identity.current().instanceId, eventType: 'agent.lifecycle', payload, timestamp: new Date().toISOString(), nonce }));
+      const payload = {
+        agentId: remoteAgentId,
+        spawnMessageId,
+        sequence: 1,
+        state: 'running',
+        startedAt: new Date().toISOString(),
+        progress: {
+          turn: 1,
+          lastTool: null,
+          usage: { inputTokens: 1, outputTokens: 1 },
+          updatedAt: new Date().toISOString(),
+        },
+        error: null,
+        occurredAt: new Date().toISOString(),
+        ...changes,
+      };
+      const body = Buffer.from(
+        JSON.stringify({
+          messageId: eventId,
+          instanceId: spoke.identity.current().instanceId,
+          eventType: 'agent.lifecycle',
+          payload,
+          timestamp: new Date().toISOString(),
+          nonce,
+        }),
+      );
       return { body, headers: signRequest(`${hub.baseUrl}${INCOMING_EVENT_PATH}`, body, key).headers, eventId, nonce };
     };
-    const send = (crafted: Crafted) => request(hub.baseUrl, 'POST', INCOMING_EVENT_PATH, { rawBody: crafted.body.toString('utf8'), headers: crafted.headers });
+    const send = (crafted: Crafted) =>
+      request(hub.baseUrl, 'POST', INCOMING_EVENT_PATH, {
+        rawBody: crafted.body.toString('utf8'),
+        headers: crafted.headers,
+      });
     const hubSide = async () => {
       const live = await statusData(agentId);
-      return { status: live.status, error: live.error, row: (await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state };
+      return {
+        status: live.status,
+        error: live.error,
+        row: (await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state,
+      };
     };
 
     // The valid twin: a signed event (an old sequence, so it changes nothing) is acknowledged, signed.
     const twin = craft();
     const answered = await send(twin);
     expect(answered.status).toBe(200);
-    const spokeKeys = await spoke.prisma.federationPeerKey.findMany({ where: { connectionId: link.spokeConnectionId } });
-    const raw = { status: answered.status, headers: Object.fromEntries(answered.headers.entries()), body: Buffer.from(answered.text) };
-    expect(verifyReply(raw, spokeKeys, { messageId: twin.eventId, nonce: twin.nonce, instanceId: hub.identity.current().instanceId })).toMatchObject({ status: 'ok', result: { accepted: true } });
+    const spokeKeys = await spoke.prisma.federationPeerKey.findMany({
+      where: { connectionId: link.spokeConnectionId },
+    });
+    const raw = {
+      status: answered.status,
+      headers: Object.fromEntries(answered.headers.entries()),
+      body: Buffer.from(answered.text),
+    };
+    expect(
+      verifyReply(raw, spokeKeys, {
+        messageId: twin.eventId,
+        nonce: twin.nonce,
+        instanceId: hub.identity.current().instanceId,
+      }),
+    ).toMatchObject({ status: 'ok', result: { accepted: true } });
 
     const before = await hubSide();
     expect(before).toEqual({ status: 'running', error: null, row: 'running' });
     const hostile: Array<[string, Crafted, number, string]> = [
       ['a "completed" signed by a stranger', craft({ state: 'completed', sequence: 99 }, stranger), 401, 'unknown_key'],
-      ['a stranger’s key under the spoke’s key id', craft({ state: 'completed', sequence: 99 }, { ...stranger, keyId: signingKey(spoke.identity.current()).keyId }), 401, 'bad_signature'],
-      ['a "failed" for another agent', craft({ state: 'failed', sequence: 99, agentId: `agent-${randomUUID()}`, error: 'forged' }), 403, 'agent_mismatch'],
-      ['an event for a spawn this hub never sent', craft({ state: 'completed', sequence: 99, spawnMessageId: randomUUID() }), 404, 'unknown_agent'],
+      [
+        'a stranger’s key under the spoke’s key id',
+        craft({ state: 'completed', sequence: 99 }, { ...stranger, keyId: signingKey(spoke.identity.current()).keyId }),
+        401,
+        'bad_signature',
+      ],
+      [
+        'a "failed" for another agent',
+        craft({ state: 'failed', sequence: 99, agentId: `agent-${randomUUID()}`, error: 'forged' }),
+        403,
+        'agent_mismatch',
+      ],
+      [
+        'an event for a spawn this hub never sent',
+        craft({ state: 'completed', sequence: 99, spawnMessageId: randomUUID() }),
+        404,
+        'unknown_agent',
+      ],
       ['a malformed payload', craft({ sequence: 0 }), 400, 'invalid_payload'],
       ['a replay of the valid event', twin, 409, 'nonce_replayed'],
     ];
@@ -351,7 +659,9 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       expect([name, response.status, errorCode(response)]).toEqual([name, status, code]);
       expect(await hubSide()).toEqual(before);
     }
-    const rejected = await hub.prisma.federationEvent.findMany({ where: { status: 'rejected', errorCode: { in: ['agent_mismatch', 'unknown_agent', 'invalid_payload'] } } });
+    const rejected = await hub.prisma.federationEvent.findMany({
+      where: { status: 'rejected', errorCode: { in: ['agent_mismatch', 'unknown_agent', 'invalid_payload'] } },
+    });
     expect(rejected.length).toBeGreaterThanOrEqual(3);
 
     await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, { headers: bearer(link.hubToken) });
@@ -361,7 +671,12 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
   it('documents the hub endpoints and the event endpoint in the OpenAPI document', async () => {
     const document = (await request(hub.baseUrl, 'GET', '/openapi.json')).body as { paths: Record<string, unknown> };
     expect(Object.keys(document.paths)).toEqual(
-      expect.arrayContaining(['/api/v1/federation/agents/spawn', '/api/v1/federation/agents/{agentId}/status', '/api/v1/federation/agents/{agentId}/kill', '/api/v1/federation/incoming/event']),
+      expect.arrayContaining([
+        '/api/v1/federation/agents/spawn',
+        '/api/v1/federation/agents/{agentId}/status',
+        '/api/v1/federation/agents/{agentId}/kill',
+        '/api/v1/federation/incoming/event',
+      ]),
     );
   });
 });

@@ -8,7 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { createSigner, createVerifier, httpbis } from 'http-message-signatures';
 import { HANDSHAKE_PATH, INCOMING_COMMAND_PATH } from '../../federation/client';
-import { createIdentityHolder, publicIdentity, signingKey, type InstanceIdentity, type InstanceKey, type PublicIdentity } from '../../federation/identity';
+import {
+  createIdentityHolder,
+  publicIdentity,
+  signingKey,
+  type InstanceIdentity,
+  type InstanceKey,
+  type PublicIdentity,
+} from '../../federation/identity';
 import { contentDigest, keyIdFor, publicKeyFromRaw } from '../../federation/signatures';
 import { signRequest, type CommandEnvelope } from '../../federation/messages';
 import { issueApiToken } from '../../api/auth';
@@ -23,7 +30,9 @@ import { sample } from '../helpers/metrics';
  */
 const RATE_LIMIT = 20;
 
-/** A server on loopback that plays whatever a test needs (a peer's identity, a redirect, garbage) and counts requests. */
+/**
+ * A server on loopback that plays whatever a test needs (a peer's identity, a redirect, garbage) and counts requests.
+ */
 class FakePeer {
   hits: string[] = [];
   private readonly server: http.Server;
@@ -51,7 +60,11 @@ const serveIdentity = (identity: PublicIdentity) => (_req: http.IncomingMessage,
 };
 
 async function stranger(name: string): Promise<InstanceIdentity> {
-  return createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), `${name}-`)), name, baseUrl: 'http://127.0.0.1:9' }).current();
+  return createIdentityHolder({
+    dataDir: await mkdtemp(path.join(os.tmpdir(), `${name}-`)),
+    name,
+    baseUrl: 'http://127.0.0.1:9',
+  }).current();
 }
 
 describe('the federation trust boundary', () => {
@@ -65,7 +78,10 @@ describe('the federation trust boundary', () => {
     hub = await startTestInstance();
     spoke = await startTestInstance({ FEDERATION_RATE_LIMIT: String(RATE_LIMIT), FEDERATION_PEER_TIMEOUT: '3' });
     // An instance with the default outbound policy: public addresses only, and a short peer timeout.
-    strict = await startTestInstance({ OUTBOUND_ALLOWED_NETWORKS: '', FEDERATION_PEER_TIMEOUT: '2' }, { worker: false });
+    strict = await startTestInstance(
+      { OUTBOUND_ALLOWED_NETWORKS: '', FEDERATION_PEER_TIMEOUT: '2' },
+      { worker: false },
+    );
     link = await linkInstances(hub, spoke);
   });
   afterAll(async () => {
@@ -76,7 +92,9 @@ describe('the federation trust boundary', () => {
   });
 
   /** A stranger whose identity (with its own URL) is published by a fake peer, as a real instance would publish it. */
-  async function publishedStranger(name: string): Promise<{ identity: InstanceIdentity; published: PublicIdentity; fake: FakePeer }> {
+  async function publishedStranger(
+    name: string,
+  ): Promise<{ identity: InstanceIdentity; published: PublicIdentity; fake: FakePeer }> {
     const identity = await stranger(name);
     const { fake, url } = await fakePeer();
     const published = { ...publicIdentity(identity), baseUrl: url };
@@ -84,45 +102,84 @@ describe('the federation trust boundary', () => {
     return { identity, published, fake };
   }
 
-  async function fakePeer(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.writeHead(404).end()): Promise<{ fake: FakePeer; url: string }> {
+  async function fakePeer(
+    answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.writeHead(404).end(),
+  ): Promise<{ fake: FakePeer; url: string }> {
     const fake = new FakePeer(answer);
     fakes.push(fake);
     return { fake, url: await fake.start() };
   }
 
   /** A signed handshake message as a peer would send it to `target`. */
-  function handshake(target: TestInstance, type: string, instance: PublicIdentity, key: InstanceKey | { keyId: string; privateKey: KeyObject }) {
+  function handshake(
+    target: TestInstance,
+    type: string,
+    instance: PublicIdentity,
+    key: InstanceKey | { keyId: string; privateKey: KeyObject },
+  ) {
     const nonce = randomUUID().replace(/-/g, '');
     const body = Buffer.from(JSON.stringify({ type, instance, timestamp: new Date().toISOString(), nonce }));
     const url = `${target.baseUrl}${HANDSHAKE_PATH}`;
     const signed = signRequest(url, body, key as InstanceKey, Date.now(), nonce);
-    return { send: () => request(target.baseUrl, 'POST', HANDSHAKE_PATH, { rawBody: body.toString('utf8'), headers: signed.headers }) };
+    return {
+      send: () =>
+        request(target.baseUrl, 'POST', HANDSHAKE_PATH, { rawBody: body.toString('utf8'), headers: signed.headers }),
+    };
   }
 
   /** A COMMAND from the hub to the spoke, signed with `key` (the hub's by default). */
   function command(key: InstanceKey = signingKey(hub.identity.current()), envelope: Partial<CommandEnvelope> = {}) {
     const nonce = randomUUID().replace(/-/g, '');
     const body = Buffer.from(
-      JSON.stringify({ messageId: randomUUID(), instanceId: hub.identity.current().instanceId, commandType: 'agent.status', payload: { agentId: `agent-${randomUUID()}` }, timestamp: new Date().toISOString(), nonce, ...envelope }),
+      JSON.stringify({
+        messageId: randomUUID(),
+        instanceId: hub.identity.current().instanceId,
+        commandType: 'agent.status',
+        payload: { agentId: `agent-${randomUUID()}` },
+        timestamp: new Date().toISOString(),
+        nonce,
+        ...envelope,
+      }),
     );
     const signed = signRequest(`${spoke.baseUrl}${INCOMING_COMMAND_PATH}`, body, key, Date.now(), nonce);
-    return { body, headers: signed.headers, send: () => request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, { rawBody: body.toString('utf8'), headers: signed.headers }) };
+    return {
+      body,
+      headers: signed.headers,
+      send: () =>
+        request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, {
+          rawBody: body.toString('utf8'),
+          headers: signed.headers,
+        }),
+    };
   }
 
   /** Everything on the spoke an attack could change. */
   async function spokeState() {
     return {
-      connections: await spoke.prisma.federationConnection.findMany({ orderBy: { id: 'asc' }, select: { id: true, peerInstanceId: true, peerUrl: true, status: true, workspaceId: true } }),
-      keys: await spoke.prisma.federationPeerKey.findMany({ orderBy: { keyId: 'asc' }, select: { keyId: true, connectionId: true, publicKey: true, notAfter: true } }),
+      connections: await spoke.prisma.federationConnection.findMany({
+        orderBy: { id: 'asc' },
+        select: { id: true, peerInstanceId: true, peerUrl: true, status: true, workspaceId: true },
+      }),
+      keys: await spoke.prisma.federationPeerKey.findMany({
+        orderBy: { keyId: 'asc' },
+        select: { keyId: true, connectionId: true, publicKey: true, notAfter: true },
+      }),
       agents: await spoke.prisma.agent.count(),
     };
   }
 
   /** How many refusals of this kind and reason the spoke's API counted (GET /metrics). */
   const rejections = async (kind: string, reason: string): Promise<number> =>
-    sample(await (await fetch(`${spoke.baseUrl}/metrics`)).text(), 'orchestrator_federation_rejections_total', { kind, reason });
+    sample(await (await fetch(`${spoke.baseUrl}/metrics`)).text(), 'orchestrator_federation_rejections_total', {
+      kind,
+      reason,
+    });
 
-  async function expectRefusedAndNothingChanged(send: () => Promise<JsonResponse>, status: number, code: string): Promise<void> {
+  async function expectRefusedAndNothingChanged(
+    send: () => Promise<JsonResponse>,
+    status: number,
+    code: string,
+  ): Promise<void> {
     const before = await spokeState();
     const response = await send();
     expect([response.status, errorCode(response)]).toEqual([status, code]);
@@ -136,20 +193,42 @@ describe('the federation trust boundary', () => {
     // Valid twin: a newcomer whose key ids are derived from its keys is recorded PENDING.
     const accepted = await handshake(spoke, 'connection.request', published, signingKey(newcomer)).send();
     expect(accepted.status).toBe(202);
-    expect(await spoke.prisma.federationConnection.count({ where: { peerInstanceId: newcomer.instanceId, status: 'PENDING' } })).toBe(1);
+    expect(
+      await spoke.prisma.federationConnection.count({
+        where: { peerInstanceId: newcomer.instanceId, status: 'PENDING' },
+      }),
+    ).toBe(1);
 
     // A key named after the hub's key id: refused as malformed, before anything is stored.
     const impostor = await stranger('impostor');
     const hubKeyId = signingKey(hub.identity.current()).keyId;
-    const misnamed = { ...publicIdentity(impostor), keys: publicIdentity(impostor).keys.map((key) => ({ ...key, keyId: hubKeyId })) };
-    await expectRefusedAndNothingChanged(handshake(spoke, 'connection.request', misnamed, { ...signingKey(impostor), keyId: hubKeyId }).send, 400, 'invalid_handshake');
+    const misnamed = {
+      ...publicIdentity(impostor),
+      keys: publicIdentity(impostor).keys.map((key) => ({ ...key, keyId: hubKeyId })),
+    };
+    await expectRefusedAndNothingChanged(
+      handshake(spoke, 'connection.request', misnamed, { ...signingKey(impostor), keyId: hubKeyId }).send,
+      400,
+      'invalid_handshake',
+    );
 
-    // The hub's real key (public, correctly named) listed by another instance, to expire it: the key id belongs to the hub's connection.
+    // The hub's real key (public, correctly named) listed by another instance, to expire it: the key id belongs to the
+    // hub's connection.
     const { identity: thief, published: thiefIdentity, fake } = await publishedStranger('thief');
     const hubKey = publicIdentity(hub.identity.current()).keys[0]!;
-    const withStolenKey: PublicIdentity = { ...thiefIdentity, keys: [...thiefIdentity.keys, { ...hubKey, status: 'retiring', notAfter: new Date(Date.now() - 1000).toISOString() }] };
+    const withStolenKey: PublicIdentity = {
+      ...thiefIdentity,
+      keys: [
+        ...thiefIdentity.keys,
+        { ...hubKey, status: 'retiring', notAfter: new Date(Date.now() - 1000).toISOString() },
+      ],
+    };
     fake.set(serveIdentity(withStolenKey));
-    await expectRefusedAndNothingChanged(handshake(spoke, 'connection.request', withStolenKey, signingKey(thief)).send, 409, 'key_in_use');
+    await expectRefusedAndNothingChanged(
+      handshake(spoke, 'connection.request', withStolenKey, signingKey(thief)).send,
+      409,
+      'key_in_use',
+    );
     expect((await command().send()).status).toBe(200); // the hub is not locked out
   });
 
@@ -159,44 +238,71 @@ describe('the federation trust boundary', () => {
       if (victim === 'a PENDING peer') {
         const pending = await publishedStranger('pending-peer');
         target = pending.identity;
-        expect((await handshake(spoke, 'connection.request', pending.published, signingKey(target)).send()).status).toBe(202);
+        expect(
+          (await handshake(spoke, 'connection.request', pending.published, signingKey(target)).send()).status,
+        ).toBe(202);
         // Valid twin: the same peer asking again, signed with the key it introduced.
-        expect((await handshake(spoke, 'connection.request', pending.published, signingKey(target)).send()).status).toBe(202);
+        expect(
+          (await handshake(spoke, 'connection.request', pending.published, signingKey(target)).send()).status,
+        ).toBe(202);
       }
       // The attacker claims the instance id with its own key, and publishes that claim at its own URL.
       const attacker = await stranger('hijacker');
       const { fake, url } = await fakePeer();
       const claim: PublicIdentity = { ...publicIdentity(attacker), instanceId: target.instanceId, baseUrl: url };
       fake.set(serveIdentity(claim));
-      await expectRefusedAndNothingChanged(handshake(spoke, 'connection.request', claim, signingKey(attacker)).send, 409, 'instance_bound');
+      await expectRefusedAndNothingChanged(
+        handshake(spoke, 'connection.request', claim, signingKey(attacker)).send,
+        409,
+        'instance_bound',
+      );
       expect([victim, fake.hits]).toEqual([victim, []]); // refused before any fetch
     }
   });
 
   it('lets only a key’s own holder shorten its validity: no extension, no revival, no change to another key', async () => {
     const before = signingKey(hub.identity.current());
-    const rotated = await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', { headers: bearer(link.hubAdminToken), json: { overlapSeconds: 3600 } });
+    const rotated = await request(hub.baseUrl, 'POST', '/api/v1/federation/keys/rotate', {
+      headers: bearer(link.hubAdminToken),
+      json: { overlapSeconds: 3600 },
+    });
     expect(rotated.status).toBe(200);
     const current = signingKey(hub.identity.current());
-    const stored = async () => Object.fromEntries((await spoke.prisma.federationPeerKey.findMany({ where: { connectionId: link.spokeConnectionId } })).map((key) => [key.keyId, key.notAfter?.toISOString() ?? null]));
+    const stored = async () =>
+      Object.fromEntries(
+        (await spoke.prisma.federationPeerKey.findMany({ where: { connectionId: link.spokeConnectionId } })).map(
+          (key) => [key.keyId, key.notAfter?.toISOString() ?? null],
+        ),
+      );
     const beforeAttack = await stored();
     expect(beforeAttack[before.keyId]).not.toBeNull(); // retiring within the overlap
     expect(beforeAttack[current.keyId]).toBeNull();
 
     const identity = publicIdentity(hub.identity.current());
-    const listing = (changes: Record<string, string | null>): PublicIdentity => ({ ...identity, keys: identity.keys.map((key) => (key.keyId in changes ? { ...key, notAfter: changes[key.keyId] ?? null } : key)) });
+    const listing = (changes: Record<string, string | null>): PublicIdentity => ({
+      ...identity,
+      keys: identity.keys.map((key) => (key.keyId in changes ? { ...key, notAfter: changes[key.keyId] ?? null } : key)),
+    });
     // Signed with the retiring key: extend itself, and expire the current key.
-    const extendAndExpire = listing({ [before.keyId]: null, [current.keyId]: new Date(Date.now() - 1000).toISOString() });
+    const extendAndExpire = listing({
+      [before.keyId]: null,
+      [current.keyId]: new Date(Date.now() - 1000).toISOString(),
+    });
     expect((await handshake(spoke, 'keys.rotate', extendAndExpire, before).send()).status).toBe(202);
     expect(await stored()).toEqual(beforeAttack);
 
     // Valid twin: the current key's holder shortens the current key.
     const soon = new Date(Date.now() + 30 * 60_000).toISOString();
-    expect((await handshake(spoke, 'keys.rotate', listing({ [current.keyId]: soon }), current).send()).status).toBe(202);
+    expect((await handshake(spoke, 'keys.rotate', listing({ [current.keyId]: soon }), current).send()).status).toBe(
+      202,
+    );
     expect((await stored())[current.keyId]).toBe(soon);
 
     // Once a key has expired, no message brings it back, and it signs nothing any more.
-    await spoke.prisma.federationPeerKey.update({ where: { keyId: before.keyId }, data: { notAfter: new Date(Date.now() - 1000) } });
+    await spoke.prisma.federationPeerKey.update({
+      where: { keyId: before.keyId },
+      data: { notAfter: new Date(Date.now() - 1000) },
+    });
     const expired = await stored();
     expect((await handshake(spoke, 'keys.rotate', listing({ [before.keyId]: null }), current).send()).status).toBe(202);
     expect(await stored()).toEqual(expired);
@@ -207,13 +313,18 @@ describe('the federation trust boundary', () => {
   it('moves a peer’s URL through keys.rotate only when the new URL publishes that instance and its signing key', async () => {
     const key = signingKey(hub.identity.current());
     const identity = publicIdentity(hub.identity.current());
-    const peerUrl = async () => (await spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: link.spokeConnectionId } })).peerUrl;
+    const peerUrl = async () =>
+      (await spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: link.spokeConnectionId } })).peerUrl;
     const original = await peerUrl();
 
     // The attack: a rotation that points the hub's connection at an address publishing someone else.
     const { fake: impostor, url: impostorUrl } = await fakePeer();
     impostor.set(serveIdentity({ ...publicIdentity(await stranger('impostor')), baseUrl: impostorUrl }));
-    await expectRefusedAndNothingChanged(handshake(spoke, 'keys.rotate', { ...identity, baseUrl: impostorUrl }, key).send, 403, 'identity_mismatch');
+    await expectRefusedAndNothingChanged(
+      handshake(spoke, 'keys.rotate', { ...identity, baseUrl: impostorUrl }, key).send,
+      403,
+      'identity_mismatch',
+    );
     expect(await peerUrl()).toBe(original);
 
     // The valid twin: the new address publishes the hub's own identity and key, and the URL moves (then moves back).
@@ -245,7 +356,9 @@ describe('the federation trust boundary', () => {
   });
 
   it('tells a caller nothing about a connection’s status before its signature verifies', async () => {
-    await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/suspend`, { headers: bearer(link.spokeToken) });
+    await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/suspend`, {
+      headers: bearer(link.spokeToken),
+    });
     try {
       const genuine = await command().send(); // valid twin: the key's holder learns the status
       expect([genuine.status, errorCode(genuine)]).toEqual([403, 'connection_suspended']);
@@ -254,23 +367,36 @@ describe('the federation trust boundary', () => {
       expect([probe.status, errorCode(probe)]).toEqual([401, 'bad_signature']);
       expect(probe.text).not.toMatch(/suspend/i);
     } finally {
-      await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/resume`, { headers: bearer(link.spokeToken) });
+      await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/resume`, {
+        headers: bearer(link.spokeToken),
+      });
     }
     expect((await command().send()).status).toBe(200);
   });
 
   it('lets a peer lift only its own suspension: one made here stays until this instance resumes it', async () => {
-    const spokeSide = () => spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: link.spokeConnectionId } });
+    const spokeSide = () =>
+      spoke.prisma.federationConnection.findUniqueOrThrow({ where: { id: link.spokeConnectionId } });
     const act = (target: TestInstance, connectionId: string, token: string, action: string) =>
-      request(target.baseUrl, 'POST', `/api/v1/federation/connections/${connectionId}/${action}`, { headers: bearer(token) });
+      request(target.baseUrl, 'POST', `/api/v1/federation/connections/${connectionId}/${action}`, {
+        headers: bearer(token),
+      });
 
     // The valid twin: the hub suspends, the spoke records whose suspension it is, and the hub lifts it.
-    expect((await act(hub, link.hubConnectionId, link.hubToken, 'suspend')).body).toMatchObject({ status: 'SUSPENDED', suspendedBy: 'local', peerNotified: true });
+    expect((await act(hub, link.hubConnectionId, link.hubToken, 'suspend')).body).toMatchObject({
+      status: 'SUSPENDED',
+      suspendedBy: 'local',
+      peerNotified: true,
+    });
     expect(await spokeSide()).toMatchObject({ status: 'SUSPENDED', suspendedBy: 'peer' });
     // The spoke's side cannot lift the hub's suspension on its own.
     const notMine = await act(spoke, link.spokeConnectionId, link.spokeToken, 'resume');
     expect([notMine.status, errorCode(notMine)]).toEqual([409, 'suspended_by_peer']);
-    expect((await act(hub, link.hubConnectionId, link.hubToken, 'resume')).body).toMatchObject({ status: 'ACTIVE', suspendedBy: null, peerNotified: true });
+    expect((await act(hub, link.hubConnectionId, link.hubToken, 'resume')).body).toMatchObject({
+      status: 'ACTIVE',
+      suspendedBy: null,
+      peerNotified: true,
+    });
     expect(await spokeSide()).toMatchObject({ status: 'ACTIVE', suspendedBy: null });
     expect((await command().send()).status).toBe(200);
 
@@ -278,7 +404,12 @@ describe('the federation trust boundary', () => {
     await act(spoke, link.spokeConnectionId, link.spokeToken, 'suspend');
     try {
       const before = await spokeState();
-      const resumed = await handshake(spoke, 'connection.resume', publicIdentity(hub.identity.current()), signingKey(hub.identity.current())).send();
+      const resumed = await handshake(
+        spoke,
+        'connection.resume',
+        publicIdentity(hub.identity.current()),
+        signingKey(hub.identity.current()),
+      ).send();
       expect([resumed.status, errorCode(resumed)]).toEqual([409, 'suspended_by_receiver']);
       expect(await spokeState()).toEqual(before);
       expect(await spokeSide()).toMatchObject({ status: 'SUSPENDED', suspendedBy: 'local' });
@@ -298,10 +429,15 @@ describe('the federation trust boundary', () => {
       { ...published, name: 'lookalike\u200d' }, // a zero-width joiner
       { ...published, name: 'Cafe\u0301' }, // "Café", not NFC
     ];
-    // The valid twin: the identity as published is taken (PENDING); every lookalike of it is refused and changes nothing.
+    // The valid twin: the identity as published is taken (PENDING); every lookalike of it is refused and changes
+    // nothing.
     expect((await handshake(spoke, 'connection.request', published, signingKey(identity)).send()).status).toBe(202);
     for (const forged of lookalikes) {
-      await expectRefusedAndNothingChanged(handshake(spoke, 'connection.request', forged, signingKey(identity)).send, 400, 'invalid_handshake');
+      await expectRefusedAndNothingChanged(
+        handshake(spoke, 'connection.request', forged, signingKey(identity)).send,
+        400,
+        'invalid_handshake',
+      );
     }
   });
 
@@ -313,14 +449,31 @@ describe('the federation trust boundary', () => {
     const { token } = await issueApiToken(strict.prisma, `strict-${Date.now()}`);
     const connections = () => strict.prisma.federationConnection.count();
     const before = await connections();
-    for (const peerUrl of [url, url.replace('127.0.0.1', 'localhost'), 'http://[::1]:9', 'http://169.254.169.254', 'http://10.0.0.1']) {
-      const response = await request(strict.baseUrl, 'POST', '/api/v1/federation/connections', { headers: bearer(token), json: { peerUrl } });
-      expect([peerUrl, response.status, errorCode(response), (response.body as { error: { message: string } }).error.message]).toEqual([peerUrl, 502, 'peer_unreachable', 'peer unreachable']);
+    for (const peerUrl of [
+      url,
+      url.replace('127.0.0.1', 'localhost'),
+      'http://[::1]:9',
+      'http://169.254.169.254',
+      'http://10.0.0.1',
+    ]) {
+      const response = await request(strict.baseUrl, 'POST', '/api/v1/federation/connections', {
+        headers: bearer(token),
+        json: { peerUrl },
+      });
+      expect([
+        peerUrl,
+        response.status,
+        errorCode(response),
+        (response.body as { error: { message: string } }).error.message,
+      ]).toEqual([peerUrl, 502, 'peer_unreachable', 'peer unreachable']);
     }
     expect(fake.hits).toEqual([]);
     expect(await connections()).toBe(before);
     // Valid twin: an instance that allows loopback reaches the same peer.
-    const allowed = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', { headers: bearer(link.hubToken), json: { peerUrl: url } });
+    const allowed = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', {
+      headers: bearer(link.hubToken),
+      json: { peerUrl: url },
+    });
     expect(fake.hits).toContain('/api/v1/federation/instance');
     expect(allowed.status).toBe(201);
   });
@@ -328,19 +481,36 @@ describe('the federation trust boundary', () => {
   it('follows no redirect, reads no unbounded body, waits no longer than the timeout, and echoes nothing of the answer', async () => {
     const target = await publishedStranger('redirected');
     const { token } = await issueApiToken(spoke.prisma, `out-${Date.now()}`);
-    const connect = (peerUrl: string) => request(spoke.baseUrl, 'POST', '/api/v1/federation/connections', { headers: bearer(token), json: { peerUrl } });
+    const connect = (peerUrl: string) =>
+      request(spoke.baseUrl, 'POST', '/api/v1/federation/connections', { headers: bearer(token), json: { peerUrl } });
 
     const cases: Array<[string, (req: http.IncomingMessage, res: http.ServerResponse) => void]> = [
-      ['a redirect to a valid identity', (_req, res) => res.writeHead(302, { location: `${target.published.baseUrl}/api/v1/federation/instance` }).end()],
-      ['a 9 MB identity', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"pad":"${'x'.repeat(9 * 1024 * 1024)}"}`)],
-      ['an internal page', (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>INTERNAL-ADMIN-CONSOLE secret=42</h1>')],
+      [
+        'a redirect to a valid identity',
+        (_req, res) => res.writeHead(302, { location: `${target.published.baseUrl}/api/v1/federation/instance` }).end(),
+      ],
+      [
+        'a 9 MB identity',
+        (_req, res) =>
+          res.writeHead(200, { 'content-type': 'application/json' }).end(`{"pad":"${'x'.repeat(9 * 1024 * 1024)}"}`),
+      ],
+      [
+        'an internal page',
+        (_req, res) =>
+          res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>INTERNAL-ADMIN-CONSOLE secret=42</h1>'),
+      ],
       ['a server that never answers', () => undefined],
     ];
     for (const [name, answer] of cases) {
       const { url } = await fakePeer(answer);
       const started = Date.now();
       const response = await connect(url);
-      expect([name, response.status, errorCode(response), (response.body as { error: { message: string } }).error.message]).toEqual([name, 502, 'peer_unreachable', 'peer unreachable']);
+      expect([
+        name,
+        response.status,
+        errorCode(response),
+        (response.body as { error: { message: string } }).error.message,
+      ]).toEqual([name, 502, 'peer_unreachable', 'peer unreachable']);
       expect(response.text).not.toMatch(/INTERNAL|secret|302|html/);
       expect(Date.now() - started).toBeLessThan(45_000);
     }
@@ -351,10 +521,24 @@ describe('the federation trust boundary', () => {
     const { identity: peer, published } = await publishedStranger('replayer');
     const url = published.baseUrl;
     const nonce = randomUUID().replace(/-/g, '');
-    const body = Buffer.from(JSON.stringify({ type: 'connection.request', instance: { ...publicIdentity(peer), baseUrl: url }, timestamp: new Date().toISOString(), nonce }));
-    const headers = signRequest(`${strict.baseUrl}${HANDSHAKE_PATH}`, body, signingKey(peer), Date.now(), nonce).headers;
+    const body = Buffer.from(
+      JSON.stringify({
+        type: 'connection.request',
+        instance: { ...publicIdentity(peer), baseUrl: url },
+        timestamp: new Date().toISOString(),
+        nonce,
+      }),
+    );
+    const headers = signRequest(
+      `${strict.baseUrl}${HANDSHAKE_PATH}`,
+      body,
+      signingKey(peer),
+      Date.now(),
+      nonce,
+    ).headers;
     const send = () => request(strict.baseUrl, 'POST', HANDSHAKE_PATH, { rawBody: body.toString('utf8'), headers });
-    // The strict instance may not call loopback, so the first answer is identity_mismatch; what counts is that it tried once.
+    // The strict instance may not call loopback, so the first answer is identity_mismatch; what counts is that it tried
+    // once.
     const first = await send();
     expect([first.status, errorCode(first)]).toEqual([403, 'identity_mismatch']);
     const replay = await send();
@@ -363,7 +547,16 @@ describe('the federation trust boundary', () => {
     const codes: string[] = [];
     for (let i = 0; i < 12; i++) {
       const another = await stranger(`flooder-${i}`);
-      codes.push(errorCode(await handshake(strict, 'connection.request', { ...publicIdentity(another), baseUrl: url }, signingKey(another)).send()));
+      codes.push(
+        errorCode(
+          await handshake(
+            strict,
+            'connection.request',
+            { ...publicIdentity(another), baseUrl: url },
+            signingKey(another),
+          ).send(),
+        ),
+      );
     }
     // 10 fetches a minute per address (the first request above was one of them).
     expect(codes.filter((code) => code === 'identity_mismatch')).toHaveLength(9);
@@ -373,15 +566,29 @@ describe('the federation trust boundary', () => {
   // ---- 7. wire strictness and interoperability ----
 
   it('refuses a repeated Signature or Signature-Input line', async () => {
-    const sendRaw = (crafted: { body: Buffer; headers: Record<string, string> }, repeat: string | null): Promise<{ status: number; body: string }> =>
+    const sendRaw = (
+      crafted: { body: Buffer; headers: Record<string, string> },
+      repeat: string | null,
+    ): Promise<{ status: number; body: string }> =>
       new Promise((resolve, reject) => {
-        const lines = Object.entries(crafted.headers).flatMap(([name, value]) => (name === repeat ? [name, value, name, value] : [name, value]));
+        const lines = Object.entries(crafted.headers).flatMap(([name, value]) =>
+          name === repeat ? [name, value, name, value] : [name, value],
+        );
         const target = new URL(`${spoke.baseUrl}${INCOMING_COMMAND_PATH}`);
-        const req = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: ['host', target.host, ...lines] }, (res) => {
-          let text = '';
-          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        });
+        const req = http.request(
+          {
+            host: target.hostname,
+            port: target.port,
+            path: target.pathname,
+            method: 'POST',
+            headers: ['host', target.host, ...lines],
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          },
+        );
         req.on('error', reject);
         req.end(crafted.body);
       });
@@ -390,7 +597,10 @@ describe('the federation trust boundary', () => {
     for (const repeated of ['signature', 'signature-input']) {
       const before = await spokeState();
       const refused = await sendRaw(command(), repeated);
-      expect([refused.status, (JSON.parse(refused.body) as { error: { code: string } }).error.code]).toEqual([400, 'malformed_header']);
+      expect([refused.status, (JSON.parse(refused.body) as { error: { code: string } }).error.code]).toEqual([
+        400,
+        'malformed_header',
+      ]);
       expect(await spokeState()).toEqual(before);
     }
   });
@@ -400,22 +610,43 @@ describe('the federation trust boundary', () => {
     const spokeKeys = await hub.prisma.federationPeerKey.findMany({ where: { connectionId: link.hubConnectionId } });
     const keyLookup = ({ keyid }: { keyid?: string | undefined }) => {
       const raw = keyid === hubKey.keyId ? hubKey.publicKey : spokeKeys.find((key) => key.keyId === keyid)?.publicKey;
-      return Promise.resolve(raw ? { id: keyid, algs: ['ed25519'], verify: createVerifier(publicKeyFromRaw(raw), 'ed25519') } : null);
+      return Promise.resolve(
+        raw ? { id: keyid, algs: ['ed25519'], verify: createVerifier(publicKeyFromRaw(raw), 'ed25519') } : null,
+      );
     };
 
     // Our request, verified by the library.
     const ours = command();
     const url = `${spoke.baseUrl}${INCOMING_COMMAND_PATH}`;
-    expect(await httpbis.verifyMessage({ keyLookup, requiredFields: ['@method', '@authority', '@path', 'content-type', 'content-digest'] }, { method: 'POST', url, headers: ours.headers })).toBe(true);
+    expect(
+      await httpbis.verifyMessage(
+        { keyLookup, requiredFields: ['@method', '@authority', '@path', 'content-type', 'content-digest'] },
+        { method: 'POST', url, headers: ours.headers },
+      ),
+    ).toBe(true);
     // Our reply as it came over the wire, verified by the library.
     const response = await fetch(url, { method: 'POST', headers: ours.headers, body: ours.body });
     const replyHeaders = Object.fromEntries(response.headers.entries());
     expect(replyHeaders['content-type']).toBe('application/json');
     expect(replyHeaders['content-digest']).toBe(contentDigest(Buffer.from(await response.arrayBuffer())));
-    expect(await httpbis.verifyMessage({ keyLookup, requiredFields: ['@status', 'content-type', 'content-digest'] }, { status: response.status, headers: replyHeaders })).toBe(true);
+    expect(
+      await httpbis.verifyMessage(
+        { keyLookup, requiredFields: ['@status', 'content-type', 'content-digest'] },
+        { status: response.status, headers: replyHeaders },
+      ),
+    ).toBe(true);
 
     // A request the library signed with our profile, accepted by the spoke.
-    const body = Buffer.from(JSON.stringify({ messageId: randomUUID(), instanceId: hub.identity.current().instanceId, commandType: 'agent.status', payload: { agentId: `agent-${randomUUID()}` }, timestamp: new Date().toISOString(), nonce: randomUUID().replace(/-/g, '') }));
+    const body = Buffer.from(
+      JSON.stringify({
+        messageId: randomUUID(),
+        instanceId: hub.identity.current().instanceId,
+        commandType: 'agent.status',
+        payload: { agentId: `agent-${randomUUID()}` },
+        timestamp: new Date().toISOString(),
+        nonce: randomUUID().replace(/-/g, ''),
+      }),
+    );
     const signed = await httpbis.signMessage(
       {
         key: createSigner(hubKey.privateKey, 'ed25519', hubKey.keyId),
@@ -426,13 +657,23 @@ describe('the federation trust boundary', () => {
       },
       { method: 'POST', url, headers: { 'content-type': 'application/json', 'content-digest': contentDigest(body) } },
     );
-    const accepted = await request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, { rawBody: body.toString('utf8'), headers: signed.headers });
+    const accepted = await request(spoke.baseUrl, 'POST', INCOMING_COMMAND_PATH, {
+      rawBody: body.toString('utf8'),
+      headers: signed.headers,
+    });
     expect(accepted.status).toBe(200);
     expect(keyIdFor(hubKey.publicKey)).toBe(hubKey.keyId);
   });
 
-  /** Sends raw bytes to the spoke and reads until it closes the socket (or `waitMs` passes): what came back, and whether it closed. */
-  function rawExchange(start: string, waitMs: number, body: Buffer = Buffer.alloc(0)): Promise<{ answer: string; closed: boolean }> {
+  /**
+   * Sends raw bytes to the spoke and reads until it closes the socket (or `waitMs` passes): what came back, and whether
+   * it closed.
+   */
+  function rawExchange(
+    start: string,
+    waitMs: number,
+    body: Buffer = Buffer.alloc(0),
+  ): Promise<{ answer: string; closed: boolean }> {
     return new Promise((resolve) => {
       const socket = net.connect(Number(new URL(spoke.baseUrl).port), '127.0.0.1');
       let answer = '';
@@ -475,8 +716,24 @@ describe('the federation trust boundary', () => {
     const rows = await spoke.prisma.federationCommand.count();
     const encoded = command();
     const gzipped = gzipSync(encoded.body);
-    const signed = signRequest(`${spoke.baseUrl}${INCOMING_COMMAND_PATH}`, gzipped, signingKey(hub.identity.current()), Date.now(), randomUUID().replace(/-/g, ''));
-    const refused = await rawExchange(head(gzipped.length, `content-encoding: gzip\r\n${Object.entries(signed.headers).filter(([name]) => name !== 'content-type').map(([name, value]) => `${name}: ${value}\r\n`).join('')}`), 5_000, gzipped);
+    const signed = signRequest(
+      `${spoke.baseUrl}${INCOMING_COMMAND_PATH}`,
+      gzipped,
+      signingKey(hub.identity.current()),
+      Date.now(),
+      randomUUID().replace(/-/g, ''),
+    );
+    const refused = await rawExchange(
+      head(
+        gzipped.length,
+        `content-encoding: gzip\r\n${Object.entries(signed.headers)
+          .filter(([name]) => name !== 'content-type')
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join('')}`,
+      ),
+      5_000,
+      gzipped,
+    );
     expect(refused.answer).toMatch(/^HTTP\/1\.1 415[\s\S]*"code":"unsupported_encoding"/);
     expect(await spokeState()).toEqual(before);
     expect(await spoke.prisma.federationCommand.count()).toBe(rows);

@@ -29,7 +29,11 @@ const TASK_QUEUE = 'health-test';
 
 /** Serves the API over loopback with the given real clients for one GET. */
 async function getWith(deps: Deps, route: string, token?: string): Promise<JsonResponse> {
-  const identity = createIdentityHolder({ dataDir: await mkdtemp(path.join(os.tmpdir(), 'health-')), name: 'health', baseUrl: 'http://127.0.0.1:1' });
+  const identity = createIdentityHolder({
+    dataDir: await mkdtemp(path.join(os.tmpdir(), 'health-')),
+    name: 'health',
+    baseUrl: 'http://127.0.0.1:1',
+  });
   const settings = {
     ...testConfig(),
     TEMPORAL_NAMESPACE: 'default',
@@ -42,7 +46,12 @@ async function getWith(deps: Deps, route: string, token?: string): Promise<JsonR
   });
   try {
     const { port } = server.address() as AddressInfo;
-    return await request(`http://127.0.0.1:${port}`, 'GET', route, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    return await request(
+      `http://127.0.0.1:${port}`,
+      'GET',
+      route,
+      token ? { headers: { authorization: `Bearer ${token}` } } : {},
+    );
   } finally {
     server.closeAllConnections();
     server.close();
@@ -68,15 +77,25 @@ describe('health endpoints against the real dependencies', () => {
   let listener: PgListener;
   let adminToken: string;
   let workspaceToken: string;
-  const report = (docker = createDockerClient(config.DOCKER_HOST)) => reportWorkerHost(prisma, docker, { hostId: 'health-host', taskQueue: TASK_QUEUE });
+  const report = (docker = createDockerClient(config.DOCKER_HOST)) =>
+    reportWorkerHost(prisma, docker, { hostId: 'health-host', taskQueue: TASK_QUEUE });
 
   beforeAll(async () => {
     // A database of its own: readiness reads the worker hosts' reports there.
     const databaseUrl = await createTestDatabase();
     prisma = createPrismaClient(databaseUrl);
-    listener = startPgListener(databaseUrl, [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL], createLogger('test', 'silent'));
+    listener = startPgListener(
+      databaseUrl,
+      [AGENT_EVENTS_CHANNEL, AGENT_PROGRESS_CHANNEL],
+      createLogger('test', 'silent'),
+    );
     const feed = new AgentEventFeed(listener, prisma);
-    healthy = { temporal: await connectTemporalClient(config), temporalProbe: createProbeConnection(config), prisma, feed };
+    healthy = {
+      temporal: await connectTemporalClient(config),
+      temporalProbe: createProbeConnection(config),
+      prisma,
+      feed,
+    };
     adminToken = (await issueAdminToken(prisma)).token;
     workspaceToken = (await issueApiToken(prisma, `health-${Date.now()}`)).token;
     await report();
@@ -119,7 +138,10 @@ describe('health endpoints against the real dependencies', () => {
   });
 
   it('answers 503 with docker down when no worker host has reported lately', async () => {
-    await prisma.workerHost.update({ where: { hostId: 'health-host' }, data: { reportedAt: new Date(Date.now() - 60_000) } });
+    await prisma.workerHost.update({
+      where: { hostId: 'health-host' },
+      data: { reportedAt: new Date(Date.now() - 60_000) },
+    });
     try {
       const admin = await expectDown(healthy, ['docker'], adminToken);
       expect(admin.dependencies.docker.error).toMatch(/no worker host reported in the last 30 s/);

@@ -21,7 +21,11 @@ describe('an agent on a host that is gone', () => {
 
   beforeAll(async () => {
     await model.start();
-    instance = await startTestInstance({ ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url, MAX_CONCURRENT_AGENTS: '1' });
+    instance = await startTestInstance({
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: model.url,
+      MAX_CONCURRENT_AGENTS: '1',
+    });
     token = (await issueApiToken(instance.prisma, `host-loss-${Date.now()}`)).token;
     repository = await createRepository();
   });
@@ -31,7 +35,10 @@ describe('an agent on a host that is gone', () => {
   });
 
   const spawn = async (taskId: string): Promise<string> => {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['finish'] } } });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['finish'] } },
+    });
     return (response.body as { agentId: string }).agentId;
   };
 
@@ -44,8 +51,13 @@ describe('an agent on a host that is gone', () => {
     const agentId = await spawn('on-dead-host');
     await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toThrow();
     const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
-    expect(row).toMatchObject({ state: 'failed', error: 'host gone-host unreachable: its worker took no work within 1 minute' });
-    const admission = await instance.temporal.workflow.getHandle(admissionWorkflowId(instance.taskQueue)).query(admissionStateQuery);
+    expect(row).toMatchObject({
+      state: 'failed',
+      error: 'host gone-host unreachable: its worker took no work within 1 minute',
+    });
+    const admission = await instance.temporal.workflow
+      .getHandle(admissionWorkflowId(instance.taskQueue))
+      .query(admissionStateQuery);
     expect(admission.holders.map((holder) => holder.agentId)).not.toContain(agentId);
   }, 150_000);
 });

@@ -1,6 +1,14 @@
 import { issueApiToken } from '../../api/auth';
 import { costOf, DEFAULT_MODEL_PRICES, priceOf } from '../../config/model-prices';
-import { byTurn, byWorkItem, call, FakeAnthropic, reply, reportedUsage, type Script } from '../../scripts/scripted-model-server';
+import {
+  byTurn,
+  byWorkItem,
+  call,
+  FakeAnthropic,
+  reply,
+  reportedUsage,
+  type Script,
+} from '../../scripts/scripted-model-server';
 import type { AgentEventView, AgentProgressMessage, ModelProgress } from '../../shared/agent-events';
 import { agentStatusQuery, type AgentStatus } from '../../workflows/agent-run/contract';
 import { createRepository } from '../helpers/git-repo';
@@ -12,7 +20,10 @@ import { readSse } from '../helpers/sse';
 import { waitUntil } from '../helpers/wait';
 
 const SONNET = priceOf(DEFAULT_MODEL_PRICES, 'claude-sonnet-5-5')!;
-/** Small context windows, so that a few dozen turns outgrow them: the worker's price table and the API agree on one, and the worker thinks the other is larger than it is. */
+/**
+ * Small context windows, so that a few dozen turns outgrow them: the worker's price table and the API agree on one, and
+ * the worker thinks the other is larger than it is.
+ */
 const MODEL_PRICES = JSON.stringify({
   'claude-small': { ...SONNET, contextWindow: 20_000 },
   'claude-misjudged': { ...SONNET, contextWindow: 60_000 },
@@ -20,17 +31,33 @@ const MODEL_PRICES = JSON.stringify({
 const API_WINDOWS = { 'claude-small': 20_000, 'claude-misjudged': 20_000 };
 const BIG_RESULT = "head -c 4000 /dev/zero | tr '\\0' y";
 
-const slowly = (text: string, eventDelayMs: number, ...calls: Array<{ name: string; input: unknown }>) => ({ ...reply.say(text, ...calls), eventDelayMs });
+const slowly = (text: string, eventDelayMs: number, ...calls: Array<{ name: string; input: unknown }>) => ({
+  ...reply.say(text, ...calls),
+  eventDelayMs,
+});
 const scripts: Record<string, Script> = {
-  'stream slowly': byTurn([slowly('Let me look at the repository first. '.repeat(12), 150, call.bash('echo looked')), reply.text('Looked.')]),
+  'stream slowly': byTurn([
+    slowly('Let me look at the repository first. '.repeat(12), 150, call.bash('echo looked')),
+    reply.text('Looked.'),
+  ]),
   'stream forever': byTurn([slowly('x'.repeat(20_000), 200, call.bash('echo never'))]),
   'fail mid-stream': byTurn([
-    [{ ...reply.say('This reply is cut off in the middle', call.bash('echo once >> once.txt')), streamError: { afterEvents: 4, type: 'overloaded_error' } }, reply.say('This reply arrives whole', call.bash('echo once >> once.txt'))],
+    [
+      {
+        ...reply.say('This reply is cut off in the middle', call.bash('echo once >> once.txt')),
+        streamError: { afterEvents: 4, type: 'overloaded_error' },
+      },
+      reply.say('This reply arrives whole', call.bash('echo once >> once.txt')),
+    ],
     reply.text('Done after a retry.'),
   ]),
   'spend money': () => reply.toolUse(call.bash('true')),
-  'overflow at once': byTurn([reply.toolUse(call.bash("head -c 60000 /dev/zero | tr '\\0' y")), reply.text('Never read.')]),
-  'fill the context': (recorded) => (recorded.turn < 30 ? reply.toolUse(call.bash(BIG_RESULT)) : reply.text('Printed a lot.')),
+  'overflow at once': byTurn([
+    reply.toolUse(call.bash("head -c 60000 /dev/zero | tr '\\0' y")),
+    reply.text('Never read.'),
+  ]),
+  'fill the context': (recorded) =>
+    recorded.turn < 30 ? reply.toolUse(call.bash(BIG_RESULT)) : reply.text('Printed a lot.'),
 };
 
 /**
@@ -57,7 +84,10 @@ describe('streamed, cached and priced model calls', () => {
 
   const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
   const spawnRequest = (taskId: string, workItem: string, options: Record<string, unknown> = {}) =>
-    request(instance.baseUrl, 'POST', '/agents/spawn', { json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] }, options }, headers: auth() });
+    request(instance.baseUrl, 'POST', '/agents/spawn', {
+      json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] }, options },
+      headers: auth(),
+    });
   async function spawn(taskId: string, workItem: string, options: Record<string, unknown> = {}): Promise<string> {
     const response = await spawnRequest(taskId, workItem, options);
     expect(response.status).toBe(202);
@@ -91,11 +121,18 @@ describe('streamed, cached and priced model calls', () => {
     // Followed from the start: progress comes live (no id, not in the log), before the turn it previews.
     const following = readSse(`${instance.baseUrl}/agents/${agentId}/events`, auth());
     let seen: ModelProgress | null = null;
-    await waitUntil(async () => {
-      seen = (await status(agentId)).modelProgress;
-      return seen !== null && seen.textLength > 0;
-    }, 60_000, 100);
-    expect(seen).toMatchObject({ turn: 1, text: expect.stringMatching(/^Let me look at the repository first\./) as unknown });
+    await waitUntil(
+      async () => {
+        seen = (await status(agentId)).modelProgress;
+        return seen !== null && seen.textLength > 0;
+      },
+      60_000,
+      100,
+    );
+    expect(seen).toMatchObject({
+      turn: 1,
+      text: expect.stringMatching(/^Let me look at the repository first\./) as unknown,
+    });
     expect(((await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
     await recordHistoryIfRequested(agentId, 'agent-run-streamed');
 
@@ -106,7 +143,9 @@ describe('streamed, cached and priced model calls', () => {
     expect(progress.every((event) => event.id === null)).toBe(true);
     const previews = progress.map((event) => (JSON.parse(event.data) as AgentProgressMessage).data);
     expect(previews.every((entry) => entry.turn === 1)).toBe(true);
-    expect(previews.map((entry) => entry.textLength)).toEqual([...previews.map((entry) => entry.textLength)].sort((a, b) => a - b));
+    expect(previews.map((entry) => entry.textLength)).toEqual(
+      [...previews.map((entry) => entry.textLength)].sort((a, b) => a - b),
+    );
     const turnAt = live.findIndex((event) => event.event === 'turn');
     expect(live.findIndex((event) => event.event === 'progress')).toBeLessThan(turnAt);
     // The numbered log stays gapless without them; once the turn is done there is nothing in progress.
@@ -138,7 +177,10 @@ describe('streamed, cached and priced model calls', () => {
     const requests = model.requestsOf('fail mid-stream');
     expect(requests.map((recorded) => recorded.turn)).toEqual([0, 0, 1]);
     expect(requests[0]?.stream).toMatchObject({ sent: 4, aborted: false });
-    const replies = await instance.prisma.agentMessage.findMany({ where: { agentId, role: 'assistant' }, orderBy: { seq: 'asc' } });
+    const replies = await instance.prisma.agentMessage.findMany({
+      where: { agentId, role: 'assistant' },
+      orderBy: { seq: 'asc' },
+    });
     expect(JSON.stringify(replies[0]?.content)).toContain('This reply arrives whole');
     expect(JSON.stringify(replies)).not.toContain('cut off');
     expect(await instance.prisma.toolCall.count({ where: { agentId } })).toBe(1);
@@ -159,18 +201,30 @@ describe('streamed, cached and priced model calls', () => {
     expect(view.costUsd).toBeCloseTo(costOf(usage, SONNET), 6);
     expect(view.result?.costUsd).toBeCloseTo(view.costUsd ?? 0, 6);
     const events = await eventsOf(agentId);
-    const turns = events.filter((event) => event.data.type === 'turn').map((event) => event.data as { costUsd: number; totalCostUsd: number; cacheReadInputTokens: number });
+    const turns = events
+      .filter((event) => event.data.type === 'turn')
+      .map((event) => event.data as { costUsd: number; totalCostUsd: number; cacheReadInputTokens: number });
     expect(turns.at(-1)?.totalCostUsd).toBeCloseTo(view.costUsd ?? 0, 6);
     expect(turns.reduce((sum, turn) => sum + turn.costUsd, 0)).toBeCloseTo(view.costUsd ?? 0, 6);
-    expect((events.find((event) => event.data.type === 'result')?.data as { costUsd: number }).costUsd).toBeCloseTo(view.costUsd ?? 0, 6);
+    expect((events.find((event) => event.data.type === 'result')?.data as { costUsd: number }).costUsd).toBeCloseTo(
+      view.costUsd ?? 0,
+      6,
+    );
     const metrics = await (await fetch(instance.workerMetricsUrl)).text();
-    expect(sample(metrics, 'orchestrator_model_cost_usd_total', { model: 'claude-sonnet-5-5' })).toBeGreaterThanOrEqual(view.costUsd ?? 0);
-    expect(sample(metrics, 'orchestrator_model_tokens_total', { kind: 'cache_read' })).toBeGreaterThanOrEqual(usage.cacheReadInputTokens);
+    expect(sample(metrics, 'orchestrator_model_cost_usd_total', { model: 'claude-sonnet-5-5' })).toBeGreaterThanOrEqual(
+      view.costUsd ?? 0,
+    );
+    expect(sample(metrics, 'orchestrator_model_tokens_total', { kind: 'cache_read' })).toBeGreaterThanOrEqual(
+      usage.cacheReadInputTokens,
+    );
   });
 
   it('refuses a cost budget it cannot enforce, starting nothing', async () => {
     const before = await instance.prisma.agent.count();
-    const unpriced = await spawnRequest('task-unpriced', 'spend money', { model: 'someone-elses-model', costBudgetUsd: 1 });
+    const unpriced = await spawnRequest('task-unpriced', 'spend money', {
+      model: 'someone-elses-model',
+      costBudgetUsd: 1,
+    });
     expect(unpriced.status).toBe(400);
     expect(errorCode(unpriced)).toBe('unpriced_model');
     expect(JSON.stringify(unpriced.body)).toContain('no price is configured for model someone-elses-model');
@@ -188,7 +242,10 @@ describe('streamed, cached and priced model calls', () => {
   it('clears older tool results before a request outgrows the context window, so a long run finishes', async () => {
     // One agent whose window the worker knows; one whose window it overestimates: the API's refusal corrects it.
     const known = await spawn('task-context', 'fill the context', { model: 'claude-small', maxTurns: 40 });
-    const misjudged = await spawn('task-context-misjudged', 'fill the context', { model: 'claude-misjudged', maxTurns: 40 });
+    const misjudged = await spawn('task-context-misjudged', 'fill the context', {
+      model: 'claude-misjudged',
+      maxTurns: 40,
+    });
     for (const [agentId, modelName] of [
       [known, 'claude-small'],
       [misjudged, 'claude-misjudged'],
@@ -207,13 +264,16 @@ describe('streamed, cached and priced model calls', () => {
       const last = JSON.stringify(answered.at(-1)?.body.messages);
       expect(last).toContain('This tool result was cleared to keep the conversation within the context window: bash');
       expect(JSON.stringify(answered.at(-1)?.body.messages.at(-1))).toContain('y'.repeat(4000));
-      if (modelName === 'claude-small') expect(requests).toHaveLength(31); // never refused
+      if (modelName === 'claude-small')
+        expect(requests).toHaveLength(31); // never refused
       else expect(requests.length).toBeGreaterThan(31); // refused as too long, then fitted and sent again
 
       // The stored transcript and the tool calls' claims are intact.
       const calls = await instance.prisma.toolCall.findMany({ where: { agentId } });
       expect(calls).toHaveLength(30);
-      expect(calls.every((recorded) => recorded.status === 'finished' && recorded.output?.includes('y'.repeat(4000)))).toBe(true);
+      expect(
+        calls.every((recorded) => recorded.status === 'finished' && recorded.output?.includes('y'.repeat(4000))),
+      ).toBe(true);
       const results = await instance.prisma.agentMessage.findMany({ where: { agentId, role: 'user', seq: { gt: 0 } } });
       expect(results).toHaveLength(30);
       expect(results.every((message) => JSON.stringify(message.content).includes('y'.repeat(4000)))).toBe(true);
@@ -225,7 +285,9 @@ describe('streamed, cached and priced model calls', () => {
     await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toThrow();
     const view = await status(agentId);
     expect(view.state).toBe('failed');
-    expect(view.error).toMatch(/^the conversation needs about \d+ tokens even with its older tool calls and results cleared, more than the 11808 the context window leaves$/);
+    expect(view.error).toMatch(
+      /^the conversation needs about \d+ tokens even with its older tool calls and results cleared, more than the 11808 the context window leaves$/,
+    );
     // One request (the first turn); the second was never sent.
     expect(model.requestsOf('overflow at once').map((recorded) => recorded.turn)).toEqual([0]);
   });

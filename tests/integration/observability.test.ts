@@ -38,7 +38,11 @@ describe('metrics, logs and small, secret-free histories', () => {
   beforeAll(async () => {
     await model.start();
     // One slot: the second agent waits in the queue, so queue wait is measured too.
-    instance = await startTestInstance({ ANTHROPIC_API_KEY: MODEL_KEY, ANTHROPIC_BASE_URL: model.url, MAX_CONCURRENT_AGENTS: '1' });
+    instance = await startTestInstance({
+      ANTHROPIC_API_KEY: MODEL_KEY,
+      ANTHROPIC_BASE_URL: model.url,
+      MAX_CONCURRENT_AGENTS: '1',
+    });
     ({ token } = await issueApiToken(instance.prisma, `obs-${Date.now()}`));
     repository = await createRepository({ 'README.md': '# Observed\n' });
   });
@@ -49,7 +53,10 @@ describe('metrics, logs and small, secret-free histories', () => {
 
   const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
   const spawn = async (taskId: string, workItem: string): Promise<string> => {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: auth(), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] } } });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: auth(),
+      json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] } },
+    });
     expect(response.status).toBe(202);
     return (response.body as { agentId: string }).agentId;
   };
@@ -65,9 +72,15 @@ describe('metrics, logs and small, secret-free histories', () => {
     const sleeperHandle = instance.temporal.workflow.getHandle(sleeper);
     await waitUntil(async () => (await sleeperHandle.query(agentStatusQuery)).lastTool === 'bash', 60_000);
     // The kill must find the tool running (its cancelled attempt is what the metric counts), not only scheduled.
-    await waitUntil(async () => (await instance.prisma.toolCall.count({ where: { agentId: sleeper, status: 'started' } })) === 1, 30_000);
+    await waitUntil(
+      async () => (await instance.prisma.toolCall.count({ where: { agentId: sleeper, status: 'started' } })) === 1,
+      30_000,
+    );
     const printer = await spawn('obs-print', 'print a lot');
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: printer } })).state === 'queued', 30_000);
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: printer } })).state === 'queued',
+      30_000,
+    );
     // The live view says what the queued run waits for, and what the running one does.
     expect(await currentDetails(instance.temporal, printer)).toContain('**queued**');
     expect(await currentDetails(instance.temporal, printer)).toContain('waiting for a sandbox slot: 0 ahead');
@@ -78,29 +91,49 @@ describe('metrics, logs and small, secret-free histories', () => {
     const printed = (await instance.temporal.workflow.getHandle(printer).result()) as AgentStatus;
     expect(printed.state).toBe('completed');
     // A refused spawn is counted by its reason.
-    const refused = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: auth(), json: { taskId: 'obs-refused', agentType: 'worker', context: { repository: 'ftp://example.com/repo', branch: 'main', workItems: ['x'] } } });
+    const refused = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: auth(),
+      json: {
+        taskId: 'obs-refused',
+        agentType: 'worker',
+        context: { repository: 'ftp://example.com/repo', branch: 'main', workItems: ['x'] },
+      },
+    });
     expect(refused.status).toBe(400);
     const refusedCode = (refused.body as { error: { code: string } }).error.code;
 
     const api = await metricsText(`${instance.baseUrl}/metrics`);
-    const accepted = ['spawning', 'queued'].map((outcome) => sample(api, 'orchestrator_agent_spawns_total', { agent_type: 'worker', runs_on: 'local', outcome }));
+    const accepted = ['spawning', 'queued'].map((outcome) =>
+      sample(api, 'orchestrator_agent_spawns_total', { agent_type: 'worker', runs_on: 'local', outcome }),
+    );
     expect(accepted[0]! + accepted[1]!).toBe(2);
     expect(sample(api, 'orchestrator_agent_spawns_total', { agent_type: 'worker', outcome: refusedCode })).toBe(1);
     expect(sample(api, 'orchestrator_agents', { state: 'completed' })).toBe(1);
     expect(sample(api, 'orchestrator_agents', { state: 'killed' })).toBe(1);
     expect(sample(api, 'orchestrator_agent_queue_length')).toBe(0);
-    expect(sample(api, 'orchestrator_http_request_duration_seconds_count', { method: 'POST', route: '/agents/:agentId/kill', status: '202' })).toBe(1);
+    expect(
+      sample(api, 'orchestrator_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/agents/:agentId/kill',
+        status: '202',
+      }),
+    ).toBe(1);
 
     const worker = await metricsText(instance.workerMetricsUrl);
     expect(sample(worker, 'orchestrator_agent_queue_wait_seconds_count')).toBe(1);
     expect(sample(worker, 'orchestrator_sandbox_start_seconds_count', { runtime: 'runc' })).toBe(2);
     expect(sample(worker, 'orchestrator_kill_seconds_count')).toBe(1);
-    // Every token the Messages API reported, by kind: the prompt's uncached part, cache writes and reads, and the output.
+    // Every token the Messages API reported, by kind: the prompt's uncached part, cache writes and reads, and the
+    // output.
     const reported = reportedUsage(model.requests);
     expect(reported.cacheReadInputTokens).toBeGreaterThan(0);
     expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'input' })).toBe(reported.inputTokens);
-    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'cache_creation' })).toBe(reported.cacheCreationInputTokens);
-    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'cache_read' })).toBe(reported.cacheReadInputTokens);
+    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'cache_creation' })).toBe(
+      reported.cacheCreationInputTokens,
+    );
+    expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'cache_read' })).toBe(
+      reported.cacheReadInputTokens,
+    );
     expect(sample(worker, 'orchestrator_model_tokens_total', { kind: 'output' })).toBe(reported.outputTokens);
     expect(sample(worker, 'orchestrator_model_cost_usd_total', { model: 'claude-sonnet-5-5' })).toBeGreaterThan(0);
     expect(sample(worker, 'orchestrator_model_request_seconds_count', { outcome: 'ok' })).toBe(4);
@@ -108,7 +141,9 @@ describe('metrics, logs and small, secret-free histories', () => {
     expect(sample(worker, 'orchestrator_tool_calls_total', { tool: 'bash', exit_status: 'nonzero' })).toBe(1);
     expect(sample(worker, 'orchestrator_agent_runs_ended_total', { agent_type: 'worker', state: 'killed' })).toBe(1);
     expect(sample(worker, 'orchestrator_agent_runs_ended_total', { agent_type: 'worker', state: 'completed' })).toBe(1);
-    expect(sample(worker, 'orchestrator_activity_duration_seconds_count', { activity: 'runTool', outcome: 'cancelled' })).toBe(1);
+    expect(
+      sample(worker, 'orchestrator_activity_duration_seconds_count', { activity: 'runTool', outcome: 'cancelled' }),
+    ).toBe(1);
 
     // Logs: JSON lines that name the agent, its workflow and run, with latency and status for requests.
     const lines = instance.logLines().map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -117,8 +152,13 @@ describe('metrics, logs and small, secret-free histories', () => {
     const { runId } = await instance.temporal.workflow.getHandle(printer).describe();
     expect(toolLines[0]).toMatchObject({ workflowId: printer, runId, attempt: 1, msg: 'activity completed' });
     expect(typeof toolLines[0]?.durationMs).toBe('number');
-    const killRequest = lines.find((line) => line.agentId === sleeper && (line.req as { url?: string } | undefined)?.url?.endsWith('/kill'));
-    expect(killRequest).toMatchObject({ res: { statusCode: 202 }, req: { url: `/agents/${sleeper}/kill`, headers: { authorization: '***' } } });
+    const killRequest = lines.find(
+      (line) => line.agentId === sleeper && (line.req as { url?: string } | undefined)?.url?.endsWith('/kill'),
+    );
+    expect(killRequest).toMatchObject({
+      res: { statusCode: 202 },
+      req: { url: `/agents/${sleeper}/kill`, headers: { authorization: '***' } },
+    });
     expect(typeof killRequest?.responseTime).toBe('number');
   });
 
@@ -132,7 +172,9 @@ describe('metrics, logs and small, secret-free histories', () => {
     // The twin: decoded payloads are what the scan reads (the input names the work item).
     const printer = await instance.prisma.agent.findFirstOrThrow({ where: { taskId: 'obs-print' } });
     const printerHistory = await instance.temporal.workflow.getHandle(printer.id).fetchHistory();
-    expect((printerHistory.events ?? []).map((event) => JSON.stringify(event, readablePayloads)).join('\n')).toContain('print a lot');
+    expect((printerHistory.events ?? []).map((event) => JSON.stringify(event, readablePayloads)).join('\n')).toContain(
+      'print a lot',
+    );
 
     for (const { id } of agents) {
       const handle = instance.temporal.workflow.getHandle(id);
@@ -140,7 +182,9 @@ describe('metrics, logs and small, secret-free histories', () => {
       const events = (history.events ?? []).map((event) => JSON.stringify(event, readablePayloads));
       const payloads = events.join('\n');
       for (const event of events) expect(event.length).toBeLessThan(16 * 1024);
-      const description = JSON.stringify(await handle.describe(), (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value));
+      const description = JSON.stringify(await handle.describe(), (_key, value: unknown) =>
+        typeof value === 'bigint' ? String(value) : value,
+      );
       for (const secret of [MODEL_KEY, token]) {
         expect(payloads).not.toContain(secret);
         expect(description).not.toContain(secret);

@@ -22,7 +22,9 @@ const run = promisify(execFile);
  * clear 400 and nothing starts, and nothing tells whether a refused path exists.
  */
 describe('the repository policy', () => {
-  const model = new FakeAnthropic(byTurn([reply.toolUse({ name: 'bash', input: { command: 'cat MARKER' } }), reply.text('Read the marker.')]));
+  const model = new FakeAnthropic(
+    byTurn([reply.toolUse({ name: 'bash', input: { command: 'cat MARKER' } }), reply.text('Read the marker.')]),
+  );
   let instance: TestInstance;
   let token: string;
   let workspaceId: string;
@@ -39,7 +41,11 @@ describe('the repository policy', () => {
     await git(root, 'clone', '-q', inside, insideClone);
     inside = insideClone;
     outside = await createRepository({ MARKER: 'outside\n' });
-    instance = await startTestInstance({ ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: model.url, REPOSITORY_LOCAL_ROOTS: root });
+    instance = await startTestInstance({
+      ANTHROPIC_API_KEY: 'k',
+      ANTHROPIC_BASE_URL: model.url,
+      REPOSITORY_LOCAL_ROOTS: root,
+    });
     ({ token, workspaceId } = await issueApiToken(instance.prisma, `repo-${Date.now()}`));
   });
   afterAll(async () => {
@@ -48,7 +54,10 @@ describe('the repository policy', () => {
   });
 
   const spawn = (taskId: string, repository: string, branch = 'main'): Promise<JsonResponse> =>
-    request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch, workItems: ['Read MARKER'] } } });
+    request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId, agentType: 'worker', context: { repository, branch, workItems: ['Read MARKER'] } },
+    });
   const nothingStarted = async () => ({
     agents: await instance.prisma.agent.count({ where: { workspaceId } }),
     workflows: (await instance.temporal.workflow.count(`TaskQueue = "${instance.taskQueue}"`)).count,
@@ -90,7 +99,9 @@ describe('the repository policy', () => {
     }
     expect(existsSync(marker)).toBe(false);
     // Whether a refused path exists is not told: an existing and a missing path outside the roots read alike.
-    expect(messages.get('a path outside the roots')).toBe(messages.get('a path that does not exist, outside the roots'));
+    expect(messages.get('a path outside the roots')).toBe(
+      messages.get('a path that does not exist, outside the roots'),
+    );
     expect(messages.get('a system folder')).toBe(messages.get('a path that does not exist, outside the roots'));
   });
 
@@ -101,12 +112,18 @@ describe('the repository policy', () => {
     for (const response of [missingPath, missingBranch]) {
       expect(response.status).toBe(202);
       const { agentId } = response.body as { agentId: string };
-      await instance.temporal.workflow.getHandle(agentId).result().catch(() => undefined);
+      await instance.temporal.workflow
+        .getHandle(agentId)
+        .result()
+        .catch(() => undefined);
       const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
       expect(row.state).toBe('failed');
       errors.push((row.error ?? '').replace(/^cannot clone \S+ \(branch \S+\)/, 'cannot clone X'));
     }
-    expect(errors).toEqual(['cannot clone X: the repository or the branch is not available', 'cannot clone X: the repository or the branch is not available']);
+    expect(errors).toEqual([
+      'cannot clone X: the repository or the branch is not available',
+      'cannot clone X: the repository or the branch is not available',
+    ]);
   });
 
   it('clones with none of the worker’s git configuration or environment', async () => {
@@ -115,15 +132,33 @@ describe('the repository policy', () => {
     const decoy = await createRepository({ MARKER: 'decoy\n' });
     const home = await mkdtemp(path.join(os.tmpdir(), 'worker-home-'));
     await writeFile(path.join(home, '.gitconfig'), `[url "${decoy}"]\n\tinsteadOf = ${inside}\n`);
-    const workerEnv = { HOME: home, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `url.${decoy}.insteadOf`, GIT_CONFIG_VALUE_0: inside };
-    const { stdout } = await run('git', ['config', '--get-regexp', 'url\\..*'], { cwd: os.tmpdir(), env: { ...process.env, ...workerEnv } });
+    const workerEnv = {
+      HOME: home,
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: `url.${decoy}.insteadOf`,
+      GIT_CONFIG_VALUE_0: inside,
+    };
+    const { stdout } = await run('git', ['config', '--get-regexp', 'url\\..*'], {
+      cwd: os.tmpdir(),
+      env: { ...process.env, ...workerEnv },
+    });
     expect(stdout).toContain(decoy); // git itself does honour them
-    const other = await startTestInstance({ ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: model.url, REPOSITORY_LOCAL_ROOTS: root }, { worker: false });
+    const other = await startTestInstance(
+      { ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: model.url, REPOSITORY_LOCAL_ROOTS: root },
+      { worker: false },
+    );
     const worker = startWorkerProcess(other.config, workerEnv);
     try {
       const { token: otherToken } = await issueApiToken(other.prisma, `env-${Date.now()}`);
       const before = model.requests.length;
-      const response = await request(other.baseUrl, 'POST', '/agents/spawn', { headers: bearer(otherToken), json: { taskId: 'no-worker-config', agentType: 'worker', context: { repository: inside, branch: 'main', workItems: ['Read MARKER'] } } });
+      const response = await request(other.baseUrl, 'POST', '/agents/spawn', {
+        headers: bearer(otherToken),
+        json: {
+          taskId: 'no-worker-config',
+          agentType: 'worker',
+          context: { repository: inside, branch: 'main', workItems: ['Read MARKER'] },
+        },
+      });
       const { agentId } = response.body as { agentId: string };
       expect(((await other.temporal.workflow.getHandle(agentId).result()) as AgentStatus).state).toBe('completed');
       const seen = JSON.stringify(model.requests.slice(before).at(-1)?.body.messages.at(-1));
@@ -137,31 +172,65 @@ describe('the repository policy', () => {
 
   it('gives a hub’s spawns no local paths unless its connection allows them', async () => {
     const hub = await startTestInstance();
-    const spoke = await startTestInstance({ ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: model.url, REPOSITORY_LOCAL_ROOTS: root });
+    const spoke = await startTestInstance({
+      ANTHROPIC_API_KEY: 'k',
+      ANTHROPIC_BASE_URL: model.url,
+      REPOSITORY_LOCAL_ROOTS: root,
+    });
     try {
       // Linked with the default: no local repositories for this hub.
       const hubSide = await issueApiToken(hub.prisma, `hub-${Date.now()}`);
       const spokeWorkspace = `spoke-${Date.now()}`;
       const spokeSide = await issueApiToken(spoke.prisma, spokeWorkspace);
       const spokeAdmin = (await issueAdminToken(spoke.prisma)).token;
-      const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', { headers: bearer(hubSide.token), json: { peerUrl: spoke.baseUrl } });
+      const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', {
+        headers: bearer(hubSide.token),
+        json: { peerUrl: spoke.baseUrl },
+      });
       const hubConnectionId = (requested.body as { id: string }).id;
-      const pending = await spoke.prisma.federationConnection.findUniqueOrThrow({ where: { peerInstanceId: hub.identity.current().instanceId } });
-      const accepted = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${pending.id}/accept`, { headers: bearer(spokeAdmin), json: { workspace: spokeWorkspace } });
+      const pending = await spoke.prisma.federationConnection.findUniqueOrThrow({
+        where: { peerInstanceId: hub.identity.current().instanceId },
+      });
+      const accepted = await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${pending.id}/accept`, {
+        headers: bearer(spokeAdmin),
+        json: { workspace: spokeWorkspace },
+      });
       expect(accepted.body).toMatchObject({ status: 'ACTIVE', allowLocalRepositories: false });
-      const link = { hubToken: hubSide.token, spokeToken: spokeSide.token, hubAdminToken: '', spokeAdminToken: spokeAdmin, hubWorkspaceId: hubSide.workspaceId, spokeWorkspaceId: spokeSide.workspaceId, hubConnectionId, spokeConnectionId: pending.id };
+      const link = {
+        hubToken: hubSide.token,
+        spokeToken: spokeSide.token,
+        hubAdminToken: '',
+        spokeAdminToken: spokeAdmin,
+        hubWorkspaceId: hubSide.workspaceId,
+        spokeWorkspaceId: spokeSide.workspaceId,
+        hubConnectionId,
+        spokeConnectionId: pending.id,
+      };
 
-      const refused = spawnedAgentId(await spawnThroughHub(hub, link, { taskId: 'fed-local', repository: inside, workItem: 'Read MARKER' }));
+      const refused = spawnedAgentId(
+        await spawnThroughHub(hub, link, { taskId: 'fed-local', repository: inside, workItem: 'Read MARKER' }),
+      );
       await expect(hub.temporal.workflow.getHandle(refused).result()).rejects.toThrow();
-      const view = await request(hub.baseUrl, 'GET', `/api/v1/federation/agents/${refused}/status`, { headers: bearer(link.hubToken) });
+      const view = await request(hub.baseUrl, 'GET', `/api/v1/federation/agents/${refused}/status`, {
+        headers: bearer(link.hubToken),
+      });
       expect(view.body).toMatchObject({ data: { status: 'failed' } });
-      expect((view.body as { data: { error: string } }).data.error).toMatch(/repository_not_allowed.*local paths are not allowed/);
+      expect((view.body as { data: { error: string } }).data.error).toMatch(
+        /repository_not_allowed.*local paths are not allowed/,
+      );
       expect(await spoke.prisma.agent.count({ where: { workspaceId: link.spokeWorkspaceId } })).toBe(0);
 
       // Valid twin: once the spoke's operator allows local repositories for this connection, the same spawn runs.
-      await spoke.prisma.federationConnection.update({ where: { id: pending.id }, data: { allowLocalRepositories: true } });
-      const allowed = spawnedAgentId(await spawnThroughHub(hub, link, { taskId: 'fed-local-allowed', repository: inside, workItem: 'Read MARKER' }));
-      expect(((await hub.temporal.workflow.getHandle(allowed).result()) as FederatedAgentStatus).state).toBe('completed');
+      await spoke.prisma.federationConnection.update({
+        where: { id: pending.id },
+        data: { allowLocalRepositories: true },
+      });
+      const allowed = spawnedAgentId(
+        await spawnThroughHub(hub, link, { taskId: 'fed-local-allowed', repository: inside, workItem: 'Read MARKER' }),
+      );
+      expect(((await hub.temporal.workflow.getHandle(allowed).result()) as FederatedAgentStatus).state).toBe(
+        'completed',
+      );
     } finally {
       await hub.stop();
       await spoke.stop();
@@ -171,10 +240,21 @@ describe('the repository policy', () => {
   it('keeps a root that is a symlink working through its real path', async () => {
     const linkedRoot = path.join(await mkdtemp(path.join(os.tmpdir(), 'linked-')), 'root');
     await symlink(root, linkedRoot);
-    const other = await startTestInstance({ ANTHROPIC_API_KEY: 'k', ANTHROPIC_BASE_URL: model.url, REPOSITORY_LOCAL_ROOTS: linkedRoot });
+    const other = await startTestInstance({
+      ANTHROPIC_API_KEY: 'k',
+      ANTHROPIC_BASE_URL: model.url,
+      REPOSITORY_LOCAL_ROOTS: linkedRoot,
+    });
     try {
       const { token: otherToken } = await issueApiToken(other.prisma, `linked-${Date.now()}`);
-      const response = await request(other.baseUrl, 'POST', '/agents/spawn', { headers: bearer(otherToken), json: { taskId: 'linked', agentType: 'worker', context: { repository: inside, branch: 'main', workItems: ['x'] } } });
+      const response = await request(other.baseUrl, 'POST', '/agents/spawn', {
+        headers: bearer(otherToken),
+        json: {
+          taskId: 'linked',
+          agentType: 'worker',
+          context: { repository: inside, branch: 'main', workItems: ['x'] },
+        },
+      });
       expect(response.status).toBe(202);
     } finally {
       await other.stop();

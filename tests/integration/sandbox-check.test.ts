@@ -1,6 +1,10 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SANDBOX_LABEL_WORKFLOW } from '../../sandbox-runtime/container-spec';
-import { sandboxCheckStatusQuery, sandboxCheckWorkflowId, type SandboxCheckResult } from '../../workflows/sandbox-check/contract';
+import {
+  sandboxCheckStatusQuery,
+  sandboxCheckWorkflowId,
+  type SandboxCheckResult,
+} from '../../workflows/sandbox-check/contract';
 import { issueAdminToken } from '../../api/auth';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request } from '../helpers/http';
@@ -21,8 +25,15 @@ describe('sandbox check, end to end', () => {
   });
 
   /** Diagnostics are the instance administrator's. */
-  const diagnostics = (method: string, path: string, options: { json?: unknown; rawBody?: string; headers?: Record<string, string> } = {}) =>
-    request(instance.baseUrl, method, path, { ...options, headers: { ...options.headers, authorization: `Bearer ${adminToken}` } });
+  const diagnostics = (
+    method: string,
+    path: string,
+    options: { json?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  ) =>
+    request(instance.baseUrl, method, path, {
+      ...options,
+      headers: { ...options.headers, authorization: `Bearer ${adminToken}` },
+    });
   afterAll(async () => {
     await instance.stop();
   });
@@ -71,7 +82,10 @@ describe('sandbox check, end to end', () => {
     expect(view.body).toMatchObject({ checkId, workflowId, state: 'passed', workflowStatus: 'COMPLETED', exitCode: 0 });
 
     // No container is left behind.
-    const leftovers = await instance.docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL_WORKFLOW}=${workflowId}`] } });
+    const leftovers = await instance.docker.listContainers({
+      all: true,
+      filters: { label: [`${SANDBOX_LABEL_WORKFLOW}=${workflowId}`] },
+    });
     expect(leftovers).toEqual([]);
   });
 
@@ -93,8 +107,18 @@ describe('sandbox check, end to end', () => {
     ['an invalid checkId', { json: { checkId: 'Not An Id!' } }, 400, 'validation_failed'],
     ['an unknown field', { json: { checkId: 'ok-id', extra: true } }, 400, 'validation_failed'],
     ['a non-object body', { json: ['checkId'] }, 400, 'validation_failed'],
-    ['malformed JSON', { rawBody: '{"checkId": ', headers: { 'content-type': 'application/json' } }, 400, 'invalid_json'],
-    ['a non-JSON content type', { rawBody: 'checkId=x', headers: { 'content-type': 'text/plain' } }, 415, 'unsupported_media_type'],
+    [
+      'malformed JSON',
+      { rawBody: '{"checkId": ', headers: { 'content-type': 'application/json' } },
+      400,
+      'invalid_json',
+    ],
+    [
+      'a non-JSON content type',
+      { rawBody: 'checkId=x', headers: { 'content-type': 'text/plain' } },
+      415,
+      'unsupported_media_type',
+    ],
     ['an oversized body', { json: { checkId: 'x'.repeat(300 * 1024) } }, 413, 'payload_too_large'],
   ])('rejects %s with a JSON 4xx and starts nothing', async (_name, options, status, code) => {
     const before = await workflowCount();
@@ -110,7 +134,9 @@ describe('sandbox check, end to end', () => {
     const unknown = await diagnostics('GET', '/diagnostics/sandbox-checks/never-started');
     expect(unknown.status).toBe(404);
     expect(errorCode(unknown)).toBe('not_found');
-    await expect(instance.temporal.workflow.getHandle(sandboxCheckWorkflowId('never-started')).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(
+      instance.temporal.workflow.getHandle(sandboxCheckWorkflowId('never-started')).describe(),
+    ).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
     const malformed = await diagnostics('GET', '/diagnostics/sandbox-checks/BAD%20ID');
     expect(malformed.status).toBe(400);

@@ -27,7 +27,14 @@ describe('the sandbox reconciler', () => {
 
   async function startContainer(name: string, workflowId: string, owner: string): Promise<void> {
     const workspace = await mkdtemp(path.join(os.tmpdir(), 'reconcile-'));
-    const spec = hardenedContainerSpec({ name, image: instance.config.SANDBOX_IMAGE, command: ['sleep', 'infinity'], workflowId, instance: owner, workspaceHostPath: workspace });
+    const spec = hardenedContainerSpec({
+      name,
+      image: instance.config.SANDBOX_IMAGE,
+      command: ['sleep', 'infinity'],
+      workflowId,
+      instance: owner,
+      workspaceHostPath: workspace,
+    });
     await (await instance.docker.createContainer(spec)).start();
   }
 
@@ -43,12 +50,20 @@ describe('the sandbox reconciler', () => {
     const { token } = await issueApiToken(instance.prisma, `reconcile-${Date.now()}`);
     const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
       headers: { authorization: `Bearer ${token}` },
-      json: { taskId: 'live', agentType: 'worker', context: { repository: await createRepository(), branch: 'main', workItems: ['wait'] } },
+      json: {
+        taskId: 'live',
+        agentType: 'worker',
+        context: { repository: await createRepository(), branch: 'main', workItems: ['wait'] },
+      },
     });
     const { agentId } = spawned.body as { agentId: string };
     await waitUntil(() => exists(containerNameFor(agentId)));
 
-    const closed = await instance.temporal.workflow.start(SANDBOX_CHECK_WORKFLOW, { taskQueue: 'nobody-polls-this', workflowId: `closed-${Date.now()}`, args: [{ checkId: 'x' }] });
+    const closed = await instance.temporal.workflow.start(SANDBOX_CHECK_WORKFLOW, {
+      taskQueue: 'nobody-polls-this',
+      workflowId: `closed-${Date.now()}`,
+      args: [{ checkId: 'x' }],
+    });
     await closed.terminate('test');
     const suffix = Date.now();
     await startContainer(`orphan-${suffix}`, `never-existed-${suffix}`, mine);
@@ -64,7 +79,9 @@ describe('the sandbox reconciler', () => {
     expect(await exists(`foreign-${suffix}`)).toBe(true);
 
     await instance.docker.getContainer(`foreign-${suffix}`).remove({ force: true });
-    await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: { authorization: `Bearer ${token}` } });
+    await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     await instance.temporal.workflow.getHandle(agentId).result();
     expect(await exists(containerNameFor(agentId))).toBe(false);
   });

@@ -11,7 +11,10 @@ import { sample } from '../helpers/metrics';
 import { waitUntil } from '../helpers/wait';
 import { workerProcess, type WorkerProcess } from '../helpers/worker-process';
 
-/** How many live sessions: enough to outnumber the instance queue's 100 activity slots. LOAD_SESSIONS=500 for the full figure. */
+/**
+ * How many live sessions: enough to outnumber the instance queue's 100 activity slots. LOAD_SESSIONS=500 for the full
+ * figure.
+ */
 const SESSIONS = Number(process.env.LOAD_SESSIONS ?? 110);
 const SLOT_SAMPLE_MS = 250;
 
@@ -54,7 +57,10 @@ describe('hundreds of live sessions on an instance of capacity 2', () => {
       while (seen.on) {
         const text = await worker.metrics();
         if (text.includes('temporal_worker_task_slots_available')) {
-          const free = sample(text, 'temporal_worker_task_slots_available', { worker_type: 'ActivityWorker', task_queue: instance.taskQueue });
+          const free = sample(text, 'temporal_worker_task_slots_available', {
+            worker_type: 'ActivityWorker',
+            task_queue: instance.taskQueue,
+          });
           seen.fewest = Math.min(seen.fewest, free);
           seen.samples += 1;
         }
@@ -70,47 +76,83 @@ describe('hundreds of live sessions on an instance of capacity 2', () => {
     return { fewest: seen.fewest, samples: seen.samples };
   }
 
-  it(`finishes ${SESSIONS} agents and delivers every event in order, with worker slots to spare, through a worker restart`, async () => {
-    const sessionIds: string[] = [];
-    const slots = await fewestFreeSlots(async () => {
-      for (let start = 0; start < SESSIONS; start += 20) {
-        const spawned = await Promise.all(
-          Array.from({ length: Math.min(20, SESSIONS - start) }, async (_, offset) => {
-            const id = `load-${start + offset}`;
-            const response = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', {
-              headers: { authorization: `Bearer ${token}` },
-              json: { task: { id, title: `Task ${id}`, repository, branch: 'main' }, callback_url: receiver.url, callback_audience: audience },
-            });
-            if (response.status !== 202) throw new Error(`spawn ${id}: ${response.status} ${response.text}`);
-            return (response.body as { sessionId: string }).sessionId;
-          }),
+  it(
+    `finishes ${SESSIONS} agents and delivers every event in order, with worker slots to spare, through a worker restart`,
+    async () => {
+      const sessionIds: string[] = [];
+      const slots = await fewestFreeSlots(async () => {
+        for (let start = 0; start < SESSIONS; start += 20) {
+          const spawned = await Promise.all(
+            Array.from({ length: Math.min(20, SESSIONS - start) }, async (_, offset) => {
+              const id = `load-${start + offset}`;
+              const response = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', {
+                headers: { authorization: `Bearer ${token}` },
+                json: {
+                  task: { id, title: `Task ${id}`, repository, branch: 'main' },
+                  callback_url: receiver.url,
+                  callback_audience: audience,
+                },
+              });
+              if (response.status !== 202) throw new Error(`spawn ${id}: ${response.status} ${response.text}`);
+              return (response.body as { sessionId: string }).sessionId;
+            }),
+          );
+          sessionIds.push(...spawned);
+        }
+        const finished = (): Promise<number> =>
+          instance.prisma.agent.count({ where: { id: { in: sessionIds }, state: { in: [...TERMINAL_STATES] } } });
+        // A deploy midway: the worker drains and a new one takes over.
+        await waitUntil(async () => (await finished()) >= SESSIONS / 3, SESSIONS * 5_000, 1_000);
+        await worker.stop('SIGTERM');
+        await worker.start();
+        await waitUntil(async () => (await finished()) === SESSIONS, SESSIONS * 5_000, 1_000);
+        await waitUntil(
+          () =>
+            Promise.resolve(
+              sessionIds.every((id) =>
+                ['completed', 'failed', 'killed', 'timed_out'].includes(
+                  String(receiver.eventsOf(id).at(-1)?.data.state),
+                ),
+              ),
+            ),
+          120_000,
+          500,
         );
-        sessionIds.push(...spawned);
-      }
-      const finished = (): Promise<number> => instance.prisma.agent.count({ where: { id: { in: sessionIds }, state: { in: [...TERMINAL_STATES] } } });
-      // A deploy midway: the worker drains and a new one takes over.
-      await waitUntil(async () => (await finished()) >= SESSIONS / 3, SESSIONS * 5_000, 1_000);
-      await worker.stop('SIGTERM');
-      await worker.start();
-      await waitUntil(async () => (await finished()) === SESSIONS, SESSIONS * 5_000, 1_000);
-      await waitUntil(() => Promise.resolve(sessionIds.every((id) => ['completed', 'failed', 'killed', 'timed_out'].includes(String(receiver.eventsOf(id).at(-1)?.data.state)))), 120_000, 500);
-    });
+      });
 
-    const states = await instance.prisma.agent.groupBy({ by: ['state'], where: { id: { in: sessionIds } }, _count: true });
-    expect(states.map((group) => [group.state, group._count])).toEqual([['completed', SESSIONS]]);
-    expect(slots.samples).toBeGreaterThan(0);
-    expect(slots.fewest).toBeGreaterThan(0);
-    // Every event of every session reached the receiver, in order, without a gap.
-    for (const sessionId of sessionIds) {
-      const logged = await instance.prisma.agentEvent.findMany({ where: { agentId: sessionId }, orderBy: { seq: 'asc' }, select: { seq: true, type: true } });
-      const delivered = receiver.eventsOf(sessionId);
-      expect([sessionId, delivered.map((event) => [event.sequence, event.type])]).toEqual([sessionId, logged.map((event) => [event.seq, event.type])]);
-      expect(delivered.at(-1)?.data).toMatchObject({ type: 'state', state: 'completed' });
-    }
-    expect(receiver.outOfOrderSessions()).toEqual([]);
-    expect(receiver.refusals).toEqual([]);
-    // Each delivery ended once its final event was acknowledged.
-    const deliveries = await Promise.all(sessionIds.map(async (id) => (await instance.temporal.workflow.getHandle(sessionCallbacksWorkflowId(id)).describe()).status.name));
-    expect(new Set(deliveries)).toEqual(new Set(['COMPLETED']));
-  }, 30 * 60_000);
+      const states = await instance.prisma.agent.groupBy({
+        by: ['state'],
+        where: { id: { in: sessionIds } },
+        _count: true,
+      });
+      expect(states.map((group) => [group.state, group._count])).toEqual([['completed', SESSIONS]]);
+      expect(slots.samples).toBeGreaterThan(0);
+      expect(slots.fewest).toBeGreaterThan(0);
+      // Every event of every session reached the receiver, in order, without a gap.
+      for (const sessionId of sessionIds) {
+        const logged = await instance.prisma.agentEvent.findMany({
+          where: { agentId: sessionId },
+          orderBy: { seq: 'asc' },
+          select: { seq: true, type: true },
+        });
+        const delivered = receiver.eventsOf(sessionId);
+        expect([sessionId, delivered.map((event) => [event.sequence, event.type])]).toEqual([
+          sessionId,
+          logged.map((event) => [event.seq, event.type]),
+        ]);
+        expect(delivered.at(-1)?.data).toMatchObject({ type: 'state', state: 'completed' });
+      }
+      expect(receiver.outOfOrderSessions()).toEqual([]);
+      expect(receiver.refusals).toEqual([]);
+      // Each delivery ended once its final event was acknowledged.
+      const deliveries = await Promise.all(
+        sessionIds.map(
+          async (id) =>
+            (await instance.temporal.workflow.getHandle(sessionCallbacksWorkflowId(id)).describe()).status.name,
+        ),
+      );
+      expect(new Set(deliveries)).toEqual(new Set(['COMPLETED']));
+    },
+    30 * 60_000,
+  );
 });

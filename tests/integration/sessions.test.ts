@@ -51,14 +51,27 @@ describe('gateway sessions, callbacks and the event stream', () => {
 
   const auth = (bearer = token): Record<string, string> => ({ authorization: `Bearer ${bearer}` });
   const spawnBody = (id: string, workItem: string, extra: Record<string, unknown> = {}) => ({
-    task: { id, title: `Task ${id}`, description: 'From the gateway', repository, branch: 'main', workItems: [workItem], acceptanceCriteria: ['It works'], labels: ['backend'], priority: 'high' },
+    task: {
+      id,
+      title: `Task ${id}`,
+      description: 'From the gateway',
+      repository,
+      branch: 'main',
+      workItems: [workItem],
+      acceptanceCriteria: ['It works'],
+      labels: ['backend'],
+      priority: 'high',
+    },
     context: { agentType: 'worker', options: { maxRetries: 1 } },
     callback_url: receiver.url,
     callback_audience: audience,
     ...extra,
   });
   const spawn = async (id: string, workItem: string): Promise<string> => {
-    const response = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', { headers: auth(), json: spawnBody(id, workItem) });
+    const response = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', {
+      headers: auth(),
+      json: spawnBody(id, workItem),
+    });
     expect(response.status).toBe(202);
     return (response.body as { sessionId: string }).sessionId;
   };
@@ -67,16 +80,23 @@ describe('gateway sessions, callbacks and the event stream', () => {
     const sessionId = await spawn('gw-1', 'two steps');
     // The task became the agent's context: its work item, and its text as instructions.
     const agent = await instance.prisma.agent.findUniqueOrThrow({ where: { id: sessionId } });
-    expect(agent.context).toMatchObject({ workItems: ['two steps'], instructions: expect.stringContaining('Acceptance criteria:\n- It works') as unknown });
+    expect(agent.context).toMatchObject({
+      workItems: ['two steps'],
+      instructions: expect.stringContaining('Acceptance criteria:\n- It works') as unknown,
+    });
 
     // Read the stream until the first tool call ended, drop the connection, and resume from the last id.
     const first = await readSse(`${instance.baseUrl}/agents/${sessionId}/events`, auth(), 4);
     expect(first.ended).toBe(false);
     const lastId = first.events.at(-1)?.id ?? '0';
-    const rest = await readSse(`${instance.baseUrl}/orchestrator/sessions/${sessionId}/events`, { ...auth(), 'last-event-id': lastId });
+    const rest = await readSse(`${instance.baseUrl}/orchestrator/sessions/${sessionId}/events`, {
+      ...auth(),
+      'last-event-id': lastId,
+    });
     expect(rest.ended).toBe(true);
     const streamed = [...first.events, ...rest.events];
-    expect(streamed.map((event) => Number(event.id))).toEqual(streamed.map((_event, index) => index + 1)); // no gap, nothing twice
+    // no gap, nothing twice
+    expect(streamed.map((event) => Number(event.id))).toEqual(streamed.map((_event, index) => index + 1));
     const parsed = streamed.map((event) => JSON.parse(event.data) as { type: string; data: Record<string, unknown> });
     expect(parsed.at(-1)).toMatchObject({ type: 'state', data: { state: 'completed' } });
     expect(parsed.filter((event) => event.type === 'tool').map((event) => event.data.exitCode)).toEqual([0, 4]);
@@ -92,22 +112,36 @@ describe('gateway sessions, callbacks and the event stream', () => {
     await instance.temporal.workflow.getHandle(sessionCallbacksWorkflowId(sessionId)).result();
     await recordHistoryIfRequested(sessionCallbacksWorkflowId(sessionId), 'session-callbacks-completed');
 
-    const status = await request(instance.baseUrl, 'GET', `/orchestrator/sessions/${sessionId}/status`, { headers: auth() });
+    const status = await request(instance.baseUrl, 'GET', `/orchestrator/sessions/${sessionId}/status`, {
+      headers: auth(),
+    });
     expect(status.status).toBe(200);
-    expect(status.body).toMatchObject({ sessionId, state: 'completed', task: { id: 'gw-1' }, callback: { url: receiver.url, audience, deliveredSequence: delivered.length } });
+    expect(status.body).toMatchObject({
+      sessionId,
+      state: 'completed',
+      task: { id: 'gw-1' },
+      callback: { url: receiver.url, audience, deliveredSequence: delivered.length },
+    });
     const list = await request(instance.baseUrl, 'GET', '/orchestrator/sessions', { headers: auth() });
-    expect((list.body as { sessions: Array<{ sessionId: string }> }).sessions.map((session) => session.sessionId)).toContain(sessionId);
+    expect(
+      (list.body as { sessions: Array<{ sessionId: string }> }).sessions.map((session) => session.sessionId),
+    ).toContain(sessionId);
   });
 
   it('keeps retrying while the receiver is down and delivers everything once it is back; a kill ends the session within seconds', async () => {
     receiver.down = true;
     const sessionId = await spawn('gw-2', 'sleep long');
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: sessionId } })).lastTool === 'bash', 60_000);
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: sessionId } })).lastTool === 'bash',
+      60_000,
+    );
     await waitUntil(() => Promise.resolve(receiver.attemptsWhileDown >= 2), 30_000);
     expect(receiver.eventsOf(sessionId)).toEqual([]);
 
     const killedAt = Date.now();
-    expect((await request(instance.baseUrl, 'POST', `/orchestrator/sessions/${sessionId}/kill`, { headers: auth() })).status).toBe(202);
+    expect(
+      (await request(instance.baseUrl, 'POST', `/orchestrator/sessions/${sessionId}/kill`, { headers: auth() })).status,
+    ).toBe(202);
     await waitUntil(async () => (await containersOf(instance.docker, sessionId)) === 0, 20_000, 100);
     expect(Date.now() - killedAt).toBeLessThan(20_000);
     receiver.down = false;
@@ -118,13 +152,20 @@ describe('gateway sessions, callbacks and the event stream', () => {
   });
 
   it('refuses tokens of another session, expired, tampered, for another audience or another event (after accepting the valid one)', async () => {
-    const sessionA = await instance.prisma.session.findFirstOrThrow({ where: { task: { path: ['id'], equals: 'gw-1' } } });
-    const sessionB = await instance.prisma.session.findFirstOrThrow({ where: { task: { path: ['id'], equals: 'gw-2' } } });
+    const sessionA = await instance.prisma.session.findFirstOrThrow({
+      where: { task: { path: ['id'], equals: 'gw-1' } },
+    });
+    const sessionB = await instance.prisma.session.findFirstOrThrow({
+      where: { task: { path: ['id'], equals: 'gw-2' } },
+    });
     const verify = callbackVerifier({ orchestratorUrl: instance.baseUrl, audience });
     const identity = instance.identity.current();
     const claims = { sessionId: sessionA.agentId, audience, eventId: `${sessionA.agentId}:1`, sequence: 1 };
     const valid = await signCallbackToken(identity, claims);
-    await expect(verify(`Bearer ${valid}`, sessionA.agentId, claims.eventId)).resolves.toMatchObject({ sub: sessionA.agentId, seq: 1 });
+    await expect(verify(`Bearer ${valid}`, sessionA.agentId, claims.eventId)).resolves.toMatchObject({
+      sub: sessionA.agentId,
+      seq: 1,
+    });
 
     const reason = async (authorization: string | undefined, sessionId: string, eventId: string): Promise<string> =>
       verify(authorization, sessionId, eventId).then(
@@ -136,8 +177,12 @@ describe('gateway sessions, callbacks and the event stream', () => {
     const expired = await signCallbackToken(identity, claims, new Date(Date.now() - 3600_000));
     expect(await reason(`Bearer ${expired}`, sessionA.agentId, claims.eventId)).toBe('expired');
     const [header, payload, signature] = valid.split('.') as [string, string, string];
-    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: sessionB.agentId })).toString('base64url');
-    expect(await reason(`Bearer ${header}.${forged}.${signature}`, sessionB.agentId, claims.eventId)).toBe('bad_signature');
+    const forged = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: sessionB.agentId }),
+    ).toString('base64url');
+    expect(await reason(`Bearer ${header}.${forged}.${signature}`, sessionB.agentId, claims.eventId)).toBe(
+      'bad_signature',
+    );
     const otherAudience = await signCallbackToken(identity, { ...claims, audience: 'https://someone-else.test' });
     expect(await reason(`Bearer ${otherAudience}`, sessionA.agentId, claims.eventId)).toBe('wrong_audience');
     expect(await reason(undefined, sessionA.agentId, claims.eventId)).toBe('missing_token');
@@ -145,23 +190,52 @@ describe('gateway sessions, callbacks and the event stream', () => {
 
   it('refuses bad spawns with a JSON error naming the field, starts nothing, and keeps sessions to their workspace', async () => {
     const before = await instance.prisma.agent.count();
-    const badBranch = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', { headers: auth(), json: { ...spawnBody('gw-bad', 'x'), task: { ...spawnBody('gw-bad', 'x').task, branch: '../etc' } } });
+    const badBranch = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', {
+      headers: auth(),
+      json: { ...spawnBody('gw-bad', 'x'), task: { ...spawnBody('gw-bad', 'x').task, branch: '../etc' } },
+    });
     expect(badBranch.status).toBe(400);
     expect((badBranch.body as { error: { message: string } }).error.message).toContain('task.branch');
-    const noTitle = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', { headers: auth(), json: { task: { id: 'gw-bad', repository, branch: 'main' } } });
+    const noTitle = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', {
+      headers: auth(),
+      json: { task: { id: 'gw-bad', repository, branch: 'main' } },
+    });
     expect(noTitle.status).toBe(400);
     expect((noTitle.body as { error: { message: string } }).error.message).toContain('task.title');
-    const metadataCallback = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', { headers: auth(), json: spawnBody('gw-bad', 'x', { callback_url: 'http://169.254.169.254/latest' }) });
+    const metadataCallback = await request(instance.baseUrl, 'POST', '/orchestrator/sessions/spawn', {
+      headers: auth(),
+      json: spawnBody('gw-bad', 'x', { callback_url: 'http://169.254.169.254/latest' }),
+    });
     expect(metadataCallback.status).toBe(400);
     expect(errorCode(metadataCallback)).toBe('callback_url_refused');
     expect(await instance.prisma.agent.count()).toBe(before);
 
-    const sessionA = await instance.prisma.session.findFirstOrThrow({ where: { task: { path: ['id'], equals: 'gw-1' } } });
-    expect((await request(instance.baseUrl, 'GET', `/orchestrator/sessions/${sessionA.agentId}/status`, { headers: auth(otherToken) })).status).toBe(403);
-    expect((await request(instance.baseUrl, 'POST', `/orchestrator/sessions/${sessionA.agentId}/kill`, { headers: auth(otherToken) })).status).toBe(403);
-    expect((await readSse(`${instance.baseUrl}/orchestrator/sessions/${sessionA.agentId}/events`, auth(otherToken))).status).toBe(403);
-    expect((await request(instance.baseUrl, 'GET', '/orchestrator/sessions', { headers: auth(otherToken) })).body).toEqual({ sessions: [] });
-    const badResume = await request(instance.baseUrl, 'GET', `/agents/${sessionA.agentId}/events`, { headers: { ...auth(), 'last-event-id': 'x' } });
+    const sessionA = await instance.prisma.session.findFirstOrThrow({
+      where: { task: { path: ['id'], equals: 'gw-1' } },
+    });
+    expect(
+      (
+        await request(instance.baseUrl, 'GET', `/orchestrator/sessions/${sessionA.agentId}/status`, {
+          headers: auth(otherToken),
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await request(instance.baseUrl, 'POST', `/orchestrator/sessions/${sessionA.agentId}/kill`, {
+          headers: auth(otherToken),
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (await readSse(`${instance.baseUrl}/orchestrator/sessions/${sessionA.agentId}/events`, auth(otherToken))).status,
+    ).toBe(403);
+    expect(
+      (await request(instance.baseUrl, 'GET', '/orchestrator/sessions', { headers: auth(otherToken) })).body,
+    ).toEqual({ sessions: [] });
+    const badResume = await request(instance.baseUrl, 'GET', `/agents/${sessionA.agentId}/events`, {
+      headers: { ...auth(), 'last-event-id': 'x' },
+    });
     expect(badResume.status).toBe(400);
     expect(errorCode(badResume)).toBe('invalid_last_event_id');
   });

@@ -40,7 +40,9 @@ function lastLine(text: string): string {
 
 /** A second run must reuse the CLI, the image and the installed packages. */
 function expectNothingRebuilt(output: string): void {
-  expect(output).not.toMatch(/building the Temporal CLI|building the sandbox image|bootstrapping|installing npm dependencies/);
+  expect(output).not.toMatch(
+    /building the Temporal CLI|building the sandbox image|bootstrapping|installing npm dependencies/,
+  );
 }
 
 describe('the start command (scripts/start.sh)', () => {
@@ -53,9 +55,21 @@ describe('the start command (scripts/start.sh)', () => {
   });
 
   it.each([
-    ['a malformed database URL', () => ({ DATABASE_URL: 'not-a-url' }), /^config: Invalid configuration: DATABASE_URL must be a postgresql:\/\/ URL/],
-    ['an unreachable Temporal server', () => ({ TEMPORAL_ADDRESS: 'temporal.invalid:7233' }), /^preflight: Temporal server at temporal\.invalid:7233 \(namespace default\) is unreachable \(.+\)$/],
-    ['a missing Docker engine', async () => ({ DOCKER_HOST: `tcp://127.0.0.1:${await freePort()}` }), /^error: Docker engine at tcp:\/\/127\.0\.0\.1:\d+ is unreachable/],
+    [
+      'a malformed database URL',
+      () => ({ DATABASE_URL: 'not-a-url' }),
+      /^config: Invalid configuration: DATABASE_URL must be a postgresql:\/\/ URL/,
+    ],
+    [
+      'an unreachable Temporal server',
+      () => ({ TEMPORAL_ADDRESS: 'temporal.invalid:7233' }),
+      /^preflight: Temporal server at temporal\.invalid:7233 \(namespace default\) is unreachable \(.+\)$/,
+    ],
+    [
+      'a missing Docker engine',
+      async () => ({ DOCKER_HOST: `tcp://127.0.0.1:${await freePort()}` }),
+      /^error: Docker engine at tcp:\/\/127\.0\.0\.1:\d+ is unreachable/,
+    ],
   ])('ends with one clear line for %s', async (_name, overrides, expected) => {
     const run = await runStart({ ...baseEnv(dataDir), ...(await overrides()) });
     expect(run.exitCode).not.toBe(0);
@@ -65,7 +79,13 @@ describe('the start command (scripts/start.sh)', () => {
   });
 
   it('brings the system up, serves a sandbox check through its own worker, and Ctrl-C stops what it started', async () => {
-    const [apiPort, temporalPort, uiPort, workerMetricsPort, sdkMetricsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const [apiPort, temporalPort, uiPort, workerMetricsPort, sdkMetricsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const child = spawn('bash', [START], {
       cwd: ROOT,
       detached: true, // its own process group, so the test can send Ctrl-C the way a terminal does
@@ -106,12 +126,19 @@ describe('the start command (scripts/start.sh)', () => {
       const prisma = createPrismaClient(process.env.TEST_DATABASE_URL ?? '');
       const admin = { authorization: `Bearer ${(await issueAdminToken(prisma)).token}` };
       await prisma.$disconnect();
-      const started = await request(apiUrl, 'POST', '/diagnostics/sandbox-checks', { json: { checkId: 'start-command' }, headers: admin });
+      const started = await request(apiUrl, 'POST', '/diagnostics/sandbox-checks', {
+        json: { checkId: 'start-command' },
+        headers: admin,
+      });
       expect(started.status).toBe(202);
       let state = 'pending';
       for (let i = 0; i < 150 && (state === 'pending' || state === 'running'); i++) {
         await new Promise((resolve) => setTimeout(resolve, 200));
-        state = ((await request(apiUrl, 'GET', '/diagnostics/sandbox-checks/start-command', { headers: admin })).body as { state: string }).state;
+        state = (
+          (await request(apiUrl, 'GET', '/diagnostics/sandbox-checks/start-command', { headers: admin })).body as {
+            state: string;
+          }
+        ).state;
       }
       expect(state).toBe('passed');
 
@@ -119,9 +146,13 @@ describe('the start command (scripts/start.sh)', () => {
       expect(output).toContain(`http://127.0.0.1:${workerMetricsPort}/metrics`);
       const apiMetrics = await (await fetch(`${apiUrl}/metrics`)).text();
       expect(apiMetrics).toContain('orchestrator_agents');
-      expect(apiMetrics).toContain('orchestrator_http_request_duration_seconds_count{method="POST",route="/diagnostics/sandbox-checks",status="202"}');
+      expect(apiMetrics).toContain(
+        'orchestrator_http_request_duration_seconds_count{method="POST",route="/diagnostics/sandbox-checks",status="202"}',
+      );
       const workerMetrics = await (await fetch(`http://127.0.0.1:${workerMetricsPort}/metrics`)).text();
-      expect(workerMetrics).toMatch(/orchestrator_activity_duration_seconds_count\{activity="[A-Za-z]+",outcome="completed"\}/);
+      expect(workerMetrics).toMatch(
+        /orchestrator_activity_duration_seconds_count\{activity="[A-Za-z]+",outcome="completed"\}/,
+      );
       expect(workerMetrics).toMatch(/^temporal_\w+/m);
     } finally {
       if (child.pid && child.exitCode === null) process.kill(-child.pid, 'SIGINT');

@@ -23,7 +23,13 @@ import { withWorkspace } from '../helpers/workspace';
 describe('the warm sandbox pool', () => {
   const model = new FakeAnthropic(
     byWorkItem({
-      'write a file': byTurn([reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'warm.txt', file_text: 'written in a warm sandbox\n' } }), reply.text('Wrote it.')]),
+      'write a file': byTurn([
+        reply.toolUse({
+          name: EDITOR,
+          input: { command: 'create', path: 'warm.txt', file_text: 'written in a warm sandbox\n' },
+        }),
+        reply.text('Wrote it.'),
+      ]),
       hold: byTurn([reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } })]),
     }),
   );
@@ -34,7 +40,12 @@ describe('the warm sandbox pool', () => {
 
   beforeAll(async () => {
     await model.start();
-    instance = await startTestInstance({ ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url, MAX_CONCURRENT_AGENTS: '3', WARM_POOL_SIZE: '2' });
+    instance = await startTestInstance({
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: model.url,
+      MAX_CONCURRENT_AGENTS: '3',
+      WARM_POOL_SIZE: '2',
+    });
     ({ token } = await issueApiToken(instance.prisma, `warm-pool-${Date.now()}`));
     repository = await createRepository();
     mine = instanceLabel(instance.config.TEMPORAL_NAMESPACE, instance.config.TASK_QUEUE);
@@ -44,8 +55,10 @@ describe('the warm sandbox pool', () => {
     await model.stop();
   });
 
-  const sandboxes = async (): Promise<ContainerInfo[]> => await instance.docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL_INSTANCE}=${mine}`] } });
-  const warm = async (): Promise<ContainerInfo[]> => (await sandboxes()).filter((container) => container.State === 'running' && nameOf(container).startsWith('pool-'));
+  const sandboxes = async (): Promise<ContainerInfo[]> =>
+    await instance.docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL_INSTANCE}=${mine}`] } });
+  const warm = async (): Promise<ContainerInfo[]> =>
+    (await sandboxes()).filter((container) => container.State === 'running' && nameOf(container).startsWith('pool-'));
   const waitForWarm = async (count: number): Promise<ContainerInfo[]> => {
     await waitUntil(async () => (await warm()).length === count, 30_000);
     const ready = await warm();
@@ -53,12 +66,17 @@ describe('the warm sandbox pool', () => {
     return ready;
   };
   async function spawn(taskId: string, workItem: string, options: Record<string, unknown> = {}): Promise<string> {
-    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] }, options } });
+    const response = await request(instance.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(token),
+      json: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: [workItem] }, options },
+    });
     expect(response.status).toBe(202);
     return (response.body as { agentId: string }).agentId;
   }
   const kill = async (agentId: string): Promise<void> => {
-    expect((await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: bearer(token) })).status).toBe(202);
+    expect(
+      (await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: bearer(token) })).status,
+    ).toBe(202);
     await instance.temporal.workflow.getHandle(agentId).result();
   };
 
@@ -68,8 +86,11 @@ describe('the warm sandbox pool', () => {
     const final = (await instance.temporal.workflow.getHandle(agentId).result()) as AgentStatus;
     expect(final.state).toBe('completed');
 
-    // Its sandbox was one of the warm ones: the engine's record of the agent's container (create event) predates the spawn.
-    const events = (await instance.prisma.agentEvent.findMany({ where: { agentId }, orderBy: { seq: 'asc' } })).map((event) => event.data as { state?: string });
+    // Its sandbox was one of the warm ones: the engine's record of the agent's container (create event) predates the
+    // spawn.
+    const events = (await instance.prisma.agentEvent.findMany({ where: { agentId }, orderBy: { seq: 'asc' } })).map(
+      (event) => event.data as { state?: string },
+    );
     expect(events.map((event) => event.state).filter(Boolean)).toEqual(['spawning', 'running', 'completed']);
     const result = await request(instance.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(token) });
     const view = result.body as { result: { branch: string; commitSha: string; diff: string } };
@@ -86,7 +107,12 @@ describe('the warm sandbox pool', () => {
     const stillThere = (await sandboxes()).map((container) => container.Id);
     expect(claimed.filter((id) => stillThere.includes(id))).toHaveLength(1);
     expect(after.map((container) => container.Id).filter((id) => !claimed.includes(id))).toHaveLength(1);
-    expect(await instance.docker.getContainer(containerNameFor(agentId)).inspect().catch(() => null)).toBeNull();
+    expect(
+      await instance.docker
+        .getContainer(containerNameFor(agentId))
+        .inspect()
+        .catch(() => null),
+    ).toBeNull();
   });
 
   it('counts against the capacity: agents and warm sandboxes never exceed it, other limits launch without the pool', async () => {
@@ -103,7 +129,11 @@ describe('the warm sandbox pool', () => {
     const second = await spawn('hold-2', 'hold');
     // Other limits than the pool's: a sandbox of its own, after a warm one made room (3 agents on a host of 3).
     const third = await spawn('hold-3', 'hold', { resources: { memoryMb: 512 } });
-    await waitUntil(async () => (await instance.prisma.agent.count({ where: { id: { in: [first, second, third] }, state: 'running' } })) === 3, 30_000);
+    await waitUntil(
+      async () =>
+        (await instance.prisma.agent.count({ where: { id: { in: [first, second, third] }, state: 'running' } })) === 3,
+      30_000,
+    );
     const running = await sandboxes();
     expect(running.map(nameOf).sort()).toEqual([first, second, third].map(containerNameFor).sort());
     const byName = new Map(running.map((container) => [nameOf(container), container]));
@@ -134,7 +164,13 @@ describe('the warm sandbox pool', () => {
     });
     await (await instance.docker.createContainer(spec)).start();
     // The pool vouches for its own; the stray one (no pool owns it) goes, with its slot workspace.
-    const result = await reconcileSandboxes(instance.docker, instance.temporal, mine, path.join(instance.dataDir, 'workspaces'), { owns: (name) => owned.includes(name) });
+    const result = await reconcileSandboxes(
+      instance.docker,
+      instance.temporal,
+      mine,
+      path.join(instance.dataDir, 'workspaces'),
+      { owns: (name) => owned.includes(name) },
+    );
     expect(result.removed).toEqual([spec.name]);
     expect(result.kept.sort()).toEqual([...owned].sort());
     expect(await stat(slot).catch(() => null)).toBeNull();

@@ -17,7 +17,10 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
   const model = new FakeAnthropic(
     byTurn([
       reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'first.txt', file_text: 'written once\n' } }),
-      reply.toolUse({ name: 'bash', input: { command: 'echo started >> log.txt; sleep 25; echo finished >> log.txt' } }),
+      reply.toolUse({
+        name: 'bash',
+        input: { command: 'echo started >> log.txt; sleep 25; echo finished >> log.txt' },
+      }),
       reply.text('Done despite the crash.'),
     ]),
   );
@@ -41,7 +44,11 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
 
     const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
       headers: { authorization: `Bearer ${token}` },
-      json: { taskId: 'crash', agentType: 'worker', context: { repository, branch: 'main', workItems: ['survive a crash'] } },
+      json: {
+        taskId: 'crash',
+        agentType: 'worker',
+        context: { repository, branch: 'main', workItems: ['survive a crash'] },
+      },
     });
     expect(spawned.status).toBe(202);
     const { agentId } = spawned.body as { agentId: string };
@@ -51,14 +58,21 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
     const sampling = { on: true };
     const sampler = (async () => {
       while (sampling.on) {
-        const containers = await instance.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${agentId}`] } });
+        const containers = await instance.docker.listContainers({
+          all: true,
+          filters: { label: [`${AGENT_LABEL}=${agentId}`] },
+        });
         maxContainers = Math.max(maxContainers, containers.length);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     })();
 
     // Wait until the long shell command has started, then kill the worker without warning.
-    await waitUntil(async () => (await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'bash', status: 'started' } })) !== null, 30_000);
+    await waitUntil(
+      async () =>
+        (await instance.prisma.toolCall.findFirst({ where: { agentId, name: 'bash', status: 'started' } })) !== null,
+      30_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, 500));
     workers[0]!.kill('SIGKILL');
     workers.push(startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url }));
@@ -72,7 +86,8 @@ describe('a worker killed with SIGKILL in the middle of a run', () => {
     // Each model turn was asked exactly once: no completed turn was repeated.
     const turns = model.requests.map((recorded) => recorded.turn);
     expect(turns).toEqual([0, 1, 2]);
-    // The call went on in the sandbox while no worker watched it; the new worker re-attached and the model got its real outcome.
+    // The call went on in the sandbox while no worker watched it; the new worker re-attached and the model got its real
+    // outcome.
     expect(JSON.stringify(model.requests[2]!.body.messages.at(-1))).not.toContain(UNKNOWN_TOOL_OUTCOME);
     const calls = await instance.prisma.toolCall.findMany({ where: { agentId }, orderBy: { turn: 'asc' } });
     expect(calls.map((call) => [call.name, call.status, call.exitCode])).toEqual([

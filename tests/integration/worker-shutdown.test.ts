@@ -45,17 +45,32 @@ describe('a worker process stopped with SIGTERM', () => {
 
   it('exits within its grace time after killing an agent mid-tool', async () => {
     const { token } = await issueApiToken(instance.prisma, `shutdown-${Date.now()}`);
-    const started = startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
+    const started = startWorkerProcess(instance.config, {
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: model.url,
+    });
     worker = started;
     const spawned = await request(instance.baseUrl, 'POST', '/agents/spawn', {
       headers: bearer(token),
-      json: { taskId: 'shutdown', agentType: 'worker', context: { repository: await createRepository(), branch: 'main', workItems: ['sleep'] } },
+      json: {
+        taskId: 'shutdown',
+        agentType: 'worker',
+        context: { repository: await createRepository(), branch: 'main', workItems: ['sleep'] },
+      },
     });
     expect(spawned.status).toBe(202);
     const { agentId } = spawned.body as { agentId: string };
-    await waitUntil(async () => (await instance.prisma.toolCall.count({ where: { agentId, status: 'started' } })) === 1, 60_000);
-    expect((await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: bearer(token) })).status).toBe(202);
-    await waitUntil(async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'killed', 30_000);
+    await waitUntil(
+      async () => (await instance.prisma.toolCall.count({ where: { agentId, status: 'started' } })) === 1,
+      60_000,
+    );
+    expect(
+      (await request(instance.baseUrl, 'POST', `/agents/${agentId}/kill`, { headers: bearer(token) })).status,
+    ).toBe(202);
+    await waitUntil(
+      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'killed',
+      30_000,
+    );
     expect((await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state).toBe('killed');
 
     started.kill('SIGTERM');

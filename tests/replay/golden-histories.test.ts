@@ -7,7 +7,8 @@ import { CURRENT_HISTORIES_DIR, HISTORIES_ROOT } from '../helpers/histories';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-// Every kept version's histories (v0.2.0/agent-run-completed.json, ...): a release never breaks the runs of an older one.
+// Every kept version's histories (v0.2.0/agent-run-completed.json, ...): a release never breaks the runs of an older
+// one.
 const histories = readdirSync(HISTORIES_ROOT, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .flatMap((version) =>
@@ -20,10 +21,15 @@ const histories = readdirSync(HISTORIES_ROOT, { withFileTypes: true })
   );
 const current = path.basename(CURRENT_HISTORIES_DIR);
 
-/** Recorded histories of real runs must replay against today's workflow code: a change that would break running workflows fails here. */
+/**
+ * Recorded histories of real runs must replay against today's workflow code: a change that would break running
+ * workflows fails here.
+ */
 describe('golden workflow histories', () => {
   it('has recorded histories to replay', () => {
-    const recorded = histories.filter((entry) => entry.name.startsWith(`${current}/`)).map((entry) => entry.name.slice(current.length + 1));
+    const recorded = histories
+      .filter((entry) => entry.name.startsWith(`${current}/`))
+      .map((entry) => entry.name.slice(current.length + 1));
     expect(recorded).toEqual(
       expect.arrayContaining([
         'sandbox-check-passed.json',
@@ -66,6 +72,8 @@ describe('golden workflow histories', () => {
       workflowsPath: path.resolve(__dirname, '../fixtures/nondeterministic-workflows'),
       logger: new DefaultLogger('ERROR'),
     });
-    await expect(Worker.runReplayHistory({ workflowBundle: bundle }, entry?.history)).rejects.toBeInstanceOf(DeterminismViolationError);
+    await expect(Worker.runReplayHistory({ workflowBundle: bundle }, entry?.history)).rejects.toBeInstanceOf(
+      DeterminismViolationError,
+    );
   });
 });

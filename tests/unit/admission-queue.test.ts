@@ -1,5 +1,13 @@
 import { HOST_SILENT_AFTER_MS, type AdmissionState } from '../../workflows/admission/contract';
-import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, hostWithFreeSlot, release } from '../../workflows/admission/queue';
+import {
+  admitWaiting,
+  answerFor,
+  emptyAdmissionState,
+  enqueue,
+  holdersToCheck,
+  hostWithFreeSlot,
+  release,
+} from '../../workflows/admission/queue';
 
 const NOW = 1_000_000;
 
@@ -27,7 +35,12 @@ describe('admission rules', () => {
     enqueue(state, { agentId: 'urgent', priority: 9 });
     enqueue(state, { agentId: 'late-normal', priority: 5 });
     admitWaiting(state, NOW);
-    expect(state.waiting.map((waiter) => waiter.agentId)).toEqual(['urgent', 'early-normal', 'late-normal', 'early-low']);
+    expect(state.waiting.map((waiter) => waiter.agentId)).toEqual([
+      'urgent',
+      'early-normal',
+      'late-normal',
+      'early-low',
+    ]);
     expect(answerFor(state, 'late-normal')).toEqual({ state: 'queued', ahead: 2 });
 
     state.hosts.a = { capacity: 2, lastSeenAt: NOW };
@@ -90,7 +103,9 @@ describe('admission rules', () => {
       expect(granted.every((grant) => grant.hostId === ending.hostId)).toBe(true);
       started.push(...granted.map((grant) => grant.agentId));
     }
-    const expected = [...queued].sort((x, y) => y.priority - x.priority || x.arrival - y.arrival).map((agent) => agent.agentId);
+    const expected = [...queued]
+      .sort((x, y) => y.priority - x.priority || x.arrival - y.arrival)
+      .map((agent) => agent.agentId);
     expect(started).toEqual(expected);
     // No host ever held more than its capacity.
     expect(state.waiting).toEqual([]);

@@ -17,12 +17,28 @@ const NOW = '2026-12-04T10:00:00.000Z';
 describe('agentRun state', () => {
   it('adds each turn: tokens, cache use, cost and context clearings', () => {
     const status = run.initialStatus(input, NOW);
-    expect(status).toMatchObject({ state: 'queued', turn: 0, costUsd: null, usage: { inputTokens: 0, outputTokens: 0 } });
-    const reply = { stopReason: 'tool_use', toolCalls: [], text: '', costUsd: 0.1, contextCleared: { clearedToolResults: 4 } };
+    expect(status).toMatchObject({
+      state: 'queued',
+      turn: 0,
+      costUsd: null,
+      usage: { inputTokens: 0, outputTokens: 0 },
+    });
+    const reply = {
+      stopReason: 'tool_use',
+      toolCalls: [],
+      text: '',
+      costUsd: 0.1,
+      contextCleared: { clearedToolResults: 4 },
+    };
     run.addTurn(status, 0, { ...reply, usage: { inputTokens: 10, outputTokens: 5, cacheReadInputTokens: 100 } }, NOW);
     run.addTurn(status, 1, { ...reply, usage: { inputTokens: 1, outputTokens: 1, cacheCreationInputTokens: 7 } }, NOW);
     expect(status.turn).toBe(2);
-    expect(status.usage).toEqual({ inputTokens: 11, outputTokens: 6, cacheReadInputTokens: 100, cacheCreationInputTokens: 7 });
+    expect(status.usage).toEqual({
+      inputTokens: 11,
+      outputTokens: 6,
+      cacheReadInputTokens: 100,
+      cacheCreationInputTokens: 7,
+    });
     expect(status.costUsd).toBe(0.2);
     expect(status.contextManagement).toEqual({ clearings: 2, clearedToolResults: 4, lastClearedAtTurn: 2 });
   });
@@ -37,7 +53,9 @@ describe('agentRun state', () => {
     expect(run.budgetExceeded(status, options)).toBe('stopped after spending 1001 tokens, over the budget of 1000');
     status.usage.cacheReadInputTokens = 0;
     status.costUsd = 0.51;
-    expect(run.budgetExceeded(status, options)).toBe('stopped after spending an estimated $0.5100, over the cost budget of $0.5');
+    expect(run.budgetExceeded(status, options)).toBe(
+      'stopped after spending an estimated $0.5100, over the cost budget of $0.5',
+    );
   });
 
   it('ends as the first stop asked: a kill before the deadline, the deadline before a kill', () => {
@@ -50,7 +68,11 @@ describe('agentRun state', () => {
     const timedOut: run.Stop = { reason: null, detail: '' };
     run.deadlineReached(timedOut);
     run.requestKill(timedOut, 'late', NOW);
-    expect(run.stoppedEnding(timedOut, 60)).toEqual({ state: 'timed_out', error: 'timed out after 60 s', detail: 'per-task timeout' });
+    expect(run.stoppedEnding(timedOut, 60)).toEqual({
+      state: 'timed_out',
+      error: 'timed out after 60 s',
+      detail: 'per-task timeout',
+    });
   });
 
   it('records a kill that came while the run was ending as killed', () => {
@@ -59,14 +81,24 @@ describe('agentRun state', () => {
       state: 'killed',
       detail: 'stop it (while ending as completed: result abc)',
     });
-    expect(run.finalEnding({ reason: null, detail: '' }, { state: 'completed', detail: 'ok' })).toEqual({ state: 'completed', detail: 'ok' });
+    expect(run.finalEnding({ reason: null, detail: '' }, { state: 'completed', detail: 'ok' })).toEqual({
+      state: 'completed',
+      detail: 'ok',
+    });
   });
 
   it('carries the sandbox and every count to the next run, and tells a hub no start time before running', () => {
     const status = run.initialStatus(input, NOW);
     status.turn = 7;
     const resume = run.resumeAt({ hostQueue: 'sandbox-host-h', containerName: 'c', baseSha: 'b' }, 123, status, 'text');
-    expect(resume).toMatchObject({ hostQueue: 'sandbox-host-h', containerName: 'c', baseSha: 'b', turn: 7, deadlineAt: 123, summary: 'text' });
+    expect(resume).toMatchObject({
+      hostQueue: 'sandbox-host-h',
+      containerName: 'c',
+      baseSha: 'b',
+      turn: 7,
+      deadlineAt: 123,
+      summary: 'text',
+    });
     expect(run.initialStatus({ ...input, resume }, NOW)).toMatchObject({ state: 'running', turn: 7 });
     expect(run.lifecycleSnapshot(status)).toMatchObject({ state: 'queued', startedAt: null, progress: { turn: 7 } });
   });

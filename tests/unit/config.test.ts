@@ -51,7 +51,12 @@ describe('postgresConnection', () => {
       password: 's@cret',
       database: 'agents',
     });
-    expect(postgresConnection('postgres://127.0.0.1/agents')).toEqual({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'agents' });
+    expect(postgresConnection('postgres://127.0.0.1/agents')).toEqual({
+      host: '127.0.0.1',
+      port: 5432,
+      user: 'postgres',
+      database: 'agents',
+    });
   });
 
   it('refuses a URL without a database name', () => {

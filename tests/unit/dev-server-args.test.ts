@@ -3,14 +3,22 @@ import { devServerDynamicConfigArgs, devServerSearchAttributeArgs } from '../../
 describe('devServerSearchAttributeArgs', () => {
   it('registers every custom search attribute with its CLI type name', () => {
     expect(devServerSearchAttributeArgs()).toEqual([
-      '--search-attribute', 'AgentId=Keyword',
-      '--search-attribute', 'AgentState=Keyword',
-      '--search-attribute', 'AgentType=Keyword',
-      '--search-attribute', 'TaskId=Keyword',
-      '--search-attribute', 'Workspace=Keyword',
-      '--search-attribute', 'Priority=Int',
-      '--search-attribute', 'RemoteInstance=Keyword',
-      '--search-attribute', 'Repository=Keyword',
+      '--search-attribute',
+      'AgentId=Keyword',
+      '--search-attribute',
+      'AgentState=Keyword',
+      '--search-attribute',
+      'AgentType=Keyword',
+      '--search-attribute',
+      'TaskId=Keyword',
+      '--search-attribute',
+      'Workspace=Keyword',
+      '--search-attribute',
+      'Priority=Int',
+      '--search-attribute',
+      'RemoteInstance=Keyword',
+      '--search-attribute',
+      'Repository=Keyword',
     ]);
   });
 

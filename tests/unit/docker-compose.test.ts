@@ -16,12 +16,16 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }> | string[];
 }
 
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+};
 const { services } = compose;
 
 /** Resolves `${VAR:-default}` the way compose does with VAR unset. */
 function interpolate(environment: Record<string, string> = {}): Record<string, string> {
-  return Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]));
+  return Object.fromEntries(
+    Object.entries(environment).map(([key, value]) => [key, value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]),
+  );
 }
 
 interface PublishedPort {
@@ -46,7 +50,9 @@ const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
 
 describe('docker-compose.yml', () => {
   it('defines the whole system', () => {
-    expect(Object.keys(services)).toEqual(expect.arrayContaining(['postgres', 'temporal', 'temporal-ui', 'api', 'worker', 'migrate', 'sandbox-image']));
+    expect(Object.keys(services)).toEqual(
+      expect.arrayContaining(['postgres', 'temporal', 'temporal-ui', 'api', 'worker', 'migrate', 'sandbox-image']),
+    );
     expect(existsSync(path.join(ROOT, 'Dockerfile'))).toBe(true);
     expect(services.api!.build).toBe('.');
     expect(services.worker!.build).toBe('.');
@@ -69,7 +75,9 @@ describe('docker-compose.yml', () => {
     expect(config.TEMPORAL_ADDRESS).toBe('temporal:7233');
     expect(publishedPorts(services.temporal!).get(7233)?.hostPort).toBe(7233);
     expect(services['temporal-ui']!.environment!.TEMPORAL_ADDRESS).toBe(config.TEMPORAL_ADDRESS);
-    expect(publishedPorts(services['temporal-ui']!).get(8080)?.hostPort).toBe(Number(new URL(config.TEMPORAL_UI_URL).port));
+    expect(publishedPorts(services['temporal-ui']!).get(8080)?.hostPort).toBe(
+      Number(new URL(config.TEMPORAL_UI_URL).port),
+    );
   });
 
   it('publishes the unauthenticated Temporal frontend and Web UI on loopback only', () => {
@@ -77,7 +85,8 @@ describe('docker-compose.yml', () => {
     expect(publishedPorts(services['temporal-ui']!).get(8080)?.hostAddress).toBe('127.0.0.1');
     for (const [name, service] of Object.entries(services)) {
       if (name === 'api') continue;
-      for (const published of publishedPorts(service).values()) expect([name, published.hostAddress]).toEqual([name, '127.0.0.1']);
+      for (const published of publishedPorts(service).values())
+        expect([name, published.hostAddress]).toEqual([name, '127.0.0.1']);
     }
   });
 
@@ -131,7 +140,8 @@ describe('docker-compose.yml', () => {
 
   it('registers every custom search attribute', () => {
     const command = (services['temporal-setup']!.command ?? []).join(' ');
-    for (const [name, type] of searchAttributeNamesAndTypes()) expect(command).toContain(`--name ${name} --type ${type}`);
+    for (const [name, type] of searchAttributeNamesAndTypes())
+      expect(command).toContain(`--name ${name} --type ${type}`);
   });
 
   it('migrates before the API and worker start', () => {
@@ -145,7 +155,11 @@ describe('docker-compose.yml', () => {
     const file = temporal.environment!.DYNAMIC_CONFIG_FILE_PATH!;
     const mount = (temporal.volumes ?? []).find((volume) => volume.split(':')[1] === `/etc/temporal/${file}`);
     expect(mount).toBeDefined();
-    const values = parse(readFileSync(path.join(ROOT, mount!.split(':')[0]!), 'utf8')) as Record<string, Array<{ value: unknown }>>;
-    for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) expect(String(values[key]?.[0]?.value)).toBe(value);
+    const values = parse(readFileSync(path.join(ROOT, mount!.split(':')[0]!), 'utf8')) as Record<
+      string,
+      Array<{ value: unknown }>
+    >;
+    for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG))
+      expect(String(values[key]?.[0]?.value)).toBe(value);
   });
 });

@@ -1,5 +1,14 @@
 import type { FederatedSpawnInput, RemoteAgentEvent } from '../../workflows/federated-spawn/contract';
-import { mirrorUpdate, named, newMirror, reached, receiveEvent, requestKill, resumeOf, unreached } from '../../workflows/federated-spawn/mirror';
+import {
+  mirrorUpdate,
+  named,
+  newMirror,
+  reached,
+  receiveEvent,
+  requestKill,
+  resumeOf,
+  unreached,
+} from '../../workflows/federated-spawn/mirror';
 import { hubVerdict, pause } from '../../workflows/federated-spawn/outcomes';
 
 const input: FederatedSpawnInput = {
@@ -12,7 +21,12 @@ const input: FederatedSpawnInput = {
   pollIntervalSeconds: 30,
 };
 const at = (second: number): string => `2026-12-04T10:00:${String(second).padStart(2, '0')}.000Z`;
-const event = (eventId: string, sequence: number, state: RemoteAgentEvent['state'], turn: number): RemoteAgentEvent => ({
+const event = (
+  eventId: string,
+  sequence: number,
+  state: RemoteAgentEvent['state'],
+  turn: number,
+): RemoteAgentEvent => ({
   agentId: 'r1',
   spawnMessageId: 'm',
   eventId,
@@ -39,7 +53,11 @@ describe('the hub mirror of a remote agent', () => {
     receiveEvent(mirror, event('e3', 3, 'completed', 3), at(6));
     receiveEvent(mirror, event('e4', 4, 'running', 4), at(7)); // a terminal state is final
     expect(mirror.status.state).toBe('completed');
-    expect(resumeOf(mirror, 99)).toMatchObject({ lastSequence: 4, recentEventIds: ['e2', 'e1', 'e3', 'e4'], spawnUnanswered: false });
+    expect(resumeOf(mirror, 99)).toMatchObject({
+      lastSequence: 4,
+      recentEventIds: ['e2', 'e1', 'e3', 'e4'],
+      spawnUnanswered: false,
+    });
   });
 
   it('never moves a state or the last contact backwards', () => {
@@ -57,7 +75,12 @@ describe('the hub mirror of a remote agent', () => {
     unreached(mirror, 'still no answer', at(3));
     expect(mirror.status).toMatchObject({ following: 'unreachable', unreachableSince: at(2), note: 'still no answer' });
     reached(mirror, at(4));
-    expect(mirror.status).toMatchObject({ following: 'following', unreachableSince: null, note: null, lastContactAt: at(4) });
+    expect(mirror.status).toMatchObject({
+      following: 'following',
+      unreachableSince: null,
+      note: null,
+      lastContactAt: at(4),
+    });
   });
 
   it('takes the first kill only, and none once the agent ended', () => {

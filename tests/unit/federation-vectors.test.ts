@@ -2,7 +2,14 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { signRequest } from '../../federation/messages';
-import { keyIdFor, parseSignatureHeaders, publicKeyFromRaw, rawPublicKey, REQUEST_COMPONENTS, verifyBase } from '../../federation/signatures';
+import {
+  keyIdFor,
+  parseSignatureHeaders,
+  publicKeyFromRaw,
+  rawPublicKey,
+  REQUEST_COMPONENTS,
+  verifyBase,
+} from '../../federation/signatures';
 
 interface Vectors {
   seedHex: string;
@@ -21,7 +28,11 @@ const block = /<!-- vectors:start -->\s*```json\n([\s\S]*?)```\s*<!-- vectors:en
 const vectors = JSON.parse(block ?? '{}') as Vectors;
 
 describe('federation protocol test vectors', () => {
-  const privateKey = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(vectors.seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(vectors.seedHex, 'hex')]),
+    format: 'der',
+    type: 'pkcs8',
+  });
 
   it('derive the documented public key and key id from the seed', () => {
     expect(rawPublicKey(createPublicKey(privateKey))).toBe(vectors.publicKey);
@@ -30,7 +41,13 @@ describe('federation protocol test vectors', () => {
 
   it('sign to exactly the documented headers', () => {
     const key = { keyId: vectors.keyId, publicKey: vectors.publicKey, privateKey, createdAt: '', retiresAt: null };
-    const signed = signRequest(vectors.url, Buffer.from(vectors.body), key, Date.parse(vectors.now), 'vectorNonce000000001');
+    const signed = signRequest(
+      vectors.url,
+      Buffer.from(vectors.body),
+      key,
+      Date.parse(vectors.now),
+      'vectorNonce000000001',
+    );
     expect(signed.headers).toEqual(vectors.headers);
   });
 
@@ -44,7 +61,10 @@ describe('federation protocol test vectors', () => {
       ['content-type', vectors.headers['content-type']!],
       ['content-digest', vectors.headers['content-digest']!],
     ];
-    const base = [...components.map(([name, value]) => `"${name}": ${value}`), `"@signature-params": ${parsed.serializedParams}`].join('\n');
+    const base = [
+      ...components.map(([name, value]) => `"${name}": ${value}`),
+      `"@signature-params": ${parsed.serializedParams}`,
+    ].join('\n');
     expect(base).toBe(vectors.signatureBase);
     const publicKey = publicKeyFromRaw(vectors.publicKey);
     expect(verifyBase(components, parsed, publicKey)).toBe(true);

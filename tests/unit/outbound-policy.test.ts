@@ -42,7 +42,10 @@ describe('the outbound address policy', () => {
     expect(new OutboundPolicy(setting).permits(address)).toBe(expected);
   });
 
-  it.each(['everything', '10.0.0.0/33', 'loopback,nope', '1.2.3/8'])('refuses the setting "%s" with a message', (setting) => {
-    expect(() => parseAllowedNetworks(setting)).toThrow(/neither loopback, private, link-local, metadata nor a CIDR/);
-  });
+  it.each(['everything', '10.0.0.0/33', 'loopback,nope', '1.2.3/8'])(
+    'refuses the setting "%s" with a message',
+    (setting) => {
+      expect(() => parseAllowedNetworks(setting)).toThrow(/neither loopback, private, link-local, metadata nor a CIDR/);
+    },
+  );
 });

@@ -1,6 +1,18 @@
 import { failedChecks, parseProbeOutput } from '../../sandbox-runtime/probe';
 
-const CONFINED = ['uid=10001', 'root_writable=no', 'workspace_writable=yes', 'tmp_exec=no', 'interfaces=lo,', 'cap_eff=0000000000000000', 'no_new_privs=1', 'tool_sh=yes', 'tool_git=yes', 'tool_python3=yes', 'tool_node=yes'].join('\n');
+const CONFINED = [
+  'uid=10001',
+  'root_writable=no',
+  'workspace_writable=yes',
+  'tmp_exec=no',
+  'interfaces=lo,',
+  'cap_eff=0000000000000000',
+  'no_new_privs=1',
+  'tool_sh=yes',
+  'tool_git=yes',
+  'tool_python3=yes',
+  'tool_node=yes',
+].join('\n');
 
 describe('parseProbeOutput and failedChecks', () => {
   it('accepts a fully confined sandbox', () => {

@@ -1,4 +1,12 @@
-import { clampLimits, DEFAULT_SANDBOX_LIMITS, hardenedContainerSpec, MAX_SANDBOX_LIMITS, SANDBOX_LABEL_INSTANCE, SANDBOX_LABEL_MANAGED, SANDBOX_LABEL_WORKFLOW } from '../../sandbox-runtime/container-spec';
+import {
+  clampLimits,
+  DEFAULT_SANDBOX_LIMITS,
+  hardenedContainerSpec,
+  MAX_SANDBOX_LIMITS,
+  SANDBOX_LABEL_INSTANCE,
+  SANDBOX_LABEL_MANAGED,
+  SANDBOX_LABEL_WORKFLOW,
+} from '../../sandbox-runtime/container-spec';
 
 describe('hardenedContainerSpec', () => {
   const spec = hardenedContainerSpec({
@@ -28,7 +36,11 @@ describe('hardenedContainerSpec', () => {
       PidsLimit: DEFAULT_SANDBOX_LIMITS.pids,
       Ulimits: [
         { Name: 'nofile', Soft: 4096, Hard: 4096 },
-        { Name: 'fsize', Soft: DEFAULT_SANDBOX_LIMITS.diskMb * 1024 * 1024, Hard: DEFAULT_SANDBOX_LIMITS.diskMb * 1024 * 1024 },
+        {
+          Name: 'fsize',
+          Soft: DEFAULT_SANDBOX_LIMITS.diskMb * 1024 * 1024,
+          Hard: DEFAULT_SANDBOX_LIMITS.diskMb * 1024 * 1024,
+        },
       ],
     });
     expect(spec.HostConfig?.CapAdd).toBeUndefined();
@@ -39,14 +51,26 @@ describe('hardenedContainerSpec', () => {
   });
 
   it('keeps its own labels authoritative over the caller’s', () => {
-    expect(spec.Labels).toEqual({ team: 'a', [SANDBOX_LABEL_MANAGED]: 'true', [SANDBOX_LABEL_WORKFLOW]: 'wf-1', [SANDBOX_LABEL_INSTANCE]: 'default/agent-orchestrator' });
+    expect(spec.Labels).toEqual({
+      team: 'a',
+      [SANDBOX_LABEL_MANAGED]: 'true',
+      [SANDBOX_LABEL_WORKFLOW]: 'wf-1',
+      [SANDBOX_LABEL_INSTANCE]: 'default/agent-orchestrator',
+    });
   });
 });
 
 describe('clampLimits', () => {
   it('fills defaults and clamps to the allowed range', () => {
     expect(clampLimits()).toEqual(DEFAULT_SANDBOX_LIMITS);
-    expect(clampLimits({ memoryMb: 1_000_000, cpus: 64, pids: 1_000_000, diskMb: 1_000_000 })).toEqual(MAX_SANDBOX_LIMITS);
-    expect(clampLimits({ memoryMb: 1, cpus: 0, pids: 1, diskMb: 1 })).toEqual({ memoryMb: 64, cpus: 0.1, pids: 16, diskMb: 16 });
+    expect(clampLimits({ memoryMb: 1_000_000, cpus: 64, pids: 1_000_000, diskMb: 1_000_000 })).toEqual(
+      MAX_SANDBOX_LIMITS,
+    );
+    expect(clampLimits({ memoryMb: 1, cpus: 0, pids: 1, diskMb: 1 })).toEqual({
+      memoryMb: 64,
+      cpus: 0.1,
+      pids: 16,
+      diskMb: 16,
+    });
   });
 });

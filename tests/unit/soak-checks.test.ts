@@ -18,7 +18,11 @@ describe('the soak judges a session callbacks as a receiver relies on them', () 
   });
 
   it('accepts a redelivery (an acknowledgement that was lost): receivers deduplicate by eventId', () => {
-    expect(judgeCallbacks([event(1), event(2), event(1), event(2), final(3)])).toEqual({ inOrder: true, gapless: true, finished: true });
+    expect(judgeCallbacks([event(1), event(2), event(1), event(2), final(3)])).toEqual({
+      inOrder: true,
+      gapless: true,
+      finished: true,
+    });
   });
 
   it('finds an event delivered before an earlier one, a gap, and a session whose final state never came', () => {

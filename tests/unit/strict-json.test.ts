@@ -16,7 +16,9 @@ describe('parseStrictJson', () => {
     ['{"list":[{"k":1,"k":2}]}', 'k'],
     ['{"a":1,"\\u0061":2}', 'a'],
   ])('refuses duplicated keys in %s', (text, key) => {
-    expect(() => parseStrictJson(text)).toThrow(new StrictJsonError('duplicate_key', `the key "${key}" appears twice in one object`));
+    expect(() => parseStrictJson(text)).toThrow(
+      new StrictJsonError('duplicate_key', `the key "${key}" appears twice in one object`),
+    );
   });
 
   it.each(['{"a":', '{a:1}', "{'a':1}", '{"a":1,}', ''])('refuses malformed JSON %p', (text) => {

@@ -14,7 +14,13 @@ import {
   type AgentRunInput,
   type AgentStatus,
 } from '../../workflows/agent-run/contract';
-import { eventually, untilCancelled, workflowEnv, type StubActivities, type WorkflowEnv } from '../helpers/workflow-env';
+import {
+  eventually,
+  untilCancelled,
+  workflowEnv,
+  type StubActivities,
+  type WorkflowEnv,
+} from '../helpers/workflow-env';
 
 /**
  * agentRun's every path with stub activities on the real Temporal server: kill in each phase, the
@@ -22,7 +28,12 @@ import { eventually, untilCancelled, workflowEnv, type StubActivities, type Work
  * tests (tests/integration) show what only the engine can: containers, exec, removal.
  */
 
-const done = (text = 'done'): ModelTurn => ({ stopReason: 'end_turn', toolCalls: [], usage: { inputTokens: 10, outputTokens: 5 }, text });
+const done = (text = 'done'): ModelTurn => ({
+  stopReason: 'end_turn',
+  toolCalls: [],
+  usage: { inputTokens: 10, outputTokens: 5 },
+  text,
+});
 const asksForTool = (id: string): ModelTurn => ({
   stopReason: 'tool_use',
   toolCalls: [{ id, name: 'bash', label: 'bash `ls`' }],
@@ -57,7 +68,8 @@ function agent(agentId: string): { script: Script; seen: Seen } {
 }
 
 const activities: StubActivities = {
-  requestSlot: ({ agentId }) => Promise.resolve(agent(agentId).script.slot?.() ?? { state: 'admitted', hostId: HOST_ID }),
+  requestSlot: ({ agentId }) =>
+    Promise.resolve(agent(agentId).script.slot?.() ?? { state: 'admitted', hostId: HOST_ID }),
   recordAgentState: ({ agentId, state }) => {
     agent(agentId).seen.states.push(state);
     return Promise.resolve();
@@ -103,7 +115,11 @@ afterAll(async () => {
   await env.close();
 });
 
-function inputFor(agentId: string, options: Record<string, unknown> = {}, extra: Partial<AgentRunInput> = {}): AgentRunInput {
+function inputFor(
+  agentId: string,
+  options: Record<string, unknown> = {},
+  extra: Partial<AgentRunInput> = {},
+): AgentRunInput {
   return {
     agentId,
     workspaceId: 'workspace',
@@ -129,13 +145,21 @@ async function runAgent<T>(
   const seen: Seen = { states: [], calls: [], modelCalls: 0 };
   scripts.set(agentId, { script, seen });
   const args = [inputFor(agentId, options, extra)];
-  const handle = await env.client.workflow.start(AGENT_RUN_WORKFLOW, { taskQueue: env.taskQueue, workflowId: agentId, args });
+  const handle = await env.client.workflow.start(AGENT_RUN_WORKFLOW, {
+    taskQueue: env.taskQueue,
+    workflowId: agentId,
+    args,
+  });
   return await body(handle, seen);
 }
 
 const failureOf = async (result: Promise<unknown>): Promise<string> => {
-  const error: unknown = await result.then(() => null, (caught: unknown) => caught);
-  if (!(error instanceof WorkflowFailedError) || !(error.cause instanceof Error)) throw new Error('the run did not fail');
+  const error: unknown = await result.then(
+    () => null,
+    (caught: unknown) => caught,
+  );
+  if (!(error instanceof WorkflowFailedError) || !(error.cause instanceof Error))
+    throw new Error('the run did not fail');
   return error.cause.message;
 };
 
@@ -144,7 +168,12 @@ describe('agentRun', () => {
     const turns = [asksForTool('t1'), done('all done')];
     await runAgent({ model: (turn) => Promise.resolve(turns[turn] ?? done()) }, {}, async (handle, seen) => {
       const status = (await handle.result()) as AgentStatus;
-      expect(status).toMatchObject({ state: 'completed', turn: 2, lastTool: 'bash', usage: { inputTokens: 110, outputTokens: 25 } });
+      expect(status).toMatchObject({
+        state: 'completed',
+        turn: 2,
+        lastTool: 'bash',
+        usage: { inputTokens: 110, outputTokens: 25 },
+      });
       expect(seen.states).toEqual(['running', 'completed']);
       expect(seen.calls).toEqual(['launch', 'tool', 'collect', 'teardown']);
     });
@@ -216,12 +245,16 @@ describe('agentRun', () => {
   });
 
   it('times out at the per-task deadline, whatever is in flight', async () => {
-    await runAgent({ model: () => Promise.resolve(asksForTool('t1')), tool: untilCancelled }, { timeout: 1 }, async (handle, seen) => {
-      expect(await handle.result()).toMatchObject({ state: 'timed_out' });
-      const status = await handle.query(agentStatusQuery);
-      expect(status).toMatchObject({ state: 'timed_out', error: 'timed out after 1 s' });
-      expect(seen.calls.at(-1)).toBe('teardown');
-    });
+    await runAgent(
+      { model: () => Promise.resolve(asksForTool('t1')), tool: untilCancelled },
+      { timeout: 1 },
+      async (handle, seen) => {
+        expect(await handle.result()).toMatchObject({ state: 'timed_out' });
+        const status = await handle.query(agentStatusQuery);
+        expect(status).toMatchObject({ state: 'timed_out', error: 'timed out after 1 s' });
+        expect(seen.calls.at(-1)).toBe('teardown');
+      },
+    );
   });
 
   it('continues as new every turnsPerRun turns, with the sandbox and the counts carried', async () => {
@@ -235,7 +268,8 @@ describe('agentRun', () => {
         expect(status).toMatchObject({ state: 'completed', turn: 4, usage: { inputTokens: 310, outputTokens: 65 } });
         expect(seen.calls.filter((call) => call === 'launch')).toHaveLength(1);
         const runs = [];
-        for await (const run of env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) runs.push(run.status.name);
+        for await (const run of env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` }))
+          runs.push(run.status.name);
         expect(runs.filter((state) => state === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(3);
       },
       { turnsPerRun: 1 },
@@ -256,7 +290,13 @@ describe('agentRun', () => {
   });
 
   it('fails with the model refusal: nothing collected, the sandbox torn down', async () => {
-    const refusal = () => Promise.reject(ApplicationFailure.nonRetryable('model request rejected with 401: bad key', AGENT_RUN_FAILURES.modelRequestRejected));
+    const refusal = () =>
+      Promise.reject(
+        ApplicationFailure.nonRetryable(
+          'model request rejected with 401: bad key',
+          AGENT_RUN_FAILURES.modelRequestRejected,
+        ),
+      );
     await runAgent({ model: refusal }, { maxRetries: 3 }, async (handle, seen) => {
       expect(await failureOf(handle.result())).toBe('model request rejected with 401: bad key');
       expect(seen.modelCalls).toBe(1);
@@ -268,7 +308,8 @@ describe('agentRun', () => {
   it('calls again when the worker shut down under a call, without spending the retries', async () => {
     let losses = 0;
     const model = (): Promise<ModelTurn> => {
-      if (losses++ < 2) return Promise.reject(ApplicationFailure.retryable('deploy', AGENT_RUN_FAILURES.workerShutdown));
+      if (losses++ < 2)
+        return Promise.reject(ApplicationFailure.retryable('deploy', AGENT_RUN_FAILURES.workerShutdown));
       return Promise.resolve(done());
     };
     await runAgent({ model }, { maxRetries: 0 }, async (handle, seen) => {

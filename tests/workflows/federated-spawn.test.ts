@@ -14,7 +14,11 @@ import {
   type FederatedSpawnInput,
   type RemoteAgentEvent,
 } from '../../workflows/federated-spawn/contract';
-import { FEDERATION_FAILURES, type OutboundCommand, type VerifiedCommand } from '../../workflows/federation-command/contract';
+import {
+  FEDERATION_FAILURES,
+  type OutboundCommand,
+  type VerifiedCommand,
+} from '../../workflows/federation-command/contract';
 import { eventually, workflowEnv, type StubActivities, type WorkflowEnv } from '../helpers/workflow-env';
 
 /**
@@ -54,7 +58,12 @@ const unreachable = (): never => {
   throw ApplicationFailure.retryable('connect ECONNREFUSED', FEDERATION_FAILURES.peerUnreachable);
 };
 const ok = (result: Record<string, unknown> | null): VerifiedCommand => ({ status: 'ok', error: null, result });
-const progress = (turn: number) => ({ turn, lastTool: turn > 0 ? 'bash' : null, usage: { inputTokens: turn, outputTokens: turn }, updatedAt: new Date().toISOString() });
+const progress = (turn: number) => ({
+  turn,
+  lastTool: turn > 0 ? 'bash' : null,
+  usage: { inputTokens: turn, outputTokens: turn },
+  updatedAt: new Date().toISOString(),
+});
 const polled = (state: AgentState, resultFetched = true): RemoteStatusPoll => ({
   kind: 'status',
   state,
@@ -112,7 +121,12 @@ interface Run {
   event: (sequence: number, state: AgentState, turn: number, eventId?: string) => Promise<void>;
 }
 
-async function follow<T>(spoke: Spoke, body: (run: Run) => Promise<T>, extra: Partial<FederatedSpawnInput> = {}, timeout?: number): Promise<T> {
+async function follow<T>(
+  spoke: Spoke,
+  body: (run: Run) => Promise<T>,
+  extra: Partial<FederatedSpawnInput> = {},
+  timeout?: number,
+): Promise<T> {
   const agentId = `agent-${randomUUID()}`;
   const connectionId = randomUUID();
   const spawnMessageId = randomUUID();
@@ -134,17 +148,37 @@ async function follow<T>(spoke: Spoke, body: (run: Run) => Promise<T>, extra: Pa
     pollIntervalSeconds: 1,
     ...extra,
   };
-  const handle = await env.client.workflow.start(FEDERATED_SPAWN_WORKFLOW, { taskQueue: env.taskQueue, workflowId: agentId, args: [input] });
-  const event = async (sequence: number, state: AgentState, turn: number, eventId: string = randomUUID()): Promise<void> => {
+  const handle = await env.client.workflow.start(FEDERATED_SPAWN_WORKFLOW, {
+    taskQueue: env.taskQueue,
+    workflowId: agentId,
+    args: [input],
+  });
+  const event = async (
+    sequence: number,
+    state: AgentState,
+    turn: number,
+    eventId: string = randomUUID(),
+  ): Promise<void> => {
     const now = new Date().toISOString();
-    const signalled: RemoteAgentEvent = { agentId: 'r1', spawnMessageId, sequence, state, startedAt: now, progress: progress(turn), error: null, occurredAt: now, eventId };
+    const signalled: RemoteAgentEvent = {
+      agentId: 'r1',
+      spawnMessageId,
+      sequence,
+      state,
+      startedAt: now,
+      progress: progress(turn),
+      error: null,
+      occurredAt: now,
+      eventId,
+    };
     await handle.signal(remoteAgentEventSignal, signalled);
   };
   return await body({ handle, seen, spawnMessageId, event });
 }
 
 const status = (handle: Handle): Promise<FederatedAgentStatus> => handle.query(federatedAgentStatusQuery);
-const named: Spoke['reply'] = (command) => (command.commandType === 'agent.spawn' ? ok({ agentId: 'r1', state: 'queued' }) : ok({ state: 'killing' }));
+const named: Spoke['reply'] = (command) =>
+  command.commandType === 'agent.spawn' ? ok({ agentId: 'r1', state: 'queued' }) : ok({ state: 'killing' });
 
 describe('federatedSpawn', () => {
   it('mirrors events in sequence order, drops duplicates, and ends in the final state the spoke gives', async () => {
@@ -156,7 +190,12 @@ describe('federatedSpawn', () => {
       await event(2, 'running', 2, 'event-2'); // the same event again
       await eventually(async () => (await status(handle)).progress?.turn === 2);
       const mirrored = await status(handle);
-      expect(mirrored).toMatchObject({ state: 'running', remoteAgentId: 'r1', following: 'following', progress: { turn: 2 } });
+      expect(mirrored).toMatchObject({
+        state: 'running',
+        remoteAgentId: 'r1',
+        following: 'following',
+        progress: { turn: 2 },
+      });
       spoke.poll = () => polled('completed');
       await event(3, 'completed', 3);
       const final = (await handle.result()) as FederatedAgentStatus;
@@ -184,9 +223,14 @@ describe('federatedSpawn', () => {
   });
 
   it('fails with the refusal the spoke signed', async () => {
-    const spoke: Spoke = { reply: () => ({ status: 'error', error: { code: 'capacity', message: 'no room' }, result: null }) };
+    const spoke: Spoke = {
+      reply: () => ({ status: 'error', error: { code: 'capacity', message: 'no room' }, result: null }),
+    };
     await follow(spoke, async ({ handle, seen }) => {
-      const error: unknown = await handle.result().then(() => null, (caught: unknown) => caught);
+      const error: unknown = await handle.result().then(
+        () => null,
+        (caught: unknown) => caught,
+      );
       expect(error).toBeInstanceOf(WorkflowFailedError);
       expect((error as WorkflowFailedError).cause?.message).toBe('spoke refused the spawn: capacity: no room');
       expect(seen.states).toEqual(['failed']);
@@ -205,7 +249,10 @@ describe('federatedSpawn', () => {
       expect((await status(handle)).following).toBe('unreachable');
       await handle.signal(killAgentSignal, { reason: 'changed my mind' });
       const final = (await handle.result()) as FederatedAgentStatus;
-      expect(final).toMatchObject({ state: 'killed', error: 'spoke had not taken the spawn: it is cancelled there and will never run' });
+      expect(final).toMatchObject({
+        state: 'killed',
+        error: 'spoke had not taken the spawn: it is cancelled there and will never run',
+      });
       const kill = seen.commands.find((command) => command.commandType === 'agent.kill');
       expect(kill?.payload).toEqual({ spawnMessageId });
       expect(seen.failedMessages).toContain(spawnMessageId);
@@ -242,7 +289,10 @@ describe('federatedSpawn', () => {
       await handle.signal(killAgentSignal, { reason: 'stop' });
       await eventually(() => seen.commands.filter((command) => command.commandType === 'agent.kill').length === 1);
       await eventually(() => seen.failedMessages.length >= 1);
-      await eventually(() => seen.commands.filter((command) => command.commandType === 'agent.kill').length === 3, 15_000);
+      await eventually(
+        () => seen.commands.filter((command) => command.commandType === 'agent.kill').length === 3,
+        15_000,
+      );
       await eventually(async () => (await status(handle)).kill?.deliveredAt != null);
       spoke.poll = () => polled('killed');
       await event(2, 'killed', 1);
@@ -294,7 +344,8 @@ describe('federatedSpawn', () => {
         const final = (await handle.result()) as FederatedAgentStatus;
         expect(final).toMatchObject({ state: 'completed', remoteAgentId: 'r1' });
         const runs: string[] = [];
-        for await (const run of env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) runs.push(run.status.name);
+        for await (const run of env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` }))
+          runs.push(run.status.name);
         expect(runs).toContain('CONTINUED_AS_NEW');
       },
       { historyLimit: 40 },

@@ -16,7 +16,8 @@ import path from 'node:path';
 
 let env: WorkflowEnv;
 const deploymentName = `versioning-test-${randomUUID()}`;
-const configFor = (buildId: string) => loadConfig({ TASK_QUEUE: 'unused', WORKER_DEPLOYMENT_NAME: deploymentName, WORKER_BUILD_ID: buildId });
+const configFor = (buildId: string) =>
+  loadConfig({ TASK_QUEUE: 'unused', WORKER_DEPLOYMENT_NAME: deploymentName, WORKER_BUILD_ID: buildId });
 
 /** The probe activity blocks until released; every activity notes the version whose worker ran it. */
 const ran: Array<{ activity: string; buildId: string }> = [];
@@ -80,7 +81,10 @@ describe('worker deployment versions', () => {
     expect(await versionOf(pinned)).toMatchObject({ buildId: 'v1.0.0' });
     const fresh = `check-${randomUUID()}`;
     await client.workflow.execute(SANDBOX_CHECK_WORKFLOW, { taskQueue, workflowId: fresh, args: [{ checkId: fresh }] });
-    expect(ran.filter((entry) => entry.activity === 'started').map((entry) => entry.buildId)).toEqual(['v1.0.0', 'v2.0.0']);
+    expect(ran.filter((entry) => entry.activity === 'started').map((entry) => entry.buildId)).toEqual([
+      'v1.0.0',
+      'v2.0.0',
+    ]);
 
     // The admission loop's next task runs on v2, its state intact.
     await client.workflow.getHandle(admission).signal(hostReportSignal, { hostId: 'h1', capacity: 3 });
@@ -102,7 +106,9 @@ describe('worker deployment versions', () => {
   });
 
   it('names the release the package is', () => {
-    const { version } = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version: string };
+    const { version } = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as {
+      version: string;
+    };
     expect(RELEASE).toBe(`v${version}`);
   });
 });

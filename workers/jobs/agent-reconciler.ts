@@ -13,7 +13,6 @@ export interface ReconciledAgent {
   reason: string;
 }
 
-
 /** The terminal state (and why) that matches a closed workflow; null while it runs or when that cannot be told now. */
 async function verdictOf(temporal: Client, agentId: string): Promise<{ state: AgentState; reason: string } | null> {
   const handle = temporal.workflow.getHandle(agentId);
@@ -21,7 +20,11 @@ async function verdictOf(temporal: Client, agentId: string): Promise<{ state: Ag
   try {
     status = (await handle.describe()).status.name;
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return { state: 'failed', reason: 'its workflow never started (the API stopped between recording the agent and starting it)' };
+    if (error instanceof WorkflowNotFoundError)
+      return {
+        state: 'failed',
+        reason: 'its workflow never started (the API stopped between recording the agent and starting it)',
+      };
     return null; // Temporal unreachable: never decide on doubt
   }
   switch (status) {
@@ -31,12 +34,19 @@ async function verdictOf(temporal: Client, agentId: string): Promise<{ state: Ag
     case 'COMPLETED': {
       const result = (await handle.result().catch(() => null)) as { state?: unknown; error?: unknown } | null;
       const state = isTerminalState(result?.state) ? result.state : 'failed';
-      return { state, reason: typeof result?.error === 'string' && result.error ? result.error : `its workflow completed with state ${state}, which was not recorded` };
+      return {
+        state,
+        reason:
+          typeof result?.error === 'string' && result.error
+            ? result.error
+            : `its workflow completed with state ${state}, which was not recorded`,
+      };
     }
     case 'FAILED': {
       const message = await handle.result().then(
         () => 'its workflow failed',
-        (error: unknown) => (error instanceof WorkflowFailedError && error.cause ? error.cause.message : 'its workflow failed'),
+        (error: unknown) =>
+          error instanceof WorkflowFailedError && error.cause ? error.cause.message : 'its workflow failed',
       );
       return { state: 'failed', reason: message };
     }
@@ -56,9 +66,17 @@ async function verdictOf(temporal: Client, agentId: string): Promise<{ state: Ag
  * state that matches, with the reason. The worker runs it every RECONCILE_ROWS_INTERVAL_MS; terminal
  * states are final, so a row the workflow itself finished meanwhile is left as it is.
  */
-export async function reconcileAgentRows(prisma: PrismaClient, temporal: Client, metrics: WorkerMetrics, now = Date.now()): Promise<ReconciledAgent[]> {
+export async function reconcileAgentRows(
+  prisma: PrismaClient,
+  temporal: Client,
+  metrics: WorkerMetrics,
+  now = Date.now(),
+): Promise<ReconciledAgent[]> {
   const records = createAgentRecordActivities(prisma, metrics);
-  const live = await prisma.agent.findMany({ where: { state: { notIn: [...TERMINAL_STATES] }, createdAt: { lt: new Date(now - START_GRACE_MS) } }, select: { id: true } });
+  const live = await prisma.agent.findMany({
+    where: { state: { notIn: [...TERMINAL_STATES] }, createdAt: { lt: new Date(now - START_GRACE_MS) } },
+    select: { id: true },
+  });
   const reconciled: ReconciledAgent[] = [];
   for (const { id } of live) {
     const verdict = await verdictOf(temporal, id);
@@ -67,7 +85,12 @@ export async function reconcileAgentRows(prisma: PrismaClient, temporal: Client,
     const current = await prisma.agent.findUnique({ where: { id }, select: { state: true } });
     if (!current || isTerminalState(current.state)) continue;
     const error = verdict.state === 'completed' ? {} : { error: verdict.reason };
-    await records.recordAgentState({ agentId: id, state: verdict.state, detail: `reconciled with its workflow: ${verdict.reason}`, ...error });
+    await records.recordAgentState({
+      agentId: id,
+      state: verdict.state,
+      detail: `reconciled with its workflow: ${verdict.reason}`,
+      ...error,
+    });
     reconciled.push({ agentId: id, ...verdict });
   }
   return reconciled;

@@ -29,12 +29,16 @@ export async function ensureRetentionSchedule(client: Client, config: AppConfig)
       staticSummary: `retention: events ${settings.eventHours} h, transcripts ${settings.transcriptHours} h, federation ${settings.federationHours} h, workspaces ${settings.workspaceHours} h`,
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    state: { note: 'prunes event logs, transcripts, tool calls, federation records and workspaces past their retention' },
+    state: {
+      note: 'prunes event logs, transcripts, tool calls, federation records and workspaces past their retention',
+    },
   };
   try {
     await client.schedule.create(options);
   } catch (error) {
     if (!(error instanceof ScheduleAlreadyRunning)) throw error;
-    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec: options.spec, action: options.action, policies: options.policies }));
+    await client.schedule
+      .getHandle(scheduleId)
+      .update((previous) => ({ ...previous, spec: options.spec, action: options.action, policies: options.policies }));
   }
 }

@@ -22,7 +22,13 @@ export function instanceLabel(namespace: string, taskQueue: string): string {
  * launch and teardown, a workflow terminated from the Web UI). Run at worker start and on a schedule.
  * A container whose workflow cannot be described right now is kept: never remove on doubt.
  */
-export async function reconcileSandboxes(docker: Docker, temporal: Client, instance: string, workspacesDir?: string, warmPool?: Pick<WarmPool, 'owns'> | null): Promise<ReconcileResult> {
+export async function reconcileSandboxes(
+  docker: Docker,
+  temporal: Client,
+  instance: string,
+  workspacesDir?: string,
+  warmPool?: Pick<WarmPool, 'owns'> | null,
+): Promise<ReconcileResult> {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: [`${SANDBOX_LABEL_MANAGED}=true`, `${SANDBOX_LABEL_INSTANCE}=${instance}`] },
@@ -55,7 +61,8 @@ export async function reconcileSandboxes(docker: Docker, temporal: Client, insta
     }
     await removeContainerIfPresent(docker, container.Id);
     // Its workspace stays (for inspection, until the retention), but no longer mounted.
-    if (workspacesDir && workflowId) await releaseWorkspace(path.join(workspacesDir, workflowId)).catch(() => undefined);
+    if (workspacesDir && workflowId)
+      await releaseWorkspace(path.join(workspacesDir, workflowId)).catch(() => undefined);
     result.removed.push(name);
   }
   return result;

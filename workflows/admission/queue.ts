@@ -41,7 +41,11 @@ export function admitWaiting(state: AdmissionState, now: number): Array<{ agentI
 
 /** Adds a request (idempotent per agent: a second request keeps its place and priority). */
 export function enqueue(state: AdmissionState, request: SlotRequest): void {
-  if (state.holders.some((holder) => holder.agentId === request.agentId) || state.waiting.some((waiter) => waiter.agentId === request.agentId)) return;
+  if (
+    state.holders.some((holder) => holder.agentId === request.agentId) ||
+    state.waiting.some((waiter) => waiter.agentId === request.agentId)
+  )
+    return;
   state.waiting.push({ ...request, seq: state.nextSeq });
   state.nextSeq += 1;
 }
@@ -59,7 +63,9 @@ export function answerFor(state: AdmissionState, agentId: string): SlotAnswer {
  * in the last `graceMs`, whose workflow may not have started yet (the API asks before it starts it).
  */
 export const holdersToCheck = (state: AdmissionState, now: number, graceMs: number): string[] =>
-  state.holders.filter((holder) => holder.since === undefined || now - holder.since > graceMs).map((holder) => holder.agentId);
+  state.holders
+    .filter((holder) => holder.since === undefined || now - holder.since > graceMs)
+    .map((holder) => holder.agentId);
 
 /** Frees an agent's slot or takes it out of the queue; true when something changed. */
 export function release(state: AdmissionState, agentId: string): boolean {

@@ -1,6 +1,22 @@
-import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, proxyActivities, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  setWorkflowOptions,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { admissionStateQuery, hostReportSignal, releaseSlotSignal, requestSlotUpdate, slotGrantedSignal, type AdmissionState } from './contract';
+import {
+  admissionStateQuery,
+  hostReportSignal,
+  releaseSlotSignal,
+  requestSlotUpdate,
+  slotGrantedSignal,
+  type AdmissionState,
+} from './contract';
 import { admitWaiting, answerFor, emptyAdmissionState, enqueue, holdersToCheck, release } from './queue';
 
 const checks = proxyActivities<Pick<Activities, 'endedAgents'>>({
@@ -8,7 +24,10 @@ const checks = proxyActivities<Pick<Activities, 'endedAgents'>>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
-/** While agents wait and no slot frees for this long, the holders are checked for workflows that ended without releasing. */
+/**
+ * While agents wait and no slot frees for this long, the holders are checked for workflows that ended without
+ * releasing.
+ */
 const HOLDER_CHECK_INTERVAL = '30 seconds';
 /** A holder admitted this recently may have no workflow yet: the API asks for the slot, then starts it. */
 const HOLDER_START_GRACE_MS = 30_000;
@@ -51,10 +70,13 @@ export async function hostAdmission(carried?: AdmissionState): Promise<void> {
   admit();
 
   for (;;) {
-    const long = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS;
+    const long = (): boolean =>
+      workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS;
     const wake = (): boolean => announce.length > 0 || long();
-    // Idle, it sleeps until something happens; with agents waiting, it also wakes to look for slots held by ended workflows.
-    const woke = state.waiting.length > 0 ? await condition(wake, HOLDER_CHECK_INTERVAL) : (await condition(wake), true);
+    // Idle, it sleeps until something happens; with agents waiting, it also wakes to look for slots held by ended
+    // workflows.
+    const woke =
+      state.waiting.length > 0 ? await condition(wake, HOLDER_CHECK_INTERVAL) : (await condition(wake), true);
     while (announce.length > 0) {
       const grant = announce.shift();
       if (!grant) break;
@@ -67,7 +89,8 @@ export async function hostAdmission(carried?: AdmissionState): Promise<void> {
       }
     }
     if (!woke && state.waiting.length > 0) {
-      for (const agentId of await checks.endedAgents(holdersToCheck(state, Date.now(), HOLDER_START_GRACE_MS))) release(state, agentId);
+      for (const agentId of await checks.endedAgents(holdersToCheck(state, Date.now(), HOLDER_START_GRACE_MS)))
+        release(state, agentId);
       admit();
     }
     const quiet = (): boolean => announce.length === 0;

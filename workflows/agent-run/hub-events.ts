@@ -1,6 +1,10 @@
 import { getExternalWorkflowHandle, ParentClosePolicy, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { agentLifecycleSignal, HUB_EVENT_DELIVERY_WORKFLOW, hubEventDeliveryWorkflowId } from '../hub-event-delivery/contract';
+import {
+  agentLifecycleSignal,
+  HUB_EVENT_DELIVERY_WORKFLOW,
+  hubEventDeliveryWorkflowId,
+} from '../hub-event-delivery/contract';
 import type { AgentRunInput, AgentStatus } from './contract';
 import { lifecycleSnapshot } from './run-state';
 
@@ -11,7 +15,11 @@ const HUB_EVENTS_GRACE_MS = 3600 * 1000;
  * An agent a hub spawned tells it every state change through a delivery workflow that outlives this
  * one (an abandoned child, started by the chain's first run). Returns what tells it; a no-op otherwise.
  */
-export async function startHubEvents(input: AgentRunInput, status: AgentStatus, deadlineAt: number): Promise<() => Promise<void>> {
+export async function startHubEvents(
+  input: AgentRunInput,
+  status: AgentStatus,
+  deadlineAt: number,
+): Promise<() => Promise<void>> {
   const { agentId, origin } = input;
   if (!origin) return () => Promise.resolve();
   const workflowId = hubEventDeliveryWorkflowId(agentId);

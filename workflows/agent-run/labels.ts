@@ -9,7 +9,12 @@ import { type AgentStatus } from './contract';
 
 export const modelCallSummary = (turn: number): string => `turn ${turn + 1}: model call`;
 
-export function toolCallSummary(turn: number, index: number, count: number, call: { name: string; label?: string }): string {
+export function toolCallSummary(
+  turn: number,
+  index: number,
+  count: number,
+  call: { name: string; label?: string },
+): string {
   return `turn ${turn + 1}: ${count > 1 ? `tool ${index + 1}/${count} ` : ''}${call.label ?? call.name}`;
 }
 
@@ -20,7 +25,9 @@ export const teardownSummary = (agentId: string): string => `teardown ${agentId}
 
 export const recordStateSummary = (state: string): string => `record state: ${state}`;
 
-/** The workflow's current details (markdown): state, turn, last tool, tokens, cache use, cost, and what it waits for. */
+/**
+ * The workflow's current details (markdown): state, turn, last tool, tokens, cache use, cost, and what it waits for.
+ */
 export function progressDetails(status: AgentStatus, maxTurns: number, note: string | null): string {
   const { usage } = status;
   const cached = usage.cacheReadInputTokens ?? 0;
@@ -30,7 +37,10 @@ export function progressDetails(status: AgentStatus, maxTurns: number, note: str
     `**Last tool** ${status.lastTool ?? 'none yet'}`,
   ];
   const context = status.contextManagement;
-  if (context) lines.push(`**Context** older tool results cleared ${context.clearings}× (last at turn ${context.lastClearedAtTurn}; ${context.clearedToolResults} cleared)`);
+  if (context)
+    lines.push(
+      `**Context** older tool results cleared ${context.clearings}× (last at turn ${context.lastClearedAtTurn}; ${context.clearedToolResults} cleared)`,
+    );
   if (note) lines.push(`**Now** ${note}`);
   if (status.error) lines.push(`**Error** ${status.error}`);
   return lines.join('\n\n');

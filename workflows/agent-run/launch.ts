@@ -25,7 +25,13 @@ export interface LaunchContext {
  * Gets a sandbox slot from the instance's admission workflow and, when every host is full, waits
  * (state queued, no polling) for the signal that names the host. Then launches the sandbox there.
  */
-export async function admitAndLaunch({ input, deadlineAt, grant, enterState, onHostChosen }: LaunchContext): Promise<LaunchedSandbox> {
+export async function admitAndLaunch({
+  input,
+  deadlineAt,
+  grant,
+  enterState,
+  onHostChosen,
+}: LaunchContext): Promise<LaunchedSandbox> {
   const { agentId, options } = input;
   const priority = input.priority ?? DEFAULT_PRIORITY;
   const ask = async (summary: string): Promise<SlotAnswer> => {
@@ -35,22 +41,32 @@ export async function admitAndLaunch({ input, deadlineAt, grant, enterState, onH
   };
   // The spawn's own request was admitted (its answer came with the start), or the run asks now.
   const answer: SlotAnswer =
-    grant.hostId !== null ? { state: 'admitted', hostId: grant.hostId } : await ask(`ask for a sandbox slot (priority ${priority})`);
+    grant.hostId !== null
+      ? { state: 'admitted', hostId: grant.hostId }
+      : await ask(`ask for a sandbox slot (priority ${priority})`);
   if (answer.state === 'queued' && grant.hostId === null) {
     await enterState('queued', `waiting for a sandbox slot: ${answer.ahead} ahead`);
     // Woken by the grant's signal; asking again now and then (idempotent) covers a grant that never came.
     for (let waitMs = ASK_AGAIN_FIRST_MS; ; waitMs = Math.min(waitMs * 2, ASK_AGAIN_MAX_MS)) {
-      if (await condition(() => grant.hostId !== null, waitMs, { summary: 'queued: waiting for a sandbox slot' })) break;
+      if (await condition(() => grant.hostId !== null, waitMs, { summary: 'queued: waiting for a sandbox slot' }))
+        break;
       await ask('still queued: ask for the slot again');
     }
   }
   const hostId = grant.hostId;
-  if (hostId === null) throw ApplicationFailure.nonRetryable('admitted without a host', AGENT_RUN_FAILURES.sandboxFailed);
+  if (hostId === null)
+    throw ApplicationFailure.nonRetryable('admitted without a host', AGENT_RUN_FAILURES.sandboxFailed);
   if (answer.state === 'queued') await enterState('spawning', `admitted on host ${hostId}`);
   const hostQueue = sandboxHostQueue(hostId);
   onHostChosen(hostQueue);
   const { sandbox } = onHost(hostQueue, options.maxRetries);
   const summary = launchSummary(input.context.repository, input.context.branch, hostId);
-  const launch = { agentId, workspaceId: input.workspaceId, context: input.context, options, deadline: new Date(deadlineAt).toISOString() };
+  const launch = {
+    agentId,
+    workspaceId: input.workspaceId,
+    context: input.context,
+    options,
+    deadline: new Date(deadlineAt).toISOString(),
+  };
   return await despiteWorkerLoss(() => sandbox.launchSandbox.executeWithOptions({ summary }, [launch]));
 }

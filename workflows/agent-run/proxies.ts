@@ -47,7 +47,11 @@ export function onHost(taskQueue: string, maxRetries: number) {
     ...onThisHost,
     startToCloseTimeout: '20 minutes',
     heartbeatTimeout: '15 seconds',
-    retry: { initialInterval: '1 second', maximumAttempts: maxRetries + 1, nonRetryableErrorTypes: [AGENT_RUN_FAILURES.sandboxFailed] },
+    retry: {
+      initialInterval: '1 second',
+      maximumAttempts: maxRetries + 1,
+      nonRetryableErrorTypes: [AGENT_RUN_FAILURES.sandboxFailed],
+    },
   });
   // Tool calls are detached in the sandbox and re-attached by a retried attempt, so retrying is always
   // safe: they are retried for as long as the run lasts (a lasting fault ends with the deadline).

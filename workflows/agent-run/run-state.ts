@@ -62,7 +62,9 @@ export function stoppedEnding(stop: Stop, timeoutSeconds: number): Ending {
   return { state: 'timed_out', error: `timed out after ${timeoutSeconds} s`, detail: 'per-task timeout' };
 }
 
-/** A kill that arrived before the end was recorded (while collecting or tearing down) is what the operator asked for. */
+/**
+ * A kill that arrived before the end was recorded (while collecting or tearing down) is what the operator asked for.
+ */
 export function finalEnding(stop: Stop, ended: Ending): Ending {
   if (stop.reason !== 'killed' || ended.state === 'killed') return ended;
   return { state: 'killed', detail: `${stop.detail} (while ending as ${ended.state}: ${ended.detail})` };
@@ -93,7 +95,8 @@ export const turnLimitReached = (options: AgentOptions, turn: number): string | 
 /** Why the run stops after a model turn for its token or cost budget (before running its tools), or null. */
 export function budgetExceeded(status: AgentStatus, options: AgentOptions): string | null {
   const spent = tokensSpent(status.usage);
-  if (spent > options.tokenBudget) return `stopped after spending ${spent} tokens, over the budget of ${options.tokenBudget}`;
+  if (spent > options.tokenBudget)
+    return `stopped after spending ${spent} tokens, over the budget of ${options.tokenBudget}`;
   const cost = status.costUsd ?? 0;
   if (options.costBudgetUsd !== undefined && cost > options.costBudgetUsd) {
     return `stopped after spending an estimated $${cost.toFixed(4)}, over the cost budget of $${options.costBudgetUsd}`;
@@ -102,7 +105,12 @@ export function budgetExceeded(status: AgentStatus, options: AgentOptions): stri
 }
 
 /** What the next run of the chain needs: the sandbox, the turn it starts at and what the status carries. */
-export function resumeAt(sandbox: LaunchedSandbox, deadlineAt: number, status: AgentStatus, summary: string): AgentResume {
+export function resumeAt(
+  sandbox: LaunchedSandbox,
+  deadlineAt: number,
+  status: AgentStatus,
+  summary: string,
+): AgentResume {
   return {
     hostQueue: sandbox.hostQueue,
     containerName: sandbox.containerName,

@@ -34,7 +34,9 @@ export async function runTurns(context: TurnsContext): Promise<TurnsEnd> {
     addTurn(status, turn, reply, new Date().toISOString());
     summary = reply.text;
     const asked = reply.toolCalls.length;
-    context.showProgress(asked > 0 ? `the model asked for ${asked} tool call${asked === 1 ? '' : 's'}` : 'the model is done');
+    context.showProgress(
+      asked > 0 ? `the model asked for ${asked} tool call${asked === 1 ? '' : 's'}` : 'the model is done',
+    );
     await context.tellHub();
     const overBudget = budgetExceeded(status, options);
     if (overBudget) return { done: true, failure: overBudget, summary };

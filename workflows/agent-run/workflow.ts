@@ -15,7 +15,14 @@ import { AGENT_STATE } from '../../shared/search-attributes';
 import type { AgentState } from '../../shared/vocabulary';
 import { admissionWorkflowId, releaseSlotSignal, slotGrantedSignal } from '../admission/contract';
 import { describeFailure, despiteWorkerLoss, hostUnreachable, onHost, records } from './proxies';
-import { agentStatusQuery, killAgentSignal, AGENT_RUN_FAILURES, type AgentResume, type AgentRunInput, type AgentStatus } from './contract';
+import {
+  agentStatusQuery,
+  killAgentSignal,
+  AGENT_RUN_FAILURES,
+  type AgentResume,
+  type AgentRunInput,
+  type AgentStatus,
+} from './contract';
 import { progressDetails, recordStateSummary, teardownSummary } from './labels';
 import { startHubEvents } from './hub-events';
 import { admitAndLaunch } from './launch';
@@ -48,7 +55,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   });
 
   // ---- what the run tells: the Web UI, the database, and the hub that spawned it (if one did)
-  const showProgress = (note: string | null): void => setCurrentDetails(progressDetails(status, options.maxTurns, note));
+  const showProgress = (note: string | null): void =>
+    setCurrentDetails(progressDetails(status, options.maxTurns, note));
   const tellHub = await startHubEvents(input, status, deadlineAt);
   async function enterState(state: AgentState, detail?: string, error?: string): Promise<void> {
     status.state = state;
@@ -56,7 +64,12 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     if (error !== undefined) status.error = error;
     upsertSearchAttributes([{ key: AGENT_STATE, value: state }]);
     showProgress(detail ?? null);
-    const record = { agentId, state, ...(detail !== undefined ? { detail } : {}), ...(error !== undefined ? { error } : {}) };
+    const record = {
+      agentId,
+      state,
+      ...(detail !== undefined ? { detail } : {}),
+      ...(error !== undefined ? { error } : {}),
+    };
     await records.recordAgentState.executeWithOptions({ summary: recordStateSummary(state) }, [record]);
     await tellHub();
   }
@@ -104,7 +117,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       const summary = 'collect result: diff, commit, test output';
       const result = await despiteWorkerLoss(() => onItsHost.collectResult.executeWithOptions({ summary }, [collect]));
       const detail = `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ${result.filesChanged} files changed`;
-      return ended.failure ? { state: 'failed' as const, error: ended.failure, detail } : { state: 'completed' as const, detail };
+      return ended.failure
+        ? { state: 'failed' as const, error: ended.failure, detail }
+        : { state: 'completed' as const, detail };
     });
   } catch (error) {
     // A killed run may also fail first: its sandbox was removed under the activity in flight.
@@ -130,7 +145,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     const teardown = { agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) };
     if (!hostGone && hostQueue !== null) {
       const onItsHost = onHost(hostQueue, options.maxRetries).teardown;
-      await onItsHost.teardownSandbox.executeWithOptions({ summary: teardownSummary(agentId) }, [teardown]).catch(() => undefined);
+      await onItsHost.teardownSandbox
+        .executeWithOptions({ summary: teardownSummary(agentId) }, [teardown])
+        .catch(() => undefined);
     }
     const last = run.finalEnding(stop, ended);
     await enterState(last.state, last.detail, last.error ?? status.error ?? undefined);
@@ -138,6 +155,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     await admissionQueue.signal(releaseSlotSignal, { agentId }).catch(() => undefined);
     return last;
   });
-  if (final.state === 'failed') throw ApplicationFailure.nonRetryable(final.error ?? 'agent failed', AGENT_RUN_FAILURES.agentFailed);
+  if (final.state === 'failed')
+    throw ApplicationFailure.nonRetryable(final.error ?? 'agent failed', AGENT_RUN_FAILURES.agentFailed);
   return status;
 }

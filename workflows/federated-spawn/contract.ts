@@ -31,7 +31,15 @@ export interface FederatedSpawnInput {
   resume?: FederatedResume;
 }
 
-export const FOLLOWING = ['spawning', 'following', 'waiting', 'unreachable', 'paused', 'worker_unavailable', 'ended'] as const;
+export const FOLLOWING = [
+  'spawning',
+  'following',
+  'waiting',
+  'unreachable',
+  'paused',
+  'worker_unavailable',
+  'ended',
+] as const;
 /**
  * What the hub's following of a remote agent is doing: `spawning` (delivering the spawn), `following`
  * (mirroring the remote agent from its events, asking when they stop), `waiting` (the spoke confirmed

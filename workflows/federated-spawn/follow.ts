@@ -46,7 +46,11 @@ async function ask({ input, mirror }: Link): Promise<Outcome | null> {
         return null;
     }
   } catch (error) {
-    unreached(mirror, `${peer} has not answered since ${status.unreachableSince ?? now()}: ${failureOf(error).message}`, now());
+    unreached(
+      mirror,
+      `${peer} has not answered since ${status.unreachableSince ?? now()}: ${failureOf(error).message}`,
+      now(),
+    );
     return null;
   }
 }

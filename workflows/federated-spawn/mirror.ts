@@ -81,7 +81,15 @@ export function newMirror(input: FederatedSpawnInput, now: string): Mirror {
 /** What the next run of the chain starts from. */
 export function resumeOf(mirror: Mirror, deadlineAt: number): FederatedResume {
   const { status, lastSequence, recentEventIds, recordedState, resultFetched } = mirror;
-  return { status, lastSequence, recentEventIds, recordedState, resultFetched, deadlineAt, spawnUnanswered: status.remoteAgentId === null };
+  return {
+    status,
+    lastSequence,
+    recentEventIds,
+    recordedState,
+    resultFetched,
+    deadlineAt,
+    spawnUnanswered: status.remoteAgentId === null,
+  };
 }
 
 /** The spoke answered: the last contact only moves forward, and a note about its silence ends. */

@@ -45,7 +45,11 @@ export function hubVerdict(mirror: Mirror, timeoutMs: number): Outcome {
   const { status } = mirror;
   const contact = `last contact ${status.lastContactAt ?? 'never'}`;
   if (status.kill !== null && status.kill.reason !== DEADLINE_KILL_REASON) {
-    return { state: 'killed', detail: 'kill not confirmed', error: `${status.remote.name} did not confirm the kill before the deadline (${contact})` };
+    return {
+      state: 'killed',
+      detail: 'kill not confirmed',
+      error: `${status.remote.name} did not confirm the kill before the deadline (${contact})`,
+    };
   }
   const error = `no final state from ${status.remote.name} within the task's timeout of ${timeoutMs} ms (${contact})`;
   return { state: 'timed_out', detail: 'hub deadline', error };

@@ -56,23 +56,39 @@ export async function deliverSpawn(link: Link): Promise<Outcome | null> {
       if (failure.type !== FEDERATION_FAILURES.peerUnreachable) return spawnRefused(failure, peer);
       const since = mirror.status.unreachableSince ?? now();
       const tried = `${attempt} attempts, last: ${failure.message}`;
-      unreached(mirror, `${peer} has not answered the spawn since ${since} (${tried}); sending it again until the task's deadline`, now());
+      unreached(
+        mirror,
+        `${peer} has not answered the spawn since ${since} (${tried}); sending it again until the task's deadline`,
+        now(),
+      );
       setCurrentDetails(followingDetails(mirror.status));
     }
     const summary = `spawn not answered: sending again in ${backoffMs(attempt) / 1000} s`;
-    if (await condition(() => mirror.status.kill !== null || mirror.overdue, backoffMs(attempt), { summary })) return settleUndelivered(link);
+    if (await condition(() => mirror.status.kill !== null || mirror.overdue, backoffMs(attempt), { summary }))
+      return settleUndelivered(link);
     // A long outage: the next run goes on delivering (same messageId), with a short history.
     if (historyIsLong(input)) return { continueAsNew: true };
   }
   try {
-    const reply = await verification.verifyCommandReply.executeWithOptions({ summary: `verify ${peer}'s signed reply to agent.spawn` }, [spawn]);
+    const reply = await verification.verifyCommandReply.executeWithOptions(
+      { summary: `verify ${peer}'s signed reply to agent.spawn` },
+      [spawn],
+    );
     if (reply.status === 'error') {
-      return { state: 'failed', detail: 'spawn refused', error: `${peer} refused the spawn: ${reply.error?.code ?? 'error'}: ${reply.error?.message ?? ''}` };
+      return {
+        state: 'failed',
+        detail: 'spawn refused',
+        error: `${peer} refused the spawn: ${reply.error?.code ?? 'error'}: ${reply.error?.message ?? ''}`,
+      };
     }
     const remoteAgentId = reply.result?.agentId;
     const remoteState = reply.result?.state;
     if (typeof remoteAgentId !== 'string' || typeof remoteState !== 'string' || !isAgentState(remoteState)) {
-      return { state: 'failed', detail: 'spawn reply unreadable', error: `${peer} answered the spawn without an agent id and state` };
+      return {
+        state: 'failed',
+        detail: 'spawn reply unreadable',
+        error: `${peer} answered the spawn without an agent id and state`,
+      };
     }
     await recordNamed(link, remoteAgentId, remoteState);
     return null;
@@ -94,7 +110,11 @@ async function settleUndelivered(link: Link): Promise<Outcome | null> {
   const ended: AgentEnding = status.kill !== null ? 'killed' : 'timed_out';
   const kill = (status.kill ??= { reason: DEADLINE_KILL_REASON, requestedAt: now(), deliveredAt: null });
   const reason = 'no answer; settled by agent.kill under its messageId';
-  await records.recordCommandFailure({ connectionId: input.remote.connectionId, messageId: input.spawnMessageId, reason });
+  await records.recordCommandFailure({
+    connectionId: input.remote.connectionId,
+    messageId: input.spawnMessageId,
+    reason,
+  });
   let triesAfterDeadline = 0;
   for (let attempt = 1; ; attempt++) {
     const answer = await sendKill(link, { spawnMessageId: input.spawnMessageId });
@@ -134,7 +154,10 @@ type KillAnswer =
   | { kind: 'ended'; outcome: Outcome };
 
 /** Sends agent.kill (a new messageId each attempt: a kill is idempotent on the spoke) and reads the verified reply. */
-async function sendKill({ input, mirror }: Link, target: { agentId: string } | { spawnMessageId: string }): Promise<KillAnswer> {
+async function sendKill(
+  { input, mirror }: Link,
+  target: { agentId: string } | { spawnMessageId: string },
+): Promise<KillAnswer> {
   const peer = input.remote.name;
   const command: OutboundCommand = {
     connectionId: input.remote.connectionId,
@@ -175,7 +198,8 @@ export async function deliverKill(link: Link): Promise<Outcome | null> {
   const answer = await sendKill(link, { agentId: status.remoteAgentId ?? '' });
   if (answer.kind === 'ended') return answer.outcome;
   if (answer.kind === 'unanswered') {
-    if (status.following !== 'paused') unreached(mirror, `kill not delivered yet (${answer.message}); trying again in a few seconds`, now());
+    if (status.following !== 'paused')
+      unreached(mirror, `kill not delivered yet (${answer.message}); trying again in a few seconds`, now());
     return null;
   }
   const code = answer.kind === 'refused' ? answer.code : null;
@@ -186,7 +210,12 @@ export async function deliverKill(link: Link): Promise<Outcome | null> {
     if (answer.kind === 'answered') status.following = 'waiting';
     return null;
   }
-  if (code === 'not_found') return { state: 'killed', detail: 'remote agent unknown', error: `${peer} does not know agent ${status.remoteAgentId ?? '?'}` };
+  if (code === 'not_found')
+    return {
+      state: 'killed',
+      detail: 'remote agent unknown',
+      error: `${peer} does not know agent ${status.remoteAgentId ?? '?'}`,
+    };
   status.note = `${peer} refused the kill (${code ?? 'error'}); trying again`;
   return null;
 }

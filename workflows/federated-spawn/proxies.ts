@@ -5,7 +5,9 @@ import { FEDERATION_FAILURES } from '../federation-command/contract';
 /** The hub's activities for following a remote agent, each with its options and the reason for them. */
 
 // Database writes: retried for minutes, a restarting PostgreSQL is not a reason to end a run.
-export const records = proxyActivities<Pick<Activities, 'recordRemoteAgent' | 'recordFederatedState' | 'recordCommandFailure'>>({
+export const records = proxyActivities<
+  Pick<Activities, 'recordRemoteAgent' | 'recordFederatedState' | 'recordCommandFailure'>
+>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
 });
@@ -13,7 +15,11 @@ export const records = proxyActivities<Pick<Activities, 'recordRemoteAgent' | 'r
 // A reply that is not the peer's own signature for this message never becomes one by asking again.
 export const verification = proxyActivities<Pick<Activities, 'verifyCommandReply'>>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 5, nonRetryableErrorTypes: [FEDERATION_FAILURES.replyNotVerified] },
+  retry: {
+    initialInterval: '1 second',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [FEDERATION_FAILURES.replyNotVerified],
+  },
 });
 
 // One attempt per call: the workflow decides when to send (or ask) again and says why in the status.

@@ -4,13 +4,16 @@
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 
-export const backoffMs = (attempt: number): number => Math.min(RETRY_FIRST_MS * 2 ** Math.min(attempt - 1, 10), RETRY_MAX_MS);
+export const backoffMs = (attempt: number): number =>
+  Math.min(RETRY_FIRST_MS * 2 ** Math.min(attempt - 1, 10), RETRY_MAX_MS);
 
 /**
  * An undelivered kill, and a question the spoke did not answer, are tried again within seconds (not at
  * the poll interval), so they land soon after the link's return; after 30 tries, every 30 s.
  */
-export const retrySoonMs = (attempt: number): number => Math.min(backoffMs(attempt), attempt <= 30 ? 5_000 : RETRY_MAX_MS);
+export const retrySoonMs = (attempt: number): number =>
+  Math.min(backoffMs(attempt), attempt <= 30 ? 5_000 : RETRY_MAX_MS);
 
 /** Milliseconds the hub waits past the task's timeout for the spoke's own verdict before deciding itself. */
-export const timeoutGraceMs = (timeoutMs: number): number => Math.min(60_000, Math.max(5_000, Math.round(timeoutMs / 10)));
+export const timeoutGraceMs = (timeoutMs: number): number =>
+  Math.min(60_000, Math.max(5_000, Math.round(timeoutMs / 10)));

@@ -53,7 +53,9 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   const deadline = new CancellationScope();
   deadline
     .run(async () => {
-      await sleep(Math.max(1, deadlineAt - Date.now()), { summary: `deadline: task timeout of ${timeoutMs} ms plus grace` });
+      await sleep(Math.max(1, deadlineAt - Date.now()), {
+        summary: `deadline: task timeout of ${timeoutMs} ms plus grace`,
+      });
       mirror.overdue = true;
     })
     .catch(() => undefined); // cancelled when the run ends first
@@ -66,7 +68,8 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   } finally {
     deadline.cancel();
   }
-  if ('continueAsNew' in outcome) return await continueAsNew<typeof federatedSpawn>({ ...input, resume: resumeOf(mirror, deadlineAt) });
+  if ('continueAsNew' in outcome)
+    return await continueAsNew<typeof federatedSpawn>({ ...input, resume: resumeOf(mirror, deadlineAt) });
 
   status.state = outcome.state;
   status.following = 'ended';
@@ -77,6 +80,7 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   const error = outcome.error !== undefined ? { error: outcome.error } : {};
   const final = { agentId, state: outcome.state, detail: outcome.detail, ...error, ...mirrored(mirror) };
   await records.recordFederatedState.executeWithOptions({ summary: `record final state: ${outcome.state}` }, [final]);
-  if (outcome.state === 'failed') throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', AGENT_RUN_FAILURES.agentFailed);
+  if (outcome.state === 'failed')
+    throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', AGENT_RUN_FAILURES.agentFailed);
   return status;
 }

@@ -6,11 +6,21 @@ import { failureOf } from './failures';
 
 const transport = proxyActivities<Pick<Activities, 'sendCommand'>>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3, nonRetryableErrorTypes: [FEDERATION_FAILURES.commandRefused, FEDERATION_FAILURES.connectionInactive] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: [FEDERATION_FAILURES.commandRefused, FEDERATION_FAILURES.connectionInactive],
+  },
 });
 const verification = proxyActivities<Pick<Activities, 'verifyCommandReply'>>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 5, nonRetryableErrorTypes: [FEDERATION_FAILURES.replyNotVerified] },
+  retry: {
+    initialInterval: '1 second',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [FEDERATION_FAILURES.replyNotVerified],
+  },
 });
 const records = proxyActivities<Pick<Activities, 'recordCommandFailure'>>({
   startToCloseTimeout: '30 seconds',
@@ -27,8 +37,16 @@ export async function federationCommand(command: OutboundCommand): Promise<Verif
     await transport.sendCommand.executeWithOptions({ summary: `send ${command.commandType}` }, [command]);
   } catch (error) {
     const failure = failureOf(error);
-    if (failure.type === FEDERATION_FAILURES.peerUnreachable) await records.recordCommandFailure({ connectionId: command.connectionId, messageId: command.messageId, reason: failure.message });
+    if (failure.type === FEDERATION_FAILURES.peerUnreachable)
+      await records.recordCommandFailure({
+        connectionId: command.connectionId,
+        messageId: command.messageId,
+        reason: failure.message,
+      });
     throw error;
   }
-  return await verification.verifyCommandReply.executeWithOptions({ summary: `verify the signed reply to ${command.commandType}` }, [command]);
+  return await verification.verifyCommandReply.executeWithOptions(
+    { summary: `verify the signed reply to ${command.commandType}` },
+    [command],
+  );
 }

@@ -1,4 +1,11 @@
-import { condition, proxyActivities, setCurrentDetails, setHandler, setWorkflowOptions, uuid4 } from '@temporalio/workflow';
+import {
+  condition,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  setWorkflowOptions,
+  uuid4,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { isTerminalState } from '../../shared/vocabulary';
 import { agentLifecycleSignal, type HubEventDeliveryInput, type LifecycleSnapshot } from './contract';
@@ -9,7 +16,12 @@ const delivery = proxyActivities<Pick<Activities, 'pushAgentEvent'>>({
   // A hub that is down for a while still gets the event; past an hour it asks with agent.status anyway.
   scheduleToCloseTimeout: '1 hour',
   // Tried again every 10 s at most: an event held by a cut reaches the hub within seconds of the link's return.
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: [FEDERATION_FAILURES.eventRefused] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: [FEDERATION_FAILURES.eventRefused],
+  },
 });
 
 /**
@@ -19,7 +31,9 @@ const delivery = proxyActivities<Pick<Activities, 'pushAgentEvent'>>({
  * the next sequence number, retrying while the hub is unreachable. It outlives agentRun (abandoned
  * child), so the agent never waits for the hub; it ends after the terminal event, or at `expiresAt`.
  */
-export async function hubEventDelivery(input: HubEventDeliveryInput): Promise<{ delivered: number; undelivered: number }> {
+export async function hubEventDelivery(
+  input: HubEventDeliveryInput,
+): Promise<{ delivered: number; undelivered: number }> {
   const queue: LifecycleSnapshot[] = [];
   setHandler(agentLifecycleSignal, (snapshot) => {
     queue.push(snapshot);
@@ -29,7 +43,12 @@ export async function hubEventDelivery(input: HubEventDeliveryInput): Promise<{ 
   let undelivered = 0;
   for (;;) {
     setCurrentDetails(`**${delivered}** events delivered to the hub, ${undelivered} undelivered`);
-    if (!(await condition(() => queue.length > 0, Math.max(1, input.expiresAt - Date.now()), { summary: 'waiting for the agent\'s next state change' }))) break;
+    if (
+      !(await condition(() => queue.length > 0, Math.max(1, input.expiresAt - Date.now()), {
+        summary: "waiting for the agent's next state change",
+      }))
+    )
+      break;
     // Progress reports of one state that queued up while the hub was slow: only the newest is worth sending.
     while (queue.length > 1 && queue[0]?.state === queue[1]?.state) queue.shift();
     const snapshot = queue.shift();
@@ -37,7 +56,9 @@ export async function hubEventDelivery(input: HubEventDeliveryInput): Promise<{ 
     sequence += 1;
     try {
       const summary = `deliver event ${sequence} (${snapshot.state}, turn ${snapshot.progress.turn}) to the hub`;
-      await delivery.pushAgentEvent.executeWithOptions({ summary }, [{ agentId: input.agentId, origin: input.origin, eventId: uuid4(), sequence, snapshot }]);
+      await delivery.pushAgentEvent.executeWithOptions({ summary }, [
+        { agentId: input.agentId, origin: input.origin, eventId: uuid4(), sequence, snapshot },
+      ]);
       delivered += 1;
     } catch {
       undelivered += 1; // the hub asks with agent.status when events stop coming

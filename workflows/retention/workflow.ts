@@ -9,7 +9,10 @@ const records = proxyActivities<Pick<Activities, 'pruneRecords' | 'liveHostQueue
   retry: { initialInterval: '5 seconds', maximumAttempts: 3 },
 });
 
-/** Workspaces live on each host's disk: its own worker removes them; a host that does not answer within a minute is skipped. */
+/**
+ * Workspaces live on each host's disk: its own worker removes them; a host that does not answer within a minute is
+ * skipped.
+ */
 const workspacesOn = (taskQueue: string) =>
   proxyActivities<Pick<Activities, 'pruneHostWorkspaces'>>({
     taskQueue,
@@ -25,18 +28,24 @@ const workspacesOn = (taskQueue: string) =>
  */
 export async function retention(settings: RetentionSettings): Promise<RetentionReport> {
   setCurrentDetails('pruning records');
-  const pruned = await records.pruneRecords.executeWithOptions({ summary: 'prune events, transcripts, tool calls and federation records' }, [settings]);
+  const pruned = await records.pruneRecords.executeWithOptions(
+    { summary: 'prune events, transcripts, tool calls and federation records' },
+    [settings],
+  );
   const report: RetentionReport = { records: pruned, workspaces: {}, unreachableHosts: [] };
   for (const hostQueue of await records.liveHostQueues()) {
     setCurrentDetails(`pruning the workspaces of ${hostQueue}`);
     try {
       const summary = `remove workspaces finished over ${settings.workspaceHours} h ago on ${hostQueue}`;
-      report.workspaces[hostQueue] = await workspacesOn(hostQueue).pruneHostWorkspaces.executeWithOptions({ summary }, [{ retentionHours: settings.workspaceHours }]);
+      report.workspaces[hostQueue] = await workspacesOn(hostQueue).pruneHostWorkspaces.executeWithOptions({ summary }, [
+        { retentionHours: settings.workspaceHours },
+      ]);
     } catch {
       report.unreachableHosts.push(hostQueue);
     }
   }
-  const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, count) => sum + count, 0);
+  const total = (counts: Record<string, number>): number =>
+    Object.values(counts).reduce((sum, count) => sum + count, 0);
   setCurrentDetails(`removed **${total({ ...pruned })}** records and ${total(report.workspaces)} workspaces`);
   return report;
 }

@@ -12,7 +12,10 @@ export interface SandboxCheckInput {
   checkId: string;
 }
 
-/** What the sandbox reported about itself; every flag must be true for the check to pass. (A type alias, so it stays assignable to JSON.) */
+/**
+ * What the sandbox reported about itself; every flag must be true for the check to pass. (A type alias, so it stays
+ * assignable to JSON.)
+ */
 export type SandboxFindings = {
   uid: number;
   nonRoot: boolean;

@@ -1,6 +1,11 @@
 import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { sandboxCheckStatusQuery, type SandboxCheckInput, type SandboxCheckResult, type SandboxCheckStatus } from './contract';
+import {
+  sandboxCheckStatusQuery,
+  type SandboxCheckInput,
+  type SandboxCheckResult,
+  type SandboxCheckStatus,
+} from './contract';
 
 const records = proxyActivities<Pick<Activities, 'recordSandboxCheckStarted' | 'recordSandboxCheckFinished'>>({
   startToCloseTimeout: '10 seconds',

@@ -1,4 +1,12 @@
-import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, setWorkflowOptions, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  setWorkflowOptions,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import { sessionEventsAppendedSignal, type SessionCallbacksInput, type SessionCallbacksResult } from './contract';
 
@@ -7,7 +15,12 @@ import { sessionEventsAppendedSignal, type SessionCallbacksInput, type SessionCa
 const delivery = proxyActivities<Pick<Activities, 'deliverSessionEvents'>>({
   startToCloseTimeout: '2 minutes',
   scheduleToCloseTimeout: '7 days',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['CallbackRefused'] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: ['CallbackRefused'],
+  },
 });
 
 /** Wake-ups come from the workers' PostgreSQL listener; this slow timer only covers one that was lost. */
@@ -47,7 +60,7 @@ export async function sessionCallbacks(input: SessionCallbacksInput): Promise<Se
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS) {
       return await continueAsNew<typeof sessionCallbacks>({ agentId, delivered });
     }
-    await condition(() => appended > delivered, FALLBACK_CHECK, { summary: 'waiting for the agent\'s next event' });
+    await condition(() => appended > delivered, FALLBACK_CHECK, { summary: "waiting for the agent's next event" });
   }
 }
 
