@@ -181,7 +181,9 @@ async function oomKillCount(docker: Docker, containerName: string): Promise<numb
     [
       'sh',
       '-c',
-      'cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | grep -E "^oom_kill " | head -n 1',
+      'cat /sys/fs/cgroup/memory.events ' +
+        '/sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | grep -E ' +
+        '"^oom_kill " | head -n 1',
     ],
     { timeoutMs: 10_000, maxOutputBytes: 1024 },
   ).catch(() => null);
@@ -352,7 +354,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
     // Runs inside the sandbox: the agent controls this repository (hooks, config), so git never runs on the host here.
     const script = [
       'set -e',
-      "export GIT_AUTHOR_NAME='Claude agent' GIT_AUTHOR_EMAIL=agent@localhost GIT_COMMITTER_NAME='Claude agent' GIT_COMMITTER_EMAIL=agent@localhost",
+      "export GIT_AUTHOR_NAME='Claude agent' GIT_AUTHOR_EMAIL=agent@localhost " +
+        "GIT_COMMITTER_NAME='Claude agent' GIT_COMMITTER_EMAIL=agent@localhost",
       'git checkout -q -B "$1"',
       'git add -A',
       'if ! git diff --cached --quiet; then git -c core.hooksPath=/dev/null commit -q --no-verify -m "$2"; fi',
@@ -634,7 +637,8 @@ export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
         ...(oomKilled ? ['The command was killed: the sandbox ran out of memory.'] : []),
         ...(full
           ? [
-              `The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`,
+              `The workspace is full: it reached its disk quota of ${quotaMb} MB, and ` +
+                `writes fail until files are removed.`,
             ]
           : []),
       ];

@@ -112,7 +112,8 @@ export function createHubEventActivities(deps: HubEventDeps) {
     } catch (error) {
       // An acknowledgement we cannot trust is no acknowledgement: send again.
       throw ApplicationFailure.retryable(
-        `the acknowledgement of ${connection.peerName} did not verify (${error instanceof SignatureError ? error.code : 'reply_invalid'})`,
+        `the acknowledgement of ${connection.peerName} did not verify ` +
+          `(${error instanceof SignatureError ? error.code : 'reply_invalid'})`,
         PEER_UNREACHABLE,
       );
     }

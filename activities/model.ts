@@ -42,7 +42,9 @@ const PROGRESS_INTERVAL_MS = 1000;
 const TOO_LONG_REFITS = 3;
 
 export const UNKNOWN_TOOL_OUTCOME =
-  'The outcome of this tool call is unknown: the worker running it stopped before reporting. It may or may not have taken effect; inspect the workspace before repeating it.';
+  'The outcome of this tool call is unknown: the worker running it ' +
+  'stopped before reporting. It may or may not have taken effect; inspect ' +
+  'the workspace before repeating it.';
 
 export interface ModelTurn {
   stopReason: string | null;

@@ -61,18 +61,21 @@ export function createRetentionActivities(deps: RetentionDeps) {
         );
         pruned.transitions = await inBatches(
           () => prisma.$executeRaw`DELETE FROM agent_transitions WHERE id IN (
-            SELECT t.id FROM agents a JOIN agent_transitions t ON t.agent_id = a.id WHERE a.finished_at < ${before} LIMIT ${BATCH})`,
+            SELECT t.id FROM agents a JOIN agent_transitions t ON t.agent_id = a.id
+              WHERE a.finished_at < ${before} LIMIT ${BATCH})`,
         );
       }
       if (settings.transcriptHours > 0) {
         const before = cutoff(settings.transcriptHours, now);
         pruned.messages = await inBatches(
           () => prisma.$executeRaw`DELETE FROM agent_messages WHERE id IN (
-            SELECT m.id FROM agents a JOIN agent_messages m ON m.agent_id = a.id WHERE a.finished_at < ${before} LIMIT ${BATCH})`,
+            SELECT m.id FROM agents a JOIN agent_messages m ON m.agent_id = a.id
+              WHERE a.finished_at < ${before} LIMIT ${BATCH})`,
         );
         pruned.toolCalls = await inBatches(
           () => prisma.$executeRaw`DELETE FROM tool_calls t USING (
-            SELECT c.agent_id, c.id FROM agents a JOIN tool_calls c ON c.agent_id = a.id WHERE a.finished_at < ${before} LIMIT ${BATCH}) old
+            SELECT c.agent_id, c.id FROM agents a JOIN tool_calls c ON c.agent_id = a.id
+              WHERE a.finished_at < ${before} LIMIT ${BATCH}) old
             WHERE t.agent_id = old.agent_id AND t.id = old.id`,
         );
       }
@@ -80,15 +83,18 @@ export function createRetentionActivities(deps: RetentionDeps) {
         const before = cutoff(settings.federationHours, now);
         pruned.federationCommands = await inBatches(
           () =>
-            prisma.$executeRaw`DELETE FROM federation_commands WHERE id IN (SELECT id FROM federation_commands WHERE created_at < ${before} LIMIT ${BATCH})`,
+            prisma.$executeRaw`DELETE FROM federation_commands WHERE id IN (SELECT id FROM federation_commands
+              WHERE created_at < ${before} LIMIT ${BATCH})`,
         );
         pruned.federationEvents = await inBatches(
           () =>
-            prisma.$executeRaw`DELETE FROM federation_events WHERE id IN (SELECT id FROM federation_events WHERE created_at < ${before} LIMIT ${BATCH})`,
+            prisma.$executeRaw`DELETE FROM federation_events WHERE id IN (SELECT id FROM federation_events
+              WHERE created_at < ${before} LIMIT ${BATCH})`,
         );
       }
       // A send that no attempt will follow any more (its worker died mid-send) ends failed, never stays sending.
-      await prisma.$executeRaw`UPDATE federation_commands SET status = 'failed', error_code = COALESCE(error_code, 'abandoned'),
+      await prisma.$executeRaw`UPDATE federation_commands
+        SET status = 'failed', error_code = COALESCE(error_code, 'abandoned'),
         error = 'no answer was recorded and no attempt followed', completed_at = ${new Date(now)}
         WHERE direction = 'outbound' AND status = 'sending' AND created_at < ${new Date(now - ABANDONED_SEND_MS)}`;
       // A nonce is kept only while its signature could pass the time window: a replay after that is refused as expired

@@ -57,14 +57,18 @@ const BODY_PARSER_ERRORS: Record<string, [number, string, string]> = {
  * PostgreSQL not answering (restarting, failing over): Prisma's connection error codes, or what the
  * driver adapter passes on from `pg`. The request may be sent again once it is back.
  */
+/** What the driver says when PostgreSQL is down, starting or stopping. */
+const DATABASE_DOWN_MESSAGES = [
+  /ECONNREFUSED|ECONNRESET|Connection terminated|terminating connection/,
+  /not yet accepting connections|the database system is (starting up|shutting down)/,
+];
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const { code, message } = error as { code?: unknown; message?: unknown };
   if (code === 'P1001' || code === 'P1017' || code === 'P2024') return true;
   const text = typeof message === 'string' ? message : '';
-  return /ECONNREFUSED|ECONNRESET|Connection terminated|not yet accepting connections|the database system is (starting up|shutting down)|terminating connection/.test(
-    text,
-  );
+  return DATABASE_DOWN_MESSAGES.some((pattern) => pattern.test(text));
 }
 
 export const notFoundHandler: RequestHandler = (req, res) => {

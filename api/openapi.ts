@@ -1,5 +1,6 @@
 import { extendZodWithOpenApi, OpenApiGeneratorV31, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { RELEASE } from '../config/release';
 
 extendZodWithOpenApi(z);
 
@@ -24,6 +25,6 @@ export function errorResponse(description: string) {
 export function openApiDocument(): ReturnType<OpenApiGeneratorV31['generateDocument']> {
   return new OpenApiGeneratorV31(openApiRegistry.definitions).generateDocument({
     openapi: '3.1.0',
-    info: { title: 'Agent orchestrator API', version: '0.1.0' },
+    info: { title: 'Agent orchestrator API', version: RELEASE.replace(/^v/, '') },
   });
 }

@@ -42,7 +42,8 @@ async function runningTimes(bench: BenchInstance, agentIds: string[], timeoutMs:
   for (;;) {
     const rows = await bench.instance.prisma.$queryRaw<Array<{ agent_id: string; state: string; at: Date }>>`
       SELECT agent_id, data->>'state' AS state, min(at) AS at FROM agent_events
-      WHERE agent_id = ANY(${agentIds}) AND type = 'state' AND data->>'state' IN ('running', 'failed', 'killed', 'timed_out')
+      WHERE agent_id = ANY(${agentIds}) AND type = 'state' AND data->>'state'
+        IN ('running', 'failed', 'killed', 'timed_out')
       GROUP BY agent_id, data->>'state'`;
     const ended = rows.find((row) => row.state !== 'running');
     if (ended) {

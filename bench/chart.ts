@@ -51,17 +51,21 @@ function panel(chart: ChartPanel, originX: number, originY: number): string {
     const sorted = [...series.samplesMs].sort((a, b) => a - b);
     const steps = sorted.map(
       (ms, rank) =>
-        `${x(ms).toFixed(1)},${y(rank / sorted.length).toFixed(1)} ${x(ms).toFixed(1)},${y((rank + 1) / sorted.length).toFixed(1)}`,
+        `${x(ms).toFixed(1)},${y(rank / sorted.length).toFixed(1)} ` +
+        `${x(ms).toFixed(1)},${y((rank + 1) / sorted.length).toFixed(1)}`,
     );
     parts.push(
       `<polyline fill="none" stroke="${color}" stroke-width="2" points="${x(0)},${y(0)} ${steps.join(' ')}"/>`,
     );
     const legendY = originY + MARGIN.top + 14 + index * 16;
     parts.push(
-      `<line x1="${x(0) + width - 150}" y1="${legendY - 4}" x2="${x(0) + width - 134}" y2="${legendY - 4}" stroke="${color}" stroke-width="2"/>`,
+      `<line x1="${x(0) + width - 150}" y1="${legendY - 4}" ` +
+        `x2="${x(0) + width - 134}" y2="${legendY - 4}" stroke="${color}" ` +
+        `stroke-width="2"/>`,
     );
     parts.push(
-      `<text x="${x(0) + width - 130}" y="${legendY}" fill="#111827">${escapeXml(series.label)} (n=${sorted.length})</text>`,
+      `<text x="${x(0) + width - 130}" y="${legendY}" ` +
+        `fill="#111827">${escapeXml(series.label)} (n=${sorted.length})</text>`,
     );
   });
   return parts.join('\n');
@@ -75,7 +79,9 @@ export function latencyChart(panels: readonly ChartPanel[], columns = 2): string
     .map((chart, index) => panel(chart, (index % columns) * PANEL_WIDTH, Math.floor(index / columns) * PANEL_HEIGHT))
     .join('\n');
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" ` +
+      `height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     body,
     '</svg>',

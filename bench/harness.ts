@@ -112,7 +112,8 @@ export async function waitForWarmPool(bench: BenchInstance, size: number): Promi
 export async function stateReachedAt(instance: TestInstance, agentId: string, state: string): Promise<number | null> {
   const rows = await instance.prisma.$queryRaw<
     Array<{ at: Date }>
-  >`SELECT at FROM agent_events WHERE agent_id = ${agentId} AND type = 'state' AND data->>'state' = ${state} ORDER BY seq LIMIT 1`;
+  >`SELECT at FROM agent_events WHERE agent_id = ${agentId} AND type = 'state'
+    AND data->>'state' = ${state} ORDER BY seq LIMIT 1`;
   return rows[0]?.at.getTime() ?? null;
 }
 
@@ -133,7 +134,8 @@ export async function waitForState(
         select: { state: true, error: true },
       });
       throw new Error(
-        `agent ${agentId} did not reach ${state} within ${timeoutMs} ms (it is ${row?.state ?? 'unknown'}${row?.error ? `: ${row.error}` : ''})`,
+        `agent ${agentId} did not reach ${state} within ${timeoutMs} ms (it is ` +
+          `${row?.state ?? 'unknown'}${row?.error ? `: ${row.error}` : ''})`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 10));

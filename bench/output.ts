@@ -45,7 +45,9 @@ export async function writeBenchOutputs(results: BenchmarkResults, dir: string):
       ([phase, median]) => `  ${String(Number.isFinite(median) ? Math.round(median) : '—').padStart(6)} ms  ${phase}`,
     );
   const text = [
-    `benchmark (${results.scale.name}) on ${results.machine.cpus} cores, ${results.machine.memoryMb} MB, sandboxes under ${results.machine.sandboxRuntime}`,
+    `benchmark (${results.scale.name}) on ${results.machine.cpus} cores, ` +
+      `${results.machine.memoryMb} MB, sandboxes under ` +
+      results.machine.sandboxRuntime,
     '',
     textTable(rows),
     '',

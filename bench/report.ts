@@ -150,7 +150,9 @@ export function reportRows(results: BenchmarkResults): ReportRow[] {
       met: null,
     },
     {
-      figure: `PostgreSQL queries/s, ${idleStreams.streams} idle event streams + ${idleStreams.sessions} idle live sessions`,
+      figure:
+        `PostgreSQL queries/s, ${idleStreams.streams} idle event streams + ` +
+        `${idleStreams.sessions} idle live sessions`,
       ours: `${idleStreams.withStreamsPerSecond.toFixed(1)}/s`,
       baseline: `none open ${idleStreams.withoutPerSecond.toFixed(1)}/s`,
       comparison: `+${(idleStreams.withStreamsPerSecond - idleStreams.withoutPerSecond).toFixed(1)}/s`,

@@ -160,7 +160,8 @@ export async function runBenchmark(
     }
 
     say(
-      `idle event streams and live sessions: PostgreSQL queries per second with ${scale.idleStreams} of each, against none`,
+      `idle event streams and live sessions: PostgreSQL queries per second ` +
+        `with ${scale.idleStreams} of each, against none`,
     );
     const idle = await startBenchInstance(model, { MAX_CONCURRENT_AGENTS: '1' });
     let idleStreams: IdleStreamFigures;

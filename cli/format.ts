@@ -17,15 +17,39 @@ export function describeEvent(event: AgentEventView): string {
   const { data } = event;
   switch (data.type) {
     case 'state':
-      return `${time}  #${event.seq}  state ${data.state}${data.detail ? ` (${data.detail})` : ''}${data.error ? `: ${data.error}` : ''}`;
+      return (
+        `${time}  #${event.seq}  state ` +
+        `${data.state}${data.detail ? ` (${data.detail})` : ''}${data.error ? `: ${data.error}` : ''}`
+      );
     case 'turn':
-      return `${time}  #${event.seq}  turn ${data.turn}: ${data.toolCalls.length > 0 ? `model asks for ${data.toolCalls.join(', ')}` : 'model is done'}${data.text ? ` — ${data.text.split('\n')[0]?.slice(0, 80) ?? ''}` : ''} (${turnUsage(data)})`;
+      return (
+        `${time}  #${event.seq}  turn ${data.turn}: ` +
+        (data.toolCalls.length > 0 ? `model asks for ${data.toolCalls.join(', ')}` : 'model is done') +
+        (data.text ? ` — ${data.text.split('\n')[0]?.slice(0, 80) ?? ''}` : '') +
+        ' ' +
+        `(${turnUsage(data)})`
+      );
     case 'context':
-      return `${time}  #${event.seq}  turn ${data.turn}: context window: older tool results cleared (${data.clearedToolResults} cleared, about ${data.estimatedTokens} of ${data.budgetTokens} tokens)`;
+      return (
+        `${time}  #${event.seq}  turn ${data.turn}: context window: older tool ` +
+        `results cleared (${data.clearedToolResults} cleared, about ` +
+        `${data.estimatedTokens} of ${data.budgetTokens} tokens)`
+      );
     case 'tool':
-      return `${time}  #${event.seq}  turn ${data.turn}: ${data.tool} → ${data.status === 'unknown' ? 'outcome unknown' : data.exitCode === null ? 'error' : `exit ${data.exitCode}`}`;
+      return (
+        `${time}  #${event.seq}  turn ${data.turn}: ${data.tool} → ` +
+        (data.status === 'unknown' ? 'outcome unknown' : data.exitCode === null ? 'error' : `exit ${data.exitCode}`)
+      );
     case 'result':
-      return `${time}  #${event.seq}  result: ${data.commitSha ? `commit ${data.commitSha.slice(0, 12)}` : 'no changes'} on ${data.branch ?? '?'}${data.filesChanged !== null ? `, ${data.filesChanged} files changed` : ''}${data.testExitCode !== null ? `, tests exit ${data.testExitCode}` : ''}${typeof data.costUsd === 'number' ? `, cost ≈ ${formatUsd(data.costUsd)}` : ''}`;
+      return (
+        `${time}  #${event.seq}  result: ` +
+        `${data.commitSha ? `commit ${data.commitSha.slice(0, 12)}` : 'no changes'} ` +
+        `on ` +
+        (data.branch ?? '?') +
+        (data.filesChanged !== null ? `, ${data.filesChanged} files changed` : '') +
+        (data.testExitCode !== null ? `, tests exit ${data.testExitCode}` : '') +
+        (typeof data.costUsd === 'number' ? `, cost ≈ ${formatUsd(data.costUsd)}` : '')
+      );
   }
 }
 

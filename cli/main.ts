@@ -15,7 +15,8 @@ export const EXIT = { ok: 0, refused: 1, usage: 2, runFailed: 3, runKilled: 4, u
 const USAGE = `orchestrator <command> [options]
 
 Commands:
-  spawn --task <id> --repo <repository> [--branch main] --item <work item>... [--type worker|reviewer|tester] [--priority 1-10] [--watch]
+  spawn --task <id> --repo <repository> [--branch main] --item <work item>...
+        [--type worker|reviewer|tester] [--priority 1-10] [--watch]
   status <agentId>             state, turn, tokens, last tool, result
   watch <agentId>              follow a run live until it ends (exit code: how it ended)
   kill <agentId>               stop a run; its sandbox is removed within seconds
@@ -30,7 +31,8 @@ Options:
   --json           machine-readable output
   -h, --help       this help
 
-Exit codes: 0 ok (watch: completed), 1 refused by the API, 2 usage, 3 run failed or timed out, 4 run killed, 5 API unreachable.`;
+Exit codes: 0 ok (watch: completed), 1 refused by the API, 2 usage, 3 run failed or timed out,
+            4 run killed, 5 API unreachable.`;
 
 class UsageError extends Error {}
 
@@ -45,15 +47,21 @@ const terminalExit = (state: string): number =>
 function statusLines(agent: AgentView): string[] {
   const lines = [
     `${agent.agentId}  ${agent.state}`,
-    `  task ${agent.taskId} · ${agent.agentType} · turn ${agent.turn} · ${turnUsage({ ...agent.usage, costUsd: agent.costUsd })}${agent.lastTool ? ` · last tool ${agent.lastTool}` : ''}`,
+    `  task ${agent.taskId} · ${agent.agentType} · turn ${agent.turn} · ` +
+      turnUsage({ ...agent.usage, costUsd: agent.costUsd }) +
+      (agent.lastTool ? ` · last tool ${agent.lastTool}` : ''),
   ];
   if (agent.modelProgress)
     lines.push(
-      `  model writing: ${agent.modelProgress.tool ? `${agent.modelProgress.tool} input, ` : ''}${agent.modelProgress.textLength} characters of text`,
+      `  model writing: ` +
+        `${agent.modelProgress.tool ? `${agent.modelProgress.tool} input, ` : ''}${agent.modelProgress.textLength} ` +
+        `characters of text`,
     );
   if (agent.contextManagement)
     lines.push(
-      `  context: older tool results cleared ${agent.contextManagement.clearings}× (last at turn ${agent.contextManagement.lastClearedAtTurn})`,
+      `  context: older tool results cleared ` +
+        `${agent.contextManagement.clearings}× (last at turn ` +
+        `${agent.contextManagement.lastClearedAtTurn})`,
     );
   if (agent.error) lines.push(`  error: ${agent.error}`);
   if (agent.result) lines.push(`  result: ${agent.result.commitSha ?? 'no changes'} on ${agent.result.branch ?? '?'}`);
@@ -169,7 +177,8 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
           ? ['no connections']
           : connections.map(
               (connection) =>
-                `${String(connection.id)}  ${String(connection.status)}  ${String(connection.peerName)}  ${String(connection.peerUrl)}`,
+                `${String(connection.id)}  ${String(connection.status)}  ` +
+                `${String(connection.peerName)}  ${String(connection.peerUrl)}`,
             ),
       );
       return EXIT.ok;
@@ -204,7 +213,8 @@ export async function main(argv: string[], out: Output): Promise<number> {
       return EXIT.refused;
     }
     out.error(
-      `orchestrator: the API did not answer: ${error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)}`,
+      `orchestrator: the API did not answer: ` +
+        (error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)),
     );
     return EXIT.unreachable;
   }

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '../api/routes/agents';
-import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/routes/sessions';
+import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '../api/schemas/agents';
+import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/schemas/sessions';
 import type { AgentEventView } from '../shared/agent-events';
 import { isTerminalState } from '../shared/vocabulary';
 import type { SpawnAgentRequestSchema } from '../shared/agent-schemas';

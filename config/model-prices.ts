@@ -44,7 +44,8 @@ export function parseModelPrices(raw: string): ModelPriceTable {
     json = JSON.parse(raw);
   } catch {
     throw new Error(
-      'must be a JSON object of model → {input, output, cacheWrite, cacheRead[, contextWindow]} in USD per million tokens',
+      'must be a JSON object of model → {input, output, cacheWrite, ' +
+        'cacheRead[, contextWindow]} in USD per million tokens',
     );
   }
   const parsed = ModelPriceTableSchema.safeParse(json);

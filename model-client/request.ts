@@ -23,11 +23,17 @@ export interface StoredMessage {
 export function systemPrompt(agentType: AgentType, context: AgentContext): string {
   const roles: Record<AgentType, string> = {
     worker:
-      'You are a coding agent. Make the requested changes in the repository at /workspace using the bash tool and the text editor, keeping the project building and its tests passing.',
+      'You are a coding agent. Make the requested changes in the repository ' +
+      'at /workspace using the bash tool and the text editor, keeping the ' +
+      'project building and its tests passing.',
     reviewer:
-      'You are a code reviewer. Read the repository at /workspace with the text editor (view) and search_files, and report problems and suggestions. You cannot change files.',
+      'You are a code reviewer. Read the repository at /workspace with the ' +
+      'text editor (view) and search_files, and report problems and ' +
+      'suggestions. You cannot change files.',
     tester:
-      "You are a test agent. Run the project's tests with run_tests, read the code with the text editor (view) and search_files, and report what fails and why. You cannot change files.",
+      "You are a test agent. Run the project's tests with run_tests, read the " +
+      'code with the text editor (view) and search_files, and report what ' +
+      'fails and why. You cannot change files.',
   };
   return [
     roles[agentType],
@@ -46,7 +52,11 @@ export function firstPrompt(context: AgentContext): string {
 
 /** What the model reads in place of a cleared tool result. */
 export function clearedToolResult(label: string, characters: number): string {
-  return `[This tool result was cleared to keep the conversation within the context window: ${label}, ${characters} characters. Run the tool again if you need its output.]`;
+  return (
+    `[This tool result was cleared to keep the conversation within the ` +
+    `context window: ${label}, ${characters} characters. Run the tool again ` +
+    `if you need its output.]`
+  );
 }
 
 /** What the model reads in place of a long argument of an old tool call (a file's content it created, say). */
@@ -155,7 +165,9 @@ export function fitToContext(
     }
     if (estimate(characters) > budget.budgetTokens) {
       throw new ContextOverflowError(
-        `the conversation needs about ${estimate(characters)} tokens even with its older tool calls and results cleared, more than the ${budget.budgetTokens} the context window leaves`,
+        `the conversation needs about ${estimate(characters)} tokens even with ` +
+          `its older tool calls and results cleared, more than the ` +
+          `${budget.budgetTokens} the context window leaves`,
       );
     }
   }

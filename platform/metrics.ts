@@ -24,7 +24,9 @@ export function createApiMetrics(prisma: PrismaClient) {
     }),
     spawns: new Counter({
       name: 'orchestrator_agent_spawns_total',
-      help: 'Spawn requests by agent type, where the agent runs (local or peer) and outcome (spawning, queued, existing, or the refusal code)',
+      help:
+        'Spawn requests by agent type, where the agent runs (local or peer) and ' +
+        'outcome (spawning, queued, existing, or the refusal code)',
       labelNames: ['agent_type', 'runs_on', 'outcome'] as const,
       registers,
     }),
@@ -66,7 +68,9 @@ export function createWorkerMetrics() {
     registry,
     activities: new Histogram({
       name: 'orchestrator_activity_duration_seconds',
-      help: 'Activity attempts by activity type and outcome (completed, failed, cancelled, interrupted by the worker shutting down)',
+      help:
+        'Activity attempts by activity type and outcome (completed, failed, ' +
+        'cancelled, interrupted by the worker shutting down)',
       labelNames: ['activity', 'outcome'] as const,
       buckets: LATENCY_BUCKETS,
       registers,
@@ -85,7 +89,9 @@ export function createWorkerMetrics() {
     }),
     sandboxStart: new Histogram({
       name: 'orchestrator_sandbox_start_seconds',
-      help: 'Launching an agent sandbox until its container runs (workspace, clone and container create+start), by runtime',
+      help:
+        'Launching an agent sandbox until its container runs (workspace, clone ' +
+        'and container create+start), by runtime',
       labelNames: ['runtime'] as const,
       buckets: [0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
       registers,
@@ -104,7 +110,9 @@ export function createWorkerMetrics() {
     }),
     modelCost: new Counter({
       name: 'orchestrator_model_cost_usd_total',
-      help: 'Estimated model cost in US dollars by model (from the price table; models without a price are not counted)',
+      help:
+        'Estimated model cost in US dollars by model (from the price table; ' +
+        'models without a price are not counted)',
       labelNames: ['model'] as const,
       registers,
     }),

@@ -27,7 +27,9 @@ export async function requireSandboxRuntime(docker: Pick<Docker, 'info'>, runtim
   const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
   if (!info.Runtimes || !(runtime in info.Runtimes)) {
     throw new StartupError(
-      `SANDBOX_RUNTIME=${runtime}, but the Docker engine has no ${runtime} runtime (npm start registers Debian's runsc; elsewhere add it to the engine's daemon.json with the runtime argument --network=none)`,
+      `SANDBOX_RUNTIME=${runtime}, but the Docker engine has no ${runtime} ` +
+        `runtime (npm start registers Debian's runsc; elsewhere add it to the ` +
+        `engine's daemon.json with the runtime argument --network=none)`,
     );
   }
 }

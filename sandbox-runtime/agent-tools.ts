@@ -153,7 +153,8 @@ export function toolCommand(
 ): ToolCommand {
   if (!(TOOLS_BY_AGENT_TYPE[agentType] as string[]).includes(name)) {
     throw new ToolInputError(
-      `tool ${name} is not available to a ${agentType} agent; its tools are ${TOOLS_BY_AGENT_TYPE[agentType].join(', ')}`,
+      `tool ${name} is not available to a ${agentType} agent; its tools are ` +
+        TOOLS_BY_AGENT_TYPE[agentType].join(', '),
     );
   }
   switch (name as ToolName) {

@@ -188,7 +188,9 @@ async function killInContainer(docker: Docker, containerName: string, pidFile: s
 export async function endLeftoverCommands(docker: Docker, containerName: string): Promise<void> {
   const script = [
     'me=$(cut -d" " -f5 /proc/$$/stat)', // this command's own process group
-    `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] || continue; p=$(cat "$f"); [ "$p" = "$me" ] && continue; kill -KILL "-$p" 2>/dev/null; rm -f "$f"; done`,
+    `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] || continue; p=$(cat ` +
+      `"$f"); [ "$p" = "$me" ] && continue; kill -KILL "-$p" 2>/dev/null; rm ` +
+      `-f "$f"; done`,
     'rm -f .git/index.lock',
   ].join('\n');
   await execInContainer(docker, containerName, ['sh', '-c', script], { timeoutMs: 30_000, maxOutputBytes: 1024 });
@@ -216,7 +218,8 @@ export async function execInContainer(
     Cmd: [
       'sh',
       '-c',
-      `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] && ! kill -0 "$(cat "$f")" 2>/dev/null && rm -f "$f"; done; echo $$ > "$0"; exec "$@"`,
+      `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] && ! kill -0 "$(cat ` +
+        `"$f")" 2>/dev/null && rm -f "$f"; done; echo $$ > "$0"; exec "$@"`,
       pidFile,
       'timeout',
       '--kill-after=5',

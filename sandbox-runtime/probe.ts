@@ -10,7 +10,8 @@ export const WORKSPACE_MARKER = 'sandbox-check.txt';
 export const PROBE_SCRIPT = `
 echo "uid=$(id -u)"
 if touch /.probe 2>/dev/null; then echo "root_writable=yes"; else echo "root_writable=no"; fi
-if echo ok > /workspace/${WORKSPACE_MARKER} 2>/dev/null; then echo "workspace_writable=yes"; else echo "workspace_writable=no"; fi
+if echo ok > /workspace/${WORKSPACE_MARKER} 2>/dev/null
+then echo "workspace_writable=yes"; else echo "workspace_writable=no"; fi
 printf '#!/bin/sh\\necho ran\\n' > /tmp/probe.sh && chmod +x /tmp/probe.sh
 if /tmp/probe.sh >/dev/null 2>&1; then echo "tmp_exec=yes"; else echo "tmp_exec=no"; fi
 echo "interfaces=$(ls /sys/class/net | tr '\\n' ',')"

@@ -11,10 +11,10 @@ import type Docker from 'dockerode';
  * of its workspace, like du -sb). Past the quota the container is frozen at once (its cgroup's
  * freezer, or docker pause where the cgroup is not visible) and the run is stopped: the activity in
  * flight is told, and the next one sees the breach. A worker that restarts finds the breach again at
- * its first look. A writer at the
- * measured disk speed of these machines (about 800 MB/s) overshoots by well under 10 % of a 1 GB quota. Blocks reserved
- * without writing them
- * (fallocate) cost no CPU to speak of: loop-device quotas are the real bound for untrusted code.
+ * its first look. A writer at the measured disk speed of these machines (about 800 MB/s) overshoots a
+ * 1 GB quota by well under 10 % when the worker has its process to itself. Blocks reserved without
+ * writing them (fallocate) cost no CPU to speak of: loop-device quotas are the real bound for
+ * untrusted code.
  */
 const MAX_WRITE_RATE_BYTES_PER_SECOND = 2e9;
 const MIN_INTERVAL_MS = 20;

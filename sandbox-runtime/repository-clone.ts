@@ -38,7 +38,8 @@ export async function cloneRepository(
   input: { repository: string; branch: string; dir: string; allowLocal: boolean },
   options: CloneOptions,
 ): Promise<{ headSha: string | null }> {
-  if (await stat(path.join(input.dir, '.git')).catch(() => null)) return { headSha: null }; // a retried launch reuses its checkout
+  // A retried launch reuses its checkout.
+  if (await stat(path.join(input.dir, '.git')).catch(() => null)) return { headSha: null };
   let source: CloneSource;
   try {
     source = await admitRepository(policy, input.repository, { allowLocal: input.allowLocal });

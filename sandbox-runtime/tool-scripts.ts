@@ -22,7 +22,9 @@ __agent_save_session() {
     printf 'cd %q 2>/dev/null\\n' "$PWD"
     for __agent_name in $(compgen -v); do
       case "$__agent_name" in
-        BASH*|COMP*|DIRSTACK|EUID|FUNCNAME|GROUPS|HISTCMD|HOSTNAME|HOSTTYPE|IFS|LINENO|MACHTYPE|OLDPWD|OPTERR|OPTIND|OSTYPE|PIPESTATUS|PPID|PS4|PWD|RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|EPOCH*|_|__agent_*) continue ;;
+        BASH*|COMP*|DIRSTACK|EUID|FUNCNAME|GROUPS|HISTCMD|HOSTNAME|HOSTTYPE|IFS|LINENO|MACHTYPE|OLDPWD) continue ;;
+        OPTERR|OPTIND|OSTYPE|PIPESTATUS|PPID|PS4|PWD|RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|EPOCH*) continue ;;
+        _|__agent_*) continue ;;
       esac
       declare -p "$__agent_name" 2>/dev/null
     done
@@ -73,7 +75,8 @@ if command == 'view':
                 dirs[:] = []
             entries += [os.path.join(root, name) + '/' for name in dirs]
             entries += [os.path.join(root, name) for name in sorted(files) if not name.startswith('.')]
-        print(clipped('Files and directories up to 2 levels deep in %s, hidden items excluded:\\n%s' % (path, '\\n'.join(sorted(entries)))))
+        listing = '\\n'.join(sorted(entries))
+        print(clipped('Files and directories up to 2 levels deep in %s, hidden items excluded:\\n%s' % (path, listing)))
     else:
         lines = read(path).split('\\n')
         start, end = 1, len(lines)
@@ -97,7 +100,8 @@ elif command == 'str_replace':
     if count == 0:
         fail('No replacement was performed: old_str does not appear verbatim in %s.' % path)
     if count > 1:
-        fail('No replacement was performed: old_str appears %d times in %s. Include more context to make it unique.' % (count, path))
+        fail('No replacement was performed: old_str appears %d times in %s. '
+             'Include more context to make it unique.' % (count, path))
     write(path, text.replace(old, new, 1))
     print('The file %s has been edited.' % path)
 elif command == 'insert':
@@ -144,7 +148,11 @@ my ($dir, $limit, $seconds, @command) = @ARGV;
 (my $calls = $dir) =~ s{/[^/]+$}{};
 sub emit { print $_[0]; exit 0 }
 sub lost { emit(qq({"lost":"$_[0]"})) }
-sub slurp { my ($file, $max) = @_; open(my $fh, '<', $file) or return ''; my $data = ''; read($fh, $data, $max); return $data }
+sub slurp {
+  my ($file, $max) = @_;
+  open(my $fh, '<', $file) or return '';
+  my $data = ''; read($fh, $data, $max); return $data
+}
 
 sub keeper {
   my ($ready) = @_;
@@ -192,7 +200,8 @@ if ($fresh) {
     unlink(glob("$old/*")); rmdir($old);
   }
   open(my $stdin, '>', "$dir/stdin") or lost('the call could not be written to the sandbox /tmp');
-  binmode(STDIN); local $/; my $data = <STDIN>; print $stdin $data if defined $data; close($stdin) or lost('the call could not be written to the sandbox /tmp');
+  binmode(STDIN); local $/; my $data = <STDIN>; print $stdin $data if defined $data;
+  close($stdin) or lost('the call could not be written to the sandbox /tmp');
   pipe(my $ready_r, my $ready_w);
   my $keeper = fork();
   lost('the sandbox could not start the call') unless defined $keeper;
@@ -210,5 +219,6 @@ lost('the command ended without a result (its keeper was killed)') unless -e "$d
 my ($code, $ended) = split(' ', slurp("$dir/result", 100));
 my ($out, $err) = (slurp("$dir/stdout", $limit + 1), slurp("$dir/stderr", $limit + 1));
 my $truncated = length($out) > $limit || length($err) > $limit ? 'true' : 'false';
-printf('{"exitCode":%d,"truncated":%s,"endedAt":%s,"reattached":%s,"stdout":"%s","stderr":"%s"}', $code, $truncated, $ended, $fresh ? 'false' : 'true',
+printf('{"exitCode":%d,"truncated":%s,"endedAt":%s,"reattached":%s,"stdout":"%s","stderr":"%s"}',
+  $code, $truncated, $ended, $fresh ? 'false' : 'true',
   encode_base64(substr($out, 0, $limit), ''), encode_base64(substr($err, 0, $limit), ''));`;

@@ -25,7 +25,8 @@ runMain('token', async () => {
     }
     const issued = await issueApiToken(prisma, values.workspace ?? '', values.name);
     process.stderr.write(
-      `workspace ${values.workspace} (${issued.workspaceId}), token ${issued.tokenId}; store it now, it is not shown again:\n`,
+      `workspace ${values.workspace} (${issued.workspaceId}), token ` +
+        `${issued.tokenId}; store it now, it is not shown again:\n`,
     );
     process.stdout.write(`${issued.token}\n`);
   } finally {

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Router } from 'express';
-import { z } from 'zod';
 import type { PrismaClient } from '../../prisma/client';
 import {
   SANDBOX_CHECK_WORKFLOW,
@@ -10,51 +9,8 @@ import {
 } from '../../workflows/sandbox-check/contract';
 import { requireAdminToken } from '../auth';
 import { ApiError } from '../errors';
-import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 import { parseBody, parseParams } from '../validation';
-
-const CheckIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be 1-64 lowercase letters, digits or dashes');
-
-export const StartSandboxCheckBodySchema = z
-  .strictObject({ checkId: CheckIdSchema.optional() })
-  .openapi('StartSandboxCheck', { description: 'Optional checkId makes the start idempotent' });
-
-const CheckParamsSchema = z.object({ checkId: CheckIdSchema });
-
-export const SandboxCheckSchema = z
-  .object({
-    checkId: z.string(),
-    workflowId: z.string(),
-    state: z.enum(['pending', 'running', 'passed', 'failed']),
-    workflowStatus: z.string().optional(),
-    exitCode: z.number().int().nullable().optional(),
-    findings: z.record(z.string(), z.unknown()).nullable().optional(),
-    error: z.string().nullable().optional(),
-    createdAt: z.string().optional(),
-    finishedAt: z.string().nullable().optional(),
-  })
-  .openapi('SandboxCheck');
-type SandboxCheckView = z.infer<typeof SandboxCheckSchema>;
-
-openApiRegistry.registerPath({
-  method: 'post',
-  path: '/diagnostics/sandbox-checks',
-  summary: 'Start a sandbox check: a workflow that records a row and probes a hardened container',
-  request: { body: { content: { 'application/json': { schema: StartSandboxCheckBodySchema } }, required: false } },
-  responses: {
-    202: jsonContent(SandboxCheckSchema, 'The check workflow was started'),
-    200: jsonContent(SandboxCheckSchema, 'A check with this id exists already; nothing new was started'),
-    400: errorResponse('The body is not valid'),
-    415: errorResponse('The body is not JSON'),
-  },
-});
-openApiRegistry.registerPath({
-  method: 'get',
-  path: '/diagnostics/sandbox-checks/{checkId}',
-  summary: 'The state and findings of a sandbox check',
-  request: { params: CheckParamsSchema },
-  responses: { 200: jsonContent(SandboxCheckSchema, 'The check'), 404: errorResponse('No such check') },
-});
+import { StartSandboxCheckBodySchema, CheckParamsSchema, SandboxCheckView } from '../schemas/sandbox-checks';
 
 export interface SandboxCheckRouteDeps {
   temporal: Client;

@@ -18,7 +18,8 @@ export function appendEventStatements(
   return [
     db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${agentId}))`,
     db.$executeRaw`INSERT INTO agent_events (agent_id, seq, type, data)
-      SELECT ${agentId}, COALESCE(MAX(seq), 0) + 1, ${event.type}, ${data}::jsonb FROM agent_events WHERE agent_id = ${agentId}`,
+      SELECT ${agentId}, COALESCE(MAX(seq), 0) + 1, ${event.type}, ${data}::jsonb FROM agent_events
+        WHERE agent_id = ${agentId}`,
   ];
 }
 

@@ -178,7 +178,9 @@ export function createAgentService(deps: AgentServiceDeps) {
         throw new DomainError(
           'invalid',
           'unpriced_model',
-          `options.costBudgetUsd: no price is configured for model ${request.options.model}, so a cost budget cannot be enforced (see MODEL_PRICES)`,
+          `options.costBudgetUsd: no price is configured for model ` +
+            `${request.options.model}, so a cost budget cannot be enforced (see ` +
+            `MODEL_PRICES)`,
         );
       }
       try {

@@ -28,7 +28,10 @@ export function agentRunSummary(
   start: Pick<AgentWorkflowStart, 'agentType' | 'taskId' | 'context' | 'runsOnPeer'>,
 ): string {
   const where = start.runsOnPeer ? ` on peer ${start.runsOnPeer}` : '';
-  return `${start.agentType} agent · task ${start.taskId} · ${repositoryForDisplay(start.context.repository)}@${start.context.branch}${where}`;
+  return (
+    `${start.agentType} agent · task ${start.taskId} · ` +
+    `${repositoryForDisplay(start.context.repository)}@${start.context.branch}${where}`
+  );
 }
 
 /** The run's details in the Web UI (markdown): who asked, what, and its limits. */
@@ -39,7 +42,8 @@ export function agentRunDetails(
   const { limits } = start;
   return [
     `**Agent** ${start.agentId} (${start.agentType})`,
-    `**Task** ${start.taskId}, ${start.context.workItems.length} work item${start.context.workItems.length === 1 ? '' : 's'}`,
+    `**Task** ${start.taskId}, ${start.context.workItems.length} work ` +
+      `item${start.context.workItems.length === 1 ? '' : 's'}`,
     `**Repository** ${repositoryForDisplay(start.context.repository)} @ ${start.context.branch}`,
     `**Requested by** ${start.requestedByHub ? `hub ${start.requestedByHub}` : `workspace ${workspace}`}`,
     `**Runs on** ${start.runsOnPeer ? `peer ${start.runsOnPeer}` : 'this instance'}`,

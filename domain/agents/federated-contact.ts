@@ -9,5 +9,6 @@ export async function recordContact(
   agentId: string,
   at: Date,
 ): Promise<void> {
-  await db.$executeRaw`UPDATE federated_agents SET last_contact_at = GREATEST(COALESCE(last_contact_at, ${at}), ${at}) WHERE agent_id = ${agentId}`;
+  await db.$executeRaw`UPDATE federated_agents
+    SET last_contact_at = GREATEST(COALESCE(last_contact_at, ${at}), ${at}) WHERE agent_id = ${agentId}`;
 }

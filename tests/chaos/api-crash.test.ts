@@ -55,7 +55,8 @@ describe('chaos: the API killed between the agent row and its workflow', () => {
     );
 
     temporalLink.cutLink();
-    const spawning = request(apiUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: body }).catch(() => null); // never answered
+    // Never answered.
+    const spawning = request(apiUrl, 'POST', '/agents/spawn', { headers: bearer(token), json: body }).catch(() => null);
     await waitUntil(async () => (await instance.prisma.agent.count({ where: { taskId: 'api-crash' } })) === 1, 30_000);
     api.kill('SIGKILL');
     await spawning;

@@ -155,56 +155,62 @@ describe('fuzzing every public input', () => {
     await nothingStarted();
   });
 
-  it('answers any incoming federation envelope and signature headers with a clean refusal, recording no connection', async () => {
-    const envelope = fc.record(
-      {
-        messageId: fc.oneof(fc.uuid(), text),
-        instanceId: fc.oneof(fc.uuid(), text),
-        commandType: fc.oneof(fc.constantFrom('agent.spawn', 'agent.status', 'agent.kill', 'connection.request'), text),
-        payload: anyJson,
-        timestamp: fc.oneof(
-          fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
-          text,
-        ),
-        nonce: text,
-      },
-      { requiredKeys: [] },
-    );
-    // What an HTTP header can carry at all (fetch refuses control characters before sending).
-    const headerText = text.map((value) => value.replace(/[^\x20-\x7e]/g, ''));
-    const headers = fc.record(
-      {
-        'signature-input': fc.oneof(
-          headerText,
-          fc.constant('sig1=("@method" "@authority" "@path" "content-digest");created=1;keyid="k";alg="ed25519"'),
-        ),
-        signature: fc.oneof(headerText, fc.constant('sig1=:AAAA:')),
-        'content-digest': fc.oneof(headerText, fc.constant('sha-256=:AAAA:')),
-        'content-type': fc.constantFrom('application/json', 'text/plain'),
-      },
-      { requiredKeys: [] },
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        fc.oneof(envelope, anyJson),
-        headers,
-        fc.constantFrom(
-          '/api/v1/federation/incoming/command',
-          '/api/v1/federation/incoming/event',
-          '/api/v1/federation/handshake',
-        ),
-        async (body, extraHeaders, path) => {
-          const response = await request(instance.baseUrl, 'POST', path, {
-            rawBody: JSON.stringify(body),
-            headers: extraHeaders,
-          });
-          expectRefusedCleanly(response);
-          expect(response.status).toBeGreaterThanOrEqual(400);
+  it(
+    'answers any incoming federation envelope and signature headers with a ' + 'clean refusal, recording no connection',
+    async () => {
+      const envelope = fc.record(
+        {
+          messageId: fc.oneof(fc.uuid(), text),
+          instanceId: fc.oneof(fc.uuid(), text),
+          commandType: fc.oneof(
+            fc.constantFrom('agent.spawn', 'agent.status', 'agent.kill', 'connection.request'),
+            text,
+          ),
+          payload: anyJson,
+          timestamp: fc.oneof(
+            fc.date({ noInvalidDate: true }).map((date) => date.toISOString()),
+            text,
+          ),
+          nonce: text,
         },
-      ),
-      settings,
-    );
-    expect(await instance.prisma.federationConnection.count()).toBe(0);
-    await nothingStarted();
-  });
+        { requiredKeys: [] },
+      );
+      // What an HTTP header can carry at all (fetch refuses control characters before sending).
+      const headerText = text.map((value) => value.replace(/[^\x20-\x7e]/g, ''));
+      const headers = fc.record(
+        {
+          'signature-input': fc.oneof(
+            headerText,
+            fc.constant('sig1=("@method" "@authority" "@path" "content-digest");created=1;keyid="k";alg="ed25519"'),
+          ),
+          signature: fc.oneof(headerText, fc.constant('sig1=:AAAA:')),
+          'content-digest': fc.oneof(headerText, fc.constant('sha-256=:AAAA:')),
+          'content-type': fc.constantFrom('application/json', 'text/plain'),
+        },
+        { requiredKeys: [] },
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(envelope, anyJson),
+          headers,
+          fc.constantFrom(
+            '/api/v1/federation/incoming/command',
+            '/api/v1/federation/incoming/event',
+            '/api/v1/federation/handshake',
+          ),
+          async (body, extraHeaders, path) => {
+            const response = await request(instance.baseUrl, 'POST', path, {
+              rawBody: JSON.stringify(body),
+              headers: extraHeaders,
+            });
+            expectRefusedCleanly(response);
+            expect(response.status).toBeGreaterThanOrEqual(400);
+          },
+        ),
+        settings,
+      );
+      expect(await instance.prisma.federationConnection.count()).toBe(0);
+      await nothingStarted();
+    },
+  );
 });

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { watchLiveSandboxes } from '../../activities/agent-sandbox';
@@ -38,22 +37,9 @@ import { createPrismaClient, type PrismaClient } from '../../prisma/client';
 import { connectTemporalClient, connectWorkerConnection, createProbeConnection } from '../../temporal/connection';
 import { createInstanceWorkers } from '../../temporal/instance-workers';
 
-/**
- * Where this jest worker's instances log (LOG_LEVEL and up) and the Temporal SDK's warnings go: a file
- * per worker process, so the terminal shows progress and failures only.
- */
-export const TEST_LOG_FILE = path.resolve(
-  __dirname,
-  '../../data/test-logs',
-  `jest-worker-${process.env.JEST_WORKER_ID ?? process.pid}.log`,
-);
-mkdirSync(path.dirname(TEST_LOG_FILE), { recursive: true });
-Runtime.install({
-  logger: new DefaultLogger('WARN', (entry) => {
-    const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-    appendFileSync(TEST_LOG_FILE, `${at} [${entry.level}] ${entry.message} ${JSON.stringify(entry.meta ?? {})}\n`);
-  }),
-});
+import { TEST_LOG_FILE } from './test-log';
+
+export { TEST_LOG_FILE };
 
 export interface TestInstance {
   config: AppConfig;

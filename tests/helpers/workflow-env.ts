@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
+import './test-log';
 
 /**
  * Workflow tests: the real workflow code (the run's bundle) on the real Temporal dev server, with

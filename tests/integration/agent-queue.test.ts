@@ -31,95 +31,99 @@ describe('admission: the per-host agent limit and the priority queue', () => {
     await model.stop();
   });
 
-  it('queues spawns beyond the limit without polling, and admits them by priority, then first come, when the slot frees', async () => {
-    const { token } = await issueApiToken(instance.prisma, `queue-${Date.now()}`);
-    const headers = { authorization: `Bearer ${token}` };
-    const repository = await createRepository();
-    const spawn = (taskId: string, item: string, priority?: number) =>
-      request(instance.baseUrl, 'POST', '/agents/spawn', {
-        headers,
-        json: {
-          taskId,
-          agentType: 'worker',
-          context: { repository, branch: 'main', workItems: [item] },
-          ...(priority ? { priority } : {}),
-        },
+  it(
+    'queues spawns beyond the limit without polling, and admits them by ' +
+      'priority, then first come, when the slot frees',
+    async () => {
+      const { token } = await issueApiToken(instance.prisma, `queue-${Date.now()}`);
+      const headers = { authorization: `Bearer ${token}` };
+      const repository = await createRepository();
+      const spawn = (taskId: string, item: string, priority?: number) =>
+        request(instance.baseUrl, 'POST', '/agents/spawn', {
+          headers,
+          json: {
+            taskId,
+            agentType: 'worker',
+            context: { repository, branch: 'main', workItems: [item] },
+            ...(priority ? { priority } : {}),
+          },
+        });
+
+      const first = (await spawn('holder', 'hold the slot')).body as { agentId: string; status: string };
+      expect(first.status).toBe('spawning');
+      const holder = instance.temporal.workflow.getHandle(first.agentId);
+      await waitUntil(async () => (await holder.query(agentStatusQuery)).state === 'running');
+
+      // Arrival order low, normal, high, normal: admission order must be high, normal (first), normal (second), low.
+      const waiting: Record<string, string> = {};
+      for (const [name, priority] of [
+        ['low', 2],
+        ['normal-1', undefined],
+        ['high', 9],
+        ['normal-2', 5],
+      ] as const) {
+        const response = await spawn(name, 'finish quickly', priority);
+        expect([name, response.status, (response.body as { status: string }).status]).toEqual([name, 202, 'queued']);
+        waiting[name] = (response.body as { agentId: string }).agentId;
+      }
+      const waiters = Object.values(waiting).map((agentId) => instance.temporal.workflow.getHandle(agentId));
+      await waitUntil(async () =>
+        (await Promise.all(waiters.map((waiter) => waiter.query(agentStatusQuery)))).every(
+          (status) => status.state === 'queued',
+        ),
+      );
+      // Settled: the slot request is recorded and nothing is pending, so the workflow only waits for its signal.
+      await waitUntil(async () =>
+        (await Promise.all(waiters.map((waiter) => waiter.describe()))).every(
+          ({ raw }) => (raw.pendingActivities ?? []).length === 0 && !raw.pendingWorkflowTask,
+        ),
+      );
+
+      // Waiting adds nothing to a queued agent's history (the old code polled every 3 s, about 11 events a poll).
+      const historyLengths = async () =>
+        Promise.all(waiters.map(async (waiter) => (await waiter.describe()).historyLength));
+      const before = await historyLengths();
+      await new Promise((resolve) => setTimeout(resolve, 7_000));
+      expect(await historyLengths()).toEqual(before);
+      const status = await request(instance.baseUrl, 'GET', `/agents/${waiting.low}/status`, { headers });
+      expect(status.body).toMatchObject({ state: 'queued' });
+      for (const agentId of Object.values(waiting))
+        expect(
+          await instance.docker
+            .getContainer(containerNameFor(agentId))
+            .inspect()
+            .catch(() => null),
+        ).toBeNull();
+      expect((await holder.query(agentStatusQuery)).state).toBe('running'); // not evicted
+
+      await request(instance.baseUrl, 'POST', `/agents/${first.agentId}/kill`, { headers });
+      expect(((await holder.result()) as AgentStatus).state).toBe('killed');
+      for (const waiter of waiters) expect(((await waiter.result()) as AgentStatus).state).toBe('completed');
+      await recordHistoryIfRequested(waiting.high ?? '', 'agent-run-queued-then-admitted');
+      // Transition ids grow in the order the rows were written.
+      const admittedAt = async (agentId: string) =>
+        (await instance.prisma.agentTransition.findFirstOrThrow({ where: { agentId, fromState: 'queued' } })).id;
+      const order = await Promise.all(
+        Object.entries(waiting).map(async ([name, agentId]) => ({ name, at: await admittedAt(agentId) })),
+      );
+      expect(order.sort((a, b) => a.at - b.at).map((entry) => entry.name)).toEqual([
+        'high',
+        'normal-1',
+        'normal-2',
+        'low',
+      ]);
+      const transitions = await instance.prisma.agentTransition.findMany({
+        where: { agentId: waiting.high },
+        orderBy: { id: 'asc' },
       });
-
-    const first = (await spawn('holder', 'hold the slot')).body as { agentId: string; status: string };
-    expect(first.status).toBe('spawning');
-    const holder = instance.temporal.workflow.getHandle(first.agentId);
-    await waitUntil(async () => (await holder.query(agentStatusQuery)).state === 'running');
-
-    // Arrival order low, normal, high, normal: admission order must be high, normal (first), normal (second), low.
-    const waiting: Record<string, string> = {};
-    for (const [name, priority] of [
-      ['low', 2],
-      ['normal-1', undefined],
-      ['high', 9],
-      ['normal-2', 5],
-    ] as const) {
-      const response = await spawn(name, 'finish quickly', priority);
-      expect([name, response.status, (response.body as { status: string }).status]).toEqual([name, 202, 'queued']);
-      waiting[name] = (response.body as { agentId: string }).agentId;
-    }
-    const waiters = Object.values(waiting).map((agentId) => instance.temporal.workflow.getHandle(agentId));
-    await waitUntil(async () =>
-      (await Promise.all(waiters.map((waiter) => waiter.query(agentStatusQuery)))).every(
-        (status) => status.state === 'queued',
-      ),
-    );
-    // Settled: the slot request is recorded and nothing is pending, so the workflow only waits for its signal.
-    await waitUntil(async () =>
-      (await Promise.all(waiters.map((waiter) => waiter.describe()))).every(
-        ({ raw }) => (raw.pendingActivities ?? []).length === 0 && !raw.pendingWorkflowTask,
-      ),
-    );
-
-    // Waiting adds nothing to a queued agent's history (the old code polled every 3 s, about 11 events a poll).
-    const historyLengths = async () =>
-      Promise.all(waiters.map(async (waiter) => (await waiter.describe()).historyLength));
-    const before = await historyLengths();
-    await new Promise((resolve) => setTimeout(resolve, 7_000));
-    expect(await historyLengths()).toEqual(before);
-    const status = await request(instance.baseUrl, 'GET', `/agents/${waiting.low}/status`, { headers });
-    expect(status.body).toMatchObject({ state: 'queued' });
-    for (const agentId of Object.values(waiting))
-      expect(
-        await instance.docker
-          .getContainer(containerNameFor(agentId))
-          .inspect()
-          .catch(() => null),
-      ).toBeNull();
-    expect((await holder.query(agentStatusQuery)).state).toBe('running'); // not evicted
-
-    await request(instance.baseUrl, 'POST', `/agents/${first.agentId}/kill`, { headers });
-    expect(((await holder.result()) as AgentStatus).state).toBe('killed');
-    for (const waiter of waiters) expect(((await waiter.result()) as AgentStatus).state).toBe('completed');
-    await recordHistoryIfRequested(waiting.high ?? '', 'agent-run-queued-then-admitted');
-    // Transition ids grow in the order the rows were written.
-    const admittedAt = async (agentId: string) =>
-      (await instance.prisma.agentTransition.findFirstOrThrow({ where: { agentId, fromState: 'queued' } })).id;
-    const order = await Promise.all(
-      Object.entries(waiting).map(async ([name, agentId]) => ({ name, at: await admittedAt(agentId) })),
-    );
-    expect(order.sort((a, b) => a.at - b.at).map((entry) => entry.name)).toEqual([
-      'high',
-      'normal-1',
-      'normal-2',
-      'low',
-    ]);
-    const transitions = await instance.prisma.agentTransition.findMany({
-      where: { agentId: waiting.high },
-      orderBy: { id: 'asc' },
-    });
-    expect(transitions.map((transition) => [transition.fromState, transition.toState])).toEqual([
-      ['spawning', 'queued'],
-      ['queued', 'spawning'],
-      ['spawning', 'running'],
-      ['running', 'completed'],
-    ]);
-  });
+      expect(transitions.map((transition) => [transition.fromState, transition.toState])).toEqual([
+        ['spawning', 'queued'],
+        ['queued', 'spawning'],
+        ['spawning', 'running'],
+        ['running', 'completed'],
+      ]);
+    },
+  );
 
   it('admits a queued agent whose grant never came: it asks again on a timer', async () => {
     const { token } = await issueApiToken(instance.prisma, `queue-lost-${Date.now()}`);

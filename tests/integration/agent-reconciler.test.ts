@@ -92,46 +92,50 @@ describe('agent row reconciliation', () => {
     await request(instance.baseUrl, 'POST', `/agents/${running}/kill`, { headers: bearer(token) });
   });
 
-  it('marks an agent whose workflow was terminated from the CLI killed, with the reason, and its container is removed', async () => {
-    const agentId = await runningAgent('terminated');
-    await instance.temporal.workflow.getHandle(agentId).terminate('stuck, terminated by an operator');
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
-      state: 'running',
-    });
+  it(
+    'marks an agent whose workflow was terminated from the CLI killed, with ' +
+      'the reason, and its container is removed',
+    async () => {
+      const agentId = await runningAgent('terminated');
+      await instance.temporal.workflow.getHandle(agentId).terminate('stuck, terminated by an operator');
+      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+        state: 'running',
+      });
 
-    const reconciled = await reconcileAgentRows(
-      instance.prisma,
-      instance.temporal,
-      createWorkerMetrics(),
-      inThePast(0).getTime(),
-    );
-    expect(reconciled).toContainEqual({
-      agentId,
-      state: 'killed',
-      reason: expect.stringMatching(/terminated/) as string,
-    });
-    expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
-      state: 'killed',
-      error: expect.stringMatching(/terminated/) as string,
-    });
-    const workspacesDir = path.join(instance.config.DATA_DIR, 'workspaces');
-    await reconcileSandboxes(
-      instance.docker,
-      instance.temporal,
-      `${instance.config.TEMPORAL_NAMESPACE}/${instance.taskQueue}`,
-      workspacesDir,
-    );
-    expect(
-      await instance.docker
-        .getContainer(containerNameFor(agentId))
-        .inspect()
-        .catch(() => null),
-    ).toBeNull();
-    expect(await isMounted(path.join(workspacesDir, agentId))).toBe(false);
+      const reconciled = await reconcileAgentRows(
+        instance.prisma,
+        instance.temporal,
+        createWorkerMetrics(),
+        inThePast(0).getTime(),
+      );
+      expect(reconciled).toContainEqual({
+        agentId,
+        state: 'killed',
+        reason: expect.stringMatching(/terminated/) as string,
+      });
+      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+        state: 'killed',
+        error: expect.stringMatching(/terminated/) as string,
+      });
+      const workspacesDir = path.join(instance.config.DATA_DIR, 'workspaces');
+      await reconcileSandboxes(
+        instance.docker,
+        instance.temporal,
+        `${instance.config.TEMPORAL_NAMESPACE}/${instance.taskQueue}`,
+        workspacesDir,
+      );
+      expect(
+        await instance.docker
+          .getContainer(containerNameFor(agentId))
+          .inspect()
+          .catch(() => null),
+      ).toBeNull();
+      expect(await isMounted(path.join(workspacesDir, agentId))).toBe(false);
 
-    // Terminal states are final: a second pass changes nothing.
-    expect(
-      await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime()),
-    ).not.toContainEqual(expect.objectContaining({ agentId }));
-  });
+      // Terminal states are final: a second pass changes nothing.
+      expect(
+        await reconcileAgentRows(instance.prisma, instance.temporal, createWorkerMetrics(), inThePast(0).getTime()),
+      ).not.toContainEqual(expect.objectContaining({ agentId }));
+    },
+  );
 });

@@ -23,7 +23,8 @@ describe('the bash tool and the text editor in the sandbox', () => {
     byTurn([
       reply.toolUse(
         call.bash(
-          'mkdir -p src/deep && cd src && export GREETING=hello && NAME=world && alias say=echo && greet() { echo "hi $1"; }',
+          'mkdir -p src/deep && cd src && export GREETING=hello && NAME=world && ' +
+            'alias say=echo && greet() { echo "hi $1"; }',
         ),
       ),
       reply.toolUse(call.bash('pwd; echo "$GREETING $NAME"; say aliased; greet fn; exit 3')),

@@ -97,46 +97,49 @@ describe('authorization scopes', () => {
     expect(await state()).toEqual(before);
   });
 
-  it('refuses instance-wide operations to a workspace token and to no token, and lets the administrator do them', async () => {
-    const operations: Array<[string, string, string, unknown]> = [
-      ['key rotation', 'POST', '/api/v1/federation/keys/rotate', { overlapSeconds: 60 }],
-      [
-        'accepting a peer',
-        'POST',
-        `/api/v1/federation/connections/${connectionId}/accept`,
-        { workspace: workspaceName },
-      ],
-      ['rejecting a peer', 'POST', `/api/v1/federation/connections/${connectionId}/reject`, undefined],
-      ['starting a diagnostic', 'POST', '/diagnostics/sandbox-checks', {}],
-    ];
-    for (const [name, method, path, json] of operations) {
-      const before = await state();
-      const anonymous = await call(method, path, null, json);
-      expect([name, anonymous.status, errorCode(anonymous)]).toEqual([name, 401, 'unauthorized']);
-      const workspace = await call(method, path, workspaceToken, json);
-      expect([name, workspace.status, errorCode(workspace)]).toEqual([name, 403, 'admin_required']);
-      expect(await state()).toEqual(before);
-    }
+  it(
+    'refuses instance-wide operations to a workspace token and to no token, ' + 'and lets the administrator do them',
+    async () => {
+      const operations: Array<[string, string, string, unknown]> = [
+        ['key rotation', 'POST', '/api/v1/federation/keys/rotate', { overlapSeconds: 60 }],
+        [
+          'accepting a peer',
+          'POST',
+          `/api/v1/federation/connections/${connectionId}/accept`,
+          { workspace: workspaceName },
+        ],
+        ['rejecting a peer', 'POST', `/api/v1/federation/connections/${connectionId}/reject`, undefined],
+        ['starting a diagnostic', 'POST', '/diagnostics/sandbox-checks', {}],
+      ];
+      for (const [name, method, path, json] of operations) {
+        const before = await state();
+        const anonymous = await call(method, path, null, json);
+        expect([name, anonymous.status, errorCode(anonymous)]).toEqual([name, 401, 'unauthorized']);
+        const workspace = await call(method, path, workspaceToken, json);
+        expect([name, workspace.status, errorCode(workspace)]).toEqual([name, 403, 'admin_required']);
+        expect(await state()).toEqual(before);
+      }
 
-    // The valid twins, with the administrator's token.
-    const rotated = await call('POST', '/api/v1/federation/keys/rotate', adminToken, { overlapSeconds: 60 });
-    expect(rotated.status).toBe(200);
-    const accepted = await call('POST', `/api/v1/federation/connections/${connectionId}/accept`, adminToken, {
-      workspace: workspaceName,
-      allowedCommandTypes: ['agent.status'],
-    });
-    expect(accepted.body).toMatchObject({
-      status: 'ACTIVE',
-      allowedCommandTypes: ['agent.status'],
-      allowLocalRepositories: false,
-    });
-    const { id: workspaceId } = await instance.prisma.workspace.findUniqueOrThrow({ where: { name: workspaceName } });
-    expect(
-      (await instance.prisma.federationConnection.findUniqueOrThrow({ where: { id: connectionId } })).workspaceId,
-    ).toBe(workspaceId);
-    const check = await call('POST', '/diagnostics/sandbox-checks', adminToken, {});
-    expect(check.status).toBe(202);
-  });
+      // The valid twins, with the administrator's token.
+      const rotated = await call('POST', '/api/v1/federation/keys/rotate', adminToken, { overlapSeconds: 60 });
+      expect(rotated.status).toBe(200);
+      const accepted = await call('POST', `/api/v1/federation/connections/${connectionId}/accept`, adminToken, {
+        workspace: workspaceName,
+        allowedCommandTypes: ['agent.status'],
+      });
+      expect(accepted.body).toMatchObject({
+        status: 'ACTIVE',
+        allowedCommandTypes: ['agent.status'],
+        allowLocalRepositories: false,
+      });
+      const { id: workspaceId } = await instance.prisma.workspace.findUniqueOrThrow({ where: { name: workspaceName } });
+      expect(
+        (await instance.prisma.federationConnection.findUniqueOrThrow({ where: { id: connectionId } })).workspaceId,
+      ).toBe(workspaceId);
+      const check = await call('POST', '/diagnostics/sandbox-checks', adminToken, {});
+      expect(check.status).toBe(202);
+    },
+  );
 
   it('keeps the administrator out of workspaces: an administrator token spawns and lists no agents', async () => {
     const agents = await instance.prisma.agent.count();

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { issueApiToken } from '../../api/auth';
-import { AgentListSchema, AgentViewSchema } from '../../api/routes/agents';
-import { SessionViewSchema } from '../../api/routes/sessions';
+import { AgentListSchema, AgentViewSchema } from '../../api/schemas/agents';
+import { SessionViewSchema } from '../../api/schemas/sessions';
 import { ApiRequestError, CLIENT_ROUTES, OrchestratorClient, PEER_ONLY_ROUTES } from '../../client/api-client';
 import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
@@ -65,27 +65,30 @@ describe('the typed client and the CLI', () => {
     }
   };
 
-  it("covers every operation of the served OpenAPI document and calls no other (but the peers' signed ones)", async () => {
-    const document = (await (await fetch(`${instance.baseUrl}/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, unknown>>;
-    };
-    for (const [name, route] of Object.entries(CLIENT_ROUTES)) {
-      expect({ name, operation: document.paths[route.path]?.[route.method] !== undefined }).toEqual({
-        name,
-        operation: true,
-      });
-    }
-    const documented = Object.entries(document.paths).flatMap(([routePath, methods]) =>
-      Object.keys(methods).map((method) => `${method} ${routePath}`),
-    );
-    const covered = new Set(Object.values(CLIENT_ROUTES).map((route) => `${route.method} ${route.path}`));
-    expect(
-      documented.filter(
-        (operation) =>
-          !covered.has(operation) && !PEER_ONLY_ROUTES.some((peerPath) => operation.endsWith(` ${peerPath}`)),
-      ),
-    ).toEqual([]);
-  });
+  it(
+    'covers every operation of the served OpenAPI document and calls no ' + "other (but the peers' signed ones)",
+    async () => {
+      const document = (await (await fetch(`${instance.baseUrl}/openapi.json`)).json()) as {
+        paths: Record<string, Record<string, unknown>>;
+      };
+      for (const [name, route] of Object.entries(CLIENT_ROUTES)) {
+        expect({ name, operation: document.paths[route.path]?.[route.method] !== undefined }).toEqual({
+          name,
+          operation: true,
+        });
+      }
+      const documented = Object.entries(document.paths).flatMap(([routePath, methods]) =>
+        Object.keys(methods).map((method) => `${method} ${routePath}`),
+      );
+      const covered = new Set(Object.values(CLIENT_ROUTES).map((route) => `${route.method} ${route.path}`));
+      expect(
+        documented.filter(
+          (operation) =>
+            !covered.has(operation) && !PEER_ONLY_ROUTES.some((peerPath) => operation.endsWith(` ${peerPath}`)),
+        ),
+      ).toEqual([]);
+    },
+  );
 
   it('spawns, reads, lists, follows and kills through the client; answers match the server schemas', async () => {
     expect(await client.health()).toEqual({ status: 'ok', temporal: 'up', database: 'up', docker: 'up' });
@@ -156,33 +159,37 @@ describe('the typed client and the CLI', () => {
     expect(list.stdout).toContain(agentId);
   });
 
-  it('watches a run that is killed meanwhile and exits 4; refusals, usage errors and an unreachable API get their own exit codes', async () => {
-    const spawned = await cli('spawn', '--task', 'cli-kill', '--repo', repository, '--item', 'sleep long', '--json');
-    expect(spawned.code).toBe(0);
-    const { agentId } = JSON.parse(spawned.stdout) as { agentId: string };
-    const watching = cli('watch', agentId);
-    await waitUntil(
-      async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).lastTool === 'bash',
-      60_000,
-    );
-    expect((await cli('kill', agentId)).code).toBe(0);
-    const watched = await watching;
-    expect(watched.code).toBe(4);
-    expect(watched.stdout.trim().split('\n').at(-1)).toBe('done: the run ended killed');
+  it(
+    'watches a run that is killed meanwhile and exits 4; refusals, usage ' +
+      'errors and an unreachable API get their own exit codes',
+    async () => {
+      const spawned = await cli('spawn', '--task', 'cli-kill', '--repo', repository, '--item', 'sleep long', '--json');
+      expect(spawned.code).toBe(0);
+      const { agentId } = JSON.parse(spawned.stdout) as { agentId: string };
+      const watching = cli('watch', agentId);
+      await waitUntil(
+        async () => (await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).lastTool === 'bash',
+        60_000,
+      );
+      expect((await cli('kill', agentId)).code).toBe(0);
+      const watched = await watching;
+      expect(watched.code).toBe(4);
+      expect(watched.stdout.trim().split('\n').at(-1)).toBe('done: the run ended killed');
 
-    const again = await cli('kill', agentId);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toContain('(409 already_finished)');
-    expect((await cli('status')).code).toBe(2);
-    expect((await cli('spawn', '--task', 'x')).stderr).toContain('spawn needs --task');
-    expect((await cli('frobnicate')).code).toBe(2);
-    const help = await cli('--help');
-    expect(help.code).toBe(0);
-    expect(help.stdout).toContain('Exit codes:');
-    const unreachable = await cli('list', '--url', `http://127.0.0.1:${await freePort()}`);
-    expect(unreachable.code).toBe(5);
-    expect(unreachable.stderr).toContain('the API did not answer');
-    const noToken = await cli('list', '--token', 'not-a-token');
-    expect(noToken.code).toBe(1);
-  });
+      const again = await cli('kill', agentId);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain('(409 already_finished)');
+      expect((await cli('status')).code).toBe(2);
+      expect((await cli('spawn', '--task', 'x')).stderr).toContain('spawn needs --task');
+      expect((await cli('frobnicate')).code).toBe(2);
+      const help = await cli('--help');
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain('Exit codes:');
+      const unreachable = await cli('list', '--url', `http://127.0.0.1:${await freePort()}`);
+      expect(unreachable.code).toBe(5);
+      expect(unreachable.stderr).toContain('the API did not answer');
+      const noToken = await cli('list', '--token', 'not-a-token');
+      expect(noToken.code).toBe(1);
+    },
+  );
 });

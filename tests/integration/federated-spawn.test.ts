@@ -223,7 +223,10 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
 
   it('accepts FED-010’s agent.spawn and agent.status payloads byte for byte, and answers in its shapes', async () => {
     const seedPayload =
-      '{"taskId":"task-123","agentType":"worker","context":{"repository":"git.example.com/org/repo","branch":"feature-branch","workItems":["item-1","item-2"],"instructions":"Task instructions..."},"options":{"timeout":3600000,"maxRetries":3}}';
+      '{"taskId":"task-123","agentType":"worker",' +
+      '"context":{"repository":"git.example.com/org/repo","branch":"feature-branch",' +
+      '"workItems":["item-1","item-2"],"instructions":"Task instructions..."},' +
+      '"options":{"timeout":3600000,"maxRetries":3}}';
     const send = async (
       commandType: string,
       payload: string,
@@ -232,7 +235,8 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       const messageId = randomUUID();
       const nonce = randomUUID().replace(/-/g, '');
       const body = Buffer.from(
-        `{"messageId":"${messageId}","instanceId":"${identity.instanceId}","commandType":"${commandType}","payload":${payload},"timestamp":"${new Date().toISOString()}","nonce":"${nonce}"}`,
+        `{"messageId":"${messageId}","instanceId":"${identity.instanceId}","commandType":"${commandType}",` +
+          `"payload":${payload},"timestamp":"${new Date().toISOString()}","nonce":"${nonce}"}`,
       );
       const url = `${spoke.baseUrl}${INCOMING_COMMAND_PATH}`;
       const response = await fetch(url, {

@@ -130,7 +130,8 @@ describe('faults around an agent run on a peer', () => {
     { downSeconds: 20, history: 'federated-spawn-spoke-down' },
     { downSeconds: 180, history: null },
   ])(
-    'delivers a spawn made while the spoke is down for $downSeconds s once it is back, says so meanwhile, and exactly one agent runs',
+    'delivers a spawn made while the spoke is down for $downSeconds s once ' +
+      'it is back, says so meanwhile, and exactly one agent runs',
     async ({ downSeconds, history }) => {
       await stopSpoke();
       const stoppedAt = Date.now();
@@ -167,41 +168,45 @@ describe('faults around an agent run on a peer', () => {
     420_000,
   );
 
-  it('settles a spawn killed while the spoke is down: the spoke cancels it for good, and a late copy is refused', async () => {
-    await stopSpoke();
-    const agentId = await spawn('fault-down-killed', 'sleep a bit');
-    await waitUntil(async () => /has not answered the spawn/.test((await status(agentId)).note ?? ''), 15_000);
-    const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
-      headers: bearer(link.hubToken),
-    });
-    expect(killed.status).toBe(202);
-    await waitUntil(async () => /its kill is not delivered yet/.test((await status(agentId)).note ?? ''), 15_000);
-    expect((await status(agentId)).status).toBe('spawning');
+  it(
+    'settles a spawn killed while the spoke is down: the spoke cancels it ' + 'for good, and a late copy is refused',
+    async () => {
+      await stopSpoke();
+      const agentId = await spawn('fault-down-killed', 'sleep a bit');
+      await waitUntil(async () => /has not answered the spawn/.test((await status(agentId)).note ?? ''), 15_000);
+      const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
+        headers: bearer(link.hubToken),
+      });
+      expect(killed.status).toBe(202);
+      await waitUntil(async () => /its kill is not delivered yet/.test((await status(agentId)).note ?? ''), 15_000);
+      expect((await status(agentId)).status).toBe('spawning');
 
-    await startSpoke();
-    const settled = await final(agentId);
-    expect(settled).toMatchObject({ state: 'killed', remoteAgentId: null });
-    expect(settled.kill?.deliveredAt).toEqual(expect.any(String));
-    expect(settled.error).toMatch(/had not taken the spawn: it is cancelled there and will never run/);
-    const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
-    expect(
-      await hub.prisma.federationCommand.findFirstOrThrow({
+      await startSpoke();
+      const settled = await final(agentId);
+      expect(settled).toMatchObject({ state: 'killed', remoteAgentId: null });
+      expect(settled.kill?.deliveredAt).toEqual(expect.any(String));
+      expect(settled.error).toMatch(/had not taken the spawn: it is cancelled there and will never run/);
+      const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
+      expect(
+        await hub.prisma.federationCommand.findFirstOrThrow({
+          where: { messageId: spawnMessageId, direction: 'outbound' },
+        }),
+      ).toMatchObject({ status: 'failed' });
+
+      // A copy of the spawn still on its way (the same messageId and payload) is refused, and nothing runs.
+      const sent = await hub.prisma.federationCommand.findFirstOrThrow({
         where: { messageId: spawnMessageId, direction: 'outbound' },
-      }),
-    ).toMatchObject({ status: 'failed' });
-
-    // A copy of the spawn still on its way (the same messageId and payload) is refused, and nothing runs.
-    const sent = await hub.prisma.federationCommand.findFirstOrThrow({
-      where: { messageId: spawnMessageId, direction: 'outbound' },
-    });
-    const copy = await sendSignedCommand(hub, spoke, {
-      messageId: spawnMessageId,
-      commandType: 'agent.spawn',
-      payload: sent.payload as Record<string, unknown>,
-    });
-    expect([copy.status, errorCode(copy)]).toEqual([409, 'spawn_cancelled']);
-    expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(0);
-  }, 180_000);
+      });
+      const copy = await sendSignedCommand(hub, spoke, {
+        messageId: spawnMessageId,
+        commandType: 'agent.spawn',
+        payload: sent.payload as Record<string, unknown>,
+      });
+      expect([copy.status, errorCode(copy)]).toEqual([409, 'spawn_cancelled']);
+      expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(0);
+    },
+    180_000,
+  );
 
   it('keeps following through a restart of the spoke in the middle of a run', async () => {
     const agentId = await spawn('fault-restart', 'sleep a bit');
@@ -232,87 +237,98 @@ describe('faults around an agent run on a peer', () => {
     expect((await status(agentId)).result).toMatchObject({ summary: 'Slept.' });
   });
 
-  it('delivers a kill sent while the spoke is unreachable once it is back, and says why it waits meanwhile', async () => {
-    const agentId = await spawn('fault-kill', 'sleep long');
-    const remoteAgentId = await remoteAgentOf(agentId);
-    await toolStarted(remoteAgentId);
-    await stopSpoke();
+  it(
+    'delivers a kill sent while the spoke is unreachable once it is back, ' + 'and says why it waits meanwhile',
+    async () => {
+      const agentId = await spawn('fault-kill', 'sleep long');
+      const remoteAgentId = await remoteAgentOf(agentId);
+      await toolStarted(remoteAgentId);
+      await stopSpoke();
 
-    const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
-      headers: bearer(link.hubToken),
-    });
-    expect(killed.status).toBe(202);
-    await waitUntil(async () => /kill not delivered yet/.test((await status(agentId)).note ?? ''), 15_000);
-    expect(await status(agentId)).toMatchObject({
-      status: 'running',
-      kill: { reason: 'killed through the hub API', deliveredAt: null },
-    });
+      const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
+        headers: bearer(link.hubToken),
+      });
+      expect(killed.status).toBe(202);
+      await waitUntil(async () => /kill not delivered yet/.test((await status(agentId)).note ?? ''), 15_000);
+      expect(await status(agentId)).toMatchObject({
+        status: 'running',
+        kill: { reason: 'killed through the hub API', deliveredAt: null },
+      });
 
-    await startSpoke();
-    expect((await final(agentId)).state).toBe('killed');
-    await recordHistoryIfRequested(agentId, 'federated-spawn-kill-while-unreachable');
-    expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe('killed');
-    expect(await containers(remoteAgentId)).toBe(0);
-    expect((await status(agentId)).kill?.deliveredAt).toEqual(expect.any(String));
-    // No record stays open: the killed tool call ended cancelled on the spoke, and every command the hub sent ended.
-    expect(
-      (await spoke.prisma.toolCall.findMany({ where: { agentId: remoteAgentId } })).map((call) => call.status),
-    ).toContain('cancelled');
-    expect(await spoke.prisma.toolCall.count({ where: { agentId: remoteAgentId, status: 'started' } })).toBe(0);
-    expect(
-      await hub.prisma.federationCommand.count({
-        where: { connectionId: link.hubConnectionId, direction: 'outbound', status: 'sending' },
-      }),
-    ).toBe(0);
-  });
+      await startSpoke();
+      expect((await final(agentId)).state).toBe('killed');
+      await recordHistoryIfRequested(agentId, 'federated-spawn-kill-while-unreachable');
+      expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe('killed');
+      expect(await containers(remoteAgentId)).toBe(0);
+      expect((await status(agentId)).kill?.deliveredAt).toEqual(expect.any(String));
+      // No record stays open: the killed tool call ended cancelled on the spoke, and every command the hub sent ended.
+      expect(
+        (await spoke.prisma.toolCall.findMany({ where: { agentId: remoteAgentId } })).map((call) => call.status),
+      ).toContain('cancelled');
+      expect(await spoke.prisma.toolCall.count({ where: { agentId: remoteAgentId, status: 'started' } })).toBe(0);
+      expect(
+        await hub.prisma.federationCommand.count({
+          where: { connectionId: link.hubConnectionId, direction: 'outbound', status: 'sending' },
+        }),
+      ).toBe(0);
+    },
+  );
 
-  it('stops following while the connection is suspended, says why, sends nothing, and follows again once resumed', async () => {
-    const agentId = await spawn('fault-suspend', 'sleep a bit');
-    await remoteAgentOf(agentId);
-    await waitUntil(async () => (await status(agentId)).status === 'running', 20_000);
+  it(
+    'stops following while the connection is suspended, says why, sends ' + 'nothing, and follows again once resumed',
+    async () => {
+      const agentId = await spawn('fault-suspend', 'sleep a bit');
+      await remoteAgentOf(agentId);
+      await waitUntil(async () => (await status(agentId)).status === 'running', 20_000);
 
-    const suspended = await request(
-      spoke.baseUrl,
-      'POST',
-      `/api/v1/federation/connections/${link.spokeConnectionId}/suspend`,
-      { headers: bearer(link.spokeToken) },
-    );
-    expect(suspended.body).toMatchObject({ status: 'SUSPENDED', peerNotified: true });
-    await waitUntil(async () => (await status(agentId)).following === 'paused', 10_000);
-    expect((await status(agentId)).note).toMatch(/SUSPENDED: following is paused/);
+      const suspended = await request(
+        spoke.baseUrl,
+        'POST',
+        `/api/v1/federation/connections/${link.spokeConnectionId}/suspend`,
+        { headers: bearer(link.spokeToken) },
+      );
+      expect(suspended.body).toMatchObject({ status: 'SUSPENDED', peerNotified: true });
+      await waitUntil(async () => (await status(agentId)).following === 'paused', 10_000);
+      expect((await status(agentId)).note).toMatch(/SUSPENDED: following is paused/);
 
-    const sentToSpoke = () =>
-      hub.prisma.federationCommand.count({ where: { connectionId: link.hubConnectionId, direction: 'outbound' } });
-    const before = await sentToSpoke();
-    await new Promise((resolve) => setTimeout(resolve, 5_000)); // more than two poll intervals
-    expect(await sentToSpoke()).toBe(before);
-    expect((await status(agentId)).following).toBe('paused');
+      const sentToSpoke = () =>
+        hub.prisma.federationCommand.count({ where: { connectionId: link.hubConnectionId, direction: 'outbound' } });
+      const before = await sentToSpoke();
+      await new Promise((resolve) => setTimeout(resolve, 5_000)); // more than two poll intervals
+      expect(await sentToSpoke()).toBe(before);
+      expect((await status(agentId)).following).toBe('paused');
 
-    await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/resume`, {
-      headers: bearer(link.spokeToken),
-    });
-    expect((await final(agentId)).state).toBe('completed');
-    await recordHistoryIfRequested(agentId, 'federated-spawn-paused-and-resumed');
-    expect((await status(agentId)).result).toMatchObject({ summary: 'Slept.' });
-  });
+      await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${link.spokeConnectionId}/resume`, {
+        headers: bearer(link.spokeToken),
+      });
+      expect((await final(agentId)).state).toBe('completed');
+      await recordHistoryIfRequested(agentId, 'federated-spawn-paused-and-resumed');
+      expect((await status(agentId)).result).toMatchObject({ summary: 'Slept.' });
+    },
+  );
 
-  it('enforces the task’s timeout on the hub when the spoke goes silent, and on the spoke by its own timer', async () => {
-    // The spoke would time the agent out at 10 s; it is down by then, so the hub decides at 10 s + 5 s of grace.
-    const agentId = await spawn('fault-timeout', 'sleep long', { timeout: 10_000 });
-    const remoteAgentId = await remoteAgentOf(agentId);
-    await toolStarted(remoteAgentId);
-    await stopSpoke();
+  it(
+    'enforces the task’s timeout on the hub when the spoke goes silent, and ' + 'on the spoke by its own timer',
+    async () => {
+      // The spoke would time the agent out at 10 s; it is down by then, so the hub decides at 10 s + 5 s of grace.
+      const agentId = await spawn('fault-timeout', 'sleep long', { timeout: 10_000 });
+      const remoteAgentId = await remoteAgentOf(agentId);
+      await toolStarted(remoteAgentId);
+      await stopSpoke();
 
-    const decided = await final(agentId);
-    expect(decided.state).toBe('timed_out');
-    await recordHistoryIfRequested(agentId, 'federated-spawn-hub-deadline');
-    expect(decided.error).toMatch(/no final state from .+ within the task's timeout of 10000 ms/);
-    expect(decided.kill).toMatchObject({ reason: 'the task timed out', deliveredAt: null });
+      const decided = await final(agentId);
+      expect(decided.state).toBe('timed_out');
+      await recordHistoryIfRequested(agentId, 'federated-spawn-hub-deadline');
+      expect(decided.error).toMatch(/no final state from .+ within the task's timeout of 10000 ms/);
+      expect(decided.kill).toMatchObject({ reason: 'the task timed out', deliveredAt: null });
 
-    await startSpoke();
-    expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe('timed_out');
-    expect(await containers(remoteAgentId)).toBe(0);
-  });
+      await startSpoke();
+      expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe(
+        'timed_out',
+      );
+      expect(await containers(remoteAgentId)).toBe(0);
+    },
+  );
 
   it('continues as new before its history grows long, and keeps following', async () => {
     // Started directly with a small history limit (the API's default is 2000 events).

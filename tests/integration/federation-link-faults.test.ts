@@ -85,7 +85,8 @@ describe('a broken link and a killed hub worker', () => {
     spawnedAgentId(await spawnThroughHub(hub, link, { taskId, repository, workItem, options }));
 
   it.each([75, 300])(
-    'survives the link cut for %i s right after the spoke took the spawn: the hub resumes, and there is still one agent',
+    'survives the link cut for %i s right after the spoke took the spawn: ' +
+      'the hub resumes, and there is still one agent',
     async (cutSeconds) => {
       // The spoke runs the spawn; its answer, and everything after it in either direction, is dropped.
       spokeProxy.cutAfter('"agent.spawn"');
@@ -133,90 +134,101 @@ describe('a broken link and a killed hub worker', () => {
     480_000,
   );
 
-  it('delivers a kill made during a cut that swallowed the spawn’s answer within seconds of the link’s return', async () => {
-    spokeProxy.cutAfter('"agent.spawn"');
-    const agentId = await spawn('cut-link-killed', 'sleep long');
-    await waitUntil(() => Promise.resolve(spokeProxy.isCut), 20_000);
-    const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
-    await waitUntil(
-      async () => (await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })) === 1,
-      10_000,
-    );
-    // The operator's kill reaches the hub (its API is behind the hub's proxy too), then the link is cut both ways.
-    const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
-      headers: bearer(link.hubToken),
-    });
-    expect(killed.status).toBe(202);
-    hubProxy.cutLink();
-    await new Promise((resolve) => setTimeout(resolve, 20_000));
-    expect(await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'spawning' });
-
-    const restoredAt = Date.now();
-    hubProxy.restore();
-    spokeProxy.restore();
-    const onSpoke = await spoke.prisma.agent.findFirstOrThrow({ where: { originMessageId: spawnMessageId } });
-    expect(((await spoke.temporal.workflow.getHandle(onSpoke.id).result()) as AgentStatus).state).toBe('killed');
-    // The kill waits at most the backoff's cap (30 s) for its next try; a poll interval here is 2 s.
-    expect(Date.now() - restoredAt).toBeLessThan(45_000);
-    const final = (await hub.temporal.workflow.getHandle(agentId).result()) as FederatedAgentStatus;
-    expect(final).toMatchObject({
-      state: 'killed',
-      remoteAgentId: onSpoke.id,
-      kill: { reason: 'killed through the hub API' },
-    });
-    expect(final.kill?.deliveredAt).toEqual(expect.any(String));
-    expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(1);
-  }, 180_000);
-
-  it('resumes the hub’s workflow after its worker is SIGKILLed mid-run, and catches up with what happened meanwhile', async () => {
-    const agentId = await spawn('hub-worker-crash', 'sleep a bit');
-    await waitUntil(
-      async () => (await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'running',
-      30_000,
-    );
-    const remoteAgentId =
-      (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId ?? '';
-    const statusOf = async () => {
-      const startedAt = Date.now();
-      const answer = await request(hub.baseUrl, 'GET', `/api/v1/federation/agents/${agentId}/status`, {
+  it(
+    'delivers a kill made during a cut that swallowed the spawn’s answer ' + 'within seconds of the link’s return',
+    async () => {
+      spokeProxy.cutAfter('"agent.spawn"');
+      const agentId = await spawn('cut-link-killed', 'sleep long');
+      await waitUntil(() => Promise.resolve(spokeProxy.isCut), 20_000);
+      const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
+      await waitUntil(
+        async () => (await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })) === 1,
+        10_000,
+      );
+      // The operator's kill reaches the hub (its API is behind the hub's proxy too), then the link is cut both ways.
+      const killed = await request(hub.baseUrl, 'POST', `/api/v1/federation/agents/${agentId}/kill`, {
         headers: bearer(link.hubToken),
       });
-      return {
-        ...(
-          answer.body as {
-            data: { following: string; note: string | null; lastContactAt: string | null; status: string };
-          }
-        ).data,
-        tookMs: Date.now() - startedAt,
+      expect(killed.status).toBe(202);
+      hubProxy.cutLink();
+      await new Promise((resolve) => setTimeout(resolve, 20_000));
+      expect(await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({ state: 'spawning' });
+
+      const restoredAt = Date.now();
+      hubProxy.restore();
+      spokeProxy.restore();
+      const onSpoke = await spoke.prisma.agent.findFirstOrThrow({ where: { originMessageId: spawnMessageId } });
+      expect(((await spoke.temporal.workflow.getHandle(onSpoke.id).result()) as AgentStatus).state).toBe('killed');
+      // The kill waits at most the backoff's cap (30 s) for its next try; a poll interval here is 2 s.
+      expect(Date.now() - restoredAt).toBeLessThan(45_000);
+      const final = (await hub.temporal.workflow.getHandle(agentId).result()) as FederatedAgentStatus;
+      expect(final).toMatchObject({
+        state: 'killed',
+        remoteAgentId: onSpoke.id,
+        kill: { reason: 'killed through the hub API' },
+      });
+      expect(final.kill?.deliveredAt).toEqual(expect.any(String));
+      expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(1);
+    },
+    180_000,
+  );
+
+  it(
+    'resumes the hub’s workflow after its worker is SIGKILLed mid-run, and ' +
+      'catches up with what happened meanwhile',
+    async () => {
+      const agentId = await spawn('hub-worker-crash', 'sleep a bit');
+      await waitUntil(
+        async () => (await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state === 'running',
+        30_000,
+      );
+      const remoteAgentId =
+        (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId ?? '';
+      const statusOf = async () => {
+        const startedAt = Date.now();
+        const answer = await request(hub.baseUrl, 'GET', `/api/v1/federation/agents/${agentId}/status`, {
+          headers: bearer(link.hubToken),
+        });
+        return {
+          ...(
+            answer.body as {
+              data: { following: string; note: string | null; lastContactAt: string | null; status: string };
+            }
+          ).data,
+          tookMs: Date.now() - startedAt,
+        };
       };
-    };
-    const live = await statusOf();
-    expect(live).toMatchObject({ following: 'following', status: 'running' });
-    workers[0]!.kill('SIGKILL');
+      const live = await statusOf();
+      expect(live).toMatchObject({ following: 'following', status: 'running' });
+      workers[0]!.kill('SIGKILL');
 
-    // Without its worker the hub answers from its database at once, and says so; the last contact does not go back.
-    const recorded = await statusOf();
-    expect(recorded).toMatchObject({ following: 'worker_unavailable', status: 'running' });
-    expect(recorded.note).toMatch(/the hub's worker did not answer within 1 s: this is the last recorded state/);
-    expect(recorded.tookMs).toBeLessThan(2_500); // the query's deadline is 1 s, not the 3 s it used to wait
-    expect(
-      recorded.lastContactAt !== null && live.lastContactAt !== null && recorded.lastContactAt >= live.lastContactAt,
-    ).toBe(true);
+      // Without its worker the hub answers from its database at once, and says so; the last contact does not go back.
+      const recorded = await statusOf();
+      expect(recorded).toMatchObject({ following: 'worker_unavailable', status: 'running' });
+      expect(recorded.note).toMatch(/the hub's worker did not answer within 1 s: this is the last recorded state/);
+      expect(recorded.tookMs).toBeLessThan(2_500); // the query's deadline is 1 s, not the 3 s it used to wait
+      expect(
+        recorded.lastContactAt !== null && live.lastContactAt !== null && recorded.lastContactAt >= live.lastContactAt,
+      ).toBe(true);
 
-    // The spoke finishes while the hub has no worker; its events reach the hub's API and wait as signals.
-    expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe('completed');
-    await waitUntil(
-      async () => (await hub.prisma.federationEvent.count({ where: { agentId, state: 'completed' } })) === 1,
-      30_000,
-    );
-    expect((await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state).toBe('running');
+      // The spoke finishes while the hub has no worker; its events reach the hub's API and wait as signals.
+      expect(((await spoke.temporal.workflow.getHandle(remoteAgentId).result()) as AgentStatus).state).toBe(
+        'completed',
+      );
+      await waitUntil(
+        async () => (await hub.prisma.federationEvent.count({ where: { agentId, state: 'completed' } })) === 1,
+        30_000,
+      );
+      expect((await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).state).toBe('running');
 
-    workers.push(startWorkerProcess(hub.config));
-    const final = (await hub.temporal.workflow.getHandle(agentId).result()) as FederatedAgentStatus;
-    expect(final).toMatchObject({ state: 'completed', remoteAgentId });
-    const row = await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId }, include: { result: true } });
-    expect(row).toMatchObject({ state: 'completed', result: { summary: 'Slept.' } });
-    const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
-    expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(1);
-  }, 180_000);
+      workers.push(startWorkerProcess(hub.config));
+      const final = (await hub.temporal.workflow.getHandle(agentId).result()) as FederatedAgentStatus;
+      expect(final).toMatchObject({ state: 'completed', remoteAgentId });
+      const row = await hub.prisma.agent.findUniqueOrThrow({ where: { id: agentId }, include: { result: true } });
+      expect(row).toMatchObject({ state: 'completed', result: { summary: 'Slept.' } });
+      const { spawnMessageId } = await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } });
+      expect(await spoke.prisma.agent.count({ where: { originMessageId: spawnMessageId } })).toBe(1);
+    },
+    180_000,
+  );
 });

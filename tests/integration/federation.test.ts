@@ -79,114 +79,121 @@ describe('federation between two instances', () => {
     expect(identity.text).not.toMatch(/PRIVATE/);
   });
 
-  it('connects through a handshake: request, accept; both sides hold the peer’s URL, keys and allowed commands', async () => {
-    const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', {
-      headers: auth(hubToken),
-      json: { peerUrl: spoke.baseUrl, allowedCommandTypes: ['agent.status'] },
-    });
-    expect(requested.status).toBe(201);
-    expect(requested.body).toMatchObject({
-      status: 'PENDING',
-      peerInstanceId: spoke.identity.current().instanceId,
-      initiatedBy: 'local',
-    });
-    hubConnectionId = (requested.body as { id: string }).id;
+  it(
+    'connects through a handshake: request, accept; both sides hold the ' + 'peer’s URL, keys and allowed commands',
+    async () => {
+      const requested = await request(hub.baseUrl, 'POST', '/api/v1/federation/connections', {
+        headers: auth(hubToken),
+        json: { peerUrl: spoke.baseUrl, allowedCommandTypes: ['agent.status'] },
+      });
+      expect(requested.status).toBe(201);
+      expect(requested.body).toMatchObject({
+        status: 'PENDING',
+        peerInstanceId: spoke.identity.current().instanceId,
+        initiatedBy: 'local',
+      });
+      hubConnectionId = (requested.body as { id: string }).id;
 
-    // A peer's request belongs to no workspace yet: the spoke's administrator sees it and accepts it into one.
-    expect(
-      (
-        (await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) })).body as {
-          connections: unknown[];
-        }
-      ).connections,
-    ).toEqual([]);
-    const pending = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', {
-      headers: auth(spokeAdminToken),
-    });
-    const incoming = (
-      pending.body as { connections: Array<{ id: string; status: string; initiatedBy: string; peerUrl: string }> }
-    ).connections;
-    expect(incoming).toEqual([
-      expect.objectContaining({ status: 'PENDING', initiatedBy: 'peer', peerUrl: hub.baseUrl }),
-    ]);
-    spokeConnectionId = incoming[0]!.id;
-
-    const accepted = await request(
-      spoke.baseUrl,
-      'POST',
-      `/api/v1/federation/connections/${spokeConnectionId}/accept`,
-      {
+      // A peer's request belongs to no workspace yet: the spoke's administrator sees it and accepts it into one.
+      expect(
+        (
+          (await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', { headers: auth(spokeToken) }))
+            .body as {
+            connections: unknown[];
+          }
+        ).connections,
+      ).toEqual([]);
+      const pending = await request(spoke.baseUrl, 'GET', '/api/v1/federation/connections', {
         headers: auth(spokeAdminToken),
-        json: {
-          workspace: spokeWorkspace,
-          allowedCommandTypes: ['agent.spawn', 'agent.status'],
-          allowLocalRepositories: true,
+      });
+      const incoming = (
+        pending.body as { connections: Array<{ id: string; status: string; initiatedBy: string; peerUrl: string }> }
+      ).connections;
+      expect(incoming).toEqual([
+        expect.objectContaining({ status: 'PENDING', initiatedBy: 'peer', peerUrl: hub.baseUrl }),
+      ]);
+      spokeConnectionId = incoming[0]!.id;
+
+      const accepted = await request(
+        spoke.baseUrl,
+        'POST',
+        `/api/v1/federation/connections/${spokeConnectionId}/accept`,
+        {
+          headers: auth(spokeAdminToken),
+          json: {
+            workspace: spokeWorkspace,
+            allowedCommandTypes: ['agent.spawn', 'agent.status'],
+            allowLocalRepositories: true,
+          },
         },
-      },
-    );
-    expect(accepted.body).toMatchObject({
-      status: 'ACTIVE',
-      peerNotified: true,
-      allowedCommandTypes: ['agent.spawn', 'agent.status'],
-      allowLocalRepositories: true,
-    });
-    const hubSide = await hub.prisma.federationConnection.findUniqueOrThrow({
-      where: { id: hubConnectionId },
-      include: { keys: true },
-    });
-    expect(hubSide.status).toBe('ACTIVE');
-    expect(hubSide.keys.map((key) => key.keyId)).toEqual([signingKey(spoke.identity.current()).keyId]);
-  });
+      );
+      expect(accepted.body).toMatchObject({
+        status: 'ACTIVE',
+        peerNotified: true,
+        allowedCommandTypes: ['agent.spawn', 'agent.status'],
+        allowLocalRepositories: true,
+      });
+      const hubSide = await hub.prisma.federationConnection.findUniqueOrThrow({
+        where: { id: hubConnectionId },
+        include: { keys: true },
+      });
+      expect(hubSide.status).toBe('ACTIVE');
+      expect(hubSide.keys.map((key) => key.keyId)).toEqual([signingKey(spoke.identity.current()).keyId]);
+    },
+  );
 
-  it('runs the happy path hub → spoke: a signed spawn, a verified signed reply, the agent runs on the spoke', async () => {
-    const spawned = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
-      headers: auth(hubToken),
-      json: {
-        connectionId: hubConnectionId,
-        taskId: 'fed-1',
-        agentType: 'worker',
-        context: { repository: await createRepository(), branch: 'main', workItems: ['hello'] },
-      },
-    });
-    expect(spawned.status).toBe(202);
-    const { agentId } = (spawned.body as { data: { agentId: string } }).data;
-    expect(((await hub.temporal.workflow.getHandle(agentId).result()) as { state: string }).state).toBe('completed');
-    spokeAgentId = (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId ?? '';
-    expect(((await spoke.temporal.workflow.getHandle(spokeAgentId).result()) as AgentStatus).state).toBe('completed');
+  it(
+    'runs the happy path hub → spoke: a signed spawn, a verified signed ' + 'reply, the agent runs on the spoke',
+    async () => {
+      const spawned = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+        headers: auth(hubToken),
+        json: {
+          connectionId: hubConnectionId,
+          taskId: 'fed-1',
+          agentType: 'worker',
+          context: { repository: await createRepository(), branch: 'main', workItems: ['hello'] },
+        },
+      });
+      expect(spawned.status).toBe(202);
+      const { agentId } = (spawned.body as { data: { agentId: string } }).data;
+      expect(((await hub.temporal.workflow.getHandle(agentId).result()) as { state: string }).state).toBe('completed');
+      spokeAgentId = (await hub.prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } })).remoteAgentId ?? '';
+      expect(((await spoke.temporal.workflow.getHandle(spokeAgentId).result()) as AgentStatus).state).toBe('completed');
 
-    const status = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
-      headers: auth(hubToken),
-      json: { connectionId: hubConnectionId, commandType: 'agent.status', payload: { agentId: spokeAgentId } },
-    });
-    expect(status.status).toBe(200);
-    expect(status.body).toMatchObject({
-      status: 'succeeded',
-      reply: { status: 'ok', result: { agentId: spokeAgentId, status: 'completed' } },
-    });
-    expect(status.body).not.toHaveProperty('rawReply');
+      const status = await request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
+        headers: auth(hubToken),
+        json: { connectionId: hubConnectionId, commandType: 'agent.status', payload: { agentId: spokeAgentId } },
+      });
+      expect(status.status).toBe(200);
+      expect(status.body).toMatchObject({
+        status: 'succeeded',
+        reply: { status: 'ok', result: { agentId: spokeAgentId, status: 'completed' } },
+      });
+      expect(status.body).not.toHaveProperty('rawReply');
 
-    const hubLog = await request(hub.baseUrl, 'GET', '/api/v1/federation/commands?direction=outbound', {
-      headers: auth(hubToken),
-    });
-    const outbound = (hubLog.body as { commands: Array<{ commandType: string; status: string }> }).commands;
-    expect(outbound[0]).toMatchObject({ commandType: 'agent.status', status: 'succeeded' });
-    expect(outbound.at(-1)).toMatchObject({ commandType: 'agent.spawn', status: 'succeeded' });
-    const spokeLog = await request(spoke.baseUrl, 'GET', '/api/v1/federation/commands?direction=inbound', {
-      headers: auth(spokeToken),
-    });
-    const inbound = (spokeLog.body as { commands: Array<{ id: string; commandType: string; status: string }> })
-      .commands;
-    expect(inbound.map((c) => c.commandType)).toEqual(outbound.map((c) => c.commandType));
-    const one = await request(spoke.baseUrl, 'GET', `/api/v1/federation/commands/${inbound.at(-1)!.id}`, {
-      headers: auth(spokeToken),
-    });
-    expect(one.body).toMatchObject({
-      direction: 'inbound',
-      commandType: 'agent.spawn',
-      status: 'succeeded',
-      reply: { status: 'ok' },
-    });
-  });
+      const hubLog = await request(hub.baseUrl, 'GET', '/api/v1/federation/commands?direction=outbound', {
+        headers: auth(hubToken),
+      });
+      const outbound = (hubLog.body as { commands: Array<{ commandType: string; status: string }> }).commands;
+      expect(outbound[0]).toMatchObject({ commandType: 'agent.status', status: 'succeeded' });
+      expect(outbound.at(-1)).toMatchObject({ commandType: 'agent.spawn', status: 'succeeded' });
+      const spokeLog = await request(spoke.baseUrl, 'GET', '/api/v1/federation/commands?direction=inbound', {
+        headers: auth(spokeToken),
+      });
+      const inbound = (spokeLog.body as { commands: Array<{ id: string; commandType: string; status: string }> })
+        .commands;
+      expect(inbound.map((c) => c.commandType)).toEqual(outbound.map((c) => c.commandType));
+      const one = await request(spoke.baseUrl, 'GET', `/api/v1/federation/commands/${inbound.at(-1)!.id}`, {
+        headers: auth(spokeToken),
+      });
+      expect(one.body).toMatchObject({
+        direction: 'inbound',
+        commandType: 'agent.spawn',
+        status: 'succeeded',
+        reply: { status: 'ok' },
+      });
+    },
+  );
 
   it('runs the happy path spoke → hub: the hub answers what it allows, signed', async () => {
     const sent = await request(spoke.baseUrl, 'POST', '/api/v1/federation/command', {
@@ -415,47 +422,53 @@ describe('federation between two instances', () => {
     await spoke.temporal.workflow.getHandle(replies[0]?.result.agentId ?? '').result();
   });
 
-  it('frees the messageId of a command whose handler failed, so the retry runs it once and nothing is left half done', async () => {
-    const twin = await send(craft()); // the valid twin: the channel answers before the fault
-    expect(twin.status).toBe(200);
-    const repository = await createRepository();
-    const taskId = `handler-fails-${Date.now()}`;
-    const envelope = {
-      messageId: randomUUID(),
-      nonce: randomUUID().replace(/-/g, ''),
-      timestamp: new Date().toISOString(),
-      commandType: 'agent.spawn' as const,
-      payload: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['hello'] } },
-    };
-    // The spoke's database refuses this task's agent row, as a database failing mid-command would.
-    await spoke.prisma.$executeRawUnsafe(
-      `CREATE FUNCTION refuse_agent() RETURNS trigger AS $$ BEGIN IF NEW.task_id = '${taskId}' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`,
-    );
-    await spoke.prisma.$executeRawUnsafe(
-      'CREATE TRIGGER refuse_agent BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION refuse_agent()',
-    );
-    const before = await spokeState();
-    const failed = await send(craft({ envelope }));
-    expect(failed.status).toBe(500);
-    expect(failed.body).toMatchObject({ success: false, error: { code: 'internal_error' } });
-    expect(JSON.stringify(failed.body)).not.toMatch(/injected|at .*\.ts/); // no internals, no stack
-    expect(await spokeState()).toEqual(before);
-    expect(
-      await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } }),
-    ).toBe(0);
+  it(
+    'frees the messageId of a command whose handler failed, so the retry ' +
+      'runs it once and nothing is left half done',
+    async () => {
+      const twin = await send(craft()); // the valid twin: the channel answers before the fault
+      expect(twin.status).toBe(200);
+      const repository = await createRepository();
+      const taskId = `handler-fails-${Date.now()}`;
+      const envelope = {
+        messageId: randomUUID(),
+        nonce: randomUUID().replace(/-/g, ''),
+        timestamp: new Date().toISOString(),
+        commandType: 'agent.spawn' as const,
+        payload: { taskId, agentType: 'worker', context: { repository, branch: 'main', workItems: ['hello'] } },
+      };
+      // The spoke's database refuses this task's agent row, as a database failing mid-command would.
+      await spoke.prisma.$executeRawUnsafe(
+        `CREATE FUNCTION refuse_agent() RETURNS trigger AS $$ BEGIN IF ` +
+          `NEW.task_id = '${taskId}' THEN RAISE EXCEPTION 'injected failure'; END ` +
+          `IF; RETURN NEW; END $$ LANGUAGE plpgsql`,
+      );
+      await spoke.prisma.$executeRawUnsafe(
+        'CREATE TRIGGER refuse_agent BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION refuse_agent()',
+      );
+      const before = await spokeState();
+      const failed = await send(craft({ envelope }));
+      expect(failed.status).toBe(500);
+      expect(failed.body).toMatchObject({ success: false, error: { code: 'internal_error' } });
+      expect(JSON.stringify(failed.body)).not.toMatch(/injected|at .*\.ts/); // no internals, no stack
+      expect(await spokeState()).toEqual(before);
+      expect(
+        await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } }),
+      ).toBe(0);
 
-    await spoke.prisma.$executeRawUnsafe('DROP TRIGGER refuse_agent ON agents');
-    await spoke.prisma.$executeRawUnsafe('DROP FUNCTION refuse_agent()');
-    const retried = await send(craft({ envelope }));
-    expect(retried.status).toBe(200);
-    const reply = retried.body as { status: string; result: { agentId: string } };
-    expect(reply.status).toBe('ok');
-    expect((await spokeState()).agents).toBe(before.agents + 1);
-    expect(
-      await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } }),
-    ).toBe(1);
-    await spoke.temporal.workflow.getHandle(reply.result.agentId).result();
-  });
+      await spoke.prisma.$executeRawUnsafe('DROP TRIGGER refuse_agent ON agents');
+      await spoke.prisma.$executeRawUnsafe('DROP FUNCTION refuse_agent()');
+      const retried = await send(craft({ envelope }));
+      expect(retried.status).toBe(200);
+      const reply = retried.body as { status: string; result: { agentId: string } };
+      expect(reply.status).toBe('ok');
+      expect((await spokeState()).agents).toBe(before.agents + 1);
+      expect(
+        await spoke.prisma.federationCommand.count({ where: { direction: 'inbound', messageId: envelope.messageId } }),
+      ).toBe(1);
+      await spoke.temporal.workflow.getHandle(reply.result.agentId).result();
+    },
+  );
 
   it('refuses commands on a suspended connection, and accepts them again after resume', async () => {
     await request(spoke.baseUrl, 'POST', `/api/v1/federation/connections/${spokeConnectionId}/suspend`, {

@@ -123,19 +123,23 @@ describe('health endpoints against the real dependencies', () => {
     expect(detailed.dependencies.docker.latencyMs).toEqual(expect.any(Number));
   });
 
-  it('answers 503 with docker down when the worker hosts report no Docker engine, and tells why only to an administrator', async () => {
-    await report(createDockerClient(`tcp://127.0.0.1:${await freePort()}`));
-    try {
-      const anonymous = await expectDown(healthy, ['docker']);
-      expect(anonymous.dependencies.docker).toEqual({ status: 'down' });
-      const workspace = await expectDown(healthy, ['docker'], workspaceToken);
-      expect(workspace.dependencies.docker).toEqual({ status: 'down' });
-      const admin = await expectDown(healthy, ['docker'], adminToken);
-      expect(admin.dependencies.docker.error).toMatch(/health-host: .*ECONNREFUSED/);
-    } finally {
-      await report();
-    }
-  });
+  it(
+    'answers 503 with docker down when the worker hosts report no Docker ' +
+      'engine, and tells why only to an administrator',
+    async () => {
+      await report(createDockerClient(`tcp://127.0.0.1:${await freePort()}`));
+      try {
+        const anonymous = await expectDown(healthy, ['docker']);
+        expect(anonymous.dependencies.docker).toEqual({ status: 'down' });
+        const workspace = await expectDown(healthy, ['docker'], workspaceToken);
+        expect(workspace.dependencies.docker).toEqual({ status: 'down' });
+        const admin = await expectDown(healthy, ['docker'], adminToken);
+        expect(admin.dependencies.docker.error).toMatch(/health-host: .*ECONNREFUSED/);
+      } finally {
+        await report();
+      }
+    },
+  );
 
   it('answers 503 with docker down when no worker host has reported lately', async () => {
     await prisma.workerHost.update({
@@ -150,17 +154,22 @@ describe('health endpoints against the real dependencies', () => {
     }
   });
 
-  it('answers 503 with postgres down when PostgreSQL does not answer (and docker, whose reports are kept there, unknown)', async () => {
-    const url = new URL(config.DATABASE_URL);
-    url.port = String(await freePort());
-    const unreachable = createPrismaClient(url.toString());
-    try {
-      const body = await expectDown({ ...healthy, prisma: unreachable }, ['postgres', 'docker'], adminToken);
-      expect(body.dependencies.postgres).toEqual({ status: 'down' }); // the token cannot be checked without the database
-    } finally {
-      await unreachable.$disconnect();
-    }
-  });
+  it(
+    'answers 503 with postgres down when PostgreSQL does not answer (and ' +
+      'docker, whose reports are kept there, unknown)',
+    async () => {
+      const url = new URL(config.DATABASE_URL);
+      url.port = String(await freePort());
+      const unreachable = createPrismaClient(url.toString());
+      try {
+        const body = await expectDown({ ...healthy, prisma: unreachable }, ['postgres', 'docker'], adminToken);
+        // The token cannot be checked without the database.
+        expect(body.dependencies.postgres).toEqual({ status: 'down' });
+      } finally {
+        await unreachable.$disconnect();
+      }
+    },
+  );
 
   it('answers 503 with temporal down when the Temporal server has stopped', async () => {
     // A second, private Temporal server that this test stops, so the shared one keeps serving others.

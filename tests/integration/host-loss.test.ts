@@ -42,22 +42,28 @@ describe('an agent on a host that is gone', () => {
     return (response.body as { agentId: string }).agentId;
   };
 
-  it('runs on the live host (the valid twin), then fails with "host … unreachable" on a host whose worker is gone, and frees the slot', async () => {
-    const twin = await spawn('on-live-host');
-    expect(((await instance.temporal.workflow.getHandle(twin).result()) as AgentStatus).state).toBe('completed');
+  it(
+    'runs on the live host (the valid twin), then fails with "host … ' +
+      'unreachable" on a host whose worker is gone, and frees the slot',
+    async () => {
+      const twin = await spawn('on-live-host');
+      expect(((await instance.temporal.workflow.getHandle(twin).result()) as AgentStatus).state).toBe('completed');
 
-    // A host that reported (more free slots than the live one, so it is chosen) and then died: nothing polls its queue.
-    await reportHostCapacity(instance.temporal, instance.taskQueue, { hostId: 'gone-host', capacity: 5 });
-    const agentId = await spawn('on-dead-host');
-    await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toThrow();
-    const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
-    expect(row).toMatchObject({
-      state: 'failed',
-      error: 'host gone-host unreachable: its worker took no work within 1 minute',
-    });
-    const admission = await instance.temporal.workflow
-      .getHandle(admissionWorkflowId(instance.taskQueue))
-      .query(admissionStateQuery);
-    expect(admission.holders.map((holder) => holder.agentId)).not.toContain(agentId);
-  }, 150_000);
+      // A host that reported (more free slots than the live one, so it is chosen) and then died: nothing polls its
+      // queue.
+      await reportHostCapacity(instance.temporal, instance.taskQueue, { hostId: 'gone-host', capacity: 5 });
+      const agentId = await spawn('on-dead-host');
+      await expect(instance.temporal.workflow.getHandle(agentId).result()).rejects.toThrow();
+      const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
+      expect(row).toMatchObject({
+        state: 'failed',
+        error: 'host gone-host unreachable: its worker took no work within 1 minute',
+      });
+      const admission = await instance.temporal.workflow
+        .getHandle(admissionWorkflowId(instance.taskQueue))
+        .query(admissionStateQuery);
+      expect(admission.holders.map((holder) => holder.agentId)).not.toContain(agentId);
+    },
+    150_000,
+  );
 });

@@ -105,26 +105,29 @@ describe('the repository policy', () => {
     expect(messages.get('a system folder')).toBe(messages.get('a path that does not exist, outside the roots'));
   });
 
-  it('fails a clone that cannot be done with the same words, whether the path is missing or the branch is', async () => {
-    const missingPath = await spawn('missing-path', path.join(root, 'no-such-project'));
-    const missingBranch = await spawn('missing-branch', inside, 'no-such-branch');
-    const errors: string[] = [];
-    for (const response of [missingPath, missingBranch]) {
-      expect(response.status).toBe(202);
-      const { agentId } = response.body as { agentId: string };
-      await instance.temporal.workflow
-        .getHandle(agentId)
-        .result()
-        .catch(() => undefined);
-      const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
-      expect(row.state).toBe('failed');
-      errors.push((row.error ?? '').replace(/^cannot clone \S+ \(branch \S+\)/, 'cannot clone X'));
-    }
-    expect(errors).toEqual([
-      'cannot clone X: the repository or the branch is not available',
-      'cannot clone X: the repository or the branch is not available',
-    ]);
-  });
+  it(
+    'fails a clone that cannot be done with the same words, whether the ' + 'path is missing or the branch is',
+    async () => {
+      const missingPath = await spawn('missing-path', path.join(root, 'no-such-project'));
+      const missingBranch = await spawn('missing-branch', inside, 'no-such-branch');
+      const errors: string[] = [];
+      for (const response of [missingPath, missingBranch]) {
+        expect(response.status).toBe(202);
+        const { agentId } = response.body as { agentId: string };
+        await instance.temporal.workflow
+          .getHandle(agentId)
+          .result()
+          .catch(() => undefined);
+        const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
+        expect(row.state).toBe('failed');
+        errors.push((row.error ?? '').replace(/^cannot clone \S+ \(branch \S+\)/, 'cannot clone X'));
+      }
+      expect(errors).toEqual([
+        'cannot clone X: the repository or the branch is not available',
+        'cannot clone X: the repository or the branch is not available',
+      ]);
+    },
+  );
 
   it('clones with none of the worker’s git configuration or environment', async () => {
     // A real worker process whose environment and global git configuration rewrite the repository's URL

@@ -18,20 +18,29 @@ const runtimes = (process.env.TEST_SANDBOX_RUNTIMES ?? 'runc').split(/\s+/).filt
 const shell = (command: string) => reply.toolUse({ name: 'bash', input: { command } });
 const PROBES = {
   network: shell(
-    'python3 -c "import socket; socket.create_connection((\'8.8.8.8\', 53), timeout=3)" 2>&1 | tail -n 1; echo connect_rc=$?; getent hosts example.com || echo dns_failed; tail -n +3 /proc/net/dev | cut -d: -f1',
+    "python3 -c \"import socket; socket.create_connection(('8.8.8.8', 53), " +
+      'timeout=3)" 2>&1 | tail -n 1; echo connect_rc=$?; getent hosts ' +
+      'example.com || echo dns_failed; tail -n +3 /proc/net/dev | cut -d: -f1',
   ),
   secrets: shell('env; for f in /proc/[0-9]*/environ; do tr "\\0" "\\n" < "$f"; done 2>/dev/null; ls -a / /run 2>&1'),
   writes: shell(
-    'for p in /etc/x /usr/x /x /var/x /workspace/../y /proc/sys/kernel/hostname; do echo probe > "$p" 2>/dev/null && echo "WROTE $p"; done; ls /etc/x /x /y 2>&1; echo inside > /workspace/inside && echo wrote_inside',
+    'for p in /etc/x /usr/x /x /var/x /workspace/../y ' +
+      '/proc/sys/kernel/hostname; do echo probe > "$p" 2>/dev/null && echo ' +
+      '"WROTE $p"; done; ls /etc/x /x /y 2>&1; echo inside > ' +
+      '/workspace/inside && echo wrote_inside',
   ),
   exec: shell('cp /bin/true /tmp/t && /tmp/t; echo exec_rc=$?'),
   privileges: shell(
-    'id -u; grep CapEff /proc/self/status; ls /var/run/docker.sock /run/docker.sock 2>&1; su -c id root </dev/null 2>&1 | tail -n 1',
+    'id -u; grep CapEff /proc/self/status; ls /var/run/docker.sock ' +
+      '/run/docker.sock 2>&1; su -c id root </dev/null 2>&1 | tail -n 1',
   ),
   disk: shell('dd if=/dev/zero of=/workspace/fill bs=1M count=200 2>&1 | grep -c "No space left"'),
 };
 const FORK_BOMB = shell(
-  "python3 -c \"\nimport os, time\nn = 0\ntry:\n    while n < 3000:\n        if os.fork() == 0:\n            time.sleep(3)\n            os._exit(0)\n        n += 1\n    print('forked', n)\nexcept OSError as e:\n    print('fork refused after', n, e)\ntime.sleep(4)\n\"",
+  'python3 -c "\nimport os, time\nn = 0\ntry:\n    while n < 3000:\n     ' +
+    '   if os.fork() == 0:\n            time.sleep(3)\n            ' +
+    "os._exit(0)\n        n += 1\n    print('forked', n)\nexcept OSError as " +
+    "e:\n    print('fork refused after', n, e)\ntime.sleep(4)\n\"",
 );
 const model = new FakeAnthropic(
   byWorkItem({
@@ -89,25 +98,29 @@ describe.each(runtimes)('a hostile agent under %s', (runtime) => {
     return { row, outputs: calls.map((call) => call.output ?? ''), containers };
   }
 
-  it('stays inside: no network, no secrets, no writes outside the workspace, no exec from /tmp, no privileges, a bounded disk', async () => {
-    const { row, outputs, containers } = await run('escape', 'try to escape', { diskMb: 64 });
-    expect(row.state).toBe('completed');
-    expect(containers).toBe(0);
-    const [network = '', secrets = '', writes = '', exec = '', privileges = '', disk = ''] = outputs;
-    expect(network).toMatch(/unreachable|No route to host/);
-    expect(network).toContain('dns_failed');
-    expect(network.split('\n').filter((line) => /^\s*(eth|en|wl|docker|br)/.test(line))).toEqual([]);
-    for (const secret of [modelKey, 'ANTHROPIC', 'DATABASE_URL', 'PRIVATE KEY', 'docker.sock'])
-      expect([secret, secrets.includes(secret)]).toEqual([secret, false]);
-    expect(writes).not.toContain('WROTE');
-    expect(writes).toContain('wrote_inside');
-    expect(exec).toContain('exec_rc=126');
-    expect(privileges).toMatch(/^exit code \d+\n10001\nCapEff:\s+0000000000000000\n/);
-    expect(privileges).toMatch(/cannot access '\/var\/run\/docker.sock'/);
-    expect(privileges).toMatch(/cannot access '\/run\/docker.sock'/);
-    expect(privileges).not.toMatch(/uid=0/);
-    expect(disk).toMatch(/^exit code 0\n1\n/);
-  });
+  it(
+    'stays inside: no network, no secrets, no writes outside the workspace, ' +
+      'no exec from /tmp, no privileges, a bounded disk',
+    async () => {
+      const { row, outputs, containers } = await run('escape', 'try to escape', { diskMb: 64 });
+      expect(row.state).toBe('completed');
+      expect(containers).toBe(0);
+      const [network = '', secrets = '', writes = '', exec = '', privileges = '', disk = ''] = outputs;
+      expect(network).toMatch(/unreachable|No route to host/);
+      expect(network).toContain('dns_failed');
+      expect(network.split('\n').filter((line) => /^\s*(eth|en|wl|docker|br)/.test(line))).toEqual([]);
+      for (const secret of [modelKey, 'ANTHROPIC', 'DATABASE_URL', 'PRIVATE KEY', 'docker.sock'])
+        expect([secret, secrets.includes(secret)]).toEqual([secret, false]);
+      expect(writes).not.toContain('WROTE');
+      expect(writes).toContain('wrote_inside');
+      expect(exec).toContain('exec_rc=126');
+      expect(privileges).toMatch(/^exit code \d+\n10001\nCapEff:\s+0000000000000000\n/);
+      expect(privileges).toMatch(/cannot access '\/var\/run\/docker.sock'/);
+      expect(privileges).toMatch(/cannot access '\/run\/docker.sock'/);
+      expect(privileges).not.toMatch(/uid=0/);
+      expect(disk).toMatch(/^exit code 0\n1\n/);
+    },
+  );
 
   it('contains a fork bomb: forks are refused or the sandbox ends, and the host goes on', async () => {
     const { row, outputs, containers } = await run('fork-bomb', 'fork without end');

@@ -77,7 +77,8 @@ describe('hundreds of live sessions on an instance of capacity 2', () => {
   }
 
   it(
-    `finishes ${SESSIONS} agents and delivers every event in order, with worker slots to spare, through a worker restart`,
+    `finishes ${SESSIONS} agents and delivers every event in order, with ` +
+      `worker slots to spare, through a worker restart`,
     async () => {
       const sessionIds: string[] = [];
       const slots = await fewestFreeSlots(async () => {

@@ -115,65 +115,72 @@ describe('the warm sandbox pool', () => {
     ).toBeNull();
   });
 
-  it('counts against the capacity: agents and warm sandboxes never exceed it, other limits launch without the pool', async () => {
-    await waitForWarm(2);
-    let most = 0;
-    const sampling = { on: true };
-    const sampler = (async () => {
-      while (sampling.on) {
-        most = Math.max(most, (await sandboxes()).length);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-    const first = await spawn('hold-1', 'hold');
-    const second = await spawn('hold-2', 'hold');
-    // Other limits than the pool's: a sandbox of its own, after a warm one made room (3 agents on a host of 3).
-    const third = await spawn('hold-3', 'hold', { resources: { memoryMb: 512 } });
-    await waitUntil(
-      async () =>
-        (await instance.prisma.agent.count({ where: { id: { in: [first, second, third] }, state: 'running' } })) === 3,
-      30_000,
-    );
-    const running = await sandboxes();
-    expect(running.map(nameOf).sort()).toEqual([first, second, third].map(containerNameFor).sort());
-    const byName = new Map(running.map((container) => [nameOf(container), container]));
-    expect(byName.get(containerNameFor(first))?.Labels[POOL_LABEL]).toBe(instance.config.HOST_ID);
-    expect(byName.get(containerNameFor(second))?.Labels[POOL_LABEL]).toBe(instance.config.HOST_ID);
-    expect(byName.get(containerNameFor(third))?.Labels[POOL_LABEL]).toBeUndefined();
-    const memory = (await instance.docker.getContainer(containerNameFor(third)).inspect()).HostConfig.Memory;
-    expect(memory).toBe(512 * 1024 * 1024);
+  it(
+    'counts against the capacity: agents and warm sandboxes never exceed ' + 'it, other limits launch without the pool',
+    async () => {
+      await waitForWarm(2);
+      let most = 0;
+      const sampling = { on: true };
+      const sampler = (async () => {
+        while (sampling.on) {
+          most = Math.max(most, (await sandboxes()).length);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })();
+      const first = await spawn('hold-1', 'hold');
+      const second = await spawn('hold-2', 'hold');
+      // Other limits than the pool's: a sandbox of its own, after a warm one made room (3 agents on a host of 3).
+      const third = await spawn('hold-3', 'hold', { resources: { memoryMb: 512 } });
+      await waitUntil(
+        async () =>
+          (await instance.prisma.agent.count({ where: { id: { in: [first, second, third] }, state: 'running' } })) ===
+          3,
+        30_000,
+      );
+      const running = await sandboxes();
+      expect(running.map(nameOf).sort()).toEqual([first, second, third].map(containerNameFor).sort());
+      const byName = new Map(running.map((container) => [nameOf(container), container]));
+      expect(byName.get(containerNameFor(first))?.Labels[POOL_LABEL]).toBe(instance.config.HOST_ID);
+      expect(byName.get(containerNameFor(second))?.Labels[POOL_LABEL]).toBe(instance.config.HOST_ID);
+      expect(byName.get(containerNameFor(third))?.Labels[POOL_LABEL]).toBeUndefined();
+      const memory = (await instance.docker.getContainer(containerNameFor(third)).inspect()).HostConfig.Memory;
+      expect(memory).toBe(512 * 1024 * 1024);
 
-    await Promise.all([first, second, third].map(kill));
-    await waitForWarm(2);
-    sampling.on = false;
-    await sampler;
-    expect(most).toBeLessThanOrEqual(3);
-  });
+      await Promise.all([first, second, third].map(kill));
+      await waitForWarm(2);
+      sampling.on = false;
+      await sampler;
+      expect(most).toBeLessThanOrEqual(3);
+    },
+  );
 
-  it('the reconciler keeps the pool’s warm sandboxes and removes one an earlier worker left, with its slot', async () => {
-    const owned = (await waitForWarm(2)).map(nameOf);
-    const slot = path.join(instance.dataDir, 'warm-pool', 'left-behind');
-    const spec = hardenedContainerSpec({
-      name: `pool-left-behind-${Date.now()}`,
-      image: instance.config.SANDBOX_IMAGE,
-      command: ['sleep', 'infinity'],
-      workflowId: '',
-      instance: mine,
-      workspaceHostPath: slot,
-      labels: { [POOL_LABEL]: instance.config.HOST_ID, [POOL_SLOT_LABEL]: slot },
-    });
-    await (await instance.docker.createContainer(spec)).start();
-    // The pool vouches for its own; the stray one (no pool owns it) goes, with its slot workspace.
-    const result = await reconcileSandboxes(
-      instance.docker,
-      instance.temporal,
-      mine,
-      path.join(instance.dataDir, 'workspaces'),
-      { owns: (name) => owned.includes(name) },
-    );
-    expect(result.removed).toEqual([spec.name]);
-    expect(result.kept.sort()).toEqual([...owned].sort());
-    expect(await stat(slot).catch(() => null)).toBeNull();
-    expect((await warm()).map(nameOf).sort()).toEqual([...owned].sort());
-  });
+  it(
+    'the reconciler keeps the pool’s warm sandboxes and removes one an ' + 'earlier worker left, with its slot',
+    async () => {
+      const owned = (await waitForWarm(2)).map(nameOf);
+      const slot = path.join(instance.dataDir, 'warm-pool', 'left-behind');
+      const spec = hardenedContainerSpec({
+        name: `pool-left-behind-${Date.now()}`,
+        image: instance.config.SANDBOX_IMAGE,
+        command: ['sleep', 'infinity'],
+        workflowId: '',
+        instance: mine,
+        workspaceHostPath: slot,
+        labels: { [POOL_LABEL]: instance.config.HOST_ID, [POOL_SLOT_LABEL]: slot },
+      });
+      await (await instance.docker.createContainer(spec)).start();
+      // The pool vouches for its own; the stray one (no pool owns it) goes, with its slot workspace.
+      const result = await reconcileSandboxes(
+        instance.docker,
+        instance.temporal,
+        mine,
+        path.join(instance.dataDir, 'workspaces'),
+        { owns: (name) => owned.includes(name) },
+      );
+      expect(result.removed).toEqual([spec.name]);
+      expect(result.kept.sort()).toEqual([...owned].sort());
+      expect(await stat(slot).catch(() => null)).toBeNull();
+      expect((await warm()).map(nameOf).sort()).toEqual([...owned].sort());
+    },
+  );
 });

@@ -11,20 +11,24 @@ import { BASH_SESSION_FILE } from '../../sandbox-runtime/tool-scripts';
 
 /** Which tools each role gets, and how a call becomes a command in the sandbox (pure: no sandbox here). */
 describe('agent tools', () => {
-  it('gives a worker the Anthropic-defined bash tool and text editor, and read-only roles the editor plus project tools', () => {
-    expect(toolsFor('worker')).toEqual([
-      { type: 'bash_20250124', name: BASH_TOOL },
-      { type: 'text_editor_20250728', name: EDITOR_TOOL, max_characters: EDITOR_MAX_CHARACTERS },
-    ]);
-    expect(toolsFor('reviewer').map((tool) => tool.name)).toEqual([EDITOR_TOOL, 'search_files']);
-    expect(toolsFor('tester').map((tool) => tool.name)).toEqual([EDITOR_TOOL, 'search_files', 'run_tests']);
-    // Project-specific tools carry their JSON schema from zod.
-    const runTests = toolsFor('tester').find((tool) => tool.name === 'run_tests') as {
-      input_schema: { properties: Record<string, unknown>; required: string[] };
-    };
-    expect(Object.keys(runTests.input_schema.properties)).toEqual(['command', 'timeout_seconds']);
-    expect(runTests.input_schema.required).toEqual(['command']);
-  });
+  it(
+    'gives a worker the Anthropic-defined bash tool and text editor, and ' +
+      'read-only roles the editor plus project tools',
+    () => {
+      expect(toolsFor('worker')).toEqual([
+        { type: 'bash_20250124', name: BASH_TOOL },
+        { type: 'text_editor_20250728', name: EDITOR_TOOL, max_characters: EDITOR_MAX_CHARACTERS },
+      ]);
+      expect(toolsFor('reviewer').map((tool) => tool.name)).toEqual([EDITOR_TOOL, 'search_files']);
+      expect(toolsFor('tester').map((tool) => tool.name)).toEqual([EDITOR_TOOL, 'search_files', 'run_tests']);
+      // Project-specific tools carry their JSON schema from zod.
+      const runTests = toolsFor('tester').find((tool) => tool.name === 'run_tests') as {
+        input_schema: { properties: Record<string, unknown>; required: string[] };
+      };
+      expect(Object.keys(runTests.input_schema.properties)).toEqual(['command', 'timeout_seconds']);
+      expect(runTests.input_schema.required).toEqual(['command']);
+    },
+  );
 
   it('runs a bash command in the session program with the task’s timeout, and a restart clears the session', () => {
     const run = toolCommand('worker', BASH_TOOL, { command: 'cd src && export A=1' }, 42);

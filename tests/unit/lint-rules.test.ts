@@ -64,7 +64,10 @@ const CASES: LintCase[] = [
   {
     name: 'the API importing a workflow contract',
     file: 'api/app.ts',
-    code: "import { AGENT_RUN_WORKFLOW } from '../workflows/agent-run/contract';\nexport const x = AGENT_RUN_WORKFLOW;\n",
+    code:
+      'import { AGENT_RUN_WORKFLOW } from ' +
+      "'../workflows/agent-run/contract';\nexport const x = " +
+      'AGENT_RUN_WORKFLOW;\n',
     rule: null,
   },
   {

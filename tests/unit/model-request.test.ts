@@ -39,21 +39,25 @@ describe('fitting a transcript to the context window', () => {
     expect(fitted).toMatchObject({ clearedThrough: 0, clearedToolResults: 0, clearedNow: false });
   });
 
-  it('clears the oldest tool results first, keeps the latest, and stays under the budget with a marker the model reads', () => {
-    const messages = transcript(20, 2000);
-    const original = JSON.stringify(messages);
-    const fitted = fitToContext(prefix, messages, { budgetTokens: 6000, tokensPerChar: 0.25, clearedThrough: 0 });
-    expect(fitted.clearedNow).toBe(true);
-    expect(fitted.estimatedTokens).toBeLessThanOrEqual(6000 * 0.6);
-    expect(resultOf(fitted.messages[2])).toContain(
-      clearedToolResult('bash `step 0`', JSON.stringify(`0:`.padEnd(2000, 'x')).length),
-    );
-    expect(resultOf(fitted.messages.at(-1))).toContain('19:xxx');
-    expect(fitted.clearedToolResults).toBe(fitted.clearedThrough / 2);
-    // Tool calls and their ids stay: only the results' contents are replaced, and the stored transcript is untouched.
-    expect(fitted.messages.filter((message) => message.role === 'assistant')).toHaveLength(20);
-    expect(JSON.stringify(messages)).toBe(original);
-  });
+  it(
+    'clears the oldest tool results first, keeps the latest, and stays ' +
+      'under the budget with a marker the model reads',
+    () => {
+      const messages = transcript(20, 2000);
+      const original = JSON.stringify(messages);
+      const fitted = fitToContext(prefix, messages, { budgetTokens: 6000, tokensPerChar: 0.25, clearedThrough: 0 });
+      expect(fitted.clearedNow).toBe(true);
+      expect(fitted.estimatedTokens).toBeLessThanOrEqual(6000 * 0.6);
+      expect(resultOf(fitted.messages[2])).toContain(
+        clearedToolResult('bash `step 0`', JSON.stringify(`0:`.padEnd(2000, 'x')).length),
+      );
+      expect(resultOf(fitted.messages.at(-1))).toContain('19:xxx');
+      expect(fitted.clearedToolResults).toBe(fitted.clearedThrough / 2);
+      // Tool calls and their ids stay: only the results' contents are replaced, and the stored transcript is untouched.
+      expect(fitted.messages.filter((message) => message.role === 'assistant')).toHaveLength(20);
+      expect(JSON.stringify(messages)).toBe(original);
+    },
+  );
 
   it('keeps what it cleared cleared on the next turn, so the cached prefix stays the same', () => {
     const first = fitToContext(prefix, transcript(20, 2000), {

@@ -26,7 +26,10 @@ export async function ensureRetentionSchedule(client: Client, config: AppConfig)
       workflowId: `retention-run-${config.TASK_QUEUE}`,
       taskQueue: config.TASK_QUEUE,
       args: [settings],
-      staticSummary: `retention: events ${settings.eventHours} h, transcripts ${settings.transcriptHours} h, federation ${settings.federationHours} h, workspaces ${settings.workspaceHours} h`,
+      staticSummary:
+        `retention: events ${settings.eventHours} h, transcripts ` +
+        `${settings.transcriptHours} h, federation ${settings.federationHours} ` +
+        `h, workspaces ${settings.workspaceHours} h`,
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
     state: {

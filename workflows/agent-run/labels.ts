@@ -33,13 +33,21 @@ export function progressDetails(status: AgentStatus, maxTurns: number, note: str
   const cached = usage.cacheReadInputTokens ?? 0;
   const cost = typeof status.costUsd === 'number' ? ` · ≈ $${status.costUsd.toFixed(4)}` : '';
   const lines = [
-    `**${status.state}** · turn ${status.turn}/${maxTurns} · ${tokensSpent(usage)} tokens (${usage.inputTokens} in, ${usage.outputTokens} out${cached > 0 || usage.cacheCreationInputTokens ? `, cache ${cached} read / ${usage.cacheCreationInputTokens ?? 0} written` : ''})${cost}`,
+    `**${status.state}** · turn ${status.turn}/${maxTurns} · ` +
+      `${tokensSpent(usage)} tokens (${usage.inputTokens} in, ` +
+      `${usage.outputTokens} out` +
+      (cached > 0 || usage.cacheCreationInputTokens
+        ? `, cache ${cached} read / ${usage.cacheCreationInputTokens ?? 0} written`
+        : '') +
+      `)${cost}`,
     `**Last tool** ${status.lastTool ?? 'none yet'}`,
   ];
   const context = status.contextManagement;
   if (context)
     lines.push(
-      `**Context** older tool results cleared ${context.clearings}× (last at turn ${context.lastClearedAtTurn}; ${context.clearedToolResults} cleared)`,
+      `**Context** older tool results cleared ${context.clearings}× (last at ` +
+        `turn ${context.lastClearedAtTurn}; ${context.clearedToolResults} ` +
+        `cleared)`,
     );
   if (note) lines.push(`**Now** ${note}`);
   if (status.error) lines.push(`**Error** ${status.error}`);

@@ -116,7 +116,9 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       const collect = { agentId, baseSha: sandbox.baseSha, summary: ended.summary };
       const summary = 'collect result: diff, commit, test output';
       const result = await despiteWorkerLoss(() => onItsHost.collectResult.executeWithOptions({ summary }, [collect]));
-      const detail = `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ${result.filesChanged} files changed`;
+      const detail =
+        `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ` +
+        `${result.filesChanged} files changed`;
       return ended.failure
         ? { state: 'failed' as const, error: ended.failure, detail }
         : { state: 'completed' as const, detail };

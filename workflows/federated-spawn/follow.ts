@@ -132,7 +132,8 @@ export async function follow(link: Link, timeoutMs: number): Promise<Outcome> {
       // While the spoke does not answer, it is asked again within seconds (backing off up to the poll interval).
       unanswered = status.following === 'unreachable' ? unanswered + 1 : 0;
       const askAfterMs = unanswered > 0 ? Math.min(pollIntervalMs, retrySoonMs(unanswered)) : pollIntervalMs;
-      const summary = `waiting for remote events from ${input.remote.name} (asks after ${askAfterMs / 1000} s of silence)`;
+      const summary =
+        `waiting for remote events from ${input.remote.name} (asks after ` + `${askAfterMs / 1000} s of silence)`;
       const woke = await condition(() => mirror.contacted || wake() || mirror.killDue, askAfterMs, { summary });
       if (!woke) ended = await ask(link);
     }

@@ -12,7 +12,8 @@ export function followingDetails(status: FederatedAgentStatus): string {
   if (progress?.lastTool) lines.push(`**Last tool** ${progress.lastTool}`);
   if (status.kill)
     lines.push(
-      `**Kill** requested ${status.kill.requestedAt}, ${status.kill.deliveredAt ? `delivered ${status.kill.deliveredAt}` : 'not delivered yet'}`,
+      `**Kill** requested ${status.kill.requestedAt}, ` +
+        (status.kill.deliveredAt ? `delivered ${status.kill.deliveredAt}` : 'not delivered yet'),
     );
   if (status.note) lines.push(`**Now** ${status.note}`);
   if (status.error) lines.push(`**Error** ${status.error}`);

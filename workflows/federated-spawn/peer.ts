@@ -134,7 +134,9 @@ async function settleUndelivered(link: Link): Promise<Outcome | null> {
     }
     const why = answer.kind === 'refused' ? `${peer} refused it (${answer.code})` : answer.message;
     if (mirror.overdue && ++triesAfterDeadline >= RESOLVE_TRIES_AFTER_DEADLINE) {
-      const error = `${peer} never answered the spawn nor the kill sent under its messageId (last: ${why}); whether it took the spawn is unknown`;
+      const error =
+        `${peer} never answered the spawn nor the kill sent under its messageId ` +
+        `(last: ${why}); whether it took the spawn is unknown`;
       return { state: ended, detail: 'spawn unresolved', error };
     }
     if (answer.kind === 'refused') status.note = `the spawn was never answered; ${why}; trying again`;
