@@ -34,15 +34,18 @@ export interface HubEventDeps {
 const isTransient = (status: number, code: string): boolean =>
   status >= 500 || status === 429 || code === 'connection_suspended';
 
+/** One state change of an agent, numbered, for the hub that spawned it. */
+interface AgentEventPush {
+  agentId: string;
+  origin: AgentOrigin;
+  eventId: string;
+  sequence: number;
+  snapshot: LifecycleSnapshot;
+}
+
 export function createHubEventActivities(deps: HubEventDeps) {
   return {
-    async pushAgentEvent(input: {
-      agentId: string;
-      origin: AgentOrigin;
-      eventId: string;
-      sequence: number;
-      snapshot: LifecycleSnapshot;
-    }): Promise<void> {
+    async pushAgentEvent(input: AgentEventPush): Promise<void> {
       try {
         await push(input);
         deps.metrics.eventDeliveries.inc({ outcome: 'delivered' });
@@ -56,13 +59,7 @@ export function createHubEventActivities(deps: HubEventDeps) {
   };
 
   /** Signs and sends one event; resolves once the hub acknowledged it with a reply signed for this event. */
-  async function push(input: {
-    agentId: string;
-    origin: AgentOrigin;
-    eventId: string;
-    sequence: number;
-    snapshot: LifecycleSnapshot;
-  }): Promise<void> {
+  async function push(input: AgentEventPush): Promise<void> {
     const connection = await deps.prisma.federationConnection.findUniqueOrThrow({
       where: { id: input.origin.connectionId },
       include: { keys: true },

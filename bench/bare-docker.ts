@@ -4,6 +4,18 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { hardenedContainerSpec, type SandboxRuntime } from '../sandbox-runtime/container-spec';
 
+/** The hardened spec an agent's sandbox gets, for a container of no agent. */
+const bareSpec = (name: string, image: string, runtime: SandboxRuntime, workspace: string) =>
+  hardenedContainerSpec({
+    name,
+    image,
+    runtime,
+    command: ['sleep', 'infinity'],
+    workflowId: name,
+    instance: 'bench-baseline',
+    workspaceHostPath: workspace,
+  });
+
 /** The burst's baseline: `count` hardened containers created and started at once, then removed. */
 export async function bareBurst(
   docker: Docker,
@@ -17,16 +29,7 @@ export async function bareBurst(
     const started = performance.now();
     await Promise.all(
       names.map(async (name) => {
-        const spec = hardenedContainerSpec({
-          name,
-          image,
-          runtime,
-          command: ['sleep', 'infinity'],
-          workflowId: name,
-          instance: 'bench-baseline',
-          workspaceHostPath: workspace,
-        });
-        await (await docker.createContainer(spec)).start();
+        await (await docker.createContainer(bareSpec(name, image, runtime, workspace))).start();
       }),
     );
     return { allStartedMs: performance.now() - started };
@@ -55,15 +58,7 @@ export async function bareCreateStart(
 ): Promise<{ createStartMs: number; removeMs: number }> {
   const workspace = await mkdtemp(path.join(os.tmpdir(), 'bench-bare-'));
   try {
-    const spec = hardenedContainerSpec({
-      name,
-      image,
-      runtime,
-      command: ['sleep', 'infinity'],
-      workflowId: name,
-      instance: 'bench-baseline',
-      workspaceHostPath: workspace,
-    });
+    const spec = bareSpec(name, image, runtime, workspace);
     const started = performance.now();
     const container = await docker.createContainer(spec);
     await container.start();

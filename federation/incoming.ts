@@ -300,15 +300,18 @@ export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest
   const recent = await deps.prisma.federationCommand.count({
     where: { connectionId: connection.id, direction: 'inbound', createdAt: { gt: new Date(now - 60_000) } },
   });
-  if (recent >= deps.rateLimitPerMinute)
-    throw new FederationRejection(
-      429,
-      'rate_limited',
-      `more than ${deps.rateLimitPerMinute} commands in a minute`,
-      connection.id,
-    );
+  if (recent >= deps.rateLimitPerMinute) throw rateLimited(deps, 'commands', connection.id);
   return { kind: 'new', connection, envelope, bodyHash: hash };
 }
+
+/** A connection that sent more than its limit of commands (or events) in the last minute. */
+const rateLimited = (deps: AdmissionDeps, what: string, connectionId: string): FederationRejection =>
+  new FederationRejection(
+    429,
+    'rate_limited',
+    `more than ${deps.rateLimitPerMinute} ${what} in a minute`,
+    connectionId,
+  );
 
 /** Verifies an incoming EVENT: the checks of every signed message, then the rate limit (events count on their own). */
 export async function admitEvent(
@@ -320,12 +323,6 @@ export async function admitEvent(
   const recent = await deps.prisma.federationEvent.count({
     where: { connectionId: connection.id, createdAt: { gt: new Date(now - 60_000) } },
   });
-  if (recent >= deps.rateLimitPerMinute)
-    throw new FederationRejection(
-      429,
-      'rate_limited',
-      `more than ${deps.rateLimitPerMinute} events in a minute`,
-      connection.id,
-    );
+  if (recent >= deps.rateLimitPerMinute) throw rateLimited(deps, 'events', connection.id);
   return { connection, envelope };
 }

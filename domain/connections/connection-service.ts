@@ -175,11 +175,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     if (existing && (existing.status === 'ACTIVE' || existing.status === 'SUSPENDED'))
       throw new FederationRejection(409, 'already_connected', 'a connection with this instance exists');
     // The key must really be the one published at the claimed URL.
-    const published = await fetchPeerIdentity(deps.peers, instance.baseUrl).catch(() => null);
-    if (
-      published?.instanceId !== instance.instanceId ||
-      !published.keys.some((candidate) => candidate.keyId === listed.keyId && candidate.publicKey === listed.publicKey)
-    ) {
+    if (!(await publishes(instance.baseUrl, instance.instanceId, listed))) {
       throw new FederationRejection(
         403,
         'identity_mismatch',
@@ -190,6 +186,17 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     if (existing) await renewConnection(prisma, existing.id, instance, fields, false);
     else await createConnection(prisma, randomUUID(), instance, fields);
     return { status: 'PENDING' };
+  }
+
+  /** Whether `url` publishes this instance id with this very key (what a request or a URL move claims). */
+  async function publishes(
+    url: string,
+    instanceId: string,
+    key: { keyId: string; publicKey: string },
+  ): Promise<boolean> {
+    const published = await fetchPeerIdentity(deps.peers, url).catch(() => null);
+    if (published?.instanceId !== instanceId) return false;
+    return published.keys.some((candidate) => candidate.keyId === key.keyId && candidate.publicKey === key.publicKey);
   }
 
   async function handshake(request: IncomingRequest): Promise<{ status: string }> {
@@ -222,11 +229,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
             'too_many_handshakes',
             `more than ${HANDSHAKE_FETCHES_PER_MINUTE} identity fetches a minute from one address`,
           );
-        const published = await fetchPeerIdentity(deps.peers, instance.baseUrl).catch(() => null);
-        if (
-          published?.instanceId !== existing.peerInstanceId ||
-          !published.keys.some((candidate) => candidate.keyId === key.keyId && candidate.publicKey === key.publicKey)
-        ) {
+        if (!(await publishes(instance.baseUrl, existing.peerInstanceId, key))) {
           throw new FederationRejection(
             403,
             'identity_mismatch',
