@@ -4,7 +4,7 @@ import type { AppConfig } from '../config/env';
 import { parseModelPrices } from '../config/model-prices';
 import type { AgentEventFeed } from '../domain/agents/agent-event-feed';
 import { createAgentService } from '../domain/agents/agent-service';
-import { createFederatedAgentService } from '../domain/agents/federated-agents';
+import { createFederatedAgentService } from '../domain/agents/federated-agent-service';
 import { createPeerCommandHandler } from '../domain/agents/peer-commands';
 import { createConnectionService } from '../domain/connections/connection-service';
 import { peerTransport } from '../federation/client';

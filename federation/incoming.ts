@@ -187,7 +187,7 @@ async function storedKey(prisma: PrismaClient, keyId: string) {
   return key;
 }
 
-export interface AdmissionDeps {
+export interface IncomingCheckDeps {
   prisma: PrismaClient;
   /** host[:port] of PUBLIC_URL. */
   authority: string;
@@ -214,7 +214,7 @@ interface Verified<T> {
  * against no connection's rate limit and tell the caller nothing about any connection.
  */
 async function verifySigned<T extends { instanceId: string }>(
-  deps: AdmissionDeps,
+  deps: IncomingCheckDeps,
   request: IncomingRequest,
   schema: z.ZodType<T>,
   now: number,
@@ -255,7 +255,7 @@ async function verifySigned<T extends { instanceId: string }>(
  * messageId (same body: the stored reply, or `in_progress` while the first copy runs; other body:
  * refused), command type allowed, rate limit.
  */
-export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest): Promise<Admission> {
+export async function checkIncomingCommand(deps: IncomingCheckDeps, request: IncomingRequest): Promise<Admission> {
   const now = deps.now?.() ?? Date.now();
   const { connection, envelope, bodyHash: hash } = await verifySigned(deps, request, CommandEnvelopeSchema, now);
   const seen = await deps.prisma.federationCommand.findUnique({
@@ -305,7 +305,7 @@ export async function admitCommand(deps: AdmissionDeps, request: IncomingRequest
 }
 
 /** A connection that sent more than its limit of commands (or events) in the last minute. */
-const rateLimited = (deps: AdmissionDeps, what: string, connectionId: string): FederationRejection =>
+const rateLimited = (deps: IncomingCheckDeps, what: string, connectionId: string): FederationRejection =>
   new FederationRejection(
     429,
     'rate_limited',
@@ -314,8 +314,8 @@ const rateLimited = (deps: AdmissionDeps, what: string, connectionId: string): F
   );
 
 /** Verifies an incoming EVENT: the checks of every signed message, then the rate limit (events count on their own). */
-export async function admitEvent(
-  deps: AdmissionDeps,
+export async function checkIncomingEvent(
+  deps: IncomingCheckDeps,
   request: IncomingRequest,
 ): Promise<{ connection: ConnectionWithKeys; envelope: EventEnvelope }> {
   const now = deps.now?.() ?? Date.now();

@@ -2,7 +2,7 @@ import type { ApiMetrics } from '../../platform/metrics';
 import { countSpawn, noteAgent } from '../observability';
 import { Router } from 'express';
 import { LIVE_STATUS_DEADLINE_MS, type LiveStatus, type AgentRow } from '../../domain/agents/agent-service';
-import type { FederatedAgentService } from '../../domain/agents/federated-agents';
+import type { FederatedAgentService } from '../../domain/agents/federated-agent-service';
 import type { PrismaClient } from '../../prisma/client';
 import { isTerminalState, type AgentState } from '../../shared/vocabulary';
 import { FederatedSpawnRequestSchema, type RemoteProgress } from '../../shared/federated-agent-schemas';

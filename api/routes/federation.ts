@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import express, { Router, type Response } from 'express';
 import type { ConnectionService } from '../../domain/connections/connection-service';
 import { ADMIN_ACTIONS, CONNECTION_ACTIONS, type ConnectionScope } from '../../domain/connections/connection-service';
-import type { FederatedAgentService } from '../../domain/agents/federated-agents';
+import type { FederatedAgentService } from '../../domain/agents/federated-agent-service';
 import type { PeerCommandHandler } from '../../domain/agents/peer-commands';
 import { HANDSHAKE_PATH, INCOMING_COMMAND_PATH, INCOMING_EVENT_PATH, refusalCode } from '../../federation/client';
 import { publicIdentity, type IdentityHolder } from '../../federation/identity';

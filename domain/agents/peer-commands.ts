@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { signingKey, type IdentityHolder } from '../../federation/identity';
 import {
-  admitCommand,
+  checkIncomingCommand,
   FederationRejection,
   refusal,
   signedReply,
@@ -331,7 +331,7 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
     async handle(request: IncomingRequest): Promise<SignedMessageResponse> {
       const started = Date.now();
       try {
-        const admission = await admitCommand(
+        const admission = await checkIncomingCommand(
           { prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute },
           request,
         );

@@ -7,7 +7,7 @@ import type { AgentState } from '../../shared/vocabulary';
 import { SESSION_CALLBACKS_WORKFLOW, sessionCallbacksWorkflowId } from '../../workflows/session-callbacks/contract';
 import { agentContextFromTask, TASK_PRIORITIES, type SpawnSessionRequest } from '../../shared/session-schemas';
 import type { AgentRow, AgentService, LiveStatus } from '../agents/agent-service';
-import type { FederatedAgentService } from '../agents/federated-agents';
+import type { FederatedAgentService } from '../agents/federated-agent-service';
 import { DomainError } from '../errors';
 import { defaultAudience } from './callback-tokens';
 

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { z } from 'zod';
 import { signingKey, type IdentityHolder } from '../../federation/identity';
 import {
-  admitEvent,
+  checkIncomingEvent,
   FederationRejection,
   refusal,
   signedReply,
@@ -198,7 +198,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
      */
     async handleEvent(request: IncomingRequest): Promise<SignedMessageResponse> {
       try {
-        const { connection, envelope } = await admitEvent(
+        const { connection, envelope } = await checkIncomingEvent(
           { prisma, authority: deps.authority, rateLimitPerMinute: deps.rateLimitPerMinute },
           request,
         );
