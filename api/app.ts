@@ -15,6 +15,7 @@ import { dockerFromWorkerReports } from '../platform/worker-hosts';
 import type { PrismaClient } from '../prisma/client';
 import { errorHandler, notFoundHandler } from './errors';
 import { openApiDocument } from './openapi';
+import './schemas';
 import { metricsRouter, requestObservation } from './observability';
 import { createApiMetrics } from '../platform/metrics';
 import { agentRouter } from './routes/agents';
