@@ -40,7 +40,7 @@ async function watch(baseUrl: string, token: string, agentId: string, stop: Abor
     const last = seen.ids.at(-1);
     const headers = { ...bearer(token), ...(last !== undefined ? { 'last-event-id': String(last) } : {}) };
     try {
-      const { status, events, ended } = await readSse(`${baseUrl}/agents/${agentId}/events`, headers, Infinity, stop);
+      const { events } = await readSse(`${baseUrl}/agents/${agentId}/events`, headers, Infinity, stop);
       for (const event of events) {
         if (event.id === null) continue; // live model progress, not part of the log
         seen.ids.push(Number(event.id));
@@ -48,8 +48,8 @@ async function watch(baseUrl: string, token: string, agentId: string, stop: Abor
         const { data } = JSON.parse(event.data) as { data?: { type?: string; state?: string } };
         if (data?.type === 'state' && isTerminalState(data.state)) seen.finalState = data.state;
       }
-      if (seen.finalState !== null || (status === 200 && ended && events.length === 0 && last !== undefined))
-        return seen;
+      // Only the final state ends a watch: a stream the API closed as it restarted looks ended too.
+      if (seen.finalState !== null) return seen;
     } catch {
       // The API restarted or the connection broke: resume from the last id.
     }
