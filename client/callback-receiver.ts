@@ -18,7 +18,9 @@ export type CallbackRefusal =
   | 'wrong_session'
   | 'wrong_event'
   | 'bad_signature'
-  | 'malformed';
+  | 'malformed'
+  /** The orchestrator's keys could not be fetched (it is restarting, say): not a refusal, answer 503. */
+  | 'keys_unavailable';
 
 export class CallbackTokenError extends Error {
   constructor(
@@ -82,6 +84,9 @@ function refusalOf(error: unknown): CallbackTokenError {
       return new CallbackTokenError('wrong_issuer', 'the token was issued by another orchestrator');
     return new CallbackTokenError('malformed', `the token's ${error.claim} claim is not acceptable`);
   }
+  // A key set that could not be fetched says nothing about the token: the sender should try again.
+  if (error instanceof errors.JWKSTimeout || !(error instanceof errors.JOSEError))
+    return new CallbackTokenError('keys_unavailable', "the orchestrator's keys could not be fetched: try again");
   if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey)
     return new CallbackTokenError('bad_signature', 'the token is not signed by the orchestrator');
   return new CallbackTokenError(

@@ -33,6 +33,12 @@ export class CallbackReceiver {
             res.writeHead(204).end();
           })
           .catch((error: unknown) => {
+            // Keys it could not fetch are a reason to be asked again, not a refused token.
+            if (error instanceof CallbackTokenError && error.reason === 'keys_unavailable') {
+              this.attemptsWhileDown += 1;
+              res.writeHead(503).end();
+              return;
+            }
             this.refusals.push(error instanceof CallbackTokenError ? error.reason : String(error));
             res.writeHead(401).end();
           });
