@@ -81,7 +81,8 @@ export async function promoteWhenNewer(
 ): Promise<'promoted' | 'kept'> {
   const { deploymentName, buildId } = deploymentVersionOf(config);
   const namespace = config.TEMPORAL_NAMESPACE;
-  for (;;) {
+  // Backs off to once every 30 s: a host that never runs the new version must not turn this into a poll.
+  for (let tries = 0; ; tries++) {
     try {
       if (!isNewer(buildId, await currentBuildId(client, namespace, deploymentName))) return 'kept';
       await client.workflowService.setWorkerDeploymentCurrentVersion({
@@ -95,6 +96,16 @@ export async function promoteWhenNewer(
       options.onRetry?.(error);
     }
     if (options.signal?.aborted) return 'kept';
-    await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 1000));
+    const delayMs = Math.min((options.retryMs ?? 1000) * 2 ** Math.min(tries, 10), 30_000);
+    // A shutdown ends the wait at once: the worker's stop awaits this loop.
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, delayMs);
+      options.signal?.addEventListener('abort', wake);
+    });
   }
 }
