@@ -7,7 +7,7 @@ import type { WorkerMetrics } from '../platform/metrics';
 import type { PrismaClient } from '../prisma/client';
 import { createAdmissionActivities } from './admission';
 import { createAgentRecordActivities } from './agent-records';
-import { createAgentSandboxActivities } from './agent-sandbox';
+import { createAgentSandboxActivities } from './sandbox';
 import { createFederationCommandActivities } from './federation-commands';
 import { createHubEventActivities } from './hub-events';
 import { createModelActivities } from './model';

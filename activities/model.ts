@@ -7,7 +7,7 @@ import { roundUsd, type AgentType, type TokenUsage } from '../shared/vocabulary'
 import { type AgentContext } from '../shared/agent-schemas';
 import type { ModelProgress } from '../shared/agent-events';
 import { toolCallLabel, toolsFor } from '../sandbox-runtime/agent-tools';
-import { stoppedByKill } from './agent-sandbox';
+import { stoppedByKill } from './sandbox';
 import { whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
 import {

@@ -1,6 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import type { AgentType } from '../shared/vocabulary';
+import type { ExecResult } from './containers';
 import { BASH_SESSION, BASH_SESSION_FILE, TEXT_EDITOR } from './tool-scripts';
 
 /**
@@ -227,4 +228,24 @@ export function toolCommand(
 
 export class ToolInputError extends Error {
   override readonly name = 'ToolInputError';
+}
+
+/**
+ * What the model reads of a command: its exit code and both streams, or for a plain tool (the editor) its answer alone.
+ */
+export function formatToolOutput(result: ExecResult, plain: boolean): string {
+  const timedOut = result.exitCode === 124 ? ' (timed out)' : '';
+  const parts = plain
+    ? [
+        result.exitCode === 0
+          ? result.stdout
+          : result.stderr || `the tool failed with exit code ${result.exitCode}${timedOut}`,
+      ]
+    : [
+        `exit code ${result.exitCode}${timedOut}`,
+        ...(result.stdout ? [result.stdout] : []),
+        ...(result.stderr ? [`stderr:\n${result.stderr}`] : []),
+      ];
+  if (result.outputTruncated) parts.push(`[output truncated to ${TOOL_OUTPUT_LIMIT_BYTES} bytes per stream]`);
+  return parts.join('\n');
 }

@@ -12,7 +12,7 @@ import { connectTemporalClient, connectWorkerConnection } from '../temporal/conn
 import { createInstanceWorkers } from '../temporal/instance-workers';
 import { reconcileSandboxes } from './jobs/sandbox-reconciler';
 import { reconcileAgentRows } from './jobs/agent-reconciler';
-import { watchLiveSandboxes } from '../activities/agent-sandbox';
+import { watchLiveSandboxes } from '../activities/sandbox';
 import { createIdentityHolder, identitySettings } from '../federation/identity';
 import { activityDeps } from './activity-deps';
 import { ensureRetentionSchedule } from './jobs/retention-schedule';

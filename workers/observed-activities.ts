@@ -2,7 +2,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { cancelledByShutdown, WORKER_SHUTDOWN_FAILURE } from '../activities/heartbeat';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Logger } from '../platform/logger';
-import { isSandboxRemoved } from '../activities/agent-sandbox';
+import { isSandboxRemoved } from '../activities/sandbox';
 import type { WorkerMetrics } from '../platform/metrics';
 
 /** The ids an activity's input carries that tie its log lines to an agent or a federation message. */

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { createActivities } from '../../activities';
-import { watchLiveSandboxes } from '../../activities/agent-sandbox';
+import { watchLiveSandboxes } from '../../activities/sandbox';
 import { ensureRetentionSchedule } from '../../workers/jobs/retention-schedule';
 import { retentionScheduleId } from '../../workflows/retention/contract';
 import { activityDeps } from '../../workers/activity-deps';

@@ -2,6 +2,8 @@ import {
   BASH_TOOL,
   EDITOR_MAX_CHARACTERS,
   EDITOR_TOOL,
+  formatToolOutput,
+  TOOL_OUTPUT_LIMIT_BYTES,
   toolCallLabel,
   toolCommand,
   ToolInputError,
@@ -119,5 +121,32 @@ describe('agent tools', () => {
       'editor create `src/a.ts`',
     );
     expect(toolCallLabel('search_files', { pattern: 'TODO' })).toBe('search_files `TODO`');
+  });
+});
+
+/** What the model reads of a finished command. */
+describe('tool output', () => {
+  const run = (exitCode: number, stdout = '', stderr = '', outputTruncated = false) => ({
+    exitCode,
+    stdout,
+    stderr,
+    outputTruncated,
+  });
+
+  it('shows a command its exit code and both streams', () => {
+    expect(formatToolOutput(run(1, 'out', 'err'), false)).toBe('exit code 1\nout\nstderr:\nerr');
+    expect(formatToolOutput(run(0, 'out'), false)).toBe('exit code 0\nout');
+  });
+
+  it('says a command timed out, and that its output was cut', () => {
+    expect(formatToolOutput(run(124, '', '', true), false)).toBe(
+      `exit code 124 (timed out)\n[output truncated to ${TOOL_OUTPUT_LIMIT_BYTES} bytes per stream]`,
+    );
+  });
+
+  it("gives the editor's answer alone, or its error", () => {
+    expect(formatToolOutput(run(0, 'The file was edited.'), true)).toBe('The file was edited.');
+    expect(formatToolOutput(run(2, '', 'no such file'), true)).toBe('no such file');
+    expect(formatToolOutput(run(2), true)).toBe('the tool failed with exit code 2');
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { LaunchedSandbox, ToolOutcome } from '../../activities/agent-sandbox';
+import type { LaunchedSandbox, ToolOutcome } from '../../workflows/agent-run/contract';
 import type { ModelTurn } from '../../activities/model';
 import { AgentContextSchema, AgentOptionsSchema } from '../../shared/agent-schemas';
 import { sandboxHostQueue } from '../../shared/task-queues';

@@ -80,3 +80,28 @@ export const AGENT_RUN_FAILURES = {
   modelNotConfigured: 'ModelNotConfigured',
   contextWindowExceeded: 'ContextWindowExceeded',
 } as const;
+
+/** What launchSandbox returns: where the sandbox runs and the commit the agent starts from. */
+export interface LaunchedSandbox {
+  hostQueue: string;
+  containerName: string;
+  baseSha: string;
+}
+
+/** What runTool returns: the call's outcome (its output is stored, not carried through the history). */
+export interface ToolOutcome {
+  status: 'finished' | 'unknown';
+  isError: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** The workspace is full: further writes fail. */
+  quotaReached?: boolean;
+}
+
+/** What collectResult returns: the result branch and what changed on it. */
+export interface AgentResultSummary {
+  branch: string;
+  commitSha: string | null;
+  filesChanged: number;
+  testExitCode: number | null;
+}

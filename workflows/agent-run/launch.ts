@@ -1,5 +1,5 @@
 import { ApplicationFailure, condition } from '@temporalio/workflow';
-import type { LaunchedSandbox } from '../../activities/agent-sandbox';
+import type { LaunchedSandbox } from './contract';
 import { sandboxHostQueue } from '../../shared/task-queues';
 import { DEFAULT_PRIORITY, type AgentState } from '../../shared/vocabulary';
 import type { SlotAnswer } from '../admission/contract';

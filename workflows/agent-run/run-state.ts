@@ -1,4 +1,4 @@
-import type { LaunchedSandbox } from '../../activities/agent-sandbox';
+import type { LaunchedSandbox } from './contract';
 import type { ModelTurn } from '../../activities/model';
 import type { AgentOptions } from '../../shared/agent-schemas';
 import { roundUsd, tokensSpent, type AgentState } from '../../shared/vocabulary';

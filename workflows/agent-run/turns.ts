@@ -1,4 +1,4 @@
-import type { LaunchedSandbox } from '../../activities/agent-sandbox';
+import type { LaunchedSandbox } from './contract';
 import { despiteWorkerLoss, onHost } from './proxies';
 import type { AgentRunInput, AgentStatus } from './contract';
 import { modelCallSummary, toolCallSummary } from './labels';

@@ -1,0 +1,19 @@
+import { createCollectActivities } from './collect';
+import type { AgentSandboxDeps } from './deps';
+import { createLaunchActivities } from './launch';
+import { createRunToolActivities } from './run-tool';
+import { createTeardownActivities } from './teardown';
+
+export type { AgentSandboxDeps } from './deps';
+export { isSandboxRemoved, stoppedByKill } from './failures';
+export { watchLiveSandboxes } from './teardown';
+
+/** The activities of an agent's sandbox on this host: launch, tool calls, collect and teardown. */
+export function createAgentSandboxActivities(deps: AgentSandboxDeps) {
+  return {
+    ...createLaunchActivities(deps),
+    ...createRunToolActivities(deps),
+    ...createCollectActivities(deps),
+    ...createTeardownActivities(deps),
+  };
+}
