@@ -19,6 +19,7 @@ import { createRetentionActivities } from './retention';
 import { createSessionCallbackActivities } from './session-callbacks';
 import type { SandboxRuntime } from '../sandbox-runtime/container-spec';
 import type { QuotaWatchdog } from '../sandbox-runtime/quota-watchdog';
+import type { RepositoryCache } from '../sandbox-runtime/repository-cache';
 import type { WarmPool } from '../sandbox-runtime/warm-pool';
 import type { QuotaMode } from '../sandbox-runtime/workspace';
 
@@ -52,6 +53,8 @@ export interface ActivityDeps {
   quotaWatch: QuotaWatchdog | null;
   /** Sandboxes started ahead of demand on this host (WARM_POOL_SIZE > 0), or null. */
   warmPool: WarmPool | null;
+  /** The mirrors of the repositories this host clones (REPOSITORY_CACHE=on), or null. */
+  repositoryCache: RepositoryCache | null;
   /** Prices and context windows per model (MODEL_PRICES merged over the defaults). */
   modelPrices: ModelPriceTable;
 }

@@ -5,6 +5,7 @@ import { WORKER_REPORT_MAX_AGE_MS } from '../platform/worker-hosts';
 import type { PrunedRecords, RetentionSettings } from '../workflows/retention/contract';
 import { sandboxHostQueue } from '../shared/task-queues';
 import { pruneWorkspaces } from '../sandbox-runtime/workspace-retention';
+import type { RepositoryCache } from '../sandbox-runtime/repository-cache';
 
 /** An outbound command still sending after this long has no attempt left (a spawn's retries last minutes). */
 const ABANDONED_SEND_MS = 3600 * 1000;
@@ -15,6 +16,7 @@ export interface RetentionDeps {
   prisma: PrismaClient;
   docker: Docker;
   workspacesDir: string;
+  repositoryCache: RepositoryCache | null;
 }
 
 const cutoff = (hours: number, now: number): Date => new Date(now - hours * 3600 * 1000);
@@ -116,7 +118,10 @@ export function createRetentionActivities(deps: RetentionDeps) {
       return hosts.map((host) => sandboxHostQueue(host.hostId));
     },
 
-    /** Runs on a host's own queue: removes that host's workspaces kept past the retention. */
+    /**
+     * Runs on a host's own queue: removes that host's workspaces kept past the retention, and the mirrors of its
+     * repository cache that no spawn used for as long. Returns the number of workspaces removed.
+     */
     async pruneHostWorkspaces(input: { retentionHours: number }): Promise<number> {
       const removed = await pruneWorkspaces({
         docker: deps.docker,
@@ -124,6 +129,8 @@ export function createRetentionActivities(deps: RetentionDeps) {
         workspacesDir: deps.workspacesDir,
         retentionHours: input.retentionHours,
       });
+      const mirrors = (await deps.repositoryCache?.prune(input.retentionHours)) ?? 0;
+      if (mirrors > 0) Context.current().log.info('repository cache pruned', { mirrors });
       return removed.length;
     },
   };

@@ -105,6 +105,11 @@ export const configSchema = z.object({
    * Sandboxes this host keeps created and started ahead of demand (0: none); they count against MAX_CONCURRENT_AGENTS.
    */
   WARM_POOL_SIZE: z.coerce.number().int().min(0).max(1000).default(0),
+  /**
+   * Whether this host keeps a mirror of each repository agents clone (under DATA_DIR/repository-cache), so a spawn
+   * fetches what changed and copies the checkout instead of cloning the whole repository.
+   */
+  REPOSITORY_CACHE: z.enum(['on', 'off']).default('on'),
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   /**

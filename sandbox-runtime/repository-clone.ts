@@ -2,13 +2,14 @@ import { lookup } from 'node:dns/promises';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runProgram } from '../platform/program-runner';
+import { runProgram, type ProgramOptions } from '../platform/program-runner';
 import {
   admitRepository,
   RepositoryRefused,
   type CloneSource,
   type RepositoryPolicy,
 } from '../platform/repository-policy';
+import type { RepositoryCache } from './repository-cache';
 
 export const CLONE_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -22,6 +23,8 @@ export interface CloneOptions {
   signal: AbortSignal;
   /** Where git's own words go when it fails (the operator's log, never the answer). */
   onGitError: (stderr: string) => void;
+  /** The host's repository cache: the clone is copied from its mirror, refreshed first. Null: clone directly. */
+  cache: RepositoryCache | null;
 }
 
 /**
@@ -32,6 +35,8 @@ export interface CloneOptions {
  * no hooks, no SSH keys, no environment but PATH, only the one transport the source needs, no
  * redirects, and a time limit. Its size is bounded by the workspace it clones into. A failure never
  * says whether a path exists on the host; the operator finds git's own words in the worker's log.
+ * With a repository cache, git fetches the branch into the host's mirror of the repository (under the same rules) and
+ * the checkout is copied from there; its origin is the repository itself, as with a direct clone.
  */
 export async function cloneRepository(
   policy: RepositoryPolicy,
@@ -82,12 +87,36 @@ export async function cloneRepository(
     SSH_ASKPASS: '/bin/false',
     GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null',
   };
+  const origin = source.kind === 'local' ? source.path : source.url;
+  const gitConfig = config.flatMap(([key, value]) => ['-c', `${key}=${value}`]);
+  const run: ProgramOptions = { env, timeoutMs: CLONE_TIMEOUT_MS, maxBuffer: 1024 * 1024, signal: options.signal };
+  const gitFailed = (error: unknown): never => {
+    // A kill during the clone: git was stopped, and the caller learns why.
+    if (options.signal.aborted) throw options.signal.reason;
+    options.onGitError(stderrOf(error));
+    throw unavailable();
+  };
+  // git is told this one folder is safe to read: a quota's file system belongs to the sandbox user.
+  const inCheckout = ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir];
   try {
-    try {
+    // A cache that fails (a mirror damaged on disk) never fails a spawn a direct clone would serve: the direct clone
+    // follows, and the mirror is made again by the next spawn.
+    const cached = options.cache
+      ? await copyFromCache(options.cache, { origin, branch: input.branch, dir: input.dir }, gitConfig, run).catch(
+          (error: unknown) => {
+            if (options.signal.aborted) throw options.signal.reason;
+            options.onGitError(`the repository cache failed: ${stderrOf(error)}`);
+            return false;
+          },
+        )
+      : false;
+    if (cached) {
+      await runProgram('git', [...inCheckout, 'remote', 'set-url', 'origin', origin], { env, timeoutMs: 30_000 });
+    } else {
       await runProgram(
         'git',
         [
-          ...config.flatMap(([key, value]) => ['-c', `${key}=${value}`]),
+          ...gitConfig,
           'clone',
           '--quiet',
           '--template=',
@@ -96,31 +125,31 @@ export async function cloneRepository(
           input.branch,
           '--single-branch',
           '--',
-          source.kind === 'local' ? source.path : source.url,
+          origin,
           input.dir,
         ],
-        {
-          env,
-          timeoutMs: CLONE_TIMEOUT_MS,
-          maxBuffer: 1024 * 1024,
-          signal: options.signal,
-        },
-      );
-    } catch (error) {
-      // A kill during the clone: git was stopped, and the caller learns why.
-      if (options.signal.aborted) throw options.signal.reason;
-      options.onGitError((error as { stderr?: string }).stderr?.trim() ?? String(error));
-      throw unavailable();
+        run,
+      ).catch(gitFailed);
+      if (options.cache) await options.cache.discard(origin).catch(() => undefined);
     }
     // The fresh checkout, before anything of the agent ran in it: its commit is read here, not in the sandbox.
-    // (A quota's file system belongs to the sandbox user: git is told this one folder is safe to read.)
-    const { stdout } = await runProgram(
-      'git',
-      ['-c', 'core.hooksPath=/dev/null', '-c', `safe.directory=${input.dir}`, '-C', input.dir, 'rev-parse', 'HEAD'],
-      { env, timeoutMs: 30_000 },
-    );
+    const { stdout } = await runProgram('git', [...inCheckout, 'rev-parse', 'HEAD'], { env, timeoutMs: 30_000 });
     return { headSha: stdout.trim() };
   } finally {
     await rm(home, { recursive: true, force: true });
   }
+}
+
+const stderrOf = (error: unknown): string => (error as { stderr?: string }).stderr?.trim() || String(error);
+
+/** Refreshes the repository's mirror and copies the checkout from it (see RepositoryCache). */
+async function copyFromCache(
+  cache: RepositoryCache,
+  clone: { origin: string; branch: string; dir: string },
+  gitConfig: string[],
+  run: ProgramOptions,
+): Promise<true> {
+  const mirror = await cache.refresh(clone.origin, clone.branch, { config: gitConfig, options: run });
+  await cache.cloneFrom(mirror, clone.branch, clone.dir, run);
+  return true;
 }

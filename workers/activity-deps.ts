@@ -6,6 +6,7 @@ import { instanceLabel } from './jobs/sandbox-reconciler';
 import { DEFAULT_SANDBOX_LIMITS } from '../sandbox-runtime/container-spec';
 import { createWarmPool } from '../sandbox-runtime/warm-pool';
 import { QuotaWatchdog } from '../sandbox-runtime/quota-watchdog';
+import { RepositoryCache } from '../sandbox-runtime/repository-cache';
 import { detectQuotaMode } from '../sandbox-runtime/workspace';
 import type { AppConfig } from '../config/env';
 import { parseModelPrices } from '../config/model-prices';
@@ -63,6 +64,8 @@ export async function activityDeps(
     quotaWatch,
     workspaceMaxMb: config.WORKSPACE_MAX_MB,
     warmPool,
+    repositoryCache:
+      config.REPOSITORY_CACHE === 'on' ? new RepositoryCache(path.join(config.DATA_DIR, 'repository-cache')) : null,
     ...clients,
     anthropic: createAnthropicClient(config.ANTHROPIC_API_KEY, config.ANTHROPIC_BASE_URL),
     modelPrices: parseModelPrices(config.MODEL_PRICES),

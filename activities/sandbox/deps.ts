@@ -6,6 +6,7 @@ import type { RepositoryPolicy } from '../../platform/repository-policy';
 import type { PrismaClient } from '../../prisma/client';
 import { clampLimits, type SandboxRuntime } from '../../sandbox-runtime/container-spec';
 import type { QuotaWatchdog } from '../../sandbox-runtime/quota-watchdog';
+import type { RepositoryCache } from '../../sandbox-runtime/repository-cache';
 import type { WarmPool } from '../../sandbox-runtime/warm-pool';
 import type { QuotaMode } from '../../sandbox-runtime/workspace';
 import type { AgentOptions } from '../../shared/agent-schemas';
@@ -35,6 +36,8 @@ export interface AgentSandboxDeps {
   modelCalls: InFlightModelCalls;
   /** Where quotas are only watched: the watch over every live sandbox of this host (null in loop mode). */
   quotaWatch: QuotaWatchdog | null;
+  /** The mirrors of the repositories this host clones (REPOSITORY_CACHE), or null. */
+  repositoryCache: RepositoryCache | null;
 }
 
 /** The agent's workspace quota: what its options ask for, within the instance's bound. */

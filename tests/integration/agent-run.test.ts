@@ -1,6 +1,9 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { issueApiToken } from '../../api/auth';
 import { randomUUID } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { RepositoryCache } from '../../sandbox-runtime/repository-cache';
 import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
 import {
   AGENT_RUN_WORKFLOW,
@@ -99,7 +102,14 @@ describe('agents on one instance', () => {
     await withWorkspace(instance, agentId, async (workspace) => {
       expect(await git(workspace, 'rev-parse', `agent/${agentId}`)).toBe(view.result.commitSha);
       expect(await git(workspace, 'show', `agent/${agentId}:hello.txt`)).toBe('hello from the agent');
+      // Copied from the host's mirror of the repository, whose origin it still names; the agent's branch stays here.
+      expect(await git(workspace, 'remote', 'get-url', 'origin')).toBe(await realpath(repository));
     });
+    const mirror = new RepositoryCache(path.join(instance.config.DATA_DIR, 'repository-cache')).mirrorOf(
+      await realpath(repository),
+    );
+    expect(await git(mirror, 'rev-parse', 'refs/heads/main')).toBe(await git(repository, 'rev-parse', 'main'));
+    await expect(git(mirror, 'rev-parse', '--verify', '--quiet', `refs/heads/agent/${agentId}`)).rejects.toThrow();
     expect(await containersOf(instance.docker, agentId)).toBe(0);
 
     // The model saw the tool results, ran as the sandbox user, and the key stayed on the worker.

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { runProgram, type ProgramOptions } from '../platform/program-runner';
+
+/** How long a spawn waits for another one's fetch or the retention's removal of the same mirror. */
+const LOCK_WAIT_SECONDS = 600;
+/** Touched by every fetch: when the mirror was last used, for the retention. */
+const LAST_USED = 'FETCH_HEAD';
+
+/**
+ * A per-host cache of the repositories agents clone: one bare mirror per repository, refreshed with a fetch of the
+ * branch a spawn asks for, and cloned from with a plain file copy. A clone of a known repository then moves only what
+ * changed since the last spawn over the network.
+ *
+ * Concurrency, across every worker process of the host: a fetch (or the retention's removal) holds the mirror's lock
+ * exclusively, a clone holds it shared; the kernel releases a lock whose holder died. Lock files stay (empty, one per
+ * repository ever cached): removing one a waiter holds open would let two holders in. Objects are copied, never hard
+ * linked: the workspace belongs to the sandbox user, and a shared inode would let one agent change what every later
+ * clone of that repository reads. Automatic gc is off in a mirror, so a clone in progress never loses a pack.
+ */
+export class RepositoryCache {
+  constructor(readonly dir: string) {}
+
+  /** The mirror of a repository: named by a hash of its URL or real path. */
+  mirrorOf(source: string): string {
+    return path.join(this.dir, `${createHash('sha256').update(source).digest('hex').slice(0, 32)}.git`);
+  }
+
+  private lockOf(mirror: string): string {
+    return `${mirror}.lock`;
+  }
+
+  /**
+   * Fetches `branch` of `source` into its mirror (created on first use), with the caller's hardened git configuration
+   * and environment. Rejects like the program (a ProgramError with git's stderr).
+   */
+  async refresh(source: string, branch: string, git: { config: string[]; options: ProgramOptions }): Promise<string> {
+    const mirror = this.mirrorOf(source);
+    await mkdir(this.dir, { recursive: true });
+    // One lock for both steps: a mirror the retention removed meanwhile is made again, never fetched into half.
+    const initThenFetch = 'git init --quiet --bare --template= "$0" && exec git "$@"';
+    await runProgram(
+      'flock',
+      [
+        '-x',
+        '-w',
+        String(LOCK_WAIT_SECONDS),
+        '-F',
+        this.lockOf(mirror),
+        'sh',
+        '-c',
+        initThenFetch,
+        mirror,
+        ...git.config,
+        '-c',
+        'gc.auto=0',
+        '-c',
+        'maintenance.auto=false',
+        '-C',
+        mirror,
+        'fetch',
+        '--quiet',
+        '--no-tags',
+        '--',
+        source,
+        `+refs/heads/${branch}:refs/heads/${branch}`,
+      ],
+      git.options,
+    );
+    return mirror;
+  }
+
+  /** Clones `branch` from the mirror into `dir` (objects copied), while no fetch changes the mirror. */
+  async cloneFrom(mirror: string, branch: string, dir: string, options: ProgramOptions): Promise<void> {
+    await runProgram(
+      'flock',
+      [
+        '-s',
+        '-w',
+        String(LOCK_WAIT_SECONDS),
+        '-F',
+        this.lockOf(mirror),
+        'git',
+        '-c',
+        'protocol.allow=never',
+        '-c',
+        'protocol.file.allow=always',
+        '-c',
+        'core.hooksPath=/dev/null',
+        'clone',
+        '--quiet',
+        '--template=',
+        '--no-hardlinks',
+        '--branch',
+        branch,
+        '--single-branch',
+        '--',
+        mirror,
+        dir,
+      ],
+      options,
+    );
+  }
+
+  /** Removes the mirror of `source` unless a spawn uses it right now (a failed one: the next spawn makes it anew). */
+  async discard(source: string): Promise<void> {
+    await this.discardMirror(this.mirrorOf(source));
+  }
+
+  /** Fails at once when the mirror's lock is held. */
+  private async discardMirror(mirror: string): Promise<void> {
+    await runProgram('flock', ['-x', '-n', '-F', this.lockOf(mirror), 'rm', '-rf', '--', mirror]);
+  }
+
+  /**
+   * Removes the mirrors no spawn fetched into for `retentionHours` (skipping one in use: its lock is held). Returns
+   * how many.
+   */
+  async prune(retentionHours: number, now = Date.now()): Promise<number> {
+    if (retentionHours <= 0) return 0;
+    const cutoff = now - retentionHours * 3600 * 1000;
+    const mirrors = (await readdir(this.dir).catch(() => [])).filter((name) => name.endsWith('.git'));
+    let removed = 0;
+    for (const name of mirrors) {
+      const mirror = path.join(this.dir, name);
+      const used = await stat(path.join(mirror, LAST_USED))
+        .catch(() => stat(mirror))
+        .catch(() => null);
+      if (!used || used.mtimeMs >= cutoff) continue;
+      const taken = await this.discardMirror(mirror).then(
+        () => true,
+        () => false, // in use right now: kept until the next pruning
+      );
+      if (taken) removed += 1;
+    }
+    return removed;
+  }
+}
