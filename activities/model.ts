@@ -10,6 +10,7 @@ import { toolCallLabel, toolsFor } from '../sandbox-runtime/agent-tools';
 import { stoppedByKill } from './sandbox';
 import { whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
+import { TranscriptCache } from '../model-client/transcript-cache';
 import {
   ContextOverflowError,
   firstPrompt,
@@ -72,6 +73,12 @@ export interface ModelDeps {
 
 /** SDK message blocks are plain JSON data; Prisma's Json input type just cannot see that. */
 const asJson = (value: unknown): Prisma.InputJsonValue => value as Prisma.InputJsonValue;
+
+const storedMessageOf = (row: { seq: number; role: string; content: Prisma.JsonValue }): StoredMessage => ({
+  seq: row.seq,
+  role: row.role as StoredMessage['role'],
+  content: row.content as unknown as StoredMessage['content'],
+});
 
 /** A message with seq 2t+1 is the model's reply in turn t; seq 2t (t > 0) holds the tool results it answers. */
 const replySeq = (turn: number): number => 2 * turn + 1;
@@ -145,21 +152,44 @@ class StreamedProgress {
 }
 
 export function createModelActivities({ prisma, anthropic, metrics, modelPrices, modelCalls }: ModelDeps) {
-  /** Appends the tool results of turn-1 (idempotent); a call that never finished is reported as unknown. */
-  async function ensureToolResults(agentId: string, turn: number): Promise<void> {
-    const seq = 2 * turn;
-    if (await prisma.agentMessage.findUnique({ where: { agentId_seq: { agentId, seq } } })) return;
-    const calls = await prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 } });
-    const previous = await prisma.agentMessage.findUniqueOrThrow({
-      where: { agentId_seq: { agentId, seq: replySeq(turn - 1) } },
+  const transcripts = new TranscriptCache();
+  /**
+   * The conversation up to this turn: what this worker cached, what was stored since (one query, usually empty), and
+   * what this turn adds before its request (the first prompt, or the tool results of the turn before), which is stored
+   * with the reply, in one write. `storedReply` is set when a previous attempt already stored this turn's reply.
+   */
+  async function conversationAt(
+    agentId: string,
+    turn: number,
+    context: AgentContext,
+  ): Promise<{
+    messages: StoredMessage[];
+    added: StoredMessage[];
+    unknownCalls: string[];
+    storedReply?: StoredMessage;
+  }> {
+    const cached = transcripts.prefix(agentId, replySeq(turn));
+    const rows = await prisma.agentMessage.findMany({
+      where: { agentId, seq: { gt: cached.at(-1)?.seq ?? -1, lte: replySeq(turn) } },
+      orderBy: { seq: 'asc' },
     });
-    const order = (previous.content as unknown as Anthropic.ContentBlock[])
+    const known = [...cached, ...rows.map(storedMessageOf)];
+    const storedReply = known.find((message) => message.seq === replySeq(turn));
+    if (storedReply) return { messages: known, added: [], unknownCalls: [], storedReply };
+    if (turn === 0) {
+      const first: StoredMessage = { seq: 0, role: 'user', content: firstPrompt(context) };
+      return known.length > 0
+        ? { messages: known, added: [], unknownCalls: [] }
+        : { messages: [first], added: [first], unknownCalls: [] };
+    }
+    if (known.some((message) => message.seq === 2 * turn)) return { messages: known, added: [], unknownCalls: [] };
+    const previous = known.find((message) => message.seq === replySeq(turn - 1));
+    if (!previous) throw ApplicationFailure.nonRetryable(`turn ${turn - 1} has no stored reply`, MODEL_REJECTED);
+    const calls = await prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 } });
+    const byId = new Map(calls.map((call) => [call.id, call]));
+    const order = (previous.content as Anthropic.ContentBlock[])
       .filter((block) => block.type === 'tool_use')
       .map((block) => block.id);
-    const byId = new Map(calls.map((call) => [call.id, call]));
-    const unfinished = calls.filter((call) => call.status !== 'finished').map((call) => call.id);
-    if (unfinished.length > 0)
-      await prisma.toolCall.updateMany({ where: { agentId, id: { in: unfinished } }, data: { status: 'unknown' } });
     const content: Anthropic.ToolResultBlockParam[] = order.map((id) => {
       const call = byId.get(id);
       const finished = call?.status === 'finished';
@@ -170,10 +200,10 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
         is_error: finished ? call.isError : true,
       };
     });
-    await prisma.agentMessage.createMany({
-      data: [{ agentId, seq, role: 'user', content: asJson(content) }],
-      skipDuplicates: true,
-    });
+    const results: StoredMessage = { seq: 2 * turn, role: 'user', content };
+    // A call that never finished is reported to the model as unknown, and recorded so with the reply.
+    const unknownCalls = calls.filter((call) => call.status !== 'finished').map((call) => call.id);
+    return { messages: [...known, results], added: [results], unknownCalls };
   }
 
   /**
@@ -237,30 +267,17 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       const context = agent.context as unknown as AgentContext;
       const options = agent.options as { model: string };
 
+      const conversation = await conversationAt(agentId, turn, context);
       // A retry after the reply was stored (the previous attempt's completion was lost) must not call the model again.
-      const stored = await prisma.agentMessage.findUnique({ where: { agentId_seq: { agentId, seq: replySeq(turn) } } });
-      if (stored)
-        return summarize(stored.content as unknown as Anthropic.ContentBlock[], null, {
+      if (conversation.storedReply)
+        return summarize(conversation.storedReply.content as Anthropic.ContentBlock[], null, {
           inputTokens: 0,
           outputTokens: 0,
         });
 
       if (!anthropic)
         throw ApplicationFailure.nonRetryable('ANTHROPIC_API_KEY is not set on the worker', MODEL_NOT_CONFIGURED);
-      await prisma.agentMessage.createMany({
-        data: [{ agentId, seq: 0, role: 'user', content: firstPrompt(context) }],
-        skipDuplicates: true,
-      });
-      if (turn > 0) await ensureToolResults(agentId, turn);
-      const rows = await prisma.agentMessage.findMany({
-        where: { agentId, seq: { lte: 2 * turn } },
-        orderBy: { seq: 'asc' },
-      });
-      const transcript: StoredMessage[] = rows.map((row) => ({
-        seq: row.seq,
-        role: row.role as StoredMessage['role'],
-        content: row.content as unknown as StoredMessage['content'],
-      }));
+      const transcript = conversation.messages;
 
       const price = priceOf(modelPrices, options.model);
       const system = systemPrompt(agentType, context);
@@ -346,10 +363,26 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
 
       const toolUses = reply.content.filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use');
       const promptTokens = usage.inputTokens + usage.cacheCreationInputTokens + usage.cacheReadInputTokens;
+      const replyMessage: StoredMessage = { seq: replySeq(turn), role: 'assistant', content: reply.content };
+      // One write per turn: what the request added (the first prompt or the tool results), the reply, the tool calls
+      // it asks for, the agent's counters and the turn's events.
       const statements: Array<Prisma.PrismaPromise<unknown>> = [
-        prisma.agentMessage.create({
-          data: { agentId, seq: replySeq(turn), role: 'assistant', content: asJson(reply.content) },
+        prisma.agentMessage.createMany({
+          data: [...conversation.added, replyMessage].map((message) => ({
+            agentId,
+            seq: message.seq,
+            role: message.role,
+            content: asJson(message.content),
+          })),
         }),
+        ...(conversation.unknownCalls.length > 0
+          ? [
+              prisma.toolCall.updateMany({
+                where: { agentId, id: { in: conversation.unknownCalls } },
+                data: { status: 'unknown' },
+              }),
+            ]
+          : []),
         prisma.toolCall.createMany({
           data: toolUses.map((use) => ({
             id: use.id,
@@ -398,6 +431,7 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
         }),
       ];
       await prisma.$transaction(statements);
+      transcripts.keep(agentId, [...transcript, replyMessage]);
       return {
         ...summarize(reply.content, reply.stop_reason, usage),
         costUsd: turnCost,
