@@ -5,7 +5,7 @@ import type Docker from 'dockerode';
 import { hardenedContainerSpec, type SandboxRuntime } from '../sandbox-runtime/container-spec';
 
 /** The hardened spec an agent's sandbox gets, for a container of no agent. */
-const bareSpec = (name: string, image: string, runtime: SandboxRuntime, workspace: string) =>
+export const bareSpec = (name: string, image: string, runtime: SandboxRuntime, workspace: string) =>
   hardenedContainerSpec({
     name,
     image,

@@ -19,6 +19,7 @@ const PANELS: Array<{ title: string; series: string[] }> = [
   },
   { title: 'kill → container gone', series: ['bare forced remove', 'kill → gone', 'federated kill → gone'] },
   { title: 'status query', series: ['bare workflow query', 'status through the API'] },
+  { title: 'a turn: model call + tool call', series: ['bare turn', 'turn through the system'] },
   { title: 'burst: spawn → running', series: ['burst spawn → running'] },
 ];
 

@@ -16,7 +16,8 @@ const times = (value: number): string => `${value.toFixed(2)}×`;
 
 /** The rows of issue 12's targets (and the figures without one), from one run's results. */
 export function reportRows(results: BenchmarkResults): ReportRow[] {
-  const { spawn, pooled, kill, federated, status, verification, burst, history, idleStreams } = results;
+  const { spawn, pooled, kill, federated, status, turn, verification, burst, history, idleStreams } = results;
+  const turnP50 = ratio(turn.ours.p50, turn.baseline.p50);
   const spawnP50 = ratio(spawn.ours.p50, spawn.baseline.p50);
   const spawnP99 = ratio(spawn.ours.p99, spawn.baseline.p99);
   const overLocal = federated.spawn.p50 - federated.localSpawnP50;
@@ -100,6 +101,14 @@ export function reportRows(results: BenchmarkResults): ReportRow[] {
       comparison: times(ratio(status.ours.p50, status.baseline.p50)),
       target: '',
       met: null,
+    },
+    {
+      figure: 'turn overhead (model call + tool call), p50',
+      ours: ms(turn.ours.p50),
+      baseline: `bare loop ${ms(turn.baseline.p50)}`,
+      comparison: times(turnP50),
+      target: '≤ 1.2×',
+      met: turnP50 <= 1.2,
     },
     {
       figure: 'signed-command verifications',

@@ -12,6 +12,7 @@ import { idleStreamLoad, type IdleStreamFigures } from './idle-streams';
 import { historyGrowth, spawnKillRounds, statusQueryLatency } from './local-agents';
 import { SPAWN_PHASES, type SpawnProfile } from './spawn-profile';
 import { distribution, percentile, type Distribution } from './stats';
+import { turnOverhead } from './turns';
 import { measureVerification, type VerificationFigures } from './verification';
 
 /** How much each figure measures: `full` is the README's run, `smoke` the test suite's (every figure, tiny counts). */
@@ -21,6 +22,8 @@ export interface BenchScale {
   federatedRounds: number;
   statusQueries: number;
   historyTurns: number;
+  /** Turns of the agent whose turns are timed against the bare loop. */
+  overheadTurns: number;
   queuedMs: number;
   burstAgents: number;
   verificationSeconds: number;
@@ -38,6 +41,7 @@ export const SCALES: Record<BenchScale['name'], BenchScale> = {
     federatedRounds: 15,
     statusQueries: 200,
     historyTurns: 10,
+    overheadTurns: 30,
     queuedMs: 30_000,
     burstAgents: 200,
     verificationSeconds: 2,
@@ -51,6 +55,7 @@ export const SCALES: Record<BenchScale['name'], BenchScale> = {
     federatedRounds: 1,
     statusQueries: 5,
     historyTurns: 2,
+    overheadTurns: 3,
     queuedMs: 1_000,
     burstAgents: 3,
     verificationSeconds: 0.05,
@@ -74,6 +79,8 @@ export interface BenchmarkResults {
   kill: Comparison;
   federated: { spawn: Distribution; kill: Distribution; localSpawnP50: number };
   status: Comparison;
+  /** A turn (model call + one tool call) through the system, against a bare loop doing the same. */
+  turn: Comparison;
   verification: VerificationFigures;
   burst: Omit<BurstFigures, 'spawnToRunningMs' | 'answeredMs' | 'profiles'> & {
     spawnToRunning: Distribution;
@@ -120,7 +127,9 @@ export async function runBenchmark(
       const status = await statusQueryLatency(local, repository, scale.statusQueries);
       say('workflow history growth per turn and per queued minute');
       const history = await historyGrowth(local, repository, scale.historyTurns, scale.queuedMs);
-      localResults = { rounds, status, history, runtime: local.instance.config.SANDBOX_RUNTIME };
+      say('turn overhead: a model call and a tool call through the system, against a bare loop');
+      const turns = await turnOverhead(local, repository, model.url, scale.overheadTurns);
+      localResults = { rounds, status, history, turns, runtime: local.instance.config.SANDBOX_RUNTIME };
     } finally {
       await local.stop();
     }
@@ -180,7 +189,7 @@ export async function runBenchmark(
       await large.stop();
     }
 
-    const { rounds, status, history } = localResults;
+    const { rounds, status, history, turns } = localResults;
     const { spawnToRunningMs, answeredMs, profiles: burstProfiles, ...burstRest } = burstFigures;
     return {
       scale,
@@ -208,6 +217,7 @@ export async function runBenchmark(
         localSpawnP50: percentile(rounds.ours.spawnToReadyMs, 50),
       },
       status: { ours: distribution(status.apiMs), baseline: distribution(status.bareQueryMs) },
+      turn: { ours: distribution(turns.oursMs), baseline: distribution(turns.bareMs) },
       verification,
       burst: {
         ...burstRest,
@@ -228,6 +238,8 @@ export async function runBenchmark(
         'federated kill → gone': federated.killToGoneMs,
         'status through the API': status.apiMs,
         'bare workflow query': status.bareQueryMs,
+        'turn through the system': turns.oursMs,
+        'bare turn': turns.bareMs,
         'burst spawn → running': spawnToRunningMs,
       },
     };

@@ -28,6 +28,10 @@ describe('benchmark smoke run', () => {
     [results.federated.spawn.p50, results.federated.kill.p50, results.federated.localSpawnP50].forEach(positive);
     expect(results.status.ours.count).toBe(scale.statusQueries);
     [results.status.ours.p50, results.status.baseline.p50].forEach(positive);
+    // One interval per turn of the timed agent; the bare loop's first turn only warms its connection.
+    expect(results.turn.ours.count).toBe(scale.overheadTurns);
+    expect(results.turn.baseline.count).toBe(scale.overheadTurns - 1);
+    [results.turn.ours.p50, results.turn.baseline.p50].forEach(positive);
     [results.verification.bareVerifiesPerSecond, results.verification.commandVerificationsPerSecond].forEach(positive);
     expect(results.burst.agents).toBe(scale.burstAgents);
     expect(results.burst.spawnToRunning.count).toBe(scale.burstAgents);
@@ -51,9 +55,10 @@ describe('benchmark smoke run', () => {
     const outputs = await writeBenchOutputs(results, await mkdtemp(path.join(os.tmpdir(), 'bench-')));
     expect(outputs.text).toContain('spawn → sandbox ready, p50');
     expect(outputs.text).toContain('bare create+start');
+    expect(outputs.text).toContain('turn overhead (model call + tool call), p50');
     const svg = await readFile(outputs.chart, 'utf8');
     expect(svg).toMatch(/^<svg /);
-    expect((svg.match(/<polyline /g) ?? []).length).toBe(10);
+    expect((svg.match(/<polyline /g) ?? []).length).toBe(12);
     expect(JSON.parse(await readFile(outputs.json, 'utf8'))).toMatchObject({ scale: { name: 'smoke' } });
   }, 600_000);
 });
