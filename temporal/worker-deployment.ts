@@ -1,14 +1,28 @@
 import type { Client } from '@temporalio/client';
 import type { WorkerDeploymentOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/env';
+import { ADMISSION_WORKFLOW } from '../workflows/admission/contract';
+import { HUB_EVENT_DELIVERY_WORKFLOW } from '../workflows/hub-event-delivery/contract';
+import { SESSION_CALLBACKS_WORKFLOW } from '../workflows/session-callbacks/contract';
 
 /**
  * Worker Deployment Versioning: every worker polls as version `<deployment>@<build id>` (the
- * deployment is named after the instance's task queue, the build id is the release, v0.2.0). Agent
+ * deployment is named after the instance's task queue, the build id is the release, e.g. v0.3.0). Agent
  * runs are pinned to the version that started them (a deploy never replays a run on code it did not
  * start with); the long-lived loops (admission, event and callback delivery) move to the newest
  * version (see setWorkflowOptions in their workflow.ts). docs/operations.md has the upgrade steps.
  */
+
+/**
+ * The workflows that move to the newest version while they run (each says so with setWorkflowOptions): every history
+ * of theirs, from any release, must replay on today's code. Every other workflow is pinned to the version that started
+ * it and ends there.
+ */
+export const AUTO_UPGRADE_WORKFLOWS: readonly string[] = [
+  ADMISSION_WORKFLOW,
+  HUB_EVENT_DELIVERY_WORKFLOW,
+  SESSION_CALLBACKS_WORKFLOW,
+];
 
 export interface DeploymentVersion {
   deploymentName: string;

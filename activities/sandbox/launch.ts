@@ -1,5 +1,6 @@
 import { chown, realpath } from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { applyAgentState } from '../../domain/agents/agent-states';
 import { runProgram } from '../../platform/program-runner';
 import { AGENT_LABEL, containerNameFor, DEADLINE_LABEL, WORKSPACE_LABEL } from '../../sandbox-runtime/agent-containers';
 import { clampLimits, hardenedContainerSpec, SANDBOX_UID } from '../../sandbox-runtime/container-spec';
@@ -13,6 +14,10 @@ import { stopIfCancelled, whileHeartbeating } from '../heartbeat';
 import { quotaOf, workspaceOf, type AgentSandboxDeps } from './deps';
 import { SANDBOX_FAILED } from './failures';
 import { forgetRemoval } from './liveness';
+
+/** What the state `running` says of the sandbox (its transition and event). */
+const runningDetail = (containerName: string, deps: Pick<AgentSandboxDeps, 'hostQueue'>): string =>
+  `sandbox ${containerName} on ${deps.hostQueue}`;
 
 export interface LaunchInput {
   agentId: string;
@@ -61,7 +66,12 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
     const clone = { repository, branch, dir, allowLocal };
     let checkout: { headSha: string | null };
     try {
-      checkout = await cloneRepository(deps.repositories, clone, { signal: context.cancellationSignal, onGitError });
+      const cache = deps.repositoryCache;
+      checkout = await cloneRepository(deps.repositories, clone, {
+        signal: context.cancellationSignal,
+        onGitError,
+        cache,
+      });
     } catch (error) {
       if (error instanceof CloneFailed) throw ApplicationFailure.nonRetryable(error.message, SANDBOX_FAILED);
       throw error;
@@ -145,7 +155,9 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
     }
     // A retried launch reuses its checkout: its commit is then read inside the sandbox.
     const headSha = checkout.headSha ?? (await headInSandbox(containerName));
-    await prisma.agent.update({ where: { id: input.agentId }, data: { hostQueue: deps.hostQueue } });
+    // Ready: the state is recorded here, with the host, and not by one more activity after this one.
+    const running = { agentId: input.agentId, state: 'running' as const, detail: runningDetail(containerName, deps) };
+    await prisma.$transaction((tx) => applyAgentState(tx, running, deps.metrics, { hostQueue: deps.hostQueue }));
     deps.quotaWatch?.watch(input.agentId, containerName, workspace, quotaOf(deps, input.options));
     Context.current().log.debug('sandbox launched', { agentId: input.agentId, ...steps, done: Date.now() - created });
     return { hostQueue: deps.hostQueue, containerName, baseSha: headSha };
@@ -154,9 +166,9 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
   return {
     /**
      * Clones the repository into a per-agent workspace and starts the agent's hardened container on this host, in the
-     * slot the admission workflow gave the agent here. Idempotent: the container is named after the agent, so a retry
-     * finds it instead of starting a second one. Heartbeats, and stops between steps on a kill. Returns this host's
-     * task queue for the sandbox activities that follow.
+     * slot the admission workflow gave the agent here, and records the agent's state `running`. Idempotent: the
+     * container is named after the agent, so a retry finds it instead of starting a second one. Heartbeats, and stops
+     * between steps on a kill. Returns this host's task queue for the sandbox activities that follow.
      */
     async launchSandbox(input: LaunchInput): Promise<LaunchedSandbox> {
       return await whileHeartbeating(() => launch(input));

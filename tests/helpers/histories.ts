@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-/** Golden histories, one folder per released version (v0.2.0/…): every one replays against today's code. */
+/** Golden histories, one folder per version (v0.2.0/…); tests/replay says which replay against today's code. */
 export const HISTORIES_ROOT = path.resolve(__dirname, '../fixtures/histories');
 
 const { version } = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as {

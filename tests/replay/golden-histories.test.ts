@@ -3,23 +3,31 @@ import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { AUTO_UPGRADE_WORKFLOWS } from '../../temporal/worker-deployment';
+import * as workflows from '../../workflows';
 import { CURRENT_HISTORIES_DIR, HISTORIES_ROOT } from '../helpers/histories';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-// Every kept version's histories (v0.2.0/agent-run-completed.json, ...): a release never breaks the runs of an older
-// one.
-const histories = readdirSync(HISTORIES_ROOT, { withFileTypes: true })
+// Every kept version's histories (v0.2.0/agent-run-completed.json, ...).
+const kept = readdirSync(HISTORIES_ROOT, { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .flatMap((version) =>
     readdirSync(path.join(HISTORIES_ROOT, version.name))
       .filter((file) => file.endsWith('.json'))
       .map((file) => {
         const text = readFileSync(path.join(HISTORIES_ROOT, version.name, file), 'utf8');
-        return { name: `${version.name}/${file}`, history: historyFromJSON(JSON.parse(text)) };
+        const history = historyFromJSON(JSON.parse(text));
+        const workflowType = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '';
+        return { name: `${version.name}/${file}`, version: version.name, workflowType, history };
       }),
   );
 const current = path.basename(CURRENT_HISTORIES_DIR);
+// Today's code replays this version's histories, and those of older releases for the workflows that move to the newest
+// version mid-run. A pinned run of an older release ends on that release's workers: its histories stay as its record.
+const histories = kept.filter(
+  (entry) => entry.version === current || AUTO_UPGRADE_WORKFLOWS.includes(entry.workflowType),
+);
 
 /**
  * Recorded histories of real runs must replay against today's workflow code: a change that would break running
@@ -54,6 +62,21 @@ describe('golden workflow histories', () => {
         'session-callbacks-completed.json',
       ]),
     );
+  });
+
+  it('replays every kept history of each auto-upgrading workflow, and knows which those are', () => {
+    const declared = Object.entries(workflows)
+      .filter(([, definition]) => {
+        const options = (definition as { workflowDefinitionOptions?: { versioningBehavior?: string } })
+          .workflowDefinitionOptions;
+        return options?.versioningBehavior === 'AUTO_UPGRADE';
+      })
+      .map(([name]) => name);
+    expect([...AUTO_UPGRADE_WORKFLOWS].sort()).toEqual(declared.sort());
+    const older = kept.filter(
+      (entry) => entry.version !== current && AUTO_UPGRADE_WORKFLOWS.includes(entry.workflowType),
+    );
+    for (const entry of older) expect(histories).toContain(entry);
   });
 
   it.each(histories)('$name replays deterministically', async ({ name, history }) => {

@@ -77,8 +77,9 @@ const activities: StubActivities = {
   async launchSandbox({ agentId }) {
     const { script, seen } = agent(agentId);
     seen.calls.push('launch');
-    if (script.launch) return await script.launch();
-    return { hostQueue: HOST_QUEUE, containerName: `agent-${agentId}`, baseSha: 'base' };
+    const launched = script.launch ? await script.launch() : null;
+    seen.states.push('running'); // the launch records it
+    return launched ?? { hostQueue: HOST_QUEUE, containerName: `agent-${agentId}`, baseSha: 'base' };
   },
   async callModel({ agentId, turn }) {
     const { script, seen } = agent(agentId);

@@ -58,12 +58,16 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   const showProgress = (note: string | null): void =>
     setCurrentDetails(progressDetails(status, options.maxTurns, note));
   const tellHub = await startHubEvents(input, status, deadlineAt);
-  async function enterState(state: AgentState, detail?: string, error?: string): Promise<void> {
+  /** The state in the status, the Web UI and the visibility search; the database is told separately. */
+  function showState(state: AgentState, detail?: string, error?: string): void {
     status.state = state;
     status.updatedAt = new Date().toISOString();
     if (error !== undefined) status.error = error;
     upsertSearchAttributes([{ key: AGENT_STATE, value: state }]);
     showProgress(detail ?? null);
+  }
+  async function enterState(state: AgentState, detail?: string, error?: string): Promise<void> {
+    showState(state, detail, error);
     const record = {
       agentId,
       state,
@@ -104,7 +108,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
           hostQueue = queue;
         };
         const launched = await admitAndLaunch({ input, deadlineAt, grant, enterState, onHostChosen });
-        await enterState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`);
+        showState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`); // the launch recorded it
+        await tellHub();
         sandbox = run.resumeAt(launched, deadlineAt, status, '');
       }
       const turnsPerRun = input.turnsPerRun ?? run.DEFAULT_TURNS_PER_RUN;
