@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { isMissingRow } from '../prisma/client';
 import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -23,6 +24,27 @@ export async function whileHeartbeating<T>(work: () => Promise<T>): Promise<T> {
 export function stopIfCancelled(): void {
   const signal = Context.current().cancellationSignal;
   if (signal.aborted) throw signal.reason;
+}
+
+/**
+ * Runs an idempotent database write until PostgreSQL takes it, backing off to once every 5 s: a burst can hold every
+ * connection for a while, and the work the write records (a started sandbox) must not be given up for it. Stops on
+ * the activity's cancellation, and on a row that does not exist (no retry would find it).
+ */
+export async function untilStored<T>(write: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  for (let waitMs = 100; ; waitMs = Math.min(waitMs * 2, 5_000)) {
+    try {
+      return await write();
+    } catch (error) {
+      if (context.cancellationSignal.aborted || isMissingRow(error)) throw error;
+      context.log.warn('a database write failed; trying again', {
+        error: error instanceof Error ? error.message : String(error),
+        waitMs,
+      });
+      await context.sleep(waitMs);
+    }
+  }
 }
 
 /** Whether this activity was cancelled because its worker is shutting down (a deploy), not by its workflow. */

@@ -12,6 +12,14 @@ export function createPrismaClient(databaseUrl: string): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg(postgresConnection(databaseUrl)) });
 }
 
+/**
+ * Whether a statement failed because its row does not exist (P2025, or a findUniqueOrThrow's): trying again gets the
+ * same answer, unlike a pool or a transaction that could not start in time, or a lost connection.
+ */
+export function isMissingRow(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025';
+}
+
 /** Whether a write failed on a unique constraint (P2002): someone else wrote that row first. */
 export function isUniqueViolation(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';

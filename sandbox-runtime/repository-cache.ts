@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { runProgram, type ProgramOptions } from '../platform/program-runner';
+import { CoalescedTask, untilAborted } from './coalesced-task';
 
 /** How long a spawn waits for another one's fetch or the retention's removal of the same mirror. */
 const LOCK_WAIT_SECONDS = 600;
@@ -20,6 +21,9 @@ const LAST_USED = 'FETCH_HEAD';
  * clone of that repository reads. Automatic gc is off in a mirror, so a clone in progress never loses a pack.
  */
 export class RepositoryCache {
+  /** The fetch running per mirror and branch in this process, and the one queued behind it. */
+  private readonly fetches = new Map<string, CoalescedTask>();
+
   constructor(readonly dir: string) {}
 
   /** The mirror of a repository: named by a hash of its URL or real path. */
@@ -33,74 +37,83 @@ export class RepositoryCache {
 
   /**
    * Fetches `branch` of `source` into its mirror (created on first use), with the caller's hardened git configuration
-   * and environment. Rejects like the program (a ProgramError with git's stderr).
+   * and environment. Spawns of one repository and branch share fetches: one that asks while a fetch runs gets the next
+   * one, which starts after it asked, so a burst fetches a few times, not once per spawn, and no spawn gets a tip older
+   * than its request. Rejects like the program (a ProgramError with git's stderr); the caller's signal stops its wait,
+   * not the fetch the others share.
    */
   async refresh(source: string, branch: string, git: { config: string[]; options: ProgramOptions }): Promise<string> {
     const mirror = this.mirrorOf(source);
-    await mkdir(this.dir, { recursive: true });
-    // One lock for both steps: a mirror the retention removed meanwhile is made again, never fetched into half.
-    const initThenFetch = 'git init --quiet --bare --template= "$0" && exec git "$@"';
-    await runProgram(
-      'flock',
-      [
-        '-x',
-        '-w',
-        String(LOCK_WAIT_SECONDS),
-        '-F',
-        this.lockOf(mirror),
-        'sh',
-        '-c',
-        initThenFetch,
-        mirror,
-        ...git.config,
-        '-c',
-        'gc.auto=0',
-        '-c',
-        'maintenance.auto=false',
-        '-C',
-        mirror,
-        'fetch',
-        '--quiet',
-        '--no-tags',
-        '--',
-        source,
-        `+refs/heads/${branch}:refs/heads/${branch}`,
-      ],
-      git.options,
-    );
+    const key = `${mirror} ${branch}`;
+    const fetches = this.fetches.get(key) ?? new CoalescedTask();
+    this.fetches.set(key, fetches);
+    try {
+      await untilAborted(
+        fetches.run(() => this.fetchInto(mirror, source, branch, git)),
+        git.options.signal,
+      );
+    } finally {
+      if (fetches.idle) this.fetches.delete(key);
+    }
     return mirror;
   }
 
-  /** Clones `branch` from the mirror into `dir` (objects copied), while no fetch changes the mirror. */
-  async cloneFrom(mirror: string, branch: string, dir: string, options: ProgramOptions): Promise<void> {
-    await runProgram(
-      'flock',
-      [
-        '-s',
-        '-w',
-        String(LOCK_WAIT_SECONDS),
-        '-F',
-        this.lockOf(mirror),
-        'git',
-        '-c',
-        'protocol.allow=never',
-        '-c',
-        'protocol.file.allow=always',
-        '-c',
-        'core.hooksPath=/dev/null',
-        'clone',
-        '--quiet',
-        '--template=',
-        '--no-hardlinks',
-        '--branch',
-        branch,
-        '--single-branch',
-        '--',
-        mirror,
-        dir,
-      ],
-      options,
-    );
+  private async fetchInto(
+    mirror: string,
+    source: string,
+    branch: string,
+    git: { config: string[]; options: ProgramOptions },
+  ): Promise<void> {
+    // Shared by every spawn waiting for it: no one caller's signal or home folder.
+    const { signal: _callers, ...shared } = git.options;
+    const options: ProgramOptions = { ...shared, env: { ...shared.env, HOME: this.dir } };
+    const exclusive = ['-x', '-w', String(LOCK_WAIT_SECONDS), '-F', this.lockOf(mirror)];
+    const fetch = [
+      ...git.config,
+      '-c',
+      'gc.auto=0',
+      '-c',
+      'maintenance.auto=false',
+      '-C',
+      mirror,
+      'fetch',
+      '--quiet',
+      '--no-tags',
+      '--',
+      source,
+      `+refs/heads/${branch}:refs/heads/${branch}`,
+    ];
+    const made = async (): Promise<boolean> => (await stat(path.join(mirror, 'HEAD')).catch(() => null)) !== null;
+    if (await made()) {
+      try {
+        await runProgram('flock', [...exclusive, 'git', ...fetch], options);
+        return;
+      } catch (error) {
+        if (await made()) throw error; // else the retention removed it meanwhile: made again below
+      }
+    }
+    await mkdir(this.dir, { recursive: true });
+    // First use: made and fetched under one lock, so no spawn copies from a mirror fetched into halfway.
+    const initThenFetch = 'git init --quiet --bare --template= "$0" && exec git "$@"';
+    await runProgram('flock', [...exclusive, 'sh', '-c', initThenFetch, mirror, ...fetch], options);
+  }
+
+  /**
+   * Clones `branch` from the mirror into `dir` (objects copied) while no fetch changes the mirror, names `origin` as
+   * the checkout's remote, and answers the commit checked out. One program for the three: each start costs.
+   */
+  async cloneFrom(mirror: string, branch: string, dir: string, origin: string, options: ProgramOptions) {
+    const script = [
+      'set -e',
+      'git -c protocol.allow=never -c protocol.file.allow=always -c core.hooksPath=/dev/null clone --quiet ' +
+        '--template= --no-hardlinks --branch "$1" --single-branch -- "$0" "$2"',
+      // git is told this one folder is safe to read: a quota's file system belongs to the sandbox user.
+      'git -c core.hooksPath=/dev/null -c safe.directory="$2" -C "$2" remote set-url origin "$3"',
+      'exec git -c core.hooksPath=/dev/null -c safe.directory="$2" -C "$2" rev-parse HEAD',
+    ].join('\n');
+    const shared = ['-s', '-w', String(LOCK_WAIT_SECONDS), '-F', this.lockOf(mirror)];
+    const { stdout } = await runProgram('flock', [...shared, 'sh', '-c', script, mirror, branch, dir, origin], options);
+    return { headSha: stdout.trim() };
   }
 
   /** Removes the mirror of `source` unless a spawn uses it right now (a failed one: the next spawn makes it anew). */

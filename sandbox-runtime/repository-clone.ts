@@ -101,37 +101,37 @@ export async function cloneRepository(
   try {
     // A cache that fails (a mirror damaged on disk) never fails a spawn a direct clone would serve: the direct clone
     // follows, and the mirror is made again by the next spawn.
-    const cached = options.cache
-      ? await copyFromCache(options.cache, { origin, branch: input.branch, dir: input.dir }, gitConfig, run).catch(
-          (error: unknown) => {
-            if (options.signal.aborted) throw options.signal.reason;
-            options.onGitError(`the repository cache failed: ${stderrOf(error)}`);
-            return false;
-          },
-        )
-      : false;
-    if (cached) {
-      await runProgram('git', [...inCheckout, 'remote', 'set-url', 'origin', origin], { env, timeoutMs: 30_000 });
-    } else {
-      await runProgram(
-        'git',
-        [
-          ...gitConfig,
-          'clone',
-          '--quiet',
-          '--template=',
-          ...(source.kind === 'local' ? ['--no-local'] : []),
-          '--branch',
-          input.branch,
-          '--single-branch',
-          '--',
-          origin,
-          input.dir,
-        ],
+    if (options.cache) {
+      const cached = await copyFromCache(
+        options.cache,
+        { origin, branch: input.branch, dir: input.dir },
+        gitConfig,
         run,
-      ).catch(gitFailed);
-      if (options.cache) await options.cache.discard(origin).catch(() => undefined);
+      ).catch((error: unknown) => {
+        if (options.signal.aborted) throw options.signal.reason;
+        options.onGitError(`the repository cache failed: ${stderrOf(error)}`);
+        return null;
+      });
+      if (cached) return cached;
     }
+    await runProgram(
+      'git',
+      [
+        ...gitConfig,
+        'clone',
+        '--quiet',
+        '--template=',
+        ...(source.kind === 'local' ? ['--no-local'] : []),
+        '--branch',
+        input.branch,
+        '--single-branch',
+        '--',
+        origin,
+        input.dir,
+      ],
+      run,
+    ).catch(gitFailed);
+    if (options.cache) await options.cache.discard(origin).catch(() => undefined);
     // The fresh checkout, before anything of the agent ran in it: its commit is read here, not in the sandbox.
     const { stdout } = await runProgram('git', [...inCheckout, 'rev-parse', 'HEAD'], { env, timeoutMs: 30_000 });
     return { headSha: stdout.trim() };
@@ -148,8 +148,7 @@ async function copyFromCache(
   clone: { origin: string; branch: string; dir: string },
   gitConfig: string[],
   run: ProgramOptions,
-): Promise<true> {
+): Promise<{ headSha: string }> {
   const mirror = await cache.refresh(clone.origin, clone.branch, { config: gitConfig, options: run });
-  await cache.cloneFrom(mirror, clone.branch, clone.dir, run);
-  return true;
+  return await cache.cloneFrom(mirror, clone.branch, clone.dir, clone.origin, run);
 }

@@ -10,7 +10,7 @@ import { dropDanglingLink } from '../../sandbox-runtime/warm-pool';
 import { prepareWorkspace } from '../../sandbox-runtime/workspace';
 import type { AgentContext, AgentOptions } from '../../shared/agent-schemas';
 import type { LaunchedSandbox } from '../../workflows/agent-run/contract';
-import { stopIfCancelled, whileHeartbeating } from '../heartbeat';
+import { stopIfCancelled, untilStored, whileHeartbeating } from '../heartbeat';
 import { quotaOf, workspaceOf, type AgentSandboxDeps } from './deps';
 import { SANDBOX_FAILED } from './failures';
 import { forgetRemoval } from './liveness';
@@ -157,7 +157,11 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
     const headSha = checkout.headSha ?? (await headInSandbox(containerName));
     // Ready: the state is recorded here, with the host, and not by one more activity after this one.
     const running = { agentId: input.agentId, state: 'running' as const, detail: runningDetail(containerName, deps) };
-    await prisma.$transaction((tx) => applyAgentState(tx, running, deps.metrics, { hostQueue: deps.hostQueue }));
+    await untilStored(() =>
+      prisma.$transaction((tx) => applyAgentState(tx, running, deps.metrics, { hostQueue: deps.hostQueue }), {
+        maxWait: 10_000,
+      }),
+    );
     deps.quotaWatch?.watch(input.agentId, containerName, workspace, quotaOf(deps, input.options));
     Context.current().log.debug('sandbox launched', { agentId: input.agentId, ...steps, done: Date.now() - created });
     return { hostQueue: deps.hostQueue, containerName, baseSha: headSha };
