@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { isMissingRow } from '../prisma/client';
+import { isMissingRow, isUniqueViolation } from '../prisma/client';
 import { AGENT_RUN_FAILURES } from '../workflows/agent-run/contract';
 
 const HEARTBEAT_INTERVAL_MS = 5_000;
@@ -28,8 +28,9 @@ export function stopIfCancelled(): void {
 
 /**
  * Runs an idempotent database write until PostgreSQL takes it, backing off to once every 5 s: a burst can hold every
- * connection for a while, and the work the write records (a started sandbox) must not be given up for it. Stops on
- * the activity's cancellation, and on a row that does not exist (no retry would find it).
+ * connection for a while, and the work the write records (a started sandbox, a paid model reply) must not be given up
+ * for it. Stops on the activity's cancellation, and where no retry would change the answer: a row that does not exist,
+ * or one another attempt already wrote.
  */
 export async function untilStored<T>(write: () => Promise<T>): Promise<T> {
   const context = Context.current();
@@ -37,7 +38,7 @@ export async function untilStored<T>(write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
-      if (context.cancellationSignal.aborted || isMissingRow(error)) throw error;
+      if (context.cancellationSignal.aborted || isMissingRow(error) || isUniqueViolation(error)) throw error;
       context.log.warn('a database write failed; trying again', {
         error: error instanceof Error ? error.message : String(error),
         waitMs,

@@ -8,7 +8,7 @@ import { type AgentContext } from '../shared/agent-schemas';
 import type { ModelProgress } from '../shared/agent-events';
 import { toolCallLabel, toolsFor } from '../sandbox-runtime/agent-tools';
 import { stoppedByKill } from './sandbox';
-import { whileHeartbeating } from './heartbeat';
+import { untilStored, whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
 import { TranscriptCache } from '../model-client/transcript-cache';
 import {
@@ -366,7 +366,7 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       const replyMessage: StoredMessage = { seq: replySeq(turn), role: 'assistant', content: reply.content };
       // One write per turn: what the request added (the first prompt or the tool results), the reply, the tool calls
       // it asks for, the agent's counters and the turn's events.
-      const statements: Array<Prisma.PrismaPromise<unknown>> = [
+      const statements = (): Array<Prisma.PrismaPromise<unknown>> => [
         prisma.agentMessage.createMany({
           data: [...conversation.added, replyMessage].map((message) => ({
             agentId,
@@ -430,7 +430,8 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
           text: textOf(reply.content),
         }),
       ];
-      await prisma.$transaction(statements);
+      // The reply is paid for: its write waits for PostgreSQL rather than have the model called again.
+      await untilStored(() => prisma.$transaction(statements()));
       transcripts.keep(agentId, [...transcript, replyMessage]);
       return {
         ...summarize(reply.content, reply.stop_reason, usage),

@@ -7,9 +7,16 @@ export { Prisma };
 export type { FederationCommand, FederationConnection } from './generated/client';
 export type Database = PrismaClient;
 
-/** One client per process: it owns a pg connection pool. */
+/**
+ * One client per process: it owns a pg connection pool. A transaction waits up to 10 s for a connection (Prisma's
+ * default is 2 s): under a burst of agents every connection can be busy for longer, and a write that waits is better
+ * than one that fails.
+ */
 export function createPrismaClient(databaseUrl: string): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg(postgresConnection(databaseUrl)) });
+  return new PrismaClient({
+    adapter: new PrismaPg(postgresConnection(databaseUrl)),
+    transactionOptions: { maxWait: 10_000, timeout: 30_000 },
+  });
 }
 
 /**

@@ -158,9 +158,7 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
     // Ready: the state is recorded here, with the host, and not by one more activity after this one.
     const running = { agentId: input.agentId, state: 'running' as const, detail: runningDetail(containerName, deps) };
     await untilStored(() =>
-      prisma.$transaction((tx) => applyAgentState(tx, running, deps.metrics, { hostQueue: deps.hostQueue }), {
-        maxWait: 10_000,
-      }),
+      prisma.$transaction((tx) => applyAgentState(tx, running, deps.metrics, { hostQueue: deps.hostQueue })),
     );
     deps.quotaWatch?.watch(input.agentId, containerName, workspace, quotaOf(deps, input.options));
     Context.current().log.debug('sandbox launched', { agentId: input.agentId, ...steps, done: Date.now() - created });
