@@ -14,8 +14,11 @@ const LAST_USED = 'FETCH_HEAD';
  * branch a spawn asks for, and cloned from with a plain file copy. A clone of a known repository then moves only what
  * changed since the last spawn over the network.
  *
- * Concurrency, across every worker process of the host: a fetch (or the retention's removal) holds the mirror's lock
- * exclusively, a clone holds it shared; the kernel releases a lock whose holder died. Lock files stay (empty, one per
+ * Concurrency, across every worker process of the host: git itself keeps a fetch and a copy of one mirror apart (a
+ * fetch adds objects before it moves a ref, and a copy reads the refs before the objects), so both hold the mirror's
+ * lock shared and run side by side; only the retention's removal holds it exclusively. Fetches of one branch in one
+ * process are shared (below); two processes fetching at once may find a ref locked, and that fetch is tried again.
+ * The kernel releases a lock whose holder died. Lock files stay (empty, one per
  * repository ever cached): removing one a waiter holds open would let two holders in. Objects are copied, never hard
  * linked: the workspace belongs to the sandbox user, and a shared inode would let one agent change what every later
  * clone of that repository reads. Automatic gc is off in a mirror, so a clone in progress never loses a pack.
@@ -65,9 +68,9 @@ export class RepositoryCache {
     git: { config: string[]; options: ProgramOptions },
   ): Promise<void> {
     // Shared by every spawn waiting for it: no one caller's signal or home folder.
-    const { signal: _callers, ...shared } = git.options;
-    const options: ProgramOptions = { ...shared, env: { ...shared.env, HOME: this.dir } };
-    const exclusive = ['-x', '-w', String(LOCK_WAIT_SECONDS), '-F', this.lockOf(mirror)];
+    const { signal: _callers, ...common } = git.options;
+    const options: ProgramOptions = { ...common, env: { ...common.env, HOME: this.dir } };
+    const shared = ['-s', '-w', String(LOCK_WAIT_SECONDS), '-F', this.lockOf(mirror)];
     const fetch = [
       ...git.config,
       '-c',
@@ -84,22 +87,22 @@ export class RepositoryCache {
       `+refs/heads/${branch}:refs/heads/${branch}`,
     ];
     const made = async (): Promise<boolean> => (await stat(path.join(mirror, 'HEAD')).catch(() => null)) !== null;
-    if (await made()) {
-      try {
-        await runProgram('flock', [...exclusive, 'git', ...fetch], options);
-        return;
-      } catch (error) {
-        if (await made()) throw error; // else the retention removed it meanwhile: made again below
-      }
-    }
     await mkdir(this.dir, { recursive: true });
-    // First use: made and fetched under one lock, so no spawn copies from a mirror fetched into halfway.
+    // On first use (or after the retention removed it) the mirror is made under the same lock; git init is idempotent.
     const initThenFetch = 'git init --quiet --bare --template= "$0" && exec git "$@"';
-    await runProgram('flock', [...exclusive, 'sh', '-c', initThenFetch, mirror, ...fetch], options);
+    const fetchOnce = async (): Promise<void> => {
+      if (await made()) await runProgram('flock', [...shared, 'git', ...fetch], options);
+      else await runProgram('flock', [...shared, 'sh', '-c', initThenFetch, mirror, ...fetch], options);
+    };
+    // Another process's fetch of the same ref holds its lock file for a moment: once more, then the error stands.
+    await fetchOnce().catch(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await fetchOnce();
+    });
   }
 
   /**
-   * Clones `branch` from the mirror into `dir` (objects copied) while no fetch changes the mirror, names `origin` as
+   * Clones `branch` from the mirror into `dir` (objects copied) while the mirror cannot be removed, names `origin` as
    * the checkout's remote, and answers the commit checked out. One program for the three: each start costs.
    */
   async cloneFrom(mirror: string, branch: string, dir: string, origin: string, options: ProgramOptions) {
