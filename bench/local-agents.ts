@@ -1,3 +1,5 @@
+import { hashToken } from '../api/auth';
+import { AGENT_ROW_INCLUDE } from '../domain/agents/agent-service';
 import { containerNameFor } from '../sandbox-runtime/agent-containers';
 import { agentStatusQuery } from '../workflows/agent-run/contract';
 import { bareCreateStart } from './bare-docker';
@@ -88,12 +90,14 @@ export async function statusQueryLatency(
   bench: BenchInstance,
   repository: string,
   count: number,
-): Promise<{ apiMs: number[]; bareQueryMs: number[] }> {
+): Promise<{ apiMs: number[]; bareQueryMs: number[]; readsMs: number[] }> {
   const agentId = acceptedAgentId(await bench.post('/agents/spawn', spawnBody('status-query', repository, WORK.hold)));
   await waitForState(bench.instance, agentId, 'running');
   const handle = bench.instance.temporal.workflow.getHandle(agentId);
   const apiMs: number[] = [];
   const bareQueryMs: number[] = [];
+  const readsMs: number[] = []; // the database reads a status makes before its query: the token, then the row
+  const { prisma } = bench.instance;
   for (let round = 0; round < count; round++) {
     let started = performance.now();
     const response = await bench.get(`/agents/${agentId}/status`);
@@ -102,10 +106,14 @@ export async function statusQueryLatency(
     started = performance.now();
     await handle.query(agentStatusQuery);
     bareQueryMs.push(performance.now() - started);
+    started = performance.now();
+    await prisma.apiToken.findUnique({ where: { tokenHash: hashToken(bench.token) } });
+    await prisma.agent.findUnique({ where: { id: agentId }, include: AGENT_ROW_INCLUDE });
+    readsMs.push(performance.now() - started);
   }
   await bench.post(`/agents/${agentId}/kill`);
   await waitForState(bench.instance, agentId, 'killed');
-  return { apiMs, bareQueryMs };
+  return { apiMs, bareQueryMs, readsMs };
 }
 
 const historyLength = async (bench: BenchInstance, agentId: string): Promise<number> =>

@@ -5,14 +5,14 @@ import { createRepository } from '../tests/helpers/git-repo';
 import { benchModel } from './bench-model';
 import { burst, type BurstFigures } from './burst';
 import { watchContainerEvents } from './docker-events';
-import { federatedSpawnKillRounds } from './federated-agents';
+import { FEDERATED_PHASES, federatedSpawnKillRounds } from './federated-agents';
 import { startBenchInstance, waitForWarmPool } from './harness';
 import { testConfig } from '../tests/helpers/instance';
 import { idleStreamLoad, type IdleStreamFigures } from './idle-streams';
 import { historyGrowth, spawnKillRounds, statusQueryLatency } from './local-agents';
 import { SPAWN_PHASES, type SpawnProfile } from './spawn-profile';
 import { distribution, percentile, type Distribution } from './stats';
-import { turnOverhead } from './turns';
+import { BARE_TURN_PHASES, TURN_PHASES, turnOverhead } from './turns';
 import { measureVerification, type VerificationFigures } from './verification';
 
 /** How much each figure measures: `full` is the README's run, `smoke` the test suite's (every figure, tiny counts). */
@@ -77,10 +77,15 @@ export interface BenchmarkResults {
   /** Spawn → ready with a warm pool (WARM_POOL_SIZE), against the same bare create+start. */
   pooled: Comparison & { poolSize: number; profileMedianMs: Record<string, number> };
   kill: Comparison;
-  federated: { spawn: Distribution; kill: Distribution; localSpawnP50: number };
-  status: Comparison;
+  federated: {
+    spawn: Distribution;
+    kill: Distribution;
+    localSpawnP50: number;
+    profileMedianMs: Record<string, number>;
+  };
+  status: Comparison & { profileMedianMs: Record<string, number> };
   /** A turn (model call + one tool call) through the system, against a bare loop doing the same. */
-  turn: Comparison;
+  turn: Comparison & { profileMedianMs: Record<string, number> };
   verification: VerificationFigures;
   burst: Omit<BurstFigures, 'spawnToRunningMs' | 'answeredMs' | 'profiles'> & {
     spawnToRunning: Distribution;
@@ -100,8 +105,21 @@ const median = (values: number[]): number => {
   return known.length === 0 ? NaN : Math.round(percentile(known, 50) * 10) / 10;
 };
 
-const profileMedians = (profiles: SpawnProfile[]): Record<string, number> =>
-  Object.fromEntries(SPAWN_PHASES.map((phase) => [phase, median(profiles.map((profile) => profile[phase]))]));
+/** What a status request does, each timed on its own in the same rounds; the rest is the HTTP request and routing. */
+export const STATUS_PHASES = [
+  'database reads: the token, then the row (as the API reads them)',
+  'the workflow query',
+  'the rest: HTTP, authentication and routing, the answer as JSON',
+] as const;
+
+/** The median of each phase over the profiles (in the phases' order). */
+function mediansOf<Phase extends string>(
+  phases: readonly Phase[],
+  profiles: Array<Record<Phase, number>>,
+): Record<string, number> {
+  return Object.fromEntries(phases.map((phase) => [phase, median(profiles.map((profile) => profile[phase]))]));
+}
+const profileMedians = (profiles: SpawnProfile[]): Record<string, number> => mediansOf(SPAWN_PHASES, profiles);
 
 /** Every figure of issue 12, each with its baseline measured in this run. Progress lines go to `say`. */
 export async function runBenchmark(
@@ -128,7 +146,7 @@ export async function runBenchmark(
       say('workflow history growth per turn and per queued minute');
       const history = await historyGrowth(local, repository, scale.historyTurns, scale.queuedMs);
       say('turn overhead: a model call and a tool call through the system, against a bare loop');
-      const turns = await turnOverhead(local, repository, model.url, scale.overheadTurns);
+      const turns = await turnOverhead(local, repository, model, scale.overheadTurns);
       localResults = { rounds, status, history, turns, runtime: local.instance.config.SANDBOX_RUNTIME };
     } finally {
       await local.stop();
@@ -215,9 +233,27 @@ export async function runBenchmark(
         spawn: distribution(federated.spawnToReadyMs),
         kill: distribution(federated.killToGoneMs),
         localSpawnP50: percentile(rounds.ours.spawnToReadyMs, 50),
+        profileMedianMs: mediansOf([...FEDERATED_PHASES, ...SPAWN_PHASES], federated.profiles),
       },
-      status: { ours: distribution(status.apiMs), baseline: distribution(status.bareQueryMs) },
-      turn: { ours: distribution(turns.oursMs), baseline: distribution(turns.bareMs) },
+      status: {
+        ours: distribution(status.apiMs),
+        baseline: distribution(status.bareQueryMs),
+        profileMedianMs: {
+          [STATUS_PHASES[0]]: median(status.readsMs),
+          [STATUS_PHASES[1]]: median(status.bareQueryMs),
+          [STATUS_PHASES[2]]: median(
+            status.apiMs.map((api, round) => api - (status.readsMs[round] ?? NaN) - (status.bareQueryMs[round] ?? NaN)),
+          ),
+        },
+      },
+      turn: {
+        ours: distribution(turns.oursMs),
+        baseline: distribution(turns.bareMs),
+        profileMedianMs: {
+          ...mediansOf(TURN_PHASES, turns.profiles),
+          ...mediansOf(BARE_TURN_PHASES, turns.bareProfiles),
+        },
+      },
       verification,
       burst: {
         ...burstRest,

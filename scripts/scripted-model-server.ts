@@ -52,6 +52,9 @@ export interface RecordedRequest {
   usage?: Usage;
   /** A streamed answer: the events it had, how many were sent, and whether the client went away before the end. */
   stream?: { events: number; sent: number; aborted: boolean };
+  /** When the request's body had arrived, and when its answer was written to the end (ms since the epoch). */
+  receivedAt: number;
+  answeredAt?: number;
 }
 
 export interface ScriptedResponse {
@@ -371,7 +374,8 @@ export class FakeAnthropic {
       return;
     }
     const body = JSON.parse(raw.toString('utf8')) as RecordedRequest['body'];
-    const request: RecordedRequest = { headers: req.headers, body, turn: Math.floor((body.messages.length - 1) / 2) };
+    const turn = Math.floor((body.messages.length - 1) / 2);
+    const request: RecordedRequest = { headers: req.headers, body, turn, receivedAt: Date.now() };
     this.requests.push(request);
     try {
       validate(body, this.options.contextWindows?.[body.model] ?? DEFAULT_CONTEXT_WINDOW);
@@ -391,6 +395,7 @@ export class FakeAnthropic {
       request.usage = usage;
       if (body.stream === true) this.stream(req, res, request, streamEventsOf(reply, usage), response);
       else json(200, { ...reply, usage });
+      if (body.stream !== true) request.answeredAt = Date.now();
     });
   }
 
@@ -427,6 +432,7 @@ export class FakeAnthropic {
       const event = events[progress.sent];
       if (event === undefined) {
         res.end();
+        request.answeredAt = Date.now();
         return;
       }
       res.write(`event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`);

@@ -1,9 +1,11 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { FEDERATED_PHASES } from '../../bench/federated-agents';
 import { writeBenchOutputs } from '../../bench/output';
-import { runBenchmark, SCALES } from '../../bench/run';
+import { runBenchmark, SCALES, STATUS_PHASES } from '../../bench/run';
 import { SPAWN_PHASES } from '../../bench/spawn-profile';
+import { BARE_TURN_PHASES, TURN_PHASES } from '../../bench/turns';
 
 /**
  * The benchmark's CI-sized run (issue 12, item 5): every figure is produced with its baseline from the
@@ -23,15 +25,21 @@ describe('benchmark smoke run', () => {
     // With the pool, the sandbox existed before the spawn: the engine reported no create or start for it.
     expect(results.pooled.ours.count).toBe(scale.spawnRounds);
     positive(results.pooled.ours.p50);
-    expect(results.pooled.profileMedianMs['launch: container created (beside workspace and clone)']).toBeNaN();
+    expect(results.pooled.profileMedianMs['launch: container created (beside the workspace)']).toBeNaN();
     expect(results.federated.spawn.count).toBe(scale.federatedRounds);
     [results.federated.spawn.p50, results.federated.kill.p50, results.federated.localSpawnP50].forEach(positive);
+    for (const phase of [...FEDERATED_PHASES, ...SPAWN_PHASES])
+      expect(Number.isFinite(results.federated.profileMedianMs[phase])).toBe(true);
     expect(results.status.ours.count).toBe(scale.statusQueries);
     [results.status.ours.p50, results.status.baseline.p50].forEach(positive);
+    for (const phase of STATUS_PHASES) expect(Number.isFinite(results.status.profileMedianMs[phase])).toBe(true);
     // One interval per turn of the timed agent; the bare loop's first turn only warms its connection.
     expect(results.turn.ours.count).toBe(scale.overheadTurns);
     expect(results.turn.baseline.count).toBe(scale.overheadTurns - 1);
     [results.turn.ours.p50, results.turn.baseline.p50].forEach(positive);
+    // Every phase of a turn is found (a missing step would be NaN), and the bare loop's two steps too.
+    for (const phase of [...TURN_PHASES, ...BARE_TURN_PHASES])
+      expect(Number.isFinite(results.turn.profileMedianMs[phase])).toBe(true);
     [results.verification.bareVerifiesPerSecond, results.verification.commandVerificationsPerSecond].forEach(positive);
     expect(results.burst.agents).toBe(scale.burstAgents);
     expect(results.burst.spawnToRunning.count).toBe(scale.burstAgents);
@@ -56,6 +64,7 @@ describe('benchmark smoke run', () => {
     expect(outputs.text).toContain('spawn → sandbox ready, p50');
     expect(outputs.text).toContain('bare create+start');
     expect(outputs.text).toContain('turn overhead (model call + tool call), p50');
+    expect(outputs.text).toContain(TURN_PHASES[0]);
     const svg = await readFile(outputs.chart, 'utf8');
     expect(svg).toMatch(/^<svg /);
     expect((svg.match(/<polyline /g) ?? []).length).toBe(12);
