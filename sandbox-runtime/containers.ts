@@ -76,6 +76,19 @@ function collectOutput(docker: Docker, stream: NodeJS.ReadableStream, maxBytes: 
 export const containerNameOf = (container: Pick<ContainerInfo, 'Names' | 'Id'>): string =>
   container.Names[0]?.replace(/^\//, '') ?? container.Id;
 
+/**
+ * The engine did not create a command in the container (it is gone: 404, not running or paused: 409, or the engine
+ * did not answer): nothing ran. Keeps the engine's status code, so isNotFound still tells.
+ */
+export class ExecNotStarted extends Error {
+  readonly statusCode: number | undefined;
+  constructor(cause: unknown) {
+    super(`the command was not started: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'ExecNotStarted';
+    this.statusCode = (cause as { statusCode?: number } | null)?.statusCode;
+  }
+}
+
 /** Whether Docker answered 404 (the container does not exist), as opposed to not answering at all. */
 export function isNotFound(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === 404;
@@ -213,25 +226,29 @@ export async function execInContainer(
   const seconds = Math.max(1, Math.ceil(options.timeoutMs / 1000));
   const pidFile = `${PID_FILE_PREFIX}${randomUUID()}`;
   const container = docker.getContainer(containerName);
-  const exec = await container.exec({
-    // The wrapper drops the ids of commands that have ended, records its own, and becomes `timeout`.
-    Cmd: [
-      'sh',
-      '-c',
-      `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] && ! kill -0 "$(cat ` +
-        `"$f")" 2>/dev/null && rm -f "$f"; done; echo $$ > "$0"; exec "$@"`,
-      pidFile,
-      'timeout',
-      '--kill-after=5',
-      String(seconds),
-      ...command,
-    ],
-    AttachStdin: options.stdin !== undefined,
-    AttachStdout: true,
-    AttachStderr: true,
-    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
-    WorkingDir: WORKSPACE_PATH,
-  });
+  const exec = await container
+    .exec({
+      // The wrapper drops the ids of commands that have ended, records its own, and becomes `timeout`.
+      Cmd: [
+        'sh',
+        '-c',
+        `for f in ${PID_FILE_PREFIX}*; do [ -e "$f" ] && ! kill -0 "$(cat ` +
+          `"$f")" 2>/dev/null && rm -f "$f"; done; echo $$ > "$0"; exec "$@"`,
+        pidFile,
+        'timeout',
+        '--kill-after=5',
+        String(seconds),
+        ...command,
+      ],
+      AttachStdin: options.stdin !== undefined,
+      AttachStdout: true,
+      AttachStderr: true,
+      User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+      WorkingDir: WORKSPACE_PATH,
+    })
+    .catch((error: unknown) => {
+      throw new ExecNotStarted(error);
+    });
   const stream = await exec.start({ hijack: true, stdin: options.stdin !== undefined });
   const output = collectOutput(docker, stream, options.maxOutputBytes);
   if (options.stdin !== undefined) stream.end(options.stdin);

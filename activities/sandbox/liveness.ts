@@ -18,8 +18,8 @@ export function forgetRemoval(containerName: string): void {
 }
 
 /**
- * Throws unless the sandbox is running: removed (by a kill), frozen (by the quota watchdog) and stopped (by the agent or
- * the kernel) each say so; an engine that does not answer asks for a retry.
+ * Throws unless the sandbox is running: removed (by a kill), frozen (by the quota watchdog) and stopped (by the agent
+ * or the kernel) each say so; an engine that does not answer asks for a retry.
  */
 export async function ensureRunning(docker: Docker, containerName: string): Promise<void> {
   const state = await docker

@@ -7,7 +7,7 @@ import {
   toolCommand,
   ToolInputError,
 } from '../../sandbox-runtime/agent-tools';
-import { runDetachedInContainer, type DetachedOutcome } from '../../sandbox-runtime/containers';
+import { ExecNotStarted, runDetachedInContainer, type DetachedOutcome } from '../../sandbox-runtime/containers';
 import { oomKillCount } from '../../sandbox-runtime/oom';
 import { quotaReached } from '../../sandbox-runtime/workspace';
 import type { AgentOptions } from '../../shared/agent-schemas';
@@ -82,20 +82,27 @@ export function createRunToolActivities(deps: AgentSandboxDeps) {
       const { agentId } = input;
       // Tool call ids come from the model: unique within one agent's conversation, not across agents.
       const key = { agentId_id: { agentId, id: input.toolCallId } };
-      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: agentId }, select: { options: true } });
+      const [agent, call] = await Promise.all([
+        prisma.agent.findUniqueOrThrow({ where: { id: agentId }, select: { options: true } }),
+        prisma.toolCall.findUniqueOrThrow({ where: key }),
+      ]);
       const options = agent.options as AgentOptions;
       const quotaMb = quotaOf(deps, options);
       // A sandbox the quota watchdog froze runs nothing more.
       if (deps.quotaWatch?.breachOf(agentId)) throw quotaExceeded(quotaMb);
-      const claimed = await prisma.toolCall.updateMany({
-        where: { agentId, id: input.toolCallId, status: 'pending' },
-        data: { status: 'started', startedAt: new Date() },
-      });
-      const call = await prisma.toolCall.findUniqueOrThrow({ where: key });
       if (call.status === 'finished')
         return { status: 'finished', isError: call.isError, exitCode: call.exitCode, oomKilled: false };
-      if (call.status !== 'started') return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
-      await prisma.agent.update({ where: { id: agentId }, data: { lastTool: call.name } });
+      if (call.status !== 'pending' && call.status !== 'started')
+        return { status: 'unknown', isError: true, exitCode: null, oomKilled: false };
+      // Claimed by this attempt (pending → started), or started by an earlier one: either way it is run or re-attached
+      // to below (the sandbox itself runs a call once), and shown as the agent's tool meanwhile.
+      const [claimed] = await Promise.all([
+        prisma.toolCall.updateMany({
+          where: { agentId, id: input.toolCallId, status: 'pending' },
+          data: { status: 'started', startedAt: new Date() },
+        }),
+        prisma.agent.update({ where: { id: agentId }, data: { lastTool: call.name } }),
+      ]);
       const containerName = containerNameFor(agentId);
 
       let command;
@@ -105,15 +112,6 @@ export function createRunToolActivities(deps: AgentSandboxDeps) {
         if (error instanceof ToolInputError) return finish(agentId, call, error.message, true, null);
         throw error;
       }
-      await ensureRunning(docker, containerName).catch(async (error: unknown) => {
-        // Nothing ran: a call this attempt claimed goes back to pending (the run's end then says it was never run).
-        if (claimed.count === 1)
-          await prisma.toolCall.updateMany({
-            where: { agentId, id: input.toolCallId, status: 'started' },
-            data: { status: 'pending', startedAt: null },
-          });
-        throw error;
-      });
       const ooms = await oomKillCount(docker, containerName);
       const workspace = workspaceOf(deps, agentId);
       // Stops waiting on a kill or a worker shutdown, and (where the quota is only watched) when the workspace goes
@@ -150,6 +148,17 @@ export function createRunToolActivities(deps: AgentSandboxDeps) {
           },
         );
       } catch (error) {
+        // No exec was made: nothing ran. A call this attempt claimed goes back to pending (the run's end then says it
+        // was never run), and the sandbox's state is the verdict (removed, frozen, stopped, or the engine away).
+        if (error instanceof ExecNotStarted) {
+          if (claimed.count === 1)
+            await prisma.toolCall.updateMany({
+              where: { agentId, id: input.toolCallId, status: 'started' },
+              data: { status: 'pending', startedAt: null },
+            });
+          await ensureRunning(docker, containerName);
+          throw error;
+        }
         if (quota.exceeded || (deps.quotaMode === 'watchdog' && (await quotaReached(workspace, 'watchdog', quotaMb)))) {
           throw quotaExceeded(quotaMb);
         }
@@ -174,9 +183,12 @@ export function createRunToolActivities(deps: AgentSandboxDeps) {
         await ensureRunning(docker, containerName); // a sandbox that went is the verdict
         return await unknownOutcome(agentId, call, result.lost);
       }
-      // Killed by SIGKILL: the container itself may be going (a kill removes it), a moment after its processes.
-      if (result.exitCode === 137) await settled(docker, containerName);
-      await ensureRunning(docker, containerName);
+      // Ended by a signal: the sandbox itself may have ended (a kill removes it, a moment after its processes). A
+      // command that exited on its own had a running sandbox; the next call's exec finds one that stopped since.
+      if (result.exitCode >= 128) {
+        if (result.exitCode === 137) await settled(docker, containerName);
+        await ensureRunning(docker, containerName);
+      }
       const oomKilled = (await oomKillCount(docker, containerName)) > ooms;
       const full = await quotaReached(workspace, deps.quotaMode, quotaMb);
       if (full && deps.quotaMode === 'watchdog') throw quotaExceeded(quotaMb);
@@ -184,7 +196,8 @@ export function createRunToolActivities(deps: AgentSandboxDeps) {
         ...(oomKilled ? ['The command was killed: the sandbox ran out of memory.'] : []),
         ...(full
           ? [
-              `The workspace is full: it reached its disk quota of ${quotaMb} MB, and writes fail until files are removed.`,
+              `The workspace is full: it reached its disk quota of ${quotaMb} MB, ` +
+                'and writes fail until files are removed.',
             ]
           : []),
       ];
