@@ -11,9 +11,9 @@ import { stoppedByKill } from './sandbox';
 import { untilStored, whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
 import { TranscriptCache } from '../model-client/transcript-cache';
+import { conversationAt, replySeq, TranscriptGap, type Conversation } from '../model-client/conversation';
 import {
   ContextOverflowError,
-  firstPrompt,
   fitToContext,
   MAX_OUTPUT_TOKENS,
   systemPrompt,
@@ -41,11 +41,6 @@ const NON_RETRYABLE_STATUSES = new Set([400, 401, 403, 404, 413, 422]);
 const PROGRESS_INTERVAL_MS = 1000;
 /** Requests the API still finds too long after the estimate: re-fitted with its own count, this many times. */
 const TOO_LONG_REFITS = 3;
-
-export const UNKNOWN_TOOL_OUTCOME =
-  'The outcome of this tool call is unknown: the worker running it ' +
-  'stopped before reporting. It may or may not have taken effect; inspect ' +
-  'the workspace before repeating it.';
 
 export interface ModelTurn {
   stopReason: string | null;
@@ -79,9 +74,6 @@ const storedMessageOf = (row: { seq: number; role: string; content: Prisma.JsonV
   role: row.role as StoredMessage['role'],
   content: row.content as unknown as StoredMessage['content'],
 });
-
-/** A message with seq 2t+1 is the model's reply in turn t; seq 2t (t > 0) holds the tool results it answers. */
-const replySeq = (turn: number): number => 2 * turn + 1;
 
 function textOf(content: Anthropic.ContentBlock[]): string {
   return content
@@ -154,59 +146,6 @@ class StreamedProgress {
 export function createModelActivities({ prisma, anthropic, metrics, modelPrices, modelCalls }: ModelDeps) {
   const transcripts = new TranscriptCache();
   /**
-   * The conversation up to this turn: what this worker cached, what was stored since (one query, usually empty), and
-   * what this turn adds before its request (the first prompt, or the tool results of the turn before), which is stored
-   * with the reply, in one write. `storedReply` is set when a previous attempt already stored this turn's reply.
-   */
-  async function conversationAt(
-    agentId: string,
-    turn: number,
-    context: AgentContext,
-  ): Promise<{
-    messages: StoredMessage[];
-    added: StoredMessage[];
-    unknownCalls: string[];
-    storedReply?: StoredMessage;
-  }> {
-    const cached = transcripts.prefix(agentId, replySeq(turn));
-    const rows = await prisma.agentMessage.findMany({
-      where: { agentId, seq: { gt: cached.at(-1)?.seq ?? -1, lte: replySeq(turn) } },
-      orderBy: { seq: 'asc' },
-    });
-    const known = [...cached, ...rows.map(storedMessageOf)];
-    const storedReply = known.find((message) => message.seq === replySeq(turn));
-    if (storedReply) return { messages: known, added: [], unknownCalls: [], storedReply };
-    if (turn === 0) {
-      const first: StoredMessage = { seq: 0, role: 'user', content: firstPrompt(context) };
-      return known.length > 0
-        ? { messages: known, added: [], unknownCalls: [] }
-        : { messages: [first], added: [first], unknownCalls: [] };
-    }
-    if (known.some((message) => message.seq === 2 * turn)) return { messages: known, added: [], unknownCalls: [] };
-    const previous = known.find((message) => message.seq === replySeq(turn - 1));
-    if (!previous) throw ApplicationFailure.nonRetryable(`turn ${turn - 1} has no stored reply`, MODEL_REJECTED);
-    const calls = await prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 } });
-    const byId = new Map(calls.map((call) => [call.id, call]));
-    const order = (previous.content as Anthropic.ContentBlock[])
-      .filter((block) => block.type === 'tool_use')
-      .map((block) => block.id);
-    const content: Anthropic.ToolResultBlockParam[] = order.map((id) => {
-      const call = byId.get(id);
-      const finished = call?.status === 'finished';
-      return {
-        type: 'tool_result',
-        tool_use_id: id,
-        content: finished ? (call.output ?? '') : UNKNOWN_TOOL_OUTCOME,
-        is_error: finished ? call.isError : true,
-      };
-    });
-    const results: StoredMessage = { seq: 2 * turn, role: 'user', content };
-    // A call that never finished is reported to the model as unknown, and recorded so with the reply.
-    const unknownCalls = calls.filter((call) => call.status !== 'finished').map((call) => call.id);
-    return { messages: [...known, results], added: [results], unknownCalls };
-  }
-
-  /**
    * Publishes what the model writes, at most once a second and only when it changed: the agent's
    * row (the status) and a notification that wakes its event streams. Best effort: a write that fails only
    * leaves the progress older. `stop` waits for the write in flight, so none lands after the turn.
@@ -262,12 +201,28 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
   return {
     async callModel(input: { agentId: string; turn: number }): Promise<ModelTurn> {
       const { agentId, turn } = input;
-      const agent = await prisma.agent.findUniqueOrThrow({ where: { id: agentId } });
+      // The agent, what was stored since this worker's cached transcript (usually nothing) and the tool calls the
+      // model asked for last turn, read side by side.
+      const cached = transcripts.prefix(agentId, replySeq(turn));
+      const [agent, stored, previousCalls] = await Promise.all([
+        prisma.agent.findUniqueOrThrow({ where: { id: agentId } }),
+        prisma.agentMessage.findMany({
+          where: { agentId, seq: { gt: cached.at(-1)?.seq ?? -1, lte: replySeq(turn) } },
+          orderBy: { seq: 'asc' },
+        }),
+        turn > 0 ? prisma.toolCall.findMany({ where: { agentId, turn: turn - 1 } }) : [],
+      ]);
       const agentType = agent.agentType as AgentType;
       const context = agent.context as unknown as AgentContext;
       const options = agent.options as { model: string };
 
-      const conversation = await conversationAt(agentId, turn, context);
+      let conversation: Conversation;
+      try {
+        conversation = conversationAt(turn, context, [...cached, ...stored.map(storedMessageOf)], previousCalls);
+      } catch (error) {
+        if (error instanceof TranscriptGap) throw ApplicationFailure.nonRetryable(error.message, MODEL_REJECTED);
+        throw error;
+      }
       // A retry after the reply was stored (the previous attempt's completion was lost) must not call the model again.
       if (conversation.storedReply)
         return summarize(conversation.storedReply.content as Anthropic.ContentBlock[], null, {

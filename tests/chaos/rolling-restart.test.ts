@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
-import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
+import { UNKNOWN_TOOL_OUTCOME } from '../../model-client/conversation';
 import { byTurn, call, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
 import { containersOf, sampleContainers } from '../helpers/chaos';
 import { bearer } from '../helpers/federation';

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
 import { AGENT_LABEL } from '../../sandbox-runtime/agent-containers';
-import { UNKNOWN_TOOL_OUTCOME } from '../../activities/model';
+import { UNKNOWN_TOOL_OUTCOME } from '../../model-client/conversation';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, FakeAnthropic, reply, EDITOR } from '../../scripts/scripted-model-server';
 import { createRepository } from '../helpers/git-repo';
