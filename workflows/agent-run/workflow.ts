@@ -57,7 +57,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   // ---- what the run tells: the Web UI, the database, and the hub that spawned it (if one did)
   const showProgress = (note: string | null): void =>
     setCurrentDetails(progressDetails(status, options.maxTurns, note));
-  const tellHub = await startHubEvents(input, status, deadlineAt);
+  const tellHub = startHubEvents(input, status, deadlineAt);
   /** The state in the status, the Web UI and the visibility search; the database is told separately. */
   function showState(state: AgentState, detail?: string, error?: string): void {
     status.state = state;
