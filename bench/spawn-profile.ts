@@ -7,9 +7,9 @@ export const SPAWN_PHASES = [
   'API: request → admitted, workflow started',
   'admission: the workflow asked again (queued or late answers only)',
   'launch activity scheduled on the host queue',
-  'launch: container created (beside workspace and clone)',
-  'launch: repository cloned, container started',
-  'launch: done (host recorded)',
+  'launch: container created (beside the workspace)',
+  'launch: container started (beside the clone)',
+  'launch: clone done, state recorded',
   'state running committed',
 ] as const;
 

@@ -48,15 +48,12 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
    * Clones the agent's repository into its workspace (a hub's spawn may clone a local path only if its connection
    * allows it).
    */
-  async function checkOut(input: LaunchInput, workspace: string): Promise<{ headSha: string | null }> {
-    const agent = await prisma.agent.findUniqueOrThrow({
-      where: { id: input.agentId },
-      select: { originConnectionId: true },
-    });
-    const origin = agent.originConnectionId
-      ? await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } })
-      : null;
-    const allowLocal = agent.originConnectionId === null || origin?.allowLocalRepositories === true;
+  async function checkOut(
+    input: LaunchInput,
+    workspace: string,
+    localAllowed: Promise<boolean>,
+  ): Promise<{ headSha: string | null }> {
+    const allowLocal = await localAllowed;
     const dir = await realpath(workspace); // the slot itself when the workspace links to a warm one
     const { repository, branch } = input.context;
     const context = Context.current();
@@ -80,6 +77,17 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
       chown(dir, SANDBOX_UID, SANDBOX_UID),
     );
     return checkout;
+  }
+
+  /** Whether the agent may clone a local path: yes, unless a hub spawned it through a connection that forbids it. */
+  async function localRepositoriesAllowed(agentId: string): Promise<boolean> {
+    const agent = await prisma.agent.findUniqueOrThrow({
+      where: { id: agentId },
+      select: { originConnectionId: true },
+    });
+    if (agent.originConnectionId === null) return true;
+    const origin = await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } });
+    return origin?.allowLocalRepositories === true;
   }
 
   /** A warm container for this agent when the host has a pool and the agent asks for exactly the pool's limits. */
@@ -121,18 +129,32 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
       steps[name] = Date.now() - created;
       return value;
     };
+    /** Starts the container unless it runs (a warm one, or a retried launch's). */
+    const startUnlessRunning = async (known: 'stopped' | 'unknown'): Promise<void> => {
+      if (known === 'unknown' && (await docker.getContainer(containerName).inspect()).State.Running) return;
+      await docker.getContainer(containerName).start();
+      step('started', null);
+      deps.metrics.sandboxStart.observe({ runtime: deps.sandboxRuntime }, (Date.now() - created) / 1000);
+    };
+    // Read while the sandbox is made ready; awaited by the checkout (a failure, then, is the launch's).
+    const localAllowed = localRepositoriesAllowed(input.agentId);
+    localAllowed.catch(() => undefined);
     let checkout: { headSha: string | null };
     if (!(await exists()) && step('warm', await claimWarm(input, containerName, workspace))) {
       // A warm container: already started, bound to the slot the workspace now links to.
-      checkout = step('checkedOut', await checkOut(input, workspace));
+      checkout = step('checkedOut', await checkOut(input, workspace, localAllowed));
+      await startUnlessRunning('unknown');
     } else {
-      // The slot is the admission's: the container is created while the workspace is prepared and the
-      // repository cloned (the bind mount is resolved at start, when both are done).
-      const creating = exists().then(async (found) => {
-        if (found) return;
+      // The slot is the admission's: the container is created while the workspace is prepared, and started while the
+      // repository is cloned. Its bind mount needs only the prepared workspace, and nothing runs in it before this
+      // launch returns (as with a warm container, which is running before its checkout).
+      const creating = exists().then(async (found): Promise<'stopped' | 'unknown'> => {
+        if (found) return 'unknown'; // a retried launch's
         await deps.warmPool?.makeRoom();
         step('created', await docker.createContainer(containerSpec(input, workspace, containerName)));
+        return 'stopped';
       });
+      let starting: Promise<void> = Promise.resolve();
       // Awaited below, after the clone: until then a failure (an engine restarting) must not count as unhandled and end
       // the process.
       creating.catch(() => undefined);
@@ -140,19 +162,16 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
         await prepareWorkspace(workspace, quotaOf(deps, input.options), deps.quotaMode);
         step('workspace', null);
         stopIfCancelled();
-        checkout = step('checkedOut', await checkOut(input, workspace));
+        starting = creating.then(startUnlessRunning);
+        starting.catch(() => undefined);
+        checkout = step('checkedOut', await checkOut(input, workspace, localAllowed));
       } finally {
-        await Promise.allSettled([creating]);
+        await Promise.allSettled([creating, starting]);
       }
       await creating;
+      await starting;
     }
     stopIfCancelled();
-    const state = (await docker.getContainer(containerName).inspect()).State;
-    if (!state.Running) {
-      await docker.getContainer(containerName).start();
-      step('started', null);
-      deps.metrics.sandboxStart.observe({ runtime: deps.sandboxRuntime }, (Date.now() - created) / 1000);
-    }
     // A retried launch reuses its checkout: its commit is then read inside the sandbox.
     const headSha = checkout.headSha ?? (await headInSandbox(containerName));
     // Ready: the state is recorded here, with the host, and not by one more activity after this one.
