@@ -329,8 +329,9 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
       await recordContact(prisma, input.agentId, contactAt);
       const terminal = isTerminalState(snapshot.status);
       if (terminal && result) {
-        // The spoke's cost estimate (an addition older spokes leave out) is the agent's, not the stored result's.
-        const { costUsd, ...stored } = result;
+        // The spoke's cost estimate (an addition older spokes leave out) is the agent's, not the stored result's; its
+        // bundle and delivery are the spoke's own, not this instance's.
+        const { costUsd, bundle: _bundle, delivery: _delivery, ...stored } = result;
         if (costUsd !== undefined) await prisma.agent.update({ where: { id: input.agentId }, data: { costUsd } });
         const filesChanged = stored.diff.split('\n').filter((line) => line.startsWith('diff --git ')).length;
         await storeResult(prisma, input.agentId, stored, {

@@ -20,6 +20,8 @@ import { createSessionCallbackActivities } from './session-callbacks';
 import type { SandboxRuntime } from '../sandbox-runtime/container-spec';
 import type { QuotaWatchdog } from '../sandbox-runtime/quota-watchdog';
 import type { RepositoryCache } from '../sandbox-runtime/repository-cache';
+import type { DeliveryCredentials } from '../sandbox-runtime/result-delivery';
+import { createDeliveryActivities } from './delivery';
 import type { WarmPool } from '../sandbox-runtime/warm-pool';
 import type { QuotaMode } from '../sandbox-runtime/workspace';
 
@@ -57,6 +59,8 @@ export interface ActivityDeps {
   repositoryCache: RepositoryCache | null;
   /** Prices and context windows per model (MODEL_PRICES merged over the defaults). */
   modelPrices: ModelPriceTable;
+  /** The operator's credentials for pushing results (GIT_CREDENTIALS_FILE, GIT_SSH_KEY_FILE, ...). */
+  deliveryCredentials: DeliveryCredentials;
 }
 
 /**
@@ -75,6 +79,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createFederationCommandActivities(deps),
     ...createHubEventActivities(deps),
     ...createRetentionActivities(deps),
+    ...createDeliveryActivities(deps),
     ...createSessionCallbackActivities({
       prisma: deps.prisma,
       identity: deps.identity,

@@ -50,6 +50,7 @@ export function createRetentionActivities(deps: RetentionDeps) {
         federationCommands: 0,
         federationEvents: 0,
         nonces: 0,
+        resultBundles: 0,
       };
       if (settings.eventHours > 0) {
         const before = cutoff(settings.eventHours, now);
@@ -79,6 +80,18 @@ export function createRetentionActivities(deps: RetentionDeps) {
             SELECT c.agent_id, c.id FROM agents a JOIN tool_calls c ON c.agent_id = a.id
               WHERE a.finished_at < ${before} LIMIT ${BATCH}) old
             WHERE t.agent_id = old.agent_id AND t.id = old.id`,
+        );
+      }
+      if (settings.workspaceHours > 0) {
+        // A result bundle is kept as long as the workspace it came from; its result then says it was pruned.
+        const before = cutoff(settings.workspaceHours, now);
+        pruned.resultBundles = await inBatches(
+          () => prisma.$executeRaw`WITH gone AS (
+              DELETE FROM agent_result_bundles WHERE agent_id IN (
+                SELECT b.agent_id FROM agents a JOIN agent_result_bundles b ON b.agent_id = a.id
+                  WHERE a.finished_at < ${before} LIMIT ${BATCH})
+              RETURNING agent_id)
+            UPDATE agent_results r SET bundle_status = 'pruned' FROM gone WHERE r.agent_id = gone.agent_id`,
         );
       }
       if (settings.federationHours > 0) {

@@ -50,6 +50,10 @@ export function describeEvent(event: AgentEventView): string {
         (data.testExitCode !== null ? `, tests exit ${data.testExitCode}` : '') +
         (typeof data.costUsd === 'number' ? `, cost ≈ ${formatUsd(data.costUsd)}` : '')
       );
+    case 'delivery':
+      return data.pushed
+        ? `${time}  #${event.seq}  pushed ${data.commit.slice(0, 12)} to ${data.branch} on ${data.remote}`
+        : `${time}  #${event.seq}  not pushed to ${data.branch} on ${data.remote} (${data.failure}): ${data.reason}`;
   }
 }
 

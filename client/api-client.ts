@@ -18,6 +18,7 @@ export const CLIENT_ROUTES = {
   agentStatus: { method: 'get', path: '/agents/{agentId}/status' },
   killAgent: { method: 'post', path: '/agents/{agentId}/kill' },
   agentEvents: { method: 'get', path: '/agents/{agentId}/events' },
+  resultBundle: { method: 'get', path: '/agents/{agentId}/result.bundle' },
   spawnSession: { method: 'post', path: '/orchestrator/sessions/spawn' },
   listSessions: { method: 'get', path: '/orchestrator/sessions' },
   sessionStatus: { method: 'get', path: '/orchestrator/sessions/{id}/status' },
@@ -185,6 +186,19 @@ export class OrchestratorClient {
   }
   federatedKill(agentId: string): Promise<{ success: true; data: Json }> {
     return this.call('POST', `/api/v1/federation/agents/${encodeURIComponent(agentId)}/kill`);
+  }
+
+  /** The agent's result branch as a git bundle (bytes), and the commit of its one branch. */
+  async resultBundle(agentId: string): Promise<{ data: Uint8Array; commitSha: string }> {
+    const response = await fetch(`${this.baseUrl}/agents/${encodeURIComponent(agentId)}/result.bundle`, {
+      headers: this.headers(),
+      signal: AbortSignal.timeout(this.options.timeoutMs ?? 120_000),
+    });
+    if (!response.ok) throw await errorOf(response);
+    return {
+      data: new Uint8Array(await response.arrayBuffer()),
+      commitSha: response.headers.get('x-commit-sha') ?? '',
+    };
   }
 
   /** The agent's events so far (a finished run's whole log), without following. */

@@ -162,6 +162,14 @@ export const configSchema = z.object({
       (value) => value.split(',').every((root) => root.trim() === '' || path.isAbsolute(root.trim())),
       'must list absolute folders',
     ),
+  /**
+   * The operator's credentials for pushing results (options.delivery), read by git on the worker only: a
+   * git-credential-store file (`https://user:token@host`, one per line) for https remotes, and a private key and a
+   * known_hosts file for ssh remotes. Their contents are never logged, stored or given to a sandbox.
+   */
+  GIT_CREDENTIALS_FILE: z.string().min(1).optional(),
+  GIT_SSH_KEY_FILE: z.string().min(1).optional(),
+  GIT_SSH_KNOWN_HOSTS_FILE: z.string().min(1).optional(),
   /** Seconds one request to a peer may take (identity fetch, handshake, command, event). */
   FEDERATION_PEER_TIMEOUT: z.coerce.number().int().min(1).max(300).default(30),
   /** Seconds without news of an agent running on a peer after which the hub asks the peer (agent.status). */

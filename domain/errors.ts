@@ -9,6 +9,8 @@ export type DomainErrorKind =
   | 'forbidden'
   /** The action conflicts with the current state (already finished, already connected). */
   | 'conflict'
+  /** What was asked for existed and was removed (by the retention). */
+  | 'gone'
   /** A peer instance refused or did not answer. */
   | 'peer_failed';
 

@@ -119,6 +119,16 @@ export class RepositoryCache {
     return { headSha: stdout.trim() };
   }
 
+  /**
+   * A bare copy of `branch` from the mirror into `dir`, for the worker's own use (a result's delivery): its objects are
+   * hard-linked (nothing of the sandbox's reaches it), so it costs little and outlives the mirror's removal.
+   */
+  async bareCopy(mirror: string, branch: string, dir: string, options: ProgramOptions): Promise<void> {
+    const clone = ['git', '-c', 'core.hooksPath=/dev/null', 'clone', '--quiet', '--bare', '--template=', '--local'];
+    const shared = ['-s', '-w', String(LOCK_WAIT_SECONDS), '-F', this.lockOf(mirror)];
+    await runProgram('flock', [...shared, ...clone, '--branch', branch, '--single-branch', '--', mirror, dir], options);
+  }
+
   /** Removes the mirror of `source` unless a spawn uses it right now (a failed one: the next spawn makes it anew). */
   async discard(source: string): Promise<void> {
     await this.discardMirror(this.mirrorOf(source));

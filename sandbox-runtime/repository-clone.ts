@@ -57,38 +57,14 @@ export async function cloneRepository(
       `cannot clone ${input.repository} (branch ${input.branch}): the repository or the branch is not available`,
     );
 
-  const config = [
-    ['protocol.allow', 'never'],
-    [`protocol.${source.kind === 'local' ? 'file' : source.scheme}.allow`, 'always'],
-    ['credential.helper', ''],
-    ['core.hooksPath', '/dev/null'],
-    ['http.followRedirects', 'false'],
-  ];
-  if (source.kind === 'remote' && (source.scheme === 'https' || source.scheme === 'http')) {
-    // Pin the connection to an address the outbound policy permits (DNS is asked once, here).
-    const permitted = (await lookup(source.host, { all: true }).catch(() => [])).find((address) =>
-      policy.outbound.permits(address.address),
-    );
-    if (!permitted) throw unavailable();
-    config.push([
-      'http.curloptResolve',
-      `${source.host}:${source.port}:${permitted.family === 6 ? `[${permitted.address}]` : permitted.address}`,
-    ]);
-  }
   const home = await mkdtemp(path.join(os.tmpdir(), 'clone-home-'));
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    LANG: 'C',
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_CONFIG_GLOBAL: '/dev/null',
-    GIT_TERMINAL_PROMPT: '0',
-    GIT_ASKPASS: '/bin/false',
-    SSH_ASKPASS: '/bin/false',
-    GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null',
-  };
+  const hardened = await hardenedGit(policy, source, home);
+  if (!hardened) {
+    await rm(home, { recursive: true, force: true });
+    throw unavailable();
+  }
+  const { env, config: gitConfig } = hardened;
   const origin = source.kind === 'local' ? source.path : source.url;
-  const gitConfig = config.flatMap(([key, value]) => ['-c', `${key}=${value}`]);
   const run: ProgramOptions = { env, timeoutMs: CLONE_TIMEOUT_MS, maxBuffer: 1024 * 1024, signal: options.signal };
   const gitFailed = (error: unknown): never => {
     // A kill during the clone: git was stopped, and the caller learns why.
@@ -138,6 +114,47 @@ export async function cloneRepository(
   } finally {
     await rm(home, { recursive: true, force: true });
   }
+}
+
+/**
+ * git's settings for one repository the policy admitted: only its transport, no credential helper, no hooks, no
+ * redirects, the connection pinned to an address the outbound policy permits (DNS is asked once, here), and an
+ * environment with nothing of the worker's (HOME is `home`). Null when no permitted address serves the host.
+ */
+export async function hardenedGit(
+  policy: RepositoryPolicy,
+  source: CloneSource,
+  home: string,
+): Promise<{ config: string[]; env: Record<string, string> } | null> {
+  const config = [
+    ['protocol.allow', 'never'],
+    [`protocol.${source.kind === 'local' ? 'file' : source.scheme}.allow`, 'always'],
+    ['credential.helper', ''],
+    ['core.hooksPath', '/dev/null'],
+    ['http.followRedirects', 'false'],
+  ];
+  if (source.kind === 'remote' && (source.scheme === 'https' || source.scheme === 'http')) {
+    const permitted = (await lookup(source.host, { all: true }).catch(() => [])).find((address) =>
+      policy.outbound.permits(address.address),
+    );
+    if (!permitted) return null;
+    config.push([
+      'http.curloptResolve',
+      `${source.host}:${source.port}:${permitted.family === 6 ? `[${permitted.address}]` : permitted.address}`,
+    ]);
+  }
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    LANG: 'C',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '/bin/false',
+    SSH_ASKPASS: '/bin/false',
+    GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null',
+  };
+  return { config: config.flatMap(([key, value]) => ['-c', `${key}=${value}`]), env };
 }
 
 const stderrOf = (error: unknown): string => (error as { stderr?: string }).stderr?.trim() || String(error);

@@ -1,4 +1,4 @@
-import type { AgentState } from './vocabulary';
+import type { AgentState, DeliveryOutcome } from './vocabulary';
 
 /**
  * What happened to an agent, in order: its state changes, model turns, tool calls and result. Each
@@ -25,7 +25,8 @@ export type AgentEventData =
       filesChanged: number | null;
       testExitCode: number | null;
       costUsd?: number | null;
-    };
+    }
+  | ({ type: 'delivery' } & DeliveryOutcome);
 
 /** A model turn's tokens and estimated cost (cache and cost fields absent in events from before caching). */
 export type TurnUsage = {

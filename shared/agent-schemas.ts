@@ -9,13 +9,23 @@ export const Identifier = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, dots, dashes or underscores');
 
+/** A branch name git accepts, in plain characters: nothing a shell, a ref expression or an option could read. */
+const BranchName = z
+  .string()
+  .regex(/^[A-Za-z0-9._/-]{1,255}$/, 'must be a git branch name')
+  .refine(
+    (name) =>
+      !name.includes('..') &&
+      !name.startsWith('-') &&
+      !name.split('/').some((part) => part === '' || part.startsWith('.') || part.endsWith('.lock')) &&
+      !name.endsWith('.'),
+    'must be a git branch name',
+  );
+
 export const AgentContextSchema = z.strictObject({
   /** A local path on the worker host, or a git URL. */
   repository: z.string().min(1).max(2048),
-  branch: z
-    .string()
-    .regex(/^[A-Za-z0-9._/-]{1,255}$/, 'must be a git branch name')
-    .refine((name) => !name.includes('..') && !name.startsWith('-'), 'must be a git branch name'),
+  branch: BranchName,
   workItems: z.array(z.string().min(1).max(10_000)).max(100),
   skills: z.array(z.string().min(1).max(200)).max(50).optional(),
   instructions: z.string().max(50_000).optional(),
@@ -48,6 +58,17 @@ export const AgentOptionsSchema = z.strictObject({
   /** US dollars the run may spend (estimated from the worker's price table); past it the run stops as failed. */
   costBudgetUsd: z.number().positive().max(1_000_000).optional(),
   resources: AgentResourcesSchema.default({}),
+  /** Where the result goes once the run has a commit (absent: it stays on the workspace's host and in its bundle). */
+  delivery: z
+    .strictObject({
+      /** Push the result branch with the credentials of the worker's host (never seen by the sandbox). */
+      push: z.boolean(),
+      /** The repository to push to (default: the task's), under the same repository policy as clones. */
+      remote: z.string().min(1).max(2048).optional(),
+      /** The branch to push (default: agent/<agentId>); an existing branch moves only forward. */
+      branch: BranchName.optional(),
+    })
+    .optional(),
 });
 
 export const SpawnAgentRequestSchema = z.strictObject({

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { AgentContextSchema, AgentOptionsSchema, AgentResourcesSchema, Identifier } from './agent-schemas';
-import { AGENT_STATES, AGENT_TYPES, PRIORITY_MAX, PRIORITY_MIN } from './vocabulary';
+import {
+  AGENT_STATES,
+  AGENT_TYPES,
+  DELIVERY_FAILURES,
+  PRIORITY_MAX,
+  PRIORITY_MIN,
+  RESULT_BUNDLE_STATUSES,
+} from './vocabulary';
 
 /**
  * The wire shapes of agents run across federation (FED-010, ../shared/seeds): the payloads of the
@@ -82,6 +89,23 @@ export const AgentResultPayloadSchema = z.object({
   summary: z.string().nullable(),
   /** Addition: the run's estimated cost in USD (null: its model has no price). */
   costUsd: z.number().min(0).nullable().optional(),
+  /** Addition: whether GET /agents/{agentId}/result.bundle serves the branch (null: no bundle, no changes). */
+  bundle: z.enum(RESULT_BUNDLE_STATUSES).nullable().optional(),
+  /** Addition: where options.delivery pushed the result, or why it did not (absent: no push was asked). */
+  delivery: z
+    .union([
+      z.object({ pushed: z.literal(true), remote: z.string(), branch: z.string(), commit: z.string() }),
+      z.object({
+        pushed: z.literal(false),
+        remote: z.string(),
+        branch: z.string(),
+        commit: z.string(),
+        failure: z.enum(DELIVERY_FAILURES),
+        reason: z.string(),
+      }),
+    ])
+    .nullable()
+    .optional(),
 });
 
 export const StatusReplyResultSchema = z.object({

@@ -43,3 +43,30 @@ export interface ContextManagement {
   /** The turn of the latest clearing. */
   lastClearedAtTurn: number;
 }
+
+/**
+ * What became of a result's git bundle: stored (served by result.bundle), too_large, unavailable (it could not be
+ * made) or pruned (by the retention, with the workspace).
+ */
+export const RESULT_BUNDLE_STATUSES = ['stored', 'too_large', 'unavailable', 'pruned'] as const;
+export type ResultBundleStatus = (typeof RESULT_BUNDLE_STATUSES)[number];
+
+/**
+ * Why a result's push failed: the remote refused the credentials, its branch had moved on, it did not answer, the
+ * base commit could not be fetched, the policy refused the remote, no bundle was stored, or git said no otherwise.
+ */
+export const DELIVERY_FAILURES = [
+  'authentication_failed',
+  'non_fast_forward',
+  'unreachable',
+  'base_missing',
+  'remote_refused',
+  'no_bundle',
+  'push_failed',
+] as const;
+export type DeliveryFailure = (typeof DELIVERY_FAILURES)[number];
+
+/** What became of a result's push (options.delivery): where it went, or why it did not. */
+export type DeliveryOutcome =
+  | { pushed: true; remote: string; branch: string; commit: string }
+  | { pushed: false; remote: string; branch: string; commit: string; failure: DeliveryFailure; reason: string };

@@ -77,5 +77,10 @@ export async function activityDeps(
     maxConcurrentAgents: config.MAX_CONCURRENT_AGENTS,
     peers,
     repositories: repositoryPolicy(config, peers.policy),
+    deliveryCredentials: {
+      credentialsFile: config.GIT_CREDENTIALS_FILE ? path.resolve(config.GIT_CREDENTIALS_FILE) : null,
+      sshKeyFile: config.GIT_SSH_KEY_FILE ? path.resolve(config.GIT_SSH_KEY_FILE) : null,
+      sshKnownHostsFile: config.GIT_SSH_KNOWN_HOSTS_FILE ? path.resolve(config.GIT_SSH_KNOWN_HOSTS_FILE) : null,
+    },
   };
 }

@@ -2,6 +2,13 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { storeResult } from '../../domain/agents/agent-events';
 import { containerNameFor, resultBranchFor } from '../../sandbox-runtime/agent-containers';
 import { endLeftoverCommands, execInContainer } from '../../sandbox-runtime/containers';
+import {
+  InvalidBundle,
+  RESULT_BUNDLE_MAX_BYTES,
+  RESULT_BUNDLE_SCRIPT,
+  resultBundleOf,
+} from '../../sandbox-runtime/git-bundle';
+import type { ResultBundleStatus } from '../../shared/vocabulary';
 import type { AgentResultSummary } from '../../workflows/agent-run/contract';
 import { whileHeartbeating } from '../heartbeat';
 import type { AgentSandboxDeps } from './deps';
@@ -24,6 +31,48 @@ const COMMIT_SCRIPT = [
 /** The end of a run: the agent's changes committed on its result branch, and the result stored. */
 export function createCollectActivities(deps: AgentSandboxDeps) {
   const { prisma, docker } = deps;
+
+  /**
+   * Stores the result branch as a git bundle from the base, made in the sandbox and checked here (one reference, at
+   * the commit collected). A bundle that cannot be made or is too large never fails the run: the status says so.
+   */
+  async function storeBundle(
+    result: { agentId: string; containerName: string; baseSha: string; branch: string; commitSha: string },
+    signal: AbortSignal,
+  ): Promise<Exclude<ResultBundleStatus, 'pruned'>> {
+    const { log } = Context.current();
+    const script = ['sh', '-c', RESULT_BUNDLE_SCRIPT, 'bundle', result.baseSha, result.branch];
+    const printed = await execInContainer(docker, result.containerName, [...script, String(RESULT_BUNDLE_MAX_BYTES)], {
+      timeoutMs: 300_000,
+      maxOutputBytes: Math.ceil((RESULT_BUNDLE_MAX_BYTES * 4) / 3) + 1024,
+      signal,
+    });
+    if (printed.exitCode !== 0 || printed.outputTruncated) {
+      log.warn('the result bundle could not be made', { agentId: result.agentId, git: printed.stderr.slice(-2000) });
+      return 'unavailable';
+    }
+    let bundle: ReturnType<typeof resultBundleOf>;
+    try {
+      bundle = resultBundleOf(printed.stdout, result);
+    } catch (error) {
+      if (!(error instanceof InvalidBundle)) throw error;
+      log.warn('the result bundle was refused', { agentId: result.agentId, reason: error.message });
+      return 'unavailable';
+    }
+    if (bundle.kind === 'too_large') return 'too_large';
+    const row = {
+      commitSha: result.commitSha,
+      prerequisites: bundle.header.prerequisites,
+      data: new Uint8Array(bundle.data),
+      sizeBytes: bundle.data.length,
+    };
+    await prisma.agentResultBundle.upsert({
+      where: { agentId: result.agentId },
+      create: { agentId: result.agentId, ...row },
+      update: row,
+    });
+    return 'stored';
+  }
 
   /** Commits, reads the diff and stores the result with the last test run's outcome; `signal` stops it. */
   async function collect(input: CollectInput, signal: AbortSignal): Promise<AgentResultSummary> {
@@ -56,6 +105,12 @@ export function createCollectActivities(deps: AgentSandboxDeps) {
       orderBy: { finishedAt: 'desc' },
     });
     const changed = commitSha === input.baseSha ? null : commitSha;
+    const bundleStatus = changed
+      ? await storeBundle(
+          { agentId: input.agentId, containerName, baseSha: input.baseSha, branch, commitSha: changed },
+          signal,
+        )
+      : null;
     const data = {
       branch,
       commitSha: changed,
@@ -63,6 +118,7 @@ export function createCollectActivities(deps: AgentSandboxDeps) {
       testOutput: lastTestRun?.output ?? null,
       testExitCode: lastTestRun?.exitCode ?? null,
       summary: input.summary,
+      bundleStatus,
     };
     const filesChanged = stat.stdout.split('\n').filter(Boolean).length;
     // The last model call is over: the run's estimated cost is final.

@@ -90,6 +90,16 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     res.json(toView(row, live));
   });
 
+  router.get('/agents/:agentId/result.bundle', async (req, res) => {
+    const { agentId } = parseParams(AgentIdParams, req);
+    const bundle = await agents.resultBundle(agentId, { workspaceId: workspaceOf(res) });
+    res
+      .type('application/x-git-bundle')
+      .setHeader('content-disposition', `attachment; filename="${agentId}.bundle"`)
+      .setHeader('x-commit-sha', bundle.commitSha)
+      .send(Buffer.from(bundle.data));
+  });
+
   router.get('/agents/:agentId/events', async (req, res) => {
     const { agentId } = parseParams(AgentIdParams, req);
     const after = resumePoint(req);

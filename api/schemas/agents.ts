@@ -74,7 +74,7 @@ export const AgentEventSchema = z
   .object({
     agentId: z.string(),
     seq: z.number().int().min(1),
-    type: z.enum(['state', 'turn', 'progress', 'context', 'tool', 'result']),
+    type: z.enum(['state', 'turn', 'progress', 'context', 'tool', 'result', 'delivery']),
     at: z.string(),
     data: z.record(z.string(), z.unknown()),
   })
@@ -124,6 +124,26 @@ openApiRegistry.registerPath({
     200: jsonContent(AgentViewSchema, 'The agent'),
     403: errorResponse('The agent belongs to another workspace'),
     404: errorResponse('No such agent'),
+  },
+});
+openApiRegistry.registerPath({
+  method: 'get',
+  path: '/agents/{agentId}/result.bundle',
+  summary:
+    'The result branch agent/<agentId> as a git bundle from its base commit: ' +
+    '`git fetch <file> agent/<agentId>` in a clone of the repository brings the commit',
+  security: bearer,
+  request: { params: AgentIdParams },
+  responses: {
+    200: {
+      description: 'The bundle (header X-Commit-Sha: the commit of its one branch)',
+      content: { 'application/x-git-bundle': { schema: { type: 'string', format: 'binary' } } },
+    },
+    401: errorResponse('No valid API token'),
+    403: errorResponse('The agent belongs to another workspace'),
+    404: errorResponse('No such agent (not_found), no changes (no_changes), or no bundle was stored (no_bundle)'),
+    409: errorResponse('The agent has not finished (not_finished)'),
+    410: errorResponse('The retention removed the bundle with the workspace (pruned)'),
   },
 });
 openApiRegistry.registerPath({

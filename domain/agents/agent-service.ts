@@ -183,14 +183,23 @@ export function createAgentService(deps: AgentServiceDeps) {
             `MODEL_PRICES)`,
         );
       }
+      const delivery = request.options.delivery;
+      // A hub's agent is delivered by the hub, with its own credentials: a peer never pushes with this instance's.
+      if (federated && delivery)
+        throw new DomainError('invalid', 'delivery_not_allowed', 'options.delivery: the hub delivers the result');
+      const allowLocal = federated?.allowLocalRepositories ?? true;
       try {
-        await admitRepository(deps.repositories, request.context.repository, {
-          allowLocal: federated?.allowLocalRepositories ?? true,
-        });
+        await admitRepository(deps.repositories, request.context.repository, { allowLocal });
       } catch (error) {
         if (error instanceof RepositoryRefused) throw new DomainError('invalid', error.code, error.message);
         throw error;
       }
+      if (delivery?.remote)
+        await admitRepository(deps.repositories, delivery.remote, { allowLocal }).catch((error: unknown) => {
+          if (error instanceof RepositoryRefused)
+            throw new DomainError('invalid', error.code, `options.delivery.remote: ${error.message}`);
+          throw error;
+        });
       const known = await prisma.agent.findUnique({ where: { id: agentId } });
       if (known) return { agentId, status: known.state as AgentState, existing: true, createdAt: known.createdAt };
       const initialState = 'spawning';
@@ -272,6 +281,39 @@ export function createAgentService(deps: AgentServiceDeps) {
         )
         .catch(() => undefined);
       return live ? { row, live } : { row };
+    },
+
+    /**
+     * The result branch as a git bundle, for the agent's workspace: refused while the agent runs, when it changed
+     * nothing or its bundle was not stored, and once the retention removed it.
+     */
+    async resultBundle(agentId: string, owner: Owner): Promise<{ data: Uint8Array; commitSha: string }> {
+      const { state } = await ownership(agentId, owner);
+      const result = await prisma.agentResult.findUnique({
+        where: { agentId },
+        select: { commitSha: true, bundleStatus: true, branch: true },
+      });
+      if (!isTerminalState(state) || !result)
+        throw new DomainError('conflict', 'not_finished', `Agent ${agentId} has no result yet: it is ${state}`);
+      if (!result.commitSha)
+        throw new DomainError(
+          'not_found',
+          'no_changes',
+          `Agent ${agentId} changed nothing: there is no commit to fetch`,
+        );
+      const stored =
+        result.bundleStatus === 'stored'
+          ? await prisma.agentResultBundle.findUnique({ where: { agentId }, select: { data: true, commitSha: true } })
+          : null;
+      if (stored) return stored;
+      if (result.bundleStatus === 'pruned' || result.bundleStatus === 'stored')
+        throw new DomainError('gone', 'pruned', `The result bundle of ${agentId} was removed by the retention`);
+      const why = result.bundleStatus === 'too_large' ? 'it was too large to store' : 'it could not be made';
+      throw new DomainError(
+        'not_found',
+        'no_bundle',
+        `Agent ${agentId} has no result bundle (${why}): fetch ${result.branch ?? 'its branch'} from its workspace`,
+      );
     },
 
     /** The workspace's agents, newest first, a page at a time. */

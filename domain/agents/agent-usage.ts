@@ -1,5 +1,11 @@
 import type { AgentStatus } from '../../workflows/agent-run/contract';
-import type { ContextManagement, TokenUsage } from '../../shared/vocabulary';
+import {
+  RESULT_BUNDLE_STATUSES,
+  type ContextManagement,
+  type DeliveryOutcome,
+  type ResultBundleStatus,
+  type TokenUsage,
+} from '../../shared/vocabulary';
 import type { AgentResultPayload } from '../../shared/federated-agent-schemas';
 import type { AgentListRow } from './agent-service';
 
@@ -34,8 +40,13 @@ export function resultOf(row: AgentListRow): AgentResultPayload | null {
     testExitCode: result.testExitCode,
     summary: result.summary,
     costUsd: row.costUsd,
+    bundle: bundleStatusOf(result.bundleStatus),
+    ...(result.delivery ? { delivery: result.delivery as unknown as DeliveryOutcome } : {}),
   };
 }
+
+const bundleStatusOf = (status: string | null): ResultBundleStatus | null =>
+  RESULT_BUNDLE_STATUSES.find((known) => known === status) ?? null;
 
 /** When older tool results were cleared from the model's requests (null: never). */
 export function contextOf(row: AgentListRow): ContextManagement | null {

@@ -50,6 +50,7 @@ describe('golden workflow histories', () => {
         'agent-run-queued-then-admitted.json',
         'agent-run-streamed.json',
         'agent-run-for-hub.json',
+        'agent-run-delivered.json',
         'hub-event-delivery-completed.json',
         'federation-command-status.json',
         'federated-spawn-completed.json',

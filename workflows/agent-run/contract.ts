@@ -1,6 +1,6 @@
 import type { AgentContext, AgentOptions } from '../../shared/agent-schemas';
 import { signal, query } from '../../shared/temporal-definitions';
-import type { AgentState, AgentType, ContextManagement, TokenUsage } from '../../shared/vocabulary';
+import type { AgentState, AgentType, ContextManagement, DeliveryOutcome, TokenUsage } from '../../shared/vocabulary';
 import type { AgentOrigin } from '../hub-event-delivery/contract';
 
 /**
@@ -62,6 +62,8 @@ export interface AgentStatus {
   startedAt: string;
   updatedAt: string;
   error: string | null;
+  /** Where options.delivery pushed the result, or why not (absent: no push was asked, or not yet). */
+  delivery?: DeliveryOutcome | null;
 }
 
 export const killAgentSignal = signal<[{ reason?: string }]>('kill');

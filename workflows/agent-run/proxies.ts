@@ -95,8 +95,16 @@ export function onHost(taskQueue: string, maxRetries: number) {
     scheduleToCloseTimeout: '5 minutes',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
   });
+  // The push runs where the repository cache holds the task's base; a refused push is an outcome, not a failure, so
+  // only a worker or database fault is retried.
+  const delivery = proxyActivities<Pick<Activities, 'deliverResult'>>({
+    ...onThisHost,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
+  });
   // Proxies answer any name and have no own keys: they are handed out as they are, never spread.
-  return { sandbox, tools, model, teardown };
+  return { sandbox, tools, model, teardown, delivery };
 }
 
 /** Whether an activity failed because its worker went away (a deploy's SIGTERM, or a crash its heartbeat found). */

@@ -117,13 +117,28 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       const ended = await runTurns({ ...turns, showProgress, tellHub });
       if (!ended.done) return { continueWith: run.resumeAt(sandbox, deadlineAt, status, ended.summary) };
       showProgress('collecting the result');
-      const { sandbox: onItsHost } = onHost(sandbox.hostQueue, options.maxRetries);
+      const { sandbox: onItsHost, delivery } = onHost(sandbox.hostQueue, options.maxRetries);
       const collect = { agentId, baseSha: sandbox.baseSha, summary: ended.summary };
       const summary = 'collect result: diff, commit, test output';
       const result = await despiteWorkerLoss(() => onItsHost.collectResult.executeWithOptions({ summary }, [collect]));
-      const detail =
+      let detail =
         `result ${result.commitSha ?? 'without changes'} on ${result.branch}, ` +
         `${result.filesChanged} files changed`;
+      // A completed run's commit goes where its task asked; a push that fails is reported, never the run's failure.
+      if (!ended.failure && options.delivery?.push && result.commitSha) {
+        const target = options.delivery.branch ?? result.branch;
+        showProgress(`pushing the result to ${target}`);
+        const deliver = { summary: `deliver: push ${target}` };
+        status.delivery = await despiteWorkerLoss(() =>
+          delivery.deliverResult.executeWithOptions(deliver, [{ agentId }]),
+        ).catch((error: unknown) => {
+          if (isCancellation(error)) throw error;
+          return null;
+        });
+        detail += status.delivery?.pushed
+          ? `, pushed to ${status.delivery.branch}`
+          : `, not pushed${status.delivery ? ` (${status.delivery.failure})` : ''}`;
+      }
       return ended.failure
         ? { state: 'failed' as const, error: ended.failure, detail }
         : { state: 'completed' as const, detail };

@@ -22,6 +22,8 @@ export interface PrunedRecords {
   federationCommands: number;
   federationEvents: number;
   nonces: number;
+  /** Result bundles removed with their workspaces (absent in runs before bundles). */
+  resultBundles?: number;
 }
 
 export interface RetentionReport {
