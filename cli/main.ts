@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
 import { ApiRequestError, OrchestratorClient, type AgentView } from '../client/api-client';
 import type { AgentEventView } from '../shared/agent-events';
 import { AGENT_TYPES, type AgentType } from '../shared/vocabulary';
@@ -8,20 +12,24 @@ import { describeEvent, progressLine, turnUsage } from './format';
 /**
  * The orchestrator's command line, on the typed client. Human output by default, --json for scripts.
  * Exit codes (documented in the README): 0 done (watch: the run completed), 1 the API refused or
- * failed, 2 usage error, 3 the run failed or timed out, 4 the run was killed, 5 the API is unreachable.
+ * failed, 2 usage error, 3 the run failed or timed out, 4 the run was killed, 5 the API is unreachable, 6 git could
+ * not fetch the result (fetch).
  */
-export const EXIT = { ok: 0, refused: 1, usage: 2, runFailed: 3, runKilled: 4, unreachable: 5 } as const;
+export const EXIT = { ok: 0, refused: 1, usage: 2, runFailed: 3, runKilled: 4, unreachable: 5, gitFailed: 6 } as const;
 
 const USAGE = `orchestrator <command> [options]
 
 Commands:
   spawn --task <id> --repo <repository> [--branch main] --item <work item>...
-        [--type worker|reviewer|tester] [--priority 1-10] [--watch]
+        [--type worker|reviewer|tester] [--priority 1-10] [--push [--push-to <remote>] [--push-branch <b>]]
+        [--watch]                    --push: the worker pushes the result with the operator's credentials
   status <agentId>             state, turn, tokens, last tool, result
   watch <agentId>              follow a run live until it ends (exit code: how it ended)
   kill <agentId>               stop a run; its sandbox is removed within seconds
   list [--state <state>] [--limit N]
   logs <agentId>               the run's log so far: turns, tool calls with exit codes, result
+  fetch <agentId> [--dir <repository>]   bring the result into a clone of the task's repository (default:
+                               the current folder), as the branch agent/<agentId>
   connections                  this workspace's federation connections
   token --workspace <name> | --admin   create an API token (on the instance's host: needs its database)
 
@@ -32,9 +40,11 @@ Options:
   -h, --help       this help
 
 Exit codes: 0 ok (watch: completed), 1 refused by the API, 2 usage, 3 run failed or timed out,
-            4 run killed, 5 API unreachable.`;
+            4 run killed, 5 API unreachable, 6 git could not fetch the result.`;
 
 class UsageError extends Error {}
+/** git refused the fetched result (not a clone of the task's repository, or not a repository at all). */
+class FetchFailed extends Error {}
 
 interface Output {
   write(text: string): void;
@@ -68,6 +78,31 @@ function statusLines(agent: AgentView): string[] {
   return lines;
 }
 
+/**
+ * Fetches the agent's result bundle into the git repository at `dir` as the branch agent/<agentId> (the user's own
+ * repository, with their own git): the bundle needs the base commit there, as a clone of the task's repository has.
+ */
+async function fetchResult(
+  client: OrchestratorClient,
+  agentId: string,
+  dir: string,
+): Promise<{ branch: string; commitSha: string }> {
+  const bundle = await client.resultBundle(agentId);
+  const folder = await mkdtemp(path.join(os.tmpdir(), 'orchestrator-fetch-'));
+  const file = path.join(folder, `${agentId}.bundle`);
+  const branch = `agent/${agentId}`;
+  try {
+    await writeFile(file, bundle.data);
+    await promisify(execFile)('git', ['-C', dir, 'fetch', '--quiet', '--', file, `+${branch}:refs/heads/${branch}`]);
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new FetchFailed(`git could not fetch the result here: ${stderr || String(error)}`);
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+  return { branch, commitSha: bundle.commitSha };
+}
+
 async function watch(client: OrchestratorClient, agentId: string, out: Output, json: boolean): Promise<number> {
   let final = 'running';
   let last: AgentEventView | null = null;
@@ -97,6 +132,10 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
       type: { type: 'string' },
       priority: { type: 'string' },
       watch: { type: 'boolean' },
+      push: { type: 'boolean' },
+      'push-to': { type: 'string' },
+      'push-branch': { type: 'string' },
+      dir: { type: 'string' },
       state: { type: 'string' },
       limit: { type: 'string' },
       workspace: { type: 'string' },
@@ -133,6 +172,17 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
         agentType,
         context: { repository: values.repo, branch: values.branch ?? 'main', workItems: values.item },
         ...(values.priority ? { priority: Number(values.priority) } : {}),
+        ...(values.push
+          ? {
+              options: {
+                delivery: {
+                  push: true,
+                  ...(values['push-to'] ? { remote: values['push-to'] } : {}),
+                  ...(values['push-branch'] ? { branch: values['push-branch'] } : {}),
+                },
+              },
+            }
+          : {}),
       });
       print(spawned, () => [
         `${spawned.agentId}  ${spawned.status}${spawned.existing ? ' (the live agent of this task)' : ''}`,
@@ -168,6 +218,13 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
     case 'logs': {
       const events = await client.eventsSoFar(needAgent());
       print(events, () => events.map(describeEvent));
+      return EXIT.ok;
+    }
+    case 'fetch': {
+      const agentId = needAgent();
+      // npm run starts the CLI in the project's folder: INIT_CWD is where it was asked from.
+      const fetched = await fetchResult(client, agentId, values.dir ?? env.INIT_CWD ?? process.cwd());
+      print(fetched, () => [`${fetched.branch}  ${fetched.commitSha}`]);
       return EXIT.ok;
     }
     case 'connections': {
@@ -207,6 +264,10 @@ export async function main(argv: string[], out: Output): Promise<number> {
     ) {
       out.error(`orchestrator: ${error.message}`);
       return EXIT.usage;
+    }
+    if (error instanceof FetchFailed) {
+      out.error(`orchestrator: ${error.message}`);
+      return EXIT.gitFailed;
     }
     if (error instanceof ApiRequestError) {
       out.error(`orchestrator: ${error.message} (${error.status} ${error.code})`);

@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { issueApiToken } from '../../api/auth';
 import { AgentListSchema, AgentViewSchema } from '../../api/schemas/agents';
 import { SessionViewSchema } from '../../api/schemas/sessions';
 import { ApiRequestError, CLIENT_ROUTES, OrchestratorClient, PEER_ONLY_ROUTES } from '../../client/api-client';
-import { byWorkItem, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
-import { createRepository } from '../helpers/git-repo';
+import { byWorkItem, EDITOR, FakeAnthropic, reply, byTurn } from '../../scripts/scripted-model-server';
+import { createRepository, git } from '../helpers/git-repo';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
 import { freePort } from '../helpers/ports';
 import { waitUntil } from '../helpers/wait';
@@ -20,6 +22,10 @@ const ROOT = path.resolve(__dirname, '../..');
 const model = new FakeAnthropic(
   byWorkItem({
     'quick job': byTurn([reply.toolUse({ name: 'bash', input: { command: 'echo hi' } }), reply.text('Done quickly.')]),
+    'write notes': byTurn([
+      reply.toolUse({ name: EDITOR, input: { command: 'create', path: 'NOTES.md', file_text: '# Notes\n' } }),
+      reply.text('Wrote NOTES.md.'),
+    ]),
     'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
   }),
 );
@@ -157,6 +163,39 @@ describe('the typed client and the CLI', () => {
     expect(logs.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(6);
     const list = await cli('list', '--state', 'completed');
     expect(list.stdout).toContain(agentId);
+  });
+
+  it('fetches a result into a clone as its branch; spawn --push asks for a push', async () => {
+    const run = await cli('spawn', '--task', 'cli-fetch', '--repo', repository, '--item', 'write notes', '--watch');
+    expect(run.code).toBe(0);
+    const agentId = run.stdout.split(/\s+/)[0] ?? '';
+    const { commitSha } = await instance.prisma.agentResult.findUniqueOrThrow({ where: { agentId } });
+    const clone = path.join(await mkdtemp(path.join(os.tmpdir(), 'cli-fetch-')), 'clone');
+    await git(os.tmpdir(), 'clone', '--quiet', repository, clone);
+    const fetched = await cli('fetch', agentId, '--dir', clone);
+    expect(fetched).toEqual({ code: 0, stdout: `agent/${agentId}  ${commitSha}\n`, stderr: '' });
+    expect(await git(clone, 'rev-parse', `agent/${agentId}`)).toBe(commitSha);
+    expect(await git(clone, 'show', `agent/${agentId}:NOTES.md`)).toBe('# Notes');
+
+    // Another repository lacks the base: git says so, exit 6. An unknown agent: the API's 404, exit 1.
+    const elsewhere = await cli('fetch', agentId, '--dir', await createRepository({ 'other.txt': 'other\n' }));
+    expect(elsewhere.code).toBe(6);
+    expect(elsewhere.stderr).toContain('git could not fetch the result here');
+    const unknown = await cli('fetch', 'agent-00000000-0000-4000-8000-000000000000', '--dir', clone);
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringContaining('(404 not_found)')]);
+
+    // --push and --push-to reach options.delivery: this instance allows only https remotes, so ssh is refused.
+    const push = await cli('spawn', '--task', 'cli-push', '--repo', repository, '--item', 'write notes', '--push');
+    expect(push.code).toBe(0);
+    const refused = await cli(
+      ...['spawn', '--task', 'cli-push-ssh', '--repo', repository, '--item', 'write notes'],
+      ...['--push', '--push-to', 'ssh://example.com/repo.git'],
+    );
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('options.delivery.remote')]);
+    const pushed = push.stdout.split(/\s+/)[0] ?? '';
+    const row = await instance.prisma.agent.findUniqueOrThrow({ where: { id: pushed } });
+    expect(row.options).toMatchObject({ delivery: { push: true } });
+    await instance.temporal.workflow.getHandle(pushed).result();
   });
 
   it(
