@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
   INCOMING_COMMAND_PATH,
   PeerError,
@@ -13,8 +13,14 @@ import { signingKey, type IdentityHolder } from '../federation/identity';
 import { bodyHash, commandBody, newNonce, type CommandReply } from '../federation/messages';
 import { SignatureError } from '../federation/signatures';
 import { Prisma, type PrismaClient } from '../prisma/client';
-import { isTerminalState, type AgentState } from '../shared/vocabulary';
-import { type RemoteProgress, StatusReplyResultSchema } from '../shared/federated-agent-schemas';
+import { isTerminalState, type AgentState, type ResultBundleStatus } from '../shared/vocabulary';
+import type { AgentContext } from '../shared/agent-schemas';
+import type { RepositoryPolicy } from '../platform/repository-policy';
+import { resultBranchFor } from '../sandbox-runtime/agent-containers';
+import { RESULT_BUNDLE_MAX_BYTES } from '../sandbox-runtime/git-bundle';
+import type { RepositoryCache } from '../sandbox-runtime/repository-cache';
+import { rebundleResult } from '../sandbox-runtime/result-delivery';
+import { type RemoteProgress, ResultPieceSchema, StatusReplyResultSchema } from '../shared/federated-agent-schemas';
 import {
   FEDERATION_FAILURES,
   type OutboundCommand,
@@ -43,7 +49,13 @@ export interface FederationCommandDeps {
   prisma: PrismaClient;
   identity: IdentityHolder;
   peers: PeerTransport;
+  /** Where a received result's base comes from (the task's repository, under this instance's policy). */
+  repositories: RepositoryPolicy;
+  repositoryCache: RepositoryCache | null;
 }
+
+/** The largest result bundle the hub takes from a spoke (as the spoke stores at most). */
+const MAX_REMOTE_BUNDLE_BYTES = RESULT_BUNDLE_MAX_BYTES;
 
 export type { VerifiedCommand } from '../workflows/federation-command/contract';
 
@@ -264,6 +276,77 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
           ? (reply.result as Record<string, unknown>)
           : null;
       return { status: reply.status, error: reply.error ?? null, result };
+    },
+
+    /**
+     * Fetches the result bundle of an agent the spoke ran for us (agent.result, piece by piece, each reply signed and
+     * verified), checks it (one branch, at the commit the spoke reported, applying on the task's branch), bundles it
+     * again as agent/<our agent id> and stores it: result.bundle then serves it here, and delivery can push it with
+     * this instance's credentials. Answers the bundle's status; a spoke without a bundle or a bundle that does not
+     * check is a status, never a failure of the run.
+     */
+    async fetchRemoteResult(input: { agentId: string }): Promise<ResultBundleStatus | null> {
+      const { agentId } = input;
+      const [remote, result, agent] = await Promise.all([
+        prisma.federatedAgent.findUniqueOrThrow({ where: { agentId } }),
+        prisma.agentResult.findUnique({ where: { agentId }, select: { commitSha: true, bundleStatus: true } }),
+        prisma.agent.findUniqueOrThrow({ where: { id: agentId }, select: { context: true } }),
+      ]);
+      if (!result?.commitSha || !remote.remoteAgentId) return null;
+      if (result.bundleStatus === 'stored') return 'stored';
+      const settle = async (status: ResultBundleStatus, reason?: string): Promise<ResultBundleStatus> => {
+        if (reason) Context.current().log.warn('the remote result bundle was not stored', { agentId, reason });
+        await prisma.agentResult.update({ where: { agentId }, data: { bundleStatus: status } });
+        return status;
+      };
+      const pieces: Buffer[] = [];
+      for (let offset = 0; ;) {
+        const command: OutboundCommand = {
+          connectionId: remote.connectionId,
+          messageId: randomUUID(),
+          commandType: 'agent.result',
+          payload: { agentId: remote.remoteAgentId, offset },
+          nonce: newNonce(),
+          timestamp: new Date().toISOString(),
+        };
+        await deliver(command);
+        const reply = await verify(command);
+        if (reply.status !== 'ok')
+          return await settle('unavailable', `the spoke has no bundle: ${reply.error?.code ?? 'error'}`);
+        const piece = ResultPieceSchema.safeParse(reply.result);
+        if (!piece.success || piece.data.commitSha !== result.commitSha || piece.data.offset !== offset)
+          return await settle('unavailable', 'the spoke answered another bundle than its result');
+        if (piece.data.sizeBytes > MAX_REMOTE_BUNDLE_BYTES) return await settle('too_large');
+        const data = Buffer.from(piece.data.data, 'base64');
+        pieces.push(data);
+        offset += data.length;
+        Context.current().heartbeat(offset);
+        if (offset >= piece.data.sizeBytes) break;
+        if (data.length === 0) return await settle('unavailable', 'the spoke sent an empty piece before the end');
+      }
+      const context = agent.context as unknown as AgentContext;
+      const branch = resultBranchFor(agentId);
+      const checked = await rebundleResult({
+        policy: deps.repositories,
+        cache: deps.repositoryCache,
+        origin: { repository: context.repository, branch: context.branch, allowLocal: true },
+        bundle: {
+          data: Buffer.concat(pieces),
+          ref: `refs/heads/${resultBranchFor(remote.remoteAgentId)}`,
+          commitSha: result.commitSha,
+        },
+        as: `refs/heads/${branch}`,
+        signal: Context.current().cancellationSignal,
+      });
+      if ('failure' in checked) return await settle('unavailable', checked.reason);
+      const row = {
+        commitSha: result.commitSha,
+        prerequisites: checked.prerequisites,
+        data: new Uint8Array(checked.data),
+        sizeBytes: checked.data.length,
+      };
+      await prisma.agentResultBundle.upsert({ where: { agentId }, create: { agentId, ...row }, update: row });
+      return await settle('stored');
     },
 
     /**

@@ -5,6 +5,7 @@ import {
   CANCELLED_SPAWN,
   checkTimeWindow,
   COMMAND_TYPES,
+  commandAllowed,
   CommandEnvelopeSchema,
   EventEnvelopeSchema,
   JSON_CONTENT_TYPE,
@@ -285,7 +286,7 @@ export async function checkIncomingCommand(deps: IncomingCheckDeps, request: Inc
   if (seen && seen.reply !== null) return { kind: 'repeat', connection, reply: seen.reply, status: 200 };
   if (
     !(COMMAND_TYPES as readonly string[]).includes(envelope.commandType) ||
-    !connection.allowedCommandTypes.includes(envelope.commandType)
+    !commandAllowed(connection.allowedCommandTypes, envelope.commandType)
   ) {
     throw new FederationRejection(
       403,

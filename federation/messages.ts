@@ -17,7 +17,10 @@ import {
 } from './signatures';
 
 /** The federation's message shapes and how requests and replies are signed and checked. */
-export const COMMAND_TYPES = ['agent.spawn', 'agent.status', 'agent.kill'] as const;
+export const COMMAND_TYPES = ['agent.spawn', 'agent.status', 'agent.kill', 'agent.result'] as const;
+/** agent.result reads what agent.status reports (the result's commits): a connection allowed one may send both. */
+export const commandAllowed = (allowed: readonly string[], commandType: string): boolean =>
+  allowed.includes(commandType) || (commandType === 'agent.result' && allowed.includes('agent.status'));
 /** The status of an inbound row that claims a spawn's messageId for a kill that came first: that spawn never runs. */
 export const CANCELLED_SPAWN = 'cancelled';
 export type CommandType = (typeof COMMAND_TYPES)[number];

@@ -46,11 +46,31 @@ export const SpawnCommandPayloadSchema = z.strictObject({
 export const FederatedSpawnRequestSchema = z.strictObject({
   connectionId: z.uuid(),
   ...SpawnCommandPayloadSchema.shape,
+  /** The hub pushes the result, with its own credentials, once the agent completed (never sent to the spoke). */
+  delivery: AgentOptionsSchema.shape.delivery,
 });
 
 export const AgentIdSchema = z.string().regex(/^agent-[0-9a-f-]{36}$/, 'is not an agent id');
-/** agent.status and agent.kill. */
+/** agent.status, agent.kill and agent.result. */
 export const AgentRefPayloadSchema = z.strictObject({ agentId: AgentIdSchema });
+/** agent.result (an addition): a piece of the agent's result bundle, from `offset`. */
+export const ResultPiecePayloadSchema = z.strictObject({
+  agentId: AgentIdSchema,
+  offset: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024 * 1024)
+    .default(0),
+});
+/** What agent.result answers: the bundle's commit and size, and up to 1 MiB of it from `offset`, in base64. */
+export const ResultPieceSchema = z.object({
+  agentId: AgentIdSchema,
+  commitSha: z.string().regex(/^[0-9a-f]{40}$/),
+  sizeBytes: z.number().int().min(0),
+  offset: z.number().int().min(0),
+  data: z.base64(),
+});
 /**
  * agent.kill names the agent, or (an addition) the messageId of the spawn that would have created it:
  * a hub that never got the spawn's reply settles with it whether the spawn was taken.
@@ -154,3 +174,4 @@ export type RemoteProgress = z.infer<typeof RemoteProgressSchema>;
 export type AgentLifecycleEvent = z.infer<typeof AgentLifecycleEventSchema>;
 export type StatusReplyResult = z.infer<typeof StatusReplyResultSchema>;
 export type AgentResultPayload = z.infer<typeof AgentResultPayloadSchema>;
+export type ResultPiece = z.infer<typeof ResultPieceSchema>;

@@ -108,7 +108,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
   return {
     /** Records the agent and starts its federatedSpawn workflow; the spawn itself is delivered by the workflow. */
     async spawn(workspaceId: string, request: FederatedSpawnRequest): Promise<FederatedSpawnOutcome> {
-      const { connectionId, ...payload } = request;
+      const { connectionId, delivery, ...payload } = request;
       const connection = await prisma.federationConnection.findUnique({ where: { id: connectionId } });
       if (!connection) throw new DomainError('not_found', 'not_found', `No connection ${connectionId}`);
       if (connection.workspaceId !== workspaceId)
@@ -132,7 +132,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
             agentType: payload.agentType,
             state: 'spawning',
             context: payload.context,
-            options: localOptionsFrom(payload.options),
+            options: { ...localOptionsFrom(payload.options), ...(delivery ? { delivery } : {}) },
             remote: { create: { connectionId, spawnMessageId } },
             events: { create: firstEvent('spawning') },
           },
@@ -166,6 +166,7 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
         payload,
         spawnedAt: createdAt.toISOString(),
         pollIntervalSeconds: deps.pollIntervalSeconds,
+        ...(delivery?.push ? { deliver: true } : {}),
       };
       const started = await startAgentWorkflow(temporal, prisma, {
         workflowType: FEDERATED_SPAWN_WORKFLOW,

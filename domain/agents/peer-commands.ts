@@ -16,6 +16,8 @@ import { isUniqueViolation, Prisma, type FederationCommand, type PrismaClient } 
 import { type AgentState, type AgentType, DEFAULT_PRIORITY, isTerminalState } from '../../shared/vocabulary';
 import {
   AgentRefPayloadSchema,
+  ResultPiecePayloadSchema,
+  type ResultPiece,
   KillPayloadSchema,
   localOptionsFrom,
   SpawnCommandPayloadSchema,
@@ -25,6 +27,9 @@ import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { costOf, resultOf, usageOf } from './agent-usage';
 import { describeIssues } from '../../shared/zod-issues';
+
+/** The most of a result bundle one agent.result reply carries (base64 makes it a third larger). */
+export const RESULT_PIECE_BYTES = 1024 * 1024;
 
 /**
  * The spoke side of federation: a COMMAND from a connected hub, verified in the documented order
@@ -135,6 +140,19 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
           if ('spawnMessageId' in target) return await killSpawn(connection, target.spawnMessageId, reason);
           await agents.kill(target.agentId, owner, reason);
           return { status: 'ok', result: { agentId: target.agentId, state: 'killing' } };
+        }
+        case 'agent.result': {
+          const { agentId, offset } = ResultPiecePayloadSchema.parse(envelope.payload);
+          const bundle = await agents.resultBundle(agentId, owner);
+          const piece = Buffer.from(bundle.data).subarray(offset, offset + RESULT_PIECE_BYTES);
+          const result: ResultPiece = {
+            agentId,
+            commitSha: bundle.commitSha,
+            sizeBytes: bundle.data.length,
+            offset,
+            data: piece.toString('base64'),
+          };
+          return { status: 'ok', result };
         }
         default:
           return {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
@@ -18,7 +18,7 @@ import {
   spawnThroughHub,
   type Link,
 } from '../helpers/federation';
-import { createRepository } from '../helpers/git-repo';
+import { createRepository, git } from '../helpers/git-repo';
 import { recordHistoryIfRequested } from '../helpers/histories';
 import { errorCode, request, type JsonResponse } from '../helpers/http';
 import { startTestInstance, type TestInstance } from '../helpers/instance';
@@ -523,6 +523,112 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     expect((await spoke.prisma.agent.findUniqueOrThrow({ where: { id: spokeOwn } })).state).toBe('running');
     await request(spoke.baseUrl, 'POST', `/agents/${spokeOwn}/kill`, { headers: bearer(link.spokeToken) });
     expect(((await spoke.temporal.workflow.getHandle(spokeOwn).result()) as AgentStatus).state).toBe('killed');
+  });
+
+  it('serves the result bundle in pieces to the hub that spawned its agent (agent.result), no one else', async () => {
+    const agentId = spawnedAgentId(await spawnOnSpoke('fed-result', 'write hello'));
+    await hub.temporal.workflow.getHandle(agentId).result();
+    const remoteAgentId = await remoteAgentOf(agentId);
+    const stored = await spoke.prisma.agentResultBundle.findUniqueOrThrow({ where: { agentId: remoteAgentId } });
+    const piece = (payload: Record<string, unknown>) =>
+      request(hub.baseUrl, 'POST', '/api/v1/federation/command', {
+        headers: bearer(link.hubToken),
+        json: { connectionId: link.hubConnectionId, commandType: 'agent.result', payload },
+      });
+
+    // The connection may send agent.status, so it may read the result too: the whole bundle from offset 0, signed.
+    const first = await piece({ agentId: remoteAgentId });
+    expect(first.status).toBe(200);
+    const result = (first.body as { reply: { result: { data: string } & Record<string, unknown> } }).reply.result;
+    expect(result).toMatchObject({
+      agentId: remoteAgentId,
+      commitSha: stored.commitSha,
+      sizeBytes: stored.sizeBytes,
+      offset: 0,
+    });
+    const bundle = Buffer.from(result.data, 'base64');
+    expect(bundle.equals(Buffer.from(stored.data))).toBe(true);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'fed-result-'));
+    await writeFile(path.join(dir, 'result.bundle'), bundle);
+    await git(dir, 'clone', '--quiet', repository, 'clone');
+    await git(path.join(dir, 'clone'), 'fetch', '--quiet', '../result.bundle', `agent/${remoteAgentId}:result`);
+    expect(await git(path.join(dir, 'clone'), 'show', 'result:hello.txt')).toBe('hello from the spoke');
+    const past = await piece({ agentId: remoteAgentId, offset: stored.sizeBytes });
+    expect((past.body as { reply: { result: { data: string } } }).reply.result.data).toBe('');
+
+    // The spoke's own agent is not found; a bad offset or field is an invalid payload; nothing leaks.
+    const own = await request(spoke.baseUrl, 'POST', '/agents/spawn', {
+      headers: bearer(link.spokeToken),
+      json: {
+        taskId: 'spoke-own-result',
+        agentType: 'worker',
+        context: { repository, branch: 'main', workItems: ['write hello'] },
+      },
+    });
+    const spokeOwn = (own.body as { agentId: string }).agentId;
+    await spoke.temporal.workflow.getHandle(spokeOwn).result();
+    for (const [payload, code] of [
+      [{ agentId: spokeOwn }, 'not_found'],
+      [{ agentId: remoteAgentId, offset: -1 }, 'invalid_payload'],
+      [{ agentId: remoteAgentId, path: '/etc/passwd' }, 'invalid_payload'],
+    ] as const) {
+      const refused = await piece(payload);
+      expect(refused.body).toMatchObject({ status: 'failed', errorCode: code });
+      expect(JSON.stringify(refused.body)).not.toContain('hello from the spoke');
+    }
+
+    // A connection that may not read statuses may not read results either.
+    const connection = { id: link.spokeConnectionId };
+    await spoke.prisma.federationConnection.update({
+      where: connection,
+      data: { allowedCommandTypes: ['agent.spawn'] },
+    });
+    try {
+      const refused = await piece({ agentId: remoteAgentId });
+      expect(refused.status).toBe(502);
+      expect(JSON.stringify(refused.body)).toContain('command_not_allowed');
+    } finally {
+      await spoke.prisma.federationConnection.update({
+        where: connection,
+        data: { allowedCommandTypes: ['agent.spawn', 'agent.status', 'agent.kill'] },
+      });
+    }
+  });
+
+  it("brings a completed agent's commit to the hub: served by its own result.bundle, pushed by the hub", async () => {
+    const body = { ...federatedSpawnBody(link.hubConnectionId, 'fed-bring', repository, 'write hello') };
+    const spawned = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+      headers: bearer(link.hubToken),
+      json: { ...body, delivery: { push: true } },
+    });
+    const agentId = spawnedAgentId(spawned);
+    const final = (await hub.temporal.workflow.getHandle(agentId).result()) as FederatedAgentStatus;
+    const remoteAgentId = await remoteAgentOf(agentId);
+    const { commitSha } = await spoke.prisma.agentResult.findUniqueOrThrow({ where: { agentId: remoteAgentId } });
+    expect(final).toMatchObject({
+      state: 'completed',
+      bundle: 'stored',
+      delivery: { pushed: true, remote: repository, branch: `agent/${agentId}`, commit: commitSha },
+    });
+    // The spoke was never asked to push: the task's delivery stayed on the hub.
+    const onSpoke = await spoke.prisma.agent.findUniqueOrThrow({ where: { id: remoteAgentId } });
+    expect(onSpoke.options).not.toHaveProperty('delivery');
+
+    // The hub's own bundle names the hub's agent, and plain git fetches the spoke's commit from it.
+    const response = await fetch(`${hub.baseUrl}/agents/${agentId}/result.bundle`, { headers: bearer(link.hubToken) });
+    expect(response.status).toBe(200);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'fed-bring-'));
+    await writeFile(path.join(dir, 'result.bundle'), Buffer.from(await response.arrayBuffer()));
+    await git(dir, 'clone', '--quiet', repository, 'clone');
+    await git(path.join(dir, 'clone'), 'fetch', '--quiet', '../result.bundle', `agent/${agentId}:result`);
+    expect(await git(path.join(dir, 'clone'), 'rev-parse', 'result')).toBe(commitSha);
+    // And the push landed it in the task's repository.
+    expect(await git(repository, 'rev-parse', `agent/${agentId}`)).toBe(commitSha);
+    const status = await hubStatus(agentId);
+    expect((status.body as { data: { result: Record<string, unknown> } }).data.result).toMatchObject({
+      bundle: 'stored',
+      delivery: { pushed: true },
+    });
   });
 
   it('honours concurrent spawns from one hub, queued where the spoke is full, without duplicates', async () => {

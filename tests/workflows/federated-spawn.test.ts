@@ -251,8 +251,8 @@ describe('federatedSpawn', () => {
       reply: () => ok({ spawnMessageId: 'cancelled' }),
     };
     await follow(spoke, async ({ handle, seen, spawnMessageId }) => {
-      await eventually(() => seen.commands.length >= 1);
-      expect((await status(handle)).following).toBe('unreachable');
+      // The stub sees the spawn before the workflow has taken its failure: wait for the workflow, not the stub.
+      await eventually(async () => seen.commands.length >= 1 && (await status(handle)).following === 'unreachable');
       await handle.signal(killAgentSignal, { reason: 'changed my mind' });
       const final = (await handle.result()) as FederatedAgentStatus;
       expect(final).toMatchObject({

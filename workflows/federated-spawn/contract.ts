@@ -1,6 +1,6 @@
 import type { RemoteProgress, SpawnCommandPayload, AgentLifecycleEvent } from '../../shared/federated-agent-schemas';
 import { query, signal } from '../../shared/temporal-definitions';
-import type { AgentState, AgentType } from '../../shared/vocabulary';
+import type { AgentState, AgentType, DeliveryOutcome, ResultBundleStatus } from '../../shared/vocabulary';
 
 /**
  * The hub's federatedSpawn workflow: one per agent it runs on a peer. It delivers agent.spawn, then
@@ -29,6 +29,8 @@ export interface FederatedSpawnInput {
   historyLimit?: number;
   /** Set when a run continues as new: what the previous run knew. */
   resume?: FederatedResume;
+  /** The task asked for its result to be pushed (options.delivery, kept on the hub: the spoke never pushes). */
+  deliver?: boolean;
 }
 
 export const FOLLOWING = [
@@ -75,6 +77,10 @@ export interface FederatedAgentStatus {
   kill: KillRequest | null;
   error: string | null;
   updatedAt: string;
+  /** The result's bundle on this instance, fetched from the spoke once the agent completed (absent before). */
+  bundle?: ResultBundleStatus | null;
+  /** Where options.delivery pushed the result, or why not (absent: no push was asked, or not yet). */
+  delivery?: DeliveryOutcome | null;
 }
 
 export interface FederatedResume {

@@ -27,3 +27,16 @@ export const oneShot = proxyActivities<Pick<Activities, 'pollRemoteAgent' | 'sen
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 1 },
 });
+
+// After the run: the result's bundle is fetched from the spoke (piece by piece) and, when the task asked, pushed with
+// this instance's credentials. Neither ever fails the run: only a worker or database fault is worth another attempt.
+export const results = proxyActivities<Pick<Activities, 'fetchRemoteResult' | 'deliverResult'>>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [FEDERATION_FAILURES.commandRefused, FEDERATION_FAILURES.replyNotVerified],
+  },
+});

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  isCancellation,
   continueAsNew,
   setCurrentDetails,
   setHandler,
@@ -9,7 +10,7 @@ import {
 } from '@temporalio/workflow';
 import { AGENT_STATE } from '../../shared/search-attributes';
 import { AGENT_RUN_FAILURES, killAgentSignal } from '../agent-run/contract';
-import { records } from './proxies';
+import { records, results } from './proxies';
 import {
   connectionStatusSignal,
   federatedAgentStatusQuery,
@@ -71,6 +72,8 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   if ('continueAsNew' in outcome)
     return await continueAsNew<typeof federatedSpawn>({ ...input, resume: resumeOf(mirror, deadlineAt) });
 
+  // A completed agent's commit is brought here (the hub serves it, and pushes it with its own credentials).
+  if (outcome.state === 'completed') await bringResultHere(input, status);
   status.state = outcome.state;
   status.following = 'ended';
   status.updatedAt = now();
@@ -83,4 +86,23 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
   if (outcome.state === 'failed')
     throw ApplicationFailure.nonRetryable(outcome.error ?? 'agent failed', AGENT_RUN_FAILURES.agentFailed);
   return status;
+}
+
+/** Fetches the completed agent's bundle from the spoke, then pushes it when the task asked; never fails the run. */
+async function bringResultHere(input: FederatedSpawnInput, status: FederatedAgentStatus): Promise<void> {
+  const agent: [{ agentId: string }] = [{ agentId: input.agentId }];
+  const bestEffort = (error: unknown): null => {
+    if (isCancellation(error)) throw error;
+    return null;
+  };
+  setCurrentDetails('fetching the result from the spoke');
+  status.bundle = await results.fetchRemoteResult
+    .executeWithOptions({ summary: `fetch the result from ${input.remote.name}: agent.result` }, agent)
+    .catch(bestEffort);
+  if (input.deliver && status.bundle === 'stored') {
+    setCurrentDetails('pushing the result');
+    status.delivery = await results.deliverResult
+      .executeWithOptions({ summary: 'deliver: push the result branch' }, agent)
+      .catch(bestEffort);
+  }
 }
