@@ -91,6 +91,7 @@ export function createApp(deps: ApiDeps): Express {
     pollIntervalSeconds: settings.FEDERATION_POLL_INTERVAL,
     authority,
     rateLimitPerMinute,
+    repositories,
     log,
   });
   const connections = createConnectionService({

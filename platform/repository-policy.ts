@@ -97,8 +97,8 @@ export async function admitRepository(
     const scheme = url.protocol.slice(0, -1).toLowerCase();
     if (!policy.schemes.has(scheme) || !(REPOSITORY_SCHEMES as readonly string[]).includes(scheme))
       return refuse(`the scheme ${scheme} is not allowed`);
-    // Credentials would be stored with the agent and shown in its history.
-    if (url.username || url.password) return refuse('URLs with credentials are not allowed');
+    // Credentials would be stored with the agent and shown in its history. An ssh user (git@) is an address, not one.
+    if (url.password || (url.username && scheme !== 'ssh')) return refuse('URLs with credentials are not allowed');
     const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
     if (!hostAllowed(policy.hosts, host)) return refuse(`the host ${host} is not allowed`);
     const addresses = await lookup(host, { all: true }).catch(() => []);

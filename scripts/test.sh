@@ -5,6 +5,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 source "$PROJECT_ROOT/scripts/lib/browser.sh"
+source "$PROJECT_ROOT/scripts/lib/ssh-server.sh"
 
 stop_started_services_on_exit
 
@@ -13,6 +14,8 @@ if [[ -n "${CI:-}" ]]; then export SANDBOX_RUNTIME_NEEDED=runsc; fi
 setup_machine
 # The browser test opens the Temporal Web UI in Debian's Chromium.
 ensure_chromium
+# The delivery tests push over ssh to OpenSSH's server.
+ensure_sshd
 export TEMPORAL_CLI_PATH="$TEMPORAL_CLI"
 # The runtimes the escape tests run under: runc always, runsc wherever the engine has it (always in CI).
 TEST_SANDBOX_RUNTIMES="runc"

@@ -24,6 +24,7 @@ import {
   remoteAgentEventSignal,
   type FederatedSpawnInput,
 } from '../../workflows/federated-spawn/contract';
+import { admitRepository, RepositoryRefused, type RepositoryPolicy } from '../../platform/repository-policy';
 import { DomainError } from '../errors';
 import type { AgentRow, AgentService, LiveStatus } from './agent-service';
 import { startAgentWorkflow } from './agent-workflows';
@@ -58,6 +59,8 @@ export interface FederatedAgentServiceDeps {
   /** host[:port] of PUBLIC_URL: what incoming signatures must cover. */
   authority: string;
   rateLimitPerMinute: number;
+  /** Where this instance may push results to (a federated spawn's delivery is the hub's). */
+  repositories: RepositoryPolicy;
   log: Logger;
 }
 
@@ -120,6 +123,12 @@ export function createFederatedAgentService(deps: FederatedAgentServiceDeps) {
           `the connection to ${connection.peerName} is ${connection.status}`,
         );
 
+      if (delivery?.remote)
+        await admitRepository(deps.repositories, delivery.remote, { allowLocal: true }).catch((error: unknown) => {
+          if (error instanceof RepositoryRefused)
+            throw new DomainError('invalid', error.code, `delivery.remote: ${error.message}`);
+          throw error;
+        });
       const agentId = `agent-${randomUUID()}`;
       const spawnMessageId = randomUUID();
       let createdAt: Date;

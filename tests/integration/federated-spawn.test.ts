@@ -629,6 +629,21 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       bundle: 'stored',
       delivery: { pushed: true },
     });
+
+    // A delivery the hub may not make, or cannot read, is refused before anything starts (the twin above passed).
+    for (const [delivery, code] of [
+      [{ push: true, remote: 'ssh://example.com/repo.git' }, 'repository_not_allowed'],
+      [{ push: true, branch: '../main' }, 'validation_failed'],
+      [{ push: true, force: true }, 'validation_failed'],
+    ] as const) {
+      const taskId = `fed-bring-bad-${Math.random().toString(36).slice(2)}`;
+      const refused = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+        headers: bearer(link.hubToken),
+        json: { ...federatedSpawnBody(link.hubConnectionId, taskId, repository, 'write hello'), delivery },
+      });
+      expect([refused.status, errorCode(refused)]).toEqual([400, code]);
+      expect(await hub.prisma.agent.count({ where: { taskId } })).toBe(0);
+    }
   });
 
   it('honours concurrent spawns from one hub, queued where the spoke is full, without duplicates', async () => {

@@ -13,6 +13,7 @@ import { recordHistoryIfRequested } from '../helpers/histories';
 import { GitHttpServer } from '../helpers/git-http-server';
 import { errorCode, request } from '../helpers/http';
 import { startTestInstance, TEST_LOG_FILE, type TestInstance } from '../helpers/instance';
+import { SshServer } from '../helpers/ssh-server';
 
 /**
  * options.delivery (issue 23): the result branch pushed after the run, with the operator's credentials, which stay on
@@ -39,6 +40,7 @@ describe('result delivery', () => {
   let wrongServer: GitHttpServer;
   let root: string;
   let remote: string;
+  let sshd: SshServer;
 
   beforeAll(async () => {
     await model.start();
@@ -57,17 +59,20 @@ describe('result delivery', () => {
       `${server.url.replace('//', `//pusher:${token}@`)}\n${wrongServer.url.replace('//', '//pusher:wrong@')}\n`,
       { mode: 0o600 },
     );
+    sshd = await SshServer.start();
     instance = await startTestInstance({
       ANTHROPIC_API_KEY: 'test-key',
       ANTHROPIC_BASE_URL: model.url,
-      REPOSITORY_SCHEMES: 'https,http',
+      REPOSITORY_SCHEMES: 'https,http,ssh',
       GIT_CREDENTIALS_FILE: credentials,
+      GIT_SSH_KEY_FILE: sshd.clientKeyFile,
+      GIT_SSH_KNOWN_HOSTS_FILE: sshd.knownHostsFile,
     });
     ({ token: apiToken } = await issueApiToken(instance.prisma, `delivery-${Date.now()}`));
   });
   afterAll(async () => {
     await instance.stop();
-    await Promise.all([server.stop(), wrongServer.stop(), model.stop()]);
+    await Promise.all([server.stop(), wrongServer.stop(), model.stop(), sshd.stop()]);
   });
 
   const headers = (): Record<string, string> => ({ authorization: `Bearer ${apiToken}` });
@@ -174,8 +179,16 @@ describe('result delivery', () => {
     expect(row.state).toBe('completed');
   });
 
+  it("pushes over ssh with the operator's key, checking the server's host key", async () => {
+    const sshRemote = sshd.url(path.join(root, 'origin.git'));
+    const { agentId, status } = await run('deliver-ssh', { push: true, remote: sshRemote, branch: 'review/ssh' });
+    const { commitSha } = await instance.prisma.agentResult.findUniqueOrThrow({ where: { agentId } });
+    expect(status.delivery).toEqual({ pushed: true, remote: sshRemote, branch: 'review/ssh', commit: commitSha });
+    expect(await onServer('refs/heads/review/ssh')).toBe(commitSha);
+  });
+
   it.each([
-    ['a remote the policy refuses', { push: true, remote: 'ssh://example.com/repo.git' }, 'repository_not_allowed'],
+    ['a remote the policy refuses', { push: true, remote: 'git://example.com/repo.git' }, 'repository_not_allowed'],
     ['a remote with credentials', { push: true, remote: 'http://user:pw@127.0.0.1:1/r.git' }, 'repository_not_allowed'],
     ['a branch that climbs out', { push: true, branch: '../main' }, 'validation_failed'],
     ['a branch read as an option', { push: true, branch: '-f' }, 'validation_failed'],
