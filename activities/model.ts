@@ -11,7 +11,15 @@ import { stoppedByKill } from './sandbox';
 import { untilStored, whileHeartbeating } from './heartbeat';
 import type { InFlightModelCalls } from '../model-client/calls-in-flight';
 import { TranscriptCache } from '../model-client/transcript-cache';
-import { conversationAt, replySeq, TranscriptGap, type Conversation } from '../model-client/conversation';
+import {
+  conversationAt,
+  replySeq,
+  TranscriptGap,
+  type Conversation,
+  type OperatorMessage,
+} from '../model-client/conversation';
+import { approvalRuleFor } from '../sandbox-runtime/approval-rules';
+import type { ApprovalRule } from '../shared/agent-schemas';
 import {
   ContextOverflowError,
   fitToContext,
@@ -45,7 +53,7 @@ const TOO_LONG_REFITS = 3;
 export interface ModelTurn {
   stopReason: string | null;
   /** label: the tool and its main argument ("bash `npm test`"), for the Web UI; absent in older histories. */
-  toolCalls: Array<{ id: string; name: string; label?: string }>;
+  toolCalls: Array<{ id: string; name: string; label?: string; approvalRule?: number }>;
   usage: TokenUsage;
   /** The first characters of the model's text, for the status and the Web UI. */
   text: string;
@@ -199,7 +207,8 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
   }
 
   return {
-    async callModel(input: { agentId: string; turn: number }): Promise<ModelTurn> {
+    /** messages: what operators said since the last call (they join this turn's request, once). */
+    async callModel(input: { agentId: string; turn: number; messages?: OperatorMessage[] }): Promise<ModelTurn> {
       const { agentId, turn } = input;
       // The agent, what was stored since this worker's cached transcript (usually nothing) and the tool calls the
       // model asked for last turn, read side by side.
@@ -214,21 +223,24 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       ]);
       const agentType = agent.agentType as AgentType;
       const context = agent.context as unknown as AgentContext;
-      const options = agent.options as { model: string };
+      const options = agent.options as { model: string; approvals?: ApprovalRule[] };
 
       let conversation: Conversation;
       try {
-        conversation = conversationAt(turn, context, [...cached, ...stored.map(storedMessageOf)], previousCalls);
+        const known = [...cached, ...stored.map(storedMessageOf)];
+        conversation = conversationAt(turn, context, known, previousCalls, input.messages);
       } catch (error) {
         if (error instanceof TranscriptGap) throw ApplicationFailure.nonRetryable(error.message, MODEL_REJECTED);
         throw error;
       }
       // A retry after the reply was stored (the previous attempt's completion was lost) must not call the model again.
       if (conversation.storedReply)
-        return summarize(conversation.storedReply.content as Anthropic.ContentBlock[], null, {
-          inputTokens: 0,
-          outputTokens: 0,
-        });
+        return summarize(
+          conversation.storedReply.content as Anthropic.ContentBlock[],
+          null,
+          { inputTokens: 0, outputTokens: 0 },
+          options.approvals,
+        );
 
       if (!anthropic)
         throw ApplicationFailure.nonRetryable('ANTHROPIC_API_KEY is not set on the worker', MODEL_NOT_CONFIGURED);
@@ -375,6 +387,10 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
               budgetTokens,
             })
           : []),
+        // The operator's messages reached the model with this request: stored with it, told once.
+        ...(conversation.added.length > 0 ? (input.messages ?? []) : []).flatMap((message) =>
+          appendEventStatements(prisma, agentId, { type: 'message', turn, ...message }),
+        ),
         ...appendEventStatements(prisma, agentId, {
           type: 'turn',
           turn: turn + 1,
@@ -389,7 +405,7 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
       await untilStored(() => prisma.$transaction(statements()));
       transcripts.keep(agentId, [...transcript, replyMessage]);
       return {
-        ...summarize(reply.content, reply.stop_reason, usage),
+        ...summarize(reply.content, reply.stop_reason, usage, options.approvals),
         costUsd: turnCost,
         ...(fitted.clearedNow ? { contextCleared: { clearedToolResults: fitted.clearedToolResults } } : {}),
       };
@@ -397,10 +413,20 @@ export function createModelActivities({ prisma, anthropic, metrics, modelPrices,
   };
 }
 
-function summarize(content: Anthropic.ContentBlock[], stopReason: string | null, usage: TokenUsage): ModelTurn {
+/** The reply as the workflow sees it; a tool call that an approval rule matches carries the rule's index. */
+function summarize(
+  content: Anthropic.ContentBlock[],
+  stopReason: string | null,
+  usage: TokenUsage,
+  approvals: ApprovalRule[] | undefined,
+): ModelTurn {
   const toolCalls = content
     .filter((block): block is Anthropic.ToolUseBlock => block.type === 'tool_use')
-    .map((block) => ({ id: block.id, name: block.name, label: toolCallLabel(block.name, block.input) }));
+    .map((block) => {
+      const rule = approvalRuleFor(approvals, block.name, block.input);
+      const call = { id: block.id, name: block.name, label: toolCallLabel(block.name, block.input) };
+      return rule === null ? call : { ...call, approvalRule: rule };
+    });
   return { stopReason, toolCalls, usage, text: textOf(content) };
 }
 

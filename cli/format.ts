@@ -54,8 +54,22 @@ export function describeEvent(event: AgentEventView): string {
       return data.pushed
         ? `${time}  #${event.seq}  pushed ${data.commit.slice(0, 12)} to ${data.branch} on ${data.remote}`
         : `${time}  #${event.seq}  not pushed to ${data.branch} on ${data.remote} (${data.failure}): ${data.reason}`;
+    case 'message':
+      return `${time}  #${event.seq}  turn ${data.turn}: operator message ${data.position}: ${firstLine(data.text)}`;
+    case 'approval':
+      if (data.phase === 'requested')
+        return (
+          `${time}  #${event.seq}  waits for approval: ${data.tool} (tool call ${data.toolCallId}` +
+          (data.expiresAt ? `, ${data.onTimeout === 'approve' ? 'approved' : 'denied'} at ${data.expiresAt})` : ')')
+        );
+      return (
+        `${time}  #${event.seq}  ${data.decision === 'approve' ? 'approved' : 'denied'}: ${data.tool}` +
+        ` (${data.decidedBy === 'timeout' ? 'on its timeout' : 'by an operator'}${data.note ? `: ${data.note}` : ''})`
+      );
   }
 }
+
+const firstLine = (text: string): string => text.split('\n')[0]?.slice(0, 80) ?? '';
 
 /** The closing line of `watch`. */
 export const progressLine = (state: string): string =>

@@ -29,6 +29,18 @@ export interface Conversation {
   storedReply?: StoredMessage;
 }
 
+/** An operator's message (POST /agents/:agentId/messages) on its way into the conversation; position counts from 1. */
+export interface OperatorMessage {
+  position: number;
+  text: string;
+}
+
+/** How an operator's message reads to the model: after the tool results, marked as the operator's. */
+export const operatorMessageBlock = (message: OperatorMessage): Anthropic.TextBlockParam => ({
+  type: 'text',
+  text: `Message from the operator who runs this task:\n${message.text}`,
+});
+
 /** The turn before has no stored reply: the transcript has a gap, and no request can be made from it. */
 export class TranscriptGap extends Error {
   constructor(turn: number) {
@@ -39,18 +51,26 @@ export class TranscriptGap extends Error {
 
 /**
  * The conversation up to `turn`, from the messages known so far (cached and stored, in order) and the tool calls of
- * the turn before: the first prompt at turn 0, else the tool results the model's last reply asked for, in its order.
+ * the turn before: the first prompt at turn 0, else the tool results the model's last reply asked for, in its order;
+ * then the operator's messages that arrived since. What was stored for this turn before (a retry) is kept as it is.
  */
 export function conversationAt(
   turn: number,
   context: AgentContext,
   known: StoredMessage[],
   previousCalls: PreviousToolCall[],
+  operatorMessages: OperatorMessage[] = [],
 ): Conversation {
   const storedReply = known.find((message) => message.seq === replySeq(turn));
   if (storedReply) return { messages: known, added: [], unknownCalls: [], storedReply };
+  const said = operatorMessages.map(operatorMessageBlock);
   if (turn === 0) {
-    const first: StoredMessage = { seq: 0, role: 'user', content: firstPrompt(context) };
+    const prompt = firstPrompt(context);
+    const first: StoredMessage = {
+      seq: 0,
+      role: 'user',
+      content: said.length > 0 ? [{ type: 'text', text: prompt }, ...said] : prompt,
+    };
     return known.length > 0
       ? { messages: known, added: [], unknownCalls: [] }
       : { messages: [first], added: [first], unknownCalls: [] };
@@ -72,7 +92,7 @@ export function conversationAt(
       is_error: finished ? call.isError : true,
     };
   });
-  const results: StoredMessage = { seq: 2 * turn, role: 'user', content };
+  const results: StoredMessage = { seq: 2 * turn, role: 'user', content: [...content, ...said] };
   const unknownCalls = previousCalls.filter((call) => call.status !== 'finished').map((call) => call.id);
   return { messages: [...known, results], added: [results], unknownCalls };
 }

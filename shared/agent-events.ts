@@ -26,7 +26,13 @@ export type AgentEventData =
       testExitCode: number | null;
       costUsd?: number | null;
     }
-  | ({ type: 'delivery' } & DeliveryOutcome);
+  | ({ type: 'delivery' } & DeliveryOutcome)
+  /** An operator's message, as it reached the model's conversation at the start of `turn`. */
+  | { type: 'message'; turn: number; position: number; text: string }
+  | ({ type: 'approval'; toolCallId: string; tool: string; rule: number } & (
+      | { phase: 'requested'; expiresAt: string | null; onTimeout: 'approve' | 'deny' }
+      | { phase: 'decided'; decision: 'approve' | 'deny'; decidedBy: 'operator' | 'timeout'; note: string | null }
+    ));
 
 /** A model turn's tokens and estimated cost (cache and cost fields absent in events from before caching). */
 export type TurnUsage = {

@@ -39,6 +39,37 @@ export const AgentResourcesSchema = z.strictObject({
   diskMb: z.number().int().min(16).max(65536).optional(),
 });
 
+/** A regular expression an operator writes: bounded, and compiled once here so a bad one is a 400, not a worker error. */
+const Pattern = z
+  .string()
+  .min(1)
+  .max(500)
+  .refine((source) => {
+    try {
+      new RegExp(source);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a valid regular expression');
+
+/**
+ * A tool call that waits for an operator: a tool (`bash`, `editor`, `search_files`, `run_tests` or `*`) and a pattern
+ * its subject must match (a bash command; an editor call's command and path, as in `create src/a.ts`).
+ */
+export const ApprovalRuleSchema = z.strictObject({
+  tool: z.enum(['bash', 'editor', 'search_files', 'run_tests', '*']),
+  match: Pattern.optional(),
+  /** Seconds the call waits for a decision before onTimeout applies (default: until the run's own end). */
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .optional(),
+  onTimeout: z.enum(['deny', 'approve']).default('deny'),
+});
+
 export const AgentOptionsSchema = z.strictObject({
   /** Seconds the whole run may take; a workflow timer enforces it. */
   timeout: z
@@ -58,6 +89,10 @@ export const AgentOptionsSchema = z.strictObject({
   /** US dollars the run may spend (estimated from the worker's price table); past it the run stops as failed. */
   costBudgetUsd: z.number().positive().max(1_000_000).optional(),
   resources: AgentResourcesSchema.default({}),
+  /** Tool calls that wait for an operator's decision before they run (the sandbox is paused meanwhile). */
+  approvals: z.array(ApprovalRuleSchema).max(20).optional(),
+  /** Whether time spent waiting for an approval or paused counts toward `timeout` (default: the clock stops). */
+  waitsCountTowardTimeout: z.boolean().default(false),
   /** Where the result goes once the run has a commit (absent: it stays on the workspace's host and in its bundle). */
   delivery: z
     .strictObject({
@@ -80,6 +115,27 @@ export const SpawnAgentRequestSchema = z.strictObject({
   options: AgentOptionsSchema.default(AgentOptionsSchema.parse({})),
 });
 
+/** What an operator says to a running agent (POST /agents/:agentId/messages). */
+export const MESSAGE_MAX_CHARACTERS = 10_000;
+export const AgentMessageRequestSchema = z.strictObject({ text: z.string().trim().min(1).max(MESSAGE_MAX_CHARACTERS) });
+
+/** An operator's decision on a tool call that waits (POST /agents/:agentId/approvals/:toolCallId). */
+export const ApprovalDecisionRequestSchema = z.strictObject({
+  decision: z.enum(['approve', 'deny']),
+  note: z.string().max(2000).optional(),
+});
+
+/** A follow-up run on a finished agent's result (POST /agents/:agentId/continue). */
+export const ContinueAgentRequestSchema = z.strictObject({
+  instructions: z.string().trim().min(1).max(50_000),
+  taskId: Identifier.optional(),
+  options: AgentOptionsSchema.optional(),
+});
+
 export type AgentContext = z.infer<typeof AgentContextSchema>;
 export type AgentOptions = z.infer<typeof AgentOptionsSchema>;
+export type ApprovalRule = z.infer<typeof ApprovalRuleSchema>;
+export type AgentMessageRequest = z.infer<typeof AgentMessageRequestSchema>;
+export type ApprovalDecisionRequest = z.infer<typeof ApprovalDecisionRequestSchema>;
+export type ContinueAgentRequest = z.infer<typeof ContinueAgentRequestSchema>;
 export type SpawnAgentRequest = z.infer<typeof SpawnAgentRequestSchema>;

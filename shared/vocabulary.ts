@@ -6,7 +6,21 @@
 export const AGENT_TYPES = ['worker', 'reviewer', 'tester'] as const;
 export type AgentType = (typeof AGENT_TYPES)[number];
 
-export const AGENT_STATES = ['queued', 'spawning', 'running', 'completed', 'failed', 'killed', 'timed_out'] as const;
+/**
+ * input_required: a tool call waits for an operator's approval; paused: an operator paused the run. In both the sandbox
+ * is paused (no CPU) and no model call is made.
+ */
+export const AGENT_STATES = [
+  'queued',
+  'spawning',
+  'running',
+  'input_required',
+  'paused',
+  'completed',
+  'failed',
+  'killed',
+  'timed_out',
+] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 export const TERMINAL_STATES: readonly AgentState[] = ['completed', 'failed', 'killed', 'timed_out'];
 

@@ -37,7 +37,7 @@ export async function ensureRunning(docker: Docker, containerName: string): Prom
   // Being removed: a kill (or a teardown) stopped it, not the agent. The engine may show it exited a
   // moment before it shows it removing: a removal this host started says the same.
   if (!state || state.Status === 'removing' || removalsStarted.has(containerName)) throw sandboxRemoved(containerName);
-  // Only the quota watchdog pauses a sandbox.
+  // An operator's pause is undone before the next tool runs: only the quota watchdog leaves a sandbox paused here.
   if (state.Paused)
     throw ApplicationFailure.nonRetryable(
       'the workspace went past its disk quota and the sandbox was frozen: the run was stopped',

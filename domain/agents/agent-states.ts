@@ -3,6 +3,9 @@ import type { Prisma } from '../../prisma/client';
 import { isTerminalState, type AgentState } from '../../shared/vocabulary';
 import { appendEvent } from './agent-events';
 
+/** A tool call that waits for an operator's decision (options.approvals); it goes back to pending once approved. */
+export const AWAITING_APPROVAL = 'awaiting_approval';
+
 export interface StateChange {
   agentId: string;
   state: AgentState;
@@ -45,7 +48,7 @@ export async function applyAgentState(
       data: { status: stopped ? 'cancelled' : 'unknown', isError: true, finishedAt: endedAt },
     });
     await tx.toolCall.updateMany({
-      where: { agentId: change.agentId, status: 'pending' },
+      where: { agentId: change.agentId, status: { in: ['pending', AWAITING_APPROVAL] } },
       data: { status: 'cancelled', isError: true, finishedAt: endedAt },
     });
   }

@@ -1,6 +1,7 @@
 import {
   conversationAt,
   TranscriptGap,
+  operatorMessageBlock,
   UNKNOWN_TOOL_OUTCOME,
   type PreviousToolCall,
 } from '../../model-client/conversation';
@@ -63,5 +64,32 @@ describe('conversation at a turn', () => {
 
   it('refuses a transcript with a gap: the turn before has no reply', () => {
     expect(() => conversationAt(2, context, [first, replyAsking(1, 'a')], [])).toThrow(TranscriptGap);
+  });
+
+  it("puts an operator's messages after the tool results, and after the first prompt at turn 0", () => {
+    const said = [
+      { position: 1, text: 'use tabs' },
+      { position: 2, text: 'and add a test' },
+    ];
+    const atStart = conversationAt(0, context, [], [], said);
+    expect(atStart.added[0]?.content).toEqual([
+      { type: 'text', text: first.content },
+      ...said.map(operatorMessageBlock),
+    ]);
+    const later = conversationAt(1, context, [first, replyAsking(1, 'a')], [call('a', 'finished', 'ok')], said);
+    expect(later.added[0]?.content).toEqual([
+      { type: 'tool_result', tool_use_id: 'a', content: 'ok', is_error: false },
+      ...said.map(operatorMessageBlock),
+    ]);
+    expect(operatorMessageBlock(said[0]!).text).toContain('operator');
+    // After a reply that asked for nothing, the messages are the whole request.
+    const afterDone = conversationAt(1, context, [first, replyAsking(1)], [], said.slice(0, 1));
+    expect(afterDone.added[0]?.content).toEqual([operatorMessageBlock(said[0]!)]);
+  });
+
+  it('keeps what a retry finds stored: messages are not added twice', () => {
+    const stored = { seq: 2, role: 'user' as const, content: 'stored results and messages' };
+    const known = [first, replyAsking(1, 'a'), stored];
+    expect(conversationAt(1, context, known, [], [{ position: 1, text: 'again' }]).added).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { LaunchedSandbox, ToolOutcome } from '../../workflows/agent-run/contract';
 import type { ModelTurn } from '../../activities/model';
 import { AgentContextSchema, AgentOptionsSchema } from '../../shared/agent-schemas';
@@ -11,8 +11,14 @@ import {
   AGENT_RUN_WORKFLOW,
   agentStatusQuery,
   killAgentSignal,
+  decideApprovalUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  sendMessageUpdate,
+  STEERING_REFUSALS,
   type AgentRunInput,
   type AgentStatus,
+  type ApprovalRecord,
 } from '../../workflows/agent-run/contract';
 import {
   eventually,
@@ -54,6 +60,9 @@ interface Seen {
   states: string[];
   calls: string[];
   modelCalls: number;
+  /** The operator messages each model call carried, by turn. */
+  messages: Array<{ turn: number; texts: string[] }>;
+  approvals: ApprovalRecord[];
 }
 
 /** Each test's agent has its own script; the stubs find it by the agentId every activity is given. */
@@ -81,9 +90,10 @@ const activities: StubActivities = {
     seen.states.push('running'); // the launch records it
     return launched ?? { hostQueue: HOST_QUEUE, containerName: `agent-${agentId}`, baseSha: 'base' };
   },
-  async callModel({ agentId, turn }) {
+  async callModel({ agentId, turn, messages }) {
     const { script, seen } = agent(agentId);
     seen.modelCalls++;
+    if (messages) seen.messages.push({ turn, texts: messages.map((message) => message.text) });
     return script.model ? await script.model(turn) : done();
   },
   async runTool({ agentId }) {
@@ -103,6 +113,18 @@ const activities: StubActivities = {
   },
   teardownSandbox: ({ agentId }) => {
     agent(agentId).seen.calls.push('teardown');
+    return Promise.resolve();
+  },
+  recordApproval: (record) => {
+    agent(record.agentId).seen.approvals.push(record);
+    return Promise.resolve();
+  },
+  pauseSandbox: ({ agentId }) => {
+    agent(agentId).seen.calls.push('pause');
+    return Promise.resolve();
+  },
+  resumeSandbox: ({ agentId }) => {
+    agent(agentId).seen.calls.push('resume');
     return Promise.resolve();
   },
 };
@@ -143,7 +165,7 @@ async function runAgent<T>(
   extra: Partial<AgentRunInput> = {},
 ): Promise<T> {
   const agentId = `agent-${randomUUID()}`;
-  const seen: Seen = { states: [], calls: [], modelCalls: 0 };
+  const seen: Seen = { states: [], calls: [], modelCalls: 0, messages: [], approvals: [] };
   scripts.set(agentId, { script, seen });
   const args = [inputFor(agentId, options, extra)];
   const handle = await env.client.workflow.start(AGENT_RUN_WORKFLOW, {
@@ -321,6 +343,152 @@ describe('agentRun', () => {
     await runAgent({ model }, { maxRetries: 0 }, async (handle, seen) => {
       expect(await handle.result()).toMatchObject({ state: 'completed' });
       expect(seen.modelCalls).toBe(3);
+    });
+  });
+});
+
+const asksForGatedPush = (id: string): ModelTurn => ({
+  stopReason: 'tool_use',
+  toolCalls: [{ id, name: 'bash', label: 'bash `git push`', approvalRule: 0 }],
+  usage: { inputTokens: 100, outputTokens: 20 },
+  text: 'pushing',
+});
+/** A gated push at turn 0, then done: the test decides what happens in between. */
+const gatedThenDone: Script = { model: (turn) => Promise.resolve(turn === 0 ? asksForGatedPush('push-1') : done()) };
+const GATE = { tool: 'bash', match: 'git push' };
+
+/** The type of the ApplicationFailure a refused update carries. */
+async function refusalOf(update: Promise<unknown>): Promise<string> {
+  const error: unknown = await update.then(
+    () => null,
+    (caught: unknown) => caught,
+  );
+  if (!(error instanceof WorkflowUpdateFailedError) || !(error.cause instanceof ApplicationFailure))
+    throw new Error(`the update was not refused: ${String(error)}`);
+  return error.cause.type ?? '';
+}
+
+describe('agentRun steered by an operator', () => {
+  it('a gated call waits with the sandbox paused, then runs once approved', async () => {
+    await runAgent(gatedThenDone, { approvals: [GATE] }, async (handle, seen) => {
+      await eventually(() => seen.states.includes('input_required'));
+      const waiting = await handle.query(agentStatusQuery);
+      expect(waiting.pendingApproval).toMatchObject({ toolCallId: 'push-1', label: 'bash `git push`', rule: 0 });
+      expect(seen.calls).toEqual(['launch', 'pause']);
+      // A call that does not wait is unknown; the one that waits takes one decision only.
+      expect(
+        await refusalOf(
+          handle.executeUpdate(decideApprovalUpdate, { args: [{ toolCallId: 'other', decision: 'approve' }] }),
+        ),
+      ).toBe(STEERING_REFUSALS.unknownToolCall);
+      const approve = { toolCallId: 'push-1', decision: 'approve' as const };
+      expect(await handle.executeUpdate(decideApprovalUpdate, { args: [approve] })).toEqual(approve);
+      expect(await refusalOf(handle.executeUpdate(decideApprovalUpdate, { args: [approve] }))).toBe(
+        STEERING_REFUSALS.alreadyDecided,
+      );
+      expect(await handle.result()).toMatchObject({ state: 'completed', pendingApproval: null });
+      expect(seen.calls).toEqual(['launch', 'pause', 'resume', 'tool', 'collect', 'teardown']);
+      expect(seen.states).toEqual(['running', 'input_required', 'running', 'completed']);
+      expect(seen.approvals.map((record) => record.phase)).toEqual(['requested', 'decided']);
+      expect(seen.approvals[1]).toMatchObject({ decision: 'approve', decidedBy: 'operator' });
+    });
+  });
+
+  it('a denied call never runs: the denial and its note are recorded as its result', async () => {
+    await runAgent(gatedThenDone, { approvals: [GATE] }, async (handle, seen) => {
+      await eventually(() => seen.states.includes('input_required'));
+      const deny = { toolCallId: 'push-1', decision: 'deny' as const, note: 'open a pull request instead' };
+      await handle.executeUpdate(decideApprovalUpdate, { args: [deny] });
+      expect(await handle.result()).toMatchObject({ state: 'completed' });
+      expect(seen.calls).toEqual(['launch', 'pause', 'resume', 'collect', 'teardown']);
+      expect(seen.approvals[1]).toMatchObject({ decision: 'deny', decidedBy: 'operator', note: deny.note });
+      expect(seen.modelCalls).toBe(2); // the model was told, and went on
+    });
+  });
+
+  it("a call nobody decides gets its rule's onTimeout", async () => {
+    const rule = { ...GATE, timeoutSeconds: 1, onTimeout: 'approve' };
+    await runAgent(gatedThenDone, { approvals: [rule] }, async (handle, seen) => {
+      expect(await handle.result()).toMatchObject({ state: 'completed' });
+      expect(seen.approvals[1]).toMatchObject({ decision: 'approve', decidedBy: 'timeout', note: null });
+      expect(seen.calls).toContain('tool');
+      // Too late: the call was decided by its timeout.
+      const late = handle.executeUpdate(decideApprovalUpdate, { args: [{ toolCallId: 'push-1', decision: 'deny' }] });
+      await expect(late).rejects.toThrow();
+    });
+  });
+
+  it("stops the task's clock while it waits, unless the task says waits count", async () => {
+    await runAgent(gatedThenDone, { approvals: [GATE], timeout: 1 }, async (handle, seen) => {
+      await eventually(() => seen.states.includes('input_required'));
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // past the timeout, waiting
+      await handle.executeUpdate(decideApprovalUpdate, { args: [{ toolCallId: 'push-1', decision: 'approve' }] });
+      expect(await handle.result()).toMatchObject({ state: 'completed' });
+    });
+    const counted = { approvals: [GATE], timeout: 1, waitsCountTowardTimeout: true };
+    await runAgent(gatedThenDone, counted, async (handle, seen) => {
+      expect(await handle.result()).toMatchObject({ state: 'timed_out' });
+      expect(seen.calls).toEqual(['launch', 'pause', 'teardown']);
+    });
+  });
+
+  it('a kill while a call waits ends the run killed and removes the paused sandbox', async () => {
+    await runAgent(gatedThenDone, { approvals: [GATE] }, async (handle, seen) => {
+      await eventually(() => seen.states.includes('input_required'));
+      await handle.signal(killAgentSignal, { reason: 'not today' });
+      expect(await handle.result()).toMatchObject({ state: 'killed' });
+      // Nothing is in flight: the kill's removal and the teardown start together.
+      expect([...seen.calls].sort()).toEqual(['launch', 'pause', 'remove now', 'teardown']);
+    });
+  });
+
+  it("an operator's messages join the next model call, and one after the model is done gets another turn", async () => {
+    let release: () => void = () => undefined;
+    const toolRuns = new Promise<void>((resolve) => (release = resolve));
+    const script: Script = {
+      model: (turn) => Promise.resolve(turn === 0 ? asksForTool('t1') : done()),
+      tool: async () => {
+        await toolRuns;
+        return TOOL_OK;
+      },
+    };
+    await runAgent(script, {}, async (handle, seen) => {
+      await eventually(() => seen.calls.includes('tool'));
+      expect(await handle.executeUpdate(sendMessageUpdate, { args: [{ text: 'use tabs' }] })).toEqual({ position: 1 });
+      expect(await handle.executeUpdate(sendMessageUpdate, { args: [{ text: 'and add a test' }] })).toEqual({
+        position: 2,
+      });
+      release();
+      expect(await handle.result()).toMatchObject({ state: 'completed', messages: { received: 2, delivered: 2 } });
+      expect(seen.messages).toEqual([{ turn: 1, texts: ['use tabs', 'and add a test'] }]);
+      // Once the run ended, a message is refused.
+      await expect(handle.executeUpdate(sendMessageUpdate, { args: [{ text: 'too late' }] })).rejects.toThrow();
+    });
+  });
+
+  it('pauses before its next step with the sandbox paused, and goes on when resumed', async () => {
+    let release: () => void = () => undefined;
+    const toolRuns = new Promise<void>((resolve) => (release = resolve));
+    const script: Script = {
+      model: (turn) => Promise.resolve(turn === 0 ? asksForTool('t1') : done()),
+      tool: async () => {
+        await toolRuns;
+        return TOOL_OK;
+      },
+    };
+    await runAgent(script, {}, async (handle, seen) => {
+      await eventually(() => seen.calls.includes('tool'));
+      expect(await refusalOf(handle.executeUpdate(resumeUpdate))).toBe(STEERING_REFUSALS.notPaused);
+      expect(await handle.executeUpdate(pauseUpdate)).toEqual({ state: 'running', pauseRequested: true });
+      release();
+      await eventually(() => seen.states.includes('paused'));
+      expect(seen.modelCalls).toBe(1); // no model call while paused
+      expect(seen.calls).toEqual(['launch', 'tool', 'pause']);
+      expect((await handle.query(agentStatusQuery)).state).toBe('paused');
+      await handle.executeUpdate(resumeUpdate);
+      expect(await handle.result()).toMatchObject({ state: 'completed' });
+      expect(seen.states).toEqual(['running', 'paused', 'running', 'completed']);
+      expect(seen.calls).toEqual(['launch', 'tool', 'pause', 'resume', 'collect', 'teardown']);
     });
   });
 });

@@ -1,7 +1,8 @@
 import type { AgentContext, AgentOptions } from '../../shared/agent-schemas';
-import { signal, query } from '../../shared/temporal-definitions';
+import { signal, query, update } from '../../shared/temporal-definitions';
 import type { AgentState, AgentType, ContextManagement, DeliveryOutcome, TokenUsage } from '../../shared/vocabulary';
 import type { AgentOrigin } from '../hub-event-delivery/contract';
+import type { OperatorMessage } from '../../model-client/conversation';
 
 /**
  * The agentRun workflow's contract: its name, input, status, signal, query and failure types, shared
@@ -45,6 +46,11 @@ export interface AgentResume {
   summary: string;
   costUsd: number | null;
   contextManagement: ContextManagement | null;
+  /** Operator messages accepted and not yet in the conversation, and how many were accepted in all. */
+  messages?: OperatorMessage[];
+  messagesReceived?: number;
+  /** An operator asked for a pause that had not taken effect yet. */
+  pauseRequested?: boolean;
 }
 
 export interface AgentStatus {
@@ -64,10 +70,58 @@ export interface AgentStatus {
   error: string | null;
   /** Where options.delivery pushed the result, or why not (absent: no push was asked, or not yet). */
   delivery?: DeliveryOutcome | null;
+  /** The tool call that waits for an operator's decision (state input_required). */
+  pendingApproval?: PendingApproval | null;
+  /** Operator messages accepted, and how many of them already reached the conversation. */
+  messages?: { received: number; delivered: number };
+  /** An operator asked for a pause: it takes effect at the next step (a model or tool call). */
+  pauseRequested?: boolean;
+}
+
+/** A tool call that matched options.approvals[rule] and waits; expiresAt is when the rule's onTimeout applies. */
+export interface PendingApproval {
+  toolCallId: string;
+  tool: string;
+  label: string;
+  rule: number;
+  requestedAt: string;
+  expiresAt: string | null;
+  onTimeout: 'approve' | 'deny';
+}
+
+/** What recordApproval writes: the call starts waiting, or it was decided (by an operator or its timeout). */
+export type ApprovalRecord = { agentId: string; toolCallId: string; label: string; rule: number } & (
+  | { phase: 'requested'; expiresAt: string | null; onTimeout: 'approve' | 'deny' }
+  | { phase: 'decided'; decision: 'approve' | 'deny'; decidedBy: 'operator' | 'timeout'; note: string | null }
+);
+
+export interface ApprovalDecision {
+  toolCallId: string;
+  decision: 'approve' | 'deny';
+  note?: string;
 }
 
 export const killAgentSignal = signal<[{ reason?: string }]>('kill');
 export const agentStatusQuery = query<AgentStatus>('status');
+
+/** Steering a live run (issue 24): each is an update, so the caller learns at once whether the run took it. */
+export const sendMessageUpdate = update<{ position: number }, [{ text: string }]>('message');
+export const decideApprovalUpdate = update<{ toolCallId: string; decision: 'approve' | 'deny' }, [ApprovalDecision]>(
+  'decideApproval',
+);
+export const pauseUpdate = update<{ state: AgentState; pauseRequested: boolean }, []>('pause');
+export const resumeUpdate = update<{ state: AgentState; pauseRequested: boolean }, []>('resume');
+
+/** Why a steering update was refused (ApplicationFailure types): the API answers each with its own 4xx. */
+export const STEERING_REFUSALS = {
+  /** The run has ended, or is ending (collecting its result): nothing more reaches the model. */
+  finished: 'AgentFinished',
+  tooManyMessages: 'TooManyMessages',
+  /** The tool call is not one this run asked an operator about. */
+  unknownToolCall: 'UnknownToolCall',
+  alreadyDecided: 'AlreadyDecided',
+  notPaused: 'NotPaused',
+} as const;
 
 /** ApplicationFailure types the run's activities raise and the workflow reads. */
 export const AGENT_RUN_FAILURES = {

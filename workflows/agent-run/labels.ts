@@ -49,6 +49,19 @@ export function progressDetails(status: AgentStatus, maxTurns: number, note: str
         `turn ${context.lastClearedAtTurn}; ${context.clearedToolResults} ` +
         `cleared)`,
     );
+  const waiting = status.pendingApproval;
+  if (waiting)
+    lines.push(
+      `**Waits for approval** ${waiting.label} (tool call ${waiting.toolCallId}, rule ${waiting.rule + 1}; ` +
+        (waiting.expiresAt
+          ? `${waiting.onTimeout === 'approve' ? 'approved' : 'denied'} at ${waiting.expiresAt}`
+          : 'no timeout') +
+        ')',
+    );
+  if (status.pauseRequested) lines.push('**Paused** by an operator: no model or tool call until it is resumed');
+  const messages = status.messages;
+  if (messages && messages.received > messages.delivered)
+    lines.push(`**Messages** ${messages.received - messages.delivered} from an operator wait for the next turn`);
   if (note) lines.push(`**Now** ${note}`);
   if (status.error) lines.push(`**Error** ${status.error}`);
   return lines.join('\n\n');

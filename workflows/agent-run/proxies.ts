@@ -22,7 +22,7 @@ export const HOST_PICKUP_TIMEOUT = '1 minute';
 const MAX_WORKER_LOSSES = 20;
 
 // No attempt limit: a state write (the final one above all) retries until PostgreSQL takes it.
-export const records = proxyActivities<Pick<Activities, 'recordAgentState'>>({
+export const records = proxyActivities<Pick<Activities, 'recordAgentState' | 'recordApproval'>>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -103,8 +103,15 @@ export function onHost(taskQueue: string, maxRetries: number) {
     heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 5 },
   });
+  // Pausing and resuming are two quick engine calls, retried for as long as the engine is away (a restart): a
+  // sandbox must not stay frozen, nor a waiting one run, because one call failed.
+  const suspend = proxyActivities<Pick<Activities, 'pauseSandbox' | 'resumeSandbox'>>({
+    ...onThisHost,
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
   // Proxies answer any name and have no own keys: they are handed out as they are, never spread.
-  return { sandbox, tools, model, teardown, delivery };
+  return { sandbox, tools, model, teardown, delivery, suspend };
 }
 
 /** Whether an activity failed because its worker went away (a deploy's SIGTERM, or a crash its heartbeat found). */

@@ -7,7 +7,6 @@ import {
   isCancellation,
   setCurrentDetails,
   setHandler,
-  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -26,6 +25,8 @@ import {
 import { progressDetails, recordStateSummary, teardownSummary } from './labels';
 import { startHubEvents } from './hub-events';
 import { admitAndLaunch } from './launch';
+import { RunDeadline } from './deadline';
+import { startSteering } from './steering';
 import * as run from './run-state';
 import { runTurns } from './turns';
 
@@ -38,11 +39,18 @@ import { runTurns } from './turns';
 export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   const { agentId, options, resume } = input;
   const status = run.initialStatus(input, new Date().toISOString());
-  const deadlineAt = resume?.deadlineAt ?? Date.now() + options.timeout * 1000;
   const stop: run.Stop = { reason: null, detail: '' };
   const grant = { hostId: input.admittedOn ?? null };
   let hostQueue: string | null = resume?.hostQueue ?? null;
   const runScope = new CancellationScope();
+  const deadline = new RunDeadline(
+    resume?.deadlineAt ?? Date.now() + options.timeout * 1000,
+    `deadline: per-task timeout of ${options.timeout} s`,
+    () => {
+      run.deadlineReached(stop);
+      runScope.cancel();
+    },
+  );
 
   // ---- handlers
   setHandler(agentStatusQuery, () => status);
@@ -57,7 +65,7 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
   // ---- what the run tells: the Web UI, the database, and the hub that spawned it (if one did)
   const showProgress = (note: string | null): void =>
     setCurrentDetails(progressDetails(status, options.maxTurns, note));
-  const tellHub = startHubEvents(input, status, deadlineAt);
+  const tellHub = startHubEvents(input, status, deadline.at);
   /** The state in the status, the Web UI and the visibility search; the database is told separately. */
   function showState(state: AgentState, detail?: string, error?: string): void {
     status.state = state;
@@ -77,26 +85,20 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
     await records.recordAgentState.executeWithOptions({ summary: recordStateSummary(state) }, [record]);
     await tellHub();
   }
+  const steering = startSteering({ input, status, deadline, enterState, showProgress });
   showProgress(resume ? `resumed at turn ${status.turn}` : null);
 
   // ---- main
   // The tool or model call in flight learns of a kill only at its next heartbeat: the container goes now.
-  void condition(() => stop.reason === 'killed' && status.state === 'running').then(async () => {
+  const sandboxUp = (): boolean => ['running', 'input_required', 'paused'].includes(status.state);
+  void condition(() => stop.reason === 'killed' && sandboxUp()).then(async () => {
     if (hostQueue === null) return;
     const removal = { agentId, ...(stop.killedAt ? { killRequestedAt: stop.killedAt } : {}) };
     const { sandbox } = onHost(hostQueue, options.maxRetries);
     const summary = 'kill: remove the sandbox now';
     await sandbox.removeSandboxContainer.executeWithOptions({ summary }, [removal]).catch(() => undefined);
   });
-  const deadline = new CancellationScope();
-  const timeout = `deadline: per-task timeout of ${options.timeout} s`;
-  deadline
-    .run(async () => {
-      await sleep(Math.max(1, deadlineAt - Date.now()), { summary: timeout });
-      run.deadlineReached(stop);
-      runScope.cancel();
-    })
-    .catch(() => undefined); // cancelled when the run ends first
+  deadline.start();
 
   let outcome: run.Ending | { continueWith: AgentResume };
   let hostGone = false;
@@ -107,15 +109,19 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
         const onHostChosen = (queue: string): void => {
           hostQueue = queue;
         };
-        const launched = await admitAndLaunch({ input, deadlineAt, grant, enterState, onHostChosen });
+        const launched = await admitAndLaunch({ input, deadlineAt: deadline.at, grant, enterState, onHostChosen });
         showState('running', `sandbox ${launched.containerName} on ${launched.hostQueue}`); // the launch recorded it
         await tellHub();
-        sandbox = run.resumeAt(launched, deadlineAt, status, '');
+        sandbox = run.resumeAt(launched, deadline.at, status, '');
       }
       const turnsPerRun = input.turnsPerRun ?? run.DEFAULT_TURNS_PER_RUN;
       const turns = { input, status, sandbox, firstTurn: sandbox.turn, summary: sandbox.summary, turnsPerRun };
-      const ended = await runTurns({ ...turns, showProgress, tellHub });
-      if (!ended.done) return { continueWith: run.resumeAt(sandbox, deadlineAt, status, ended.summary) };
+      const ended = await runTurns({ ...turns, showProgress, tellHub, steering });
+      if (!ended.done) {
+        const next = run.resumeAt(sandbox, deadline.at, status, ended.summary);
+        return { continueWith: { ...next, ...steering.resumeState() } };
+      }
+      steering.close();
       showProgress('collecting the result');
       const { sandbox: onItsHost, delivery } = onHost(sandbox.hostQueue, options.maxRetries);
       const collect = { agentId, baseSha: sandbox.baseSha, summary: ended.summary };
@@ -152,7 +158,8 @@ export async function agentRun(input: AgentRunInput): Promise<AgentStatus> {
       outcome = { state: 'failed', error: describeFailure(error, hostQueue), detail: 'run failed' };
     }
   } finally {
-    deadline.cancel();
+    deadline.stop();
+    steering.close();
   }
 
   if ('continueWith' in outcome) {

@@ -15,6 +15,8 @@ export const STATE_RANK: Record<AgentState, number> = {
   spawning: 0,
   queued: 1,
   running: 2,
+  input_required: 2,
+  paused: 2,
   completed: 3,
   failed: 3,
   killed: 3,
