@@ -15,8 +15,8 @@ export function createAgentRecordActivities(prisma: PrismaClient, metrics: Worke
     },
 
     /**
-     * A gated tool call: it waits (requested), then runs (approved) or gets the denial as its result (denied). Each step
-     * moves the call's row once and appends its event with it, so a retried record tells the stream nothing twice.
+     * A gated tool call: it waits (requested), then runs (approved) or gets the denial as its result (denied). Each
+     * step moves the call's row once and appends its event with it, so a retried record tells the stream nothing twice.
      */
     async recordApproval(input: ApprovalRecord): Promise<void> {
       const { agentId, toolCallId } = input;

@@ -22,10 +22,17 @@ const USAGE = `orchestrator <command> [options]
 Commands:
   spawn --task <id> --repo <repository> [--branch main] --item <work item>...
         [--type worker|reviewer|tester] [--priority 1-10] [--push [--push-to <remote>] [--push-branch <b>]]
-        [--watch]                    --push: the worker pushes the result with the operator's credentials
+        [--gate <pattern>]... [--watch]   --push: the worker pushes the result with the operator's credentials
+                               --gate: bash commands matching the pattern wait for approve/deny
   status <agentId>             state, turn, tokens, last tool, result
   watch <agentId>              follow a run live until it ends (exit code: how it ended)
   kill <agentId>               stop a run; its sandbox is removed within seconds
+  say <agentId> <message>      tell a running agent something: the model reads it at its next turn
+  approve <agentId> [<toolCallId>] [--note <text>]   let the tool call that waits for approval run
+  deny <agentId> [<toolCallId>] [--note <text>]      refuse it: the model gets the note as the call's result
+                               (without <toolCallId>: the call the agent waits on now)
+  pause <agentId> | resume <agentId>   hold a run at its next step (sandbox paused), or let it go on
+  continue <agentId> <instructions> [--watch]   a follow-up of a finished agent, on its result
   list [--state <state>] [--limit N]
   logs <agentId>               the run's log so far: turns, tool calls with exit codes, result
   fetch <agentId> [--dir <repository>]   bring the result into a clone of the task's repository (default:
@@ -73,6 +80,18 @@ function statusLines(agent: AgentView): string[] {
         `${agent.contextManagement.clearings}× (last at turn ` +
         `${agent.contextManagement.lastClearedAtTurn})`,
     );
+  const waiting = agent.pendingApproval;
+  if (waiting)
+    lines.push(
+      `  waits for approval: ${waiting.label} (tool call ${waiting.toolCallId}` +
+        (waiting.expiresAt
+          ? `; ${waiting.onTimeout === 'approve' ? 'approved' : 'denied'} at ${waiting.expiresAt})`
+          : ')'),
+      `    orchestrator approve ${agent.agentId}   or   orchestrator deny ${agent.agentId} --note "<why>"`,
+    );
+  if (agent.pauseRequested && agent.state !== 'paused') lines.push('  pausing at its next step');
+  if (agent.parentAgentId) lines.push(`  continues ${agent.parentAgentId}`);
+  if (agent.followUps?.length) lines.push(`  continued by ${agent.followUps.join(', ')}`);
   if (agent.error) lines.push(`  error: ${agent.error}`);
   if (agent.result) lines.push(`  result: ${agent.result.commitSha ?? 'no changes'} on ${agent.result.branch ?? '?'}`);
   return lines;
@@ -140,9 +159,11 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
       limit: { type: 'string' },
       workspace: { type: 'string' },
       admin: { type: 'boolean' },
+      note: { type: 'string' },
+      gate: { type: 'string', multiple: true },
     },
   });
-  const [command, target] = positionals;
+  const [command, target, ...rest] = positionals;
   if (values.help || !command) {
     out.write(USAGE);
     return command || values.help ? EXIT.ok : EXIT.usage;
@@ -172,17 +193,18 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
         agentType,
         context: { repository: values.repo, branch: values.branch ?? 'main', workItems: values.item },
         ...(values.priority ? { priority: Number(values.priority) } : {}),
-        ...(values.push
-          ? {
-              options: {
+        options: {
+          ...(values.push
+            ? {
                 delivery: {
                   push: true,
                   ...(values['push-to'] ? { remote: values['push-to'] } : {}),
                   ...(values['push-branch'] ? { branch: values['push-branch'] } : {}),
                 },
-              },
-            }
-          : {}),
+              }
+            : {}),
+          ...(values.gate?.length ? { approvals: values.gate.map((match) => ({ tool: 'bash' as const, match })) } : {}),
+        },
       });
       print(spawned, () => [
         `${spawned.agentId}  ${spawned.status}${spawned.existing ? ' (the live agent of this task)' : ''}`,
@@ -200,6 +222,43 @@ export async function run(argv: string[], out: Output, env: NodeJS.ProcessEnv = 
       const killed = await client.killAgent(needAgent());
       print(killed, () => [`${killed.agentId}  killing`]);
       return EXIT.ok;
+    }
+    case 'say': {
+      const agentId = needAgent();
+      if (rest.length === 0) throw new UsageError('say needs a message: orchestrator say <agentId> "<message>"');
+      const said = await client.sendMessage(agentId, rest.join(' '));
+      print(said, () => [`${agentId}  message ${said.position} taken: the model reads it at its next turn`]);
+      return EXIT.ok;
+    }
+    case 'approve':
+    case 'deny': {
+      const agentId = needAgent();
+      const toolCallId = rest[0] ?? (await client.agentStatus(agentId)).pendingApproval?.toolCallId;
+      if (!toolCallId) throw new UsageError(`${agentId} waits for no approval now (orchestrator status ${agentId})`);
+      const decided = await client.decideApproval(agentId, toolCallId, {
+        decision: command,
+        ...(values.note ? { note: values.note } : {}),
+      });
+      print(decided, () => [`${agentId}  ${toolCallId}  ${command === 'approve' ? 'approved' : 'denied'}`]);
+      return EXIT.ok;
+    }
+    case 'pause':
+    case 'resume': {
+      const agentId = needAgent();
+      const answer = await (command === 'pause' ? client.pauseAgent(agentId) : client.resumeAgent(agentId));
+      print(answer, () => [
+        `${agentId}  ${answer.state}` +
+          (command === 'pause' && answer.state !== 'paused' ? ' (pauses at its next step)' : ''),
+      ]);
+      return EXIT.ok;
+    }
+    case 'continue': {
+      const agentId = needAgent();
+      if (rest.length === 0)
+        throw new UsageError('continue needs instructions: orchestrator continue <agentId> "<what to do next>"');
+      const followUp = await client.continueAgent(agentId, { instructions: rest.join(' ') });
+      print(followUp, () => [`${followUp.agentId}  ${followUp.status}  (continues ${agentId})`]);
+      return values.watch ? await watch(client, followUp.agentId, out, json) : EXIT.ok;
     }
     case 'list': {
       const page = await client.listAgents({

@@ -1,9 +1,21 @@
 import type { z } from 'zod';
-import type { AgentListSchema, AgentViewSchema, ListAgentsQuerySchema } from '../api/schemas/agents';
+import type {
+  AgentListSchema,
+  AgentViewSchema,
+  ApprovalDecidedSchema,
+  FollowUpResponseSchema,
+  ListAgentsQuerySchema,
+  MessageAcceptedSchema,
+  PauseStateSchema,
+} from '../api/schemas/agents';
 import type { SessionListSchema, SessionViewSchema, SpawnSessionResponseSchema } from '../api/schemas/sessions';
 import type { AgentEventView } from '../shared/agent-events';
 import { isTerminalState } from '../shared/vocabulary';
-import type { SpawnAgentRequestSchema } from '../shared/agent-schemas';
+import type {
+  ApprovalDecisionRequest,
+  ContinueAgentRequestSchema,
+  SpawnAgentRequestSchema,
+} from '../shared/agent-schemas';
 import type { FederatedSpawnRequestSchema } from '../shared/federated-agent-schemas';
 import type { SpawnSessionRequestSchema } from '../shared/session-schemas';
 
@@ -19,6 +31,11 @@ export const CLIENT_ROUTES = {
   killAgent: { method: 'post', path: '/agents/{agentId}/kill' },
   agentEvents: { method: 'get', path: '/agents/{agentId}/events' },
   resultBundle: { method: 'get', path: '/agents/{agentId}/result.bundle' },
+  sendMessage: { method: 'post', path: '/agents/{agentId}/messages' },
+  decideApproval: { method: 'post', path: '/agents/{agentId}/approvals/{toolCallId}' },
+  pauseAgent: { method: 'post', path: '/agents/{agentId}/pause' },
+  resumeAgent: { method: 'post', path: '/agents/{agentId}/resume' },
+  continueAgent: { method: 'post', path: '/agents/{agentId}/continue' },
   spawnSession: { method: 'post', path: '/orchestrator/sessions/spawn' },
   listSessions: { method: 'get', path: '/orchestrator/sessions' },
   sessionStatus: { method: 'get', path: '/orchestrator/sessions/{id}/status' },
@@ -62,6 +79,7 @@ export type SpawnAgentRequest = z.input<typeof SpawnAgentRequestSchema>;
 export type FederatedSpawnRequest = z.input<typeof FederatedSpawnRequestSchema>;
 export type AgentView = z.infer<typeof AgentViewSchema>;
 export type AgentList = z.infer<typeof AgentListSchema>;
+export type ContinueAgentRequest = z.input<typeof ContinueAgentRequestSchema>;
 export type AgentListQuery = Partial<z.input<typeof ListAgentsQuerySchema>>;
 export type SpawnSessionRequest = z.input<typeof SpawnSessionRequestSchema>;
 export type SessionSpawned = z.infer<typeof SpawnSessionResponseSchema>;
@@ -118,6 +136,28 @@ export class OrchestratorClient {
   }
   killAgent(agentId: string): Promise<{ agentId: string; status: 'killing' }> {
     return this.call('POST', `/agents/${encodeURIComponent(agentId)}/kill`);
+  }
+  /** Says something to a running agent: it joins the model's conversation at the next turn. */
+  sendMessage(agentId: string, text: string): Promise<z.infer<typeof MessageAcceptedSchema>> {
+    return this.call('POST', `/agents/${encodeURIComponent(agentId)}/messages`, { text });
+  }
+  decideApproval(
+    agentId: string,
+    toolCallId: string,
+    decision: ApprovalDecisionRequest,
+  ): Promise<z.infer<typeof ApprovalDecidedSchema>> {
+    const path = `/agents/${encodeURIComponent(agentId)}/approvals/${encodeURIComponent(toolCallId)}`;
+    return this.call('POST', path, decision);
+  }
+  pauseAgent(agentId: string): Promise<z.infer<typeof PauseStateSchema>> {
+    return this.call('POST', `/agents/${encodeURIComponent(agentId)}/pause`);
+  }
+  resumeAgent(agentId: string): Promise<z.infer<typeof PauseStateSchema>> {
+    return this.call('POST', `/agents/${encodeURIComponent(agentId)}/resume`);
+  }
+  /** A follow-up of a finished agent, on its result. */
+  continueAgent(agentId: string, request: ContinueAgentRequest): Promise<z.infer<typeof FollowUpResponseSchema>> {
+    return this.call('POST', `/agents/${encodeURIComponent(agentId)}/continue`, request);
   }
   spawnSession(request: SpawnSessionRequest): Promise<SessionSpawned> {
     return this.call('POST', '/orchestrator/sessions/spawn', request);

@@ -157,7 +157,8 @@ export async function hardenedGit(
   return { config: config.flatMap(([key, value]) => ['-c', `${key}=${value}`]), env };
 }
 
-const stderrOf = (error: unknown): string => (error as { stderr?: string }).stderr?.trim() || String(error);
+/** What git said on its way out (its standard error), or the error itself. */
+export const stderrOf = (error: unknown): string => (error as { stderr?: string }).stderr?.trim() || String(error);
 
 /** Refreshes the repository's mirror and copies the checkout from it (see RepositoryCache). */
 async function copyFromCache(

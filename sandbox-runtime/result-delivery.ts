@@ -6,7 +6,7 @@ import { admitRepository, RepositoryRefused, type RepositoryPolicy } from '../pl
 import type { DeliveryFailure, DeliveryOutcome } from '../shared/vocabulary';
 import { InvalidBundle, readBundleHeader, resultBundleOf } from './git-bundle';
 import { RepositoryCache } from './repository-cache';
-import { hardenedGit } from './repository-clone';
+import { hardenedGit, stderrOf } from './repository-clone';
 
 /** The operator's credentials for pushes, read by git on the worker (never by the sandbox, never logged). */
 export interface DeliveryCredentials {
@@ -45,7 +45,6 @@ export function pushFailureOf(stderr: string): { failure: DeliveryFailure; retry
   return { failure: 'push_failed', retry: false };
 }
 
-const stderrOf = (error: unknown): string => (error as { stderr?: string }).stderr?.trim() || String(error);
 /** git's last words, for the reason: the URL has no credentials (the policy refuses them), and git prints no secret. */
 const lastLines = (text: string): string => text.split('\n').slice(-4).join('\n').slice(-1000);
 

@@ -39,7 +39,7 @@ export const AgentResourcesSchema = z.strictObject({
   diskMb: z.number().int().min(16).max(65536).optional(),
 });
 
-/** A regular expression an operator writes: bounded, and compiled once here so a bad one is a 400, not a worker error. */
+/** A regular expression an operator writes: bounded, and compiled here so a bad one is a 400, not a worker error. */
 const Pattern = z
   .string()
   .min(1)
@@ -127,7 +127,8 @@ export const ApprovalDecisionRequestSchema = z.strictObject({
 
 /** A follow-up run on a finished agent's result (POST /agents/:agentId/continue). */
 export const ContinueAgentRequestSchema = z.strictObject({
-  instructions: z.string().trim().min(1).max(50_000),
+  /** The follow-up's work item: what to do next. */
+  instructions: z.string().trim().min(1).max(10_000),
   taskId: Identifier.optional(),
   options: AgentOptionsSchema.optional(),
 });

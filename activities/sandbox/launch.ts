@@ -6,6 +6,7 @@ import { AGENT_LABEL, containerNameFor, DEADLINE_LABEL, WORKSPACE_LABEL } from '
 import { clampLimits, hardenedContainerSpec, SANDBOX_UID } from '../../sandbox-runtime/container-spec';
 import { execInContainer } from '../../sandbox-runtime/containers';
 import { CloneFailed, cloneRepository } from '../../sandbox-runtime/repository-clone';
+import { checkOutParentResult, type ParentResult } from '../../sandbox-runtime/follow-up';
 import { dropDanglingLink } from '../../sandbox-runtime/warm-pool';
 import { prepareWorkspace } from '../../sandbox-runtime/workspace';
 import type { AgentContext, AgentOptions } from '../../shared/agent-schemas';
@@ -18,6 +19,11 @@ import { forgetRemoval } from './liveness';
 /** What the state `running` says of the sandbox (its transition and event). */
 const runningDetail = (containerName: string, deps: Pick<AgentSandboxDeps, 'hostQueue'>): string =>
   `sandbox ${containerName} on ${deps.hostQueue}`;
+
+interface LaunchFacts {
+  allowLocal: boolean;
+  parent: ParentResult | null;
+}
 
 export interface LaunchInput {
   agentId: string;
@@ -51,9 +57,9 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
   async function checkOut(
     input: LaunchInput,
     workspace: string,
-    localAllowed: Promise<boolean>,
+    facts: Promise<LaunchFacts>,
   ): Promise<{ headSha: string | null }> {
-    const allowLocal = await localAllowed;
+    const { allowLocal, parent } = await facts;
     const dir = await realpath(workspace); // the slot itself when the workspace links to a warm one
     const { repository, branch } = input.context;
     const context = Context.current();
@@ -69,6 +75,11 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
         onGitError,
         cache,
       });
+      // A follow-up starts where its parent stopped; its result is measured from the parent's base.
+      if (parent) {
+        const { baseSha } = await checkOutParentResult(dir, parent, context.cancellationSignal);
+        checkout = { headSha: baseSha ?? checkout.headSha };
+      }
     } catch (error) {
       if (error instanceof CloneFailed) throw ApplicationFailure.nonRetryable(error.message, SANDBOX_FAILED);
       throw error;
@@ -79,15 +90,24 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
     return checkout;
   }
 
-  /** Whether the agent may clone a local path: yes, unless a hub spawned it through a connection that forbids it. */
-  async function localRepositoriesAllowed(agentId: string): Promise<boolean> {
+  /**
+   * Whether the agent may clone a local path (yes, unless a hub spawned it through a connection that forbids it), and
+   * for a follow-up the result it starts from.
+   */
+  async function launchFacts(agentId: string): Promise<LaunchFacts> {
     const agent = await prisma.agent.findUniqueOrThrow({
       where: { id: agentId },
-      select: { originConnectionId: true },
+      select: { originConnectionId: true, parentAgentId: true },
     });
-    if (agent.originConnectionId === null) return true;
+    const parent = agent.parentAgentId
+      ? await prisma.agentResultBundle.findUnique({
+          where: { agentId: agent.parentAgentId },
+          select: { agentId: true, commitSha: true, prerequisites: true, data: true },
+        })
+      : null;
+    if (agent.originConnectionId === null) return { allowLocal: true, parent };
     const origin = await prisma.federationConnection.findUnique({ where: { id: agent.originConnectionId } });
-    return origin?.allowLocalRepositories === true;
+    return { allowLocal: origin?.allowLocalRepositories === true, parent };
   }
 
   /** A warm container for this agent when the host has a pool and the agent asks for exactly the pool's limits. */
@@ -137,12 +157,12 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
       deps.metrics.sandboxStart.observe({ runtime: deps.sandboxRuntime }, (Date.now() - created) / 1000);
     };
     // Read while the sandbox is made ready; awaited by the checkout (a failure, then, is the launch's).
-    const localAllowed = localRepositoriesAllowed(input.agentId);
-    localAllowed.catch(() => undefined);
+    const facts = launchFacts(input.agentId);
+    facts.catch(() => undefined);
     let checkout: { headSha: string | null };
     if (!(await exists()) && step('warm', await claimWarm(input, containerName, workspace))) {
       // A warm container: already started, bound to the slot the workspace now links to.
-      checkout = step('checkedOut', await checkOut(input, workspace, localAllowed));
+      checkout = step('checkedOut', await checkOut(input, workspace, facts));
       await startUnlessRunning('unknown');
     } else {
       // The slot is the admission's: the container is created while the workspace is prepared, and started while the
@@ -164,7 +184,7 @@ export function createLaunchActivities(deps: AgentSandboxDeps) {
         stopIfCancelled();
         starting = creating.then(startUnlessRunning);
         starting.catch(() => undefined);
-        checkout = step('checkedOut', await checkOut(input, workspace, localAllowed));
+        checkout = step('checkedOut', await checkOut(input, workspace, facts));
       } finally {
         await Promise.allSettled([creating, starting]);
       }

@@ -2,7 +2,13 @@ import type { ApiMetrics } from '../../platform/metrics';
 import { countSpawn, noteAgent } from '../observability';
 import { followsRun, resumePoint, streamAgentEvents } from '../event-stream';
 import { Router } from 'express';
-import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
+import {
+  AgentMessageRequestSchema,
+  ApprovalDecisionRequestSchema,
+  ContinueAgentRequestSchema,
+  SpawnAgentRequestSchema,
+} from '../../shared/agent-schemas';
+import { decideApprovalUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate } from '../../workflows/agent-run/contract';
 import { isTerminalState, type AgentState } from '../../shared/vocabulary';
 import type { ModelProgress } from '../../shared/agent-events';
 import { contextOf, costOf, resultOf, usageOf } from '../../domain/agents/agent-usage';
@@ -13,7 +19,7 @@ import { requireApiToken, workspaceOf } from '../auth';
 import { ApiError } from '../errors';
 import { parseBody, parseParams } from '../validation';
 import { describeIssues } from '../../shared/zod-issues';
-import { AgentIdParams, ListAgentsQuerySchema, AgentView } from '../schemas/agents';
+import { AgentIdParams, ListAgentsQuerySchema, AgentView, ToolCallParams } from '../schemas/agents';
 
 export interface AgentRouteDeps {
   prisma: PrismaClient;
@@ -53,6 +59,15 @@ export function toView(row: AgentListRow, live?: LiveStatus): AgentView {
       : null,
     remoteAgentId: remote?.remoteAgentId ?? row.remote?.remoteAgentId ?? null,
     result: resultOf(row),
+    parentAgentId: row.parentAgentId,
+    ...(row.followUps ? { followUps: row.followUps.map((followUp) => followUp.id) } : {}),
+    ...(local
+      ? {
+          pendingApproval: local.pendingApproval ?? null,
+          pauseRequested: local.pauseRequested ?? false,
+          ...(local.messages ? { messages: local.messages } : {}),
+        }
+      : {}),
   };
 }
 
@@ -112,6 +127,51 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     await agents.kill(agentId, { workspaceId: workspaceOf(res) }, 'killed through the API');
     res.status(202).json({ agentId, status: 'killing' });
   });
+
+  router.post('/agents/:agentId/continue', async (req, res) => {
+    const { agentId } = parseParams(AgentIdParams, req);
+    const request = parseBody(ContinueAgentRequestSchema, req);
+    const followUp = await agents.continueFrom(agentId, workspaceOf(res), request);
+    noteAgent(res, followUp.agentId);
+    res.status(followUp.existing ? 200 : 202).json({
+      agentId: followUp.agentId,
+      status: followUp.status,
+      existing: followUp.existing,
+      parentAgentId: agentId,
+    });
+  });
+
+  // Steering a live run (each a workflow update: the answer says whether the run took it).
+  router.post('/agents/:agentId/messages', async (req, res) => {
+    const { agentId } = parseParams(AgentIdParams, req);
+    const { text } = parseBody(AgentMessageRequestSchema, req);
+    const owner = { workspaceId: workspaceOf(res) };
+    const { position } = await agents.steer(agentId, owner, (run) =>
+      run.executeUpdate(sendMessageUpdate, { args: [{ text }] }),
+    );
+    res.status(202).json({ agentId, position });
+  });
+
+  router.post('/agents/:agentId/approvals/:toolCallId', async (req, res) => {
+    const { agentId, toolCallId } = parseParams(ToolCallParams, req);
+    const { decision, note } = parseBody(ApprovalDecisionRequestSchema, req);
+    const owner = { workspaceId: workspaceOf(res) };
+    const decided = await agents.steer(agentId, owner, (run) =>
+      run.executeUpdate(decideApprovalUpdate, { args: [{ toolCallId, decision, ...(note ? { note } : {}) }] }),
+    );
+    res.json({ agentId, ...decided });
+  });
+
+  for (const [action, update] of [
+    ['pause', pauseUpdate],
+    ['resume', resumeUpdate],
+  ] as const)
+    router.post(`/agents/:agentId/${action}`, async (req, res) => {
+      const { agentId } = parseParams(AgentIdParams, req);
+      const owner = { workspaceId: workspaceOf(res) };
+      const answer = await agents.steer(agentId, owner, (run) => run.executeUpdate(update));
+      res.status(202).json({ agentId, ...answer });
+    });
 
   return router;
 }

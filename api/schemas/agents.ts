@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { SpawnAgentRequestSchema } from '../../shared/agent-schemas';
+import {
+  AgentMessageRequestSchema,
+  ApprovalDecisionRequestSchema,
+  ContinueAgentRequestSchema,
+  SpawnAgentRequestSchema,
+} from '../../shared/agent-schemas';
 import { AgentIdSchema, AgentResultPayloadSchema } from '../../shared/federated-agent-schemas';
 import { AGENT_STATES, AGENT_TYPES } from '../../shared/vocabulary';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
@@ -9,6 +14,11 @@ import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
  * registration: the single source of validation, types and the document at /openapi.json.
  */
 export const AgentIdParams = z.object({ agentId: AgentIdSchema });
+/** A tool call's id as the model wrote it (toolu_…): letters, digits, dashes and underscores. */
+export const ToolCallParams = z.object({
+  agentId: AgentIdSchema,
+  toolCallId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a tool call id'),
+});
 
 export const SpawnAgentResponseSchema = z
   .object({ agentId: z.string(), status: z.enum(['spawning', 'queued', ...AGENT_STATES]), existing: z.boolean() })
@@ -57,6 +67,26 @@ export const AgentViewSchema = z
     remoteInstance: z.object({ connectionId: z.string(), instanceId: z.string(), name: z.string() }).nullable(),
     remoteAgentId: z.string().nullable(),
     result: AgentResultPayloadSchema.nullable().optional(),
+    /** The tool call that waits for an operator's decision (state input_required), while the run is live. */
+    pendingApproval: z
+      .object({
+        toolCallId: z.string(),
+        tool: z.string(),
+        label: z.string(),
+        rule: z.number().int(),
+        requestedAt: z.string(),
+        expiresAt: z.string().nullable(),
+        onTimeout: z.enum(['approve', 'deny']),
+      })
+      .nullable()
+      .optional(),
+    /** A follow-up: the agent it continues; and the follow-ups of this one (where one agent is shown). */
+    parentAgentId: z.string().nullable(),
+    followUps: z.array(z.string()).optional(),
+    /** An operator asked for a pause (state paused once it took effect). */
+    pauseRequested: z.boolean().optional(),
+    /** Operator messages accepted, and how many already reached the model. */
+    messages: z.object({ received: z.number().int(), delivered: z.number().int() }).optional(),
   })
   .openapi('Agent');
 export type AgentView = z.infer<typeof AgentViewSchema>;
@@ -74,7 +104,7 @@ export const AgentEventSchema = z
   .object({
     agentId: z.string(),
     seq: z.number().int().min(1),
-    type: z.enum(['state', 'turn', 'progress', 'context', 'tool', 'result', 'delivery']),
+    type: z.enum(['state', 'turn', 'progress', 'context', 'tool', 'result', 'delivery', 'message', 'approval']),
     at: z.string(),
     data: z.record(z.string(), z.unknown()),
   })
@@ -177,5 +207,88 @@ openApiRegistry.registerPath({
     403: errorResponse('The agent belongs to another workspace'),
     404: errorResponse('No such agent'),
     409: errorResponse('The agent has already finished'),
+  },
+});
+
+const steeringErrors = {
+  400: errorResponse('The body is not valid'),
+  401: errorResponse('No valid API token'),
+  403: errorResponse('The agent belongs to another workspace'),
+  404: errorResponse('No such agent'),
+  409: errorResponse('The agent has already finished (already_finished)'),
+};
+export const MessageAcceptedSchema = z
+  .object({ agentId: z.string(), position: z.number().int().min(1) })
+  .openapi('MessageAccepted');
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/agents/{agentId}/messages',
+  summary:
+    "Say something to a running agent: the message joins the model's conversation at the next turn " +
+    '(after the tool results of the turn in flight)',
+  security: bearer,
+  request: { params: AgentIdParams, body: { content: { 'application/json': { schema: AgentMessageRequestSchema } } } },
+  responses: {
+    202: jsonContent(MessageAcceptedSchema, 'Accepted: its position among the messages of this run'),
+    ...steeringErrors,
+    409: errorResponse('The run has ended or is ending (already_finished), or 20 messages wait (too_many_messages)'),
+  },
+});
+export const ApprovalDecidedSchema = z
+  .object({ agentId: z.string(), toolCallId: z.string(), decision: z.enum(['approve', 'deny']) })
+  .openapi('ApprovalDecided');
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/agents/{agentId}/approvals/{toolCallId}',
+  summary: 'Decide a tool call that waits for approval (options.approvals): approve runs it, deny returns the note',
+  security: bearer,
+  request: {
+    params: ToolCallParams,
+    body: { content: { 'application/json': { schema: ApprovalDecisionRequestSchema } } },
+  },
+  responses: {
+    200: jsonContent(ApprovalDecidedSchema, 'The decision was taken; the sandbox resumes'),
+    ...steeringErrors,
+    404: errorResponse('No such agent, or the tool call does not wait for a decision (not_waiting)'),
+    409: errorResponse('The call was already decided (already_decided), or the run has ended'),
+  },
+});
+export const PauseStateSchema = z
+  .object({ agentId: z.string(), state: z.enum(AGENT_STATES), pauseRequested: z.boolean() })
+  .openapi('PauseState');
+for (const [action, summary] of [
+  ['pause', 'Pause the run at its next step: the sandbox is paused, no model or tool call is made'],
+  ['resume', 'Resume a paused run (409 not_paused when it is not paused)'],
+] as const)
+  openApiRegistry.registerPath({
+    method: 'post',
+    path: `/agents/{agentId}/${action}`,
+    summary,
+    security: bearer,
+    request: { params: AgentIdParams },
+    responses: {
+      202: jsonContent(PauseStateSchema, 'Taken: the state now, and whether a pause holds'),
+      ...steeringErrors,
+    },
+  });
+export const FollowUpResponseSchema = SpawnAgentResponseSchema.extend({ parentAgentId: z.string() }).openapi(
+  'FollowUpResponse',
+);
+openApiRegistry.registerPath({
+  method: 'post',
+  path: '/agents/{agentId}/continue',
+  summary:
+    'Start a follow-up of a finished agent: a new agent on its result branch, with its outcome in the instructions ' +
+    '(same type and options unless given), linked to it both ways in the status',
+  security: bearer,
+  request: {
+    params: AgentIdParams,
+    body: { content: { 'application/json': { schema: ContinueAgentRequestSchema } } },
+  },
+  responses: {
+    202: jsonContent(FollowUpResponseSchema, 'The follow-up was started'),
+    200: jsonContent(FollowUpResponseSchema, 'An agent for the task is still live: it is returned, nothing starts'),
+    ...steeringErrors,
+    409: errorResponse('The agent has not finished (not_finished), or its result is not stored (no_result)'),
   },
 });

@@ -1,16 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import { priceOf, type ModelPriceTable } from '../../config/model-prices';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
 import {
   AGENT_RUN_WORKFLOW,
   agentStatusQuery,
   killAgentSignal,
+  STEERING_REFUSALS,
   type AgentRunInput,
   type AgentStatus,
 } from '../../workflows/agent-run/contract';
-import { isTerminalState, TERMINAL_STATES, type AgentState, type AgentType } from '../../shared/vocabulary';
-import { type SpawnAgentRequest } from '../../shared/agent-schemas';
+import {
+  DEFAULT_PRIORITY,
+  isTerminalState,
+  TERMINAL_STATES,
+  type AgentState,
+  type AgentType,
+} from '../../shared/vocabulary';
+import {
+  type AgentContext,
+  type AgentOptions,
+  type ContinueAgentRequest,
+  type SpawnAgentRequest,
+} from '../../shared/agent-schemas';
+import { followUpContext } from './follow-ups';
 import { federatedAgentStatusQuery, type FederatedAgentStatus } from '../../workflows/federated-spawn/contract';
 import { type AgentOrigin } from '../../workflows/hub-event-delivery/contract';
 import { admitRepository, RepositoryRefused, type RepositoryPolicy } from '../../platform/repository-policy';
@@ -24,11 +38,18 @@ import { firstEvent } from './agent-events';
  * and the federation command handler (which spawns on behalf of a connected hub, into the
  * connection's workspace) both go through it.
  */
-export const AGENT_ROW_INCLUDE = { result: true, remote: { include: { connection: true } } } as const;
+export const AGENT_ROW_INCLUDE = {
+  result: true,
+  remote: { include: { connection: true } },
+  followUps: { select: { id: true }, orderBy: { createdAt: 'asc' } },
+} as const;
 export type AgentRow = Prisma.AgentGetPayload<{ include: typeof AGENT_ROW_INCLUDE }>;
 /** A row as lists show it: without its result (the diff and test output are read only where one agent is shown). */
 const AGENT_LIST_INCLUDE = { remote: { include: { connection: true } } } as const;
-export type AgentListRow = Omit<AgentRow, 'result'> & { result?: AgentRow['result'] };
+export type AgentListRow = Omit<AgentRow, 'result' | 'followUps'> & {
+  result?: AgentRow['result'];
+  followUps?: AgentRow['followUps'];
+};
 /** What an ownership check reads: never the run's context, transcript or result. */
 const OWNERSHIP_SELECT = {
   id: true,
@@ -154,7 +175,7 @@ export function createAgentService(deps: AgentServiceDeps) {
     }
   }
 
-  return {
+  const service = {
     /**
      * Starts an agentRun. For a hub's spawn, `agentId` is derived from its messageId (a replay is a
      * no-op) and `origin` names the connection, whose hub then hears of every state change; a task
@@ -164,6 +185,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       workspaceId: string,
       request: SpawnAgentRequest,
       federated: PeerSpawn | null = null,
+      parentAgentId: string | null = null,
     ): Promise<SpawnOutcome> {
       const agentId = federated?.agentId ?? `agent-${randomUUID()}`;
       const diskMb = request.options.resources.diskMb;
@@ -216,6 +238,7 @@ export function createAgentService(deps: AgentServiceDeps) {
             options: request.options,
             originConnectionId: federated?.origin.connectionId ?? null,
             originMessageId: federated?.origin.spawnMessageId ?? null,
+            parentAgentId,
             events: { create: firstEvent(initialState) },
           },
         });
@@ -258,6 +281,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         context: request.context,
         limits: request.options,
         ...(federated ? { requestedByHub: federated.hubName } : {}),
+        ...(parentAgentId ? { parentAgentId } : {}),
       });
       return { agentId, status: admittedOn ? 'spawning' : 'queued', existing: !started, createdAt: created.createdAt };
     },
@@ -342,6 +366,64 @@ export function createAgentService(deps: AgentServiceDeps) {
     },
 
     /**
+     * A follow-up of the caller's finished agent: a new agent of the same type on the same task (or `taskId`), started
+     * on its parent's result with the parent's outcome in its instructions, and linked to it both ways.
+     */
+    async continueFrom(agentId: string, workspaceId: string, request: ContinueAgentRequest): Promise<SpawnOutcome> {
+      const row = await ownedRow(agentId, { workspaceId });
+      if (row.remote)
+        throw new DomainError(
+          'invalid',
+          'not_supported',
+          `Agent ${agentId} ran on a peer: a follow-up starts from a result on this instance only`,
+        );
+      if (!isTerminalState(row.state))
+        throw new DomainError('conflict', 'not_finished', `Agent ${agentId} has not finished: it is ${row.state}`);
+      const { result } = row;
+      if (result?.commitSha && result.bundleStatus !== 'stored')
+        throw new DomainError(
+          'conflict',
+          'no_result',
+          `Agent ${agentId}'s result is not stored here (${result.bundleStatus ?? 'no bundle'}): ` +
+            'a follow-up cannot start from it',
+        );
+      const parent = {
+        agentId,
+        taskId: row.taskId,
+        state: row.state,
+        context: row.context as unknown as AgentContext,
+        result: result ? { summary: result.summary, commitSha: result.commitSha } : null,
+      };
+      const followUp: SpawnAgentRequest = {
+        taskId: request.taskId ?? row.taskId,
+        agentType: row.agentType as AgentType,
+        context: followUpContext(parent, request.instructions),
+        priority: DEFAULT_PRIORITY,
+        options: request.options ?? (row.options as unknown as AgentOptions),
+      };
+      return await service.spawn(workspaceId, followUp, null, agentId);
+    },
+
+    /**
+     * Sends a steering update (a message, an approval's decision, pause or resume) to the caller's live agent and
+     * returns the run's answer; a refusal is a DomainError with the run's reason.
+     */
+    async steer<Result>(
+      agentId: string,
+      owner: Owner,
+      send: (handle: WorkflowHandle) => Promise<Result>,
+    ): Promise<Result> {
+      const row = await ownership(agentId, owner);
+      if (isTerminalState(row.state))
+        throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
+      try {
+        return await send(temporal.workflow.getHandle(agentId));
+      } catch (error) {
+        throw steeringError(agentId, error);
+      }
+    },
+
+    /**
      * Signals the agent's workflow to stop: agentRun cancels its run, federatedSpawn sends agent.kill to
      * the peer. `remoteOnly`: only an agent that runs on a peer (the hub's federation endpoint).
      */
@@ -359,6 +441,27 @@ export function createAgentService(deps: AgentServiceDeps) {
       }
     },
   };
+  return service;
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;
+
+/** How the API answers a steering update the run refused: the refusal's own words, with a status and a code. */
+const STEERING_ERRORS: Record<string, { kind: DomainError['kind']; code: string }> = {
+  [STEERING_REFUSALS.finished]: { kind: 'conflict', code: 'already_finished' },
+  [STEERING_REFUSALS.tooManyMessages]: { kind: 'conflict', code: 'too_many_messages' },
+  [STEERING_REFUSALS.unknownToolCall]: { kind: 'not_found', code: 'not_waiting' },
+  [STEERING_REFUSALS.alreadyDecided]: { kind: 'conflict', code: 'already_decided' },
+  [STEERING_REFUSALS.notPaused]: { kind: 'conflict', code: 'not_paused' },
+};
+
+/** A refused steering update as a DomainError; anything else as it was. */
+export function steeringError(agentId: string, error: unknown): unknown {
+  if (error instanceof WorkflowNotFoundError)
+    return new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished`);
+  if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
+    const known = STEERING_ERRORS[error.cause.type ?? ''];
+    if (known) return new DomainError(known.kind, known.code, error.cause.message);
+  }
+  return error;
+}

@@ -21,6 +21,8 @@ export interface AgentWorkflowStart {
   requestedByHub?: string;
   /** The peer that runs the agent, for an agent this instance spawned on a peer. */
   runsOnPeer?: string;
+  /** A follow-up: the finished agent whose result it starts from. */
+  parentAgentId?: string;
 }
 
 /** The one line the Web UI shows for the run: what, for which task, where. */
@@ -47,6 +49,9 @@ export function agentRunDetails(
     `**Repository** ${repositoryForDisplay(start.context.repository)} @ ${start.context.branch}`,
     `**Requested by** ${start.requestedByHub ? `hub ${start.requestedByHub}` : `workspace ${workspace}`}`,
     `**Runs on** ${start.runsOnPeer ? `peer ${start.runsOnPeer}` : 'this instance'}`,
+    ...(start.parentAgentId
+      ? [`**Continues** agent ${start.parentAgentId} (its result is this run's start; \`TaskId\` lists both)`]
+      : []),
     `**Limits** timeout ${limits.timeout} s` +
       (limits.maxTurns !== undefined ? `, ${limits.maxTurns} turns` : '') +
       (limits.tokenBudget !== undefined ? `, ${limits.tokenBudget} tokens` : '') +

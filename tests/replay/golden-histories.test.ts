@@ -51,6 +51,7 @@ describe('golden workflow histories', () => {
         'agent-run-streamed.json',
         'agent-run-for-hub.json',
         'agent-run-delivered.json',
+        'agent-run-gated.json',
         'hub-event-delivery-completed.json',
         'federation-command-status.json',
         'federated-spawn-completed.json',
