@@ -17,10 +17,26 @@ import {
 } from './signatures';
 
 /** The federation's message shapes and how requests and replies are signed and checked. */
-export const COMMAND_TYPES = ['agent.spawn', 'agent.status', 'agent.kill', 'agent.result'] as const;
-/** agent.result reads what agent.status reports (the result's commits): a connection allowed one may send both. */
+export const COMMAND_TYPES = [
+  'agent.spawn',
+  'agent.status',
+  'agent.kill',
+  'agent.result',
+  'agent.message',
+  'agent.approval',
+  'agent.pause',
+  'agent.resume',
+] as const;
+/** Steering a run (issue 24) asks less of it than stopping it: a connection allowed agent.kill may steer. */
+export const STEERING_COMMANDS: readonly string[] = ['agent.message', 'agent.approval', 'agent.pause', 'agent.resume'];
+/**
+ * agent.result reads what agent.status reports (the result's commits): a connection allowed one may send both; one
+ * allowed agent.kill may send the steering commands.
+ */
 export const commandAllowed = (allowed: readonly string[], commandType: string): boolean =>
-  allowed.includes(commandType) || (commandType === 'agent.result' && allowed.includes('agent.status'));
+  allowed.includes(commandType) ||
+  (commandType === 'agent.result' && allowed.includes('agent.status')) ||
+  (STEERING_COMMANDS.includes(commandType) && allowed.includes('agent.kill'));
 /** The status of an inbound row that claims a spawn's messageId for a kill that came first: that spawn never runs. */
 export const CANCELLED_SPAWN = 'cancelled';
 export type CommandType = (typeof COMMAND_TYPES)[number];

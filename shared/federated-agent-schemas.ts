@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { AgentContextSchema, AgentOptionsSchema, AgentResourcesSchema, Identifier } from './agent-schemas';
+import {
+  AgentContextSchema,
+  AgentMessageRequestSchema,
+  AgentOptionsSchema,
+  AgentResourcesSchema,
+  ApprovalDecisionRequestSchema,
+  Identifier,
+} from './agent-schemas';
 import {
   AGENT_STATES,
   AGENT_TYPES,
@@ -32,6 +39,9 @@ export const FederatedAgentOptionsSchema = z.strictObject({
   /** Seconds one bash command may take on the spoke. */
   commandTimeout: z.number().int().min(1).max(3600).optional(),
   resources: AgentResourcesSchema.optional(),
+  /** Tool calls that wait for a decision, which the hub sends with agent.approval (an addition, issue 24). */
+  approvals: AgentOptionsSchema.shape.approvals,
+  waitsCountTowardTimeout: z.boolean().optional(),
 });
 
 export const SpawnCommandPayloadSchema = z.strictObject({
@@ -71,6 +81,27 @@ export const ResultPieceSchema = z.object({
   offset: z.number().int().min(0),
   data: z.base64(),
 });
+/** agent.message (an addition): an operator's message for the agent's next turn. */
+export const MessagePayloadSchema = z.strictObject({ agentId: AgentIdSchema, text: AgentMessageRequestSchema.shape.text });
+/** A tool call's id as the model wrote it (toolu_…). */
+export const ToolCallIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a tool call id');
+/** agent.approval (an addition): the decision on the tool call the agent waits on. */
+export const ApprovalPayloadSchema = z.strictObject({
+  agentId: AgentIdSchema,
+  toolCallId: ToolCallIdSchema,
+  ...ApprovalDecisionRequestSchema.shape,
+});
+/** The tool call an agent waits on (state input_required), as its status and its hub's mirror show it. */
+export const PendingApprovalSchema = z.object({
+  toolCallId: z.string(),
+  tool: z.string(),
+  label: z.string(),
+  rule: z.number().int(),
+  requestedAt: z.string(),
+  expiresAt: z.string().nullable(),
+  onTimeout: z.enum(['approve', 'deny']),
+});
+
 /**
  * agent.kill names the agent, or (an addition) the messageId of the spawn that would have created it:
  * a hub that never got the spawn's reply settles with it whether the spawn was taken.
@@ -97,6 +128,8 @@ export const RemoteProgressSchema = z.object({
   usage: TokenUsageSchema,
   /** Addition: the run's estimated cost in USD on the spoke (null: its model has no price there). */
   costUsd: z.number().min(0).nullable().optional(),
+  /** Addition: the tool call the agent waits on while it is input_required. */
+  pendingApproval: PendingApprovalSchema.nullable().optional(),
   updatedAt: z.iso.datetime({ offset: true }),
 });
 

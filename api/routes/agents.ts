@@ -8,7 +8,6 @@ import {
   ContinueAgentRequestSchema,
   SpawnAgentRequestSchema,
 } from '../../shared/agent-schemas';
-import { decideApprovalUpdate, pauseUpdate, resumeUpdate, sendMessageUpdate } from '../../workflows/agent-run/contract';
 import { isTerminalState, type AgentState } from '../../shared/vocabulary';
 import type { ModelProgress } from '../../shared/agent-events';
 import { contextOf, costOf, resultOf, usageOf } from '../../domain/agents/agent-usage';
@@ -61,6 +60,7 @@ export function toView(row: AgentListRow, live?: LiveStatus): AgentView {
     result: resultOf(row),
     parentAgentId: row.parentAgentId,
     ...(row.followUps ? { followUps: row.followUps.map((followUp) => followUp.id) } : {}),
+    ...(remote && !isTerminalState(state) ? { pendingApproval: remote.progress?.pendingApproval ?? null } : {}),
     ...(local
       ? {
           pendingApproval: local.pendingApproval ?? null,
@@ -146,30 +146,24 @@ export function agentRouter(deps: AgentRouteDeps): Router {
     const { agentId } = parseParams(AgentIdParams, req);
     const { text } = parseBody(AgentMessageRequestSchema, req);
     const owner = { workspaceId: workspaceOf(res) };
-    const { position } = await agents.steer(agentId, owner, (run) =>
-      run.executeUpdate(sendMessageUpdate, { args: [{ text }] }),
-    );
-    res.status(202).json({ agentId, position });
+    const answer = await agents.steer(agentId, owner, { kind: 'message', text });
+    res.status(202).json({ agentId, ...answer });
   });
 
   router.post('/agents/:agentId/approvals/:toolCallId', async (req, res) => {
     const { agentId, toolCallId } = parseParams(ToolCallParams, req);
     const { decision, note } = parseBody(ApprovalDecisionRequestSchema, req);
     const owner = { workspaceId: workspaceOf(res) };
-    const decided = await agents.steer(agentId, owner, (run) =>
-      run.executeUpdate(decideApprovalUpdate, { args: [{ toolCallId, decision, ...(note ? { note } : {}) }] }),
-    );
+    const action = { kind: 'approval' as const, toolCallId, decision, ...(note ? { note } : {}) };
+    const decided = await agents.steer(agentId, owner, action);
     res.json({ agentId, ...decided });
   });
 
-  for (const [action, update] of [
-    ['pause', pauseUpdate],
-    ['resume', resumeUpdate],
-  ] as const)
+  for (const action of ['pause', 'resume'] as const)
     router.post(`/agents/:agentId/${action}`, async (req, res) => {
       const { agentId } = parseParams(AgentIdParams, req);
       const owner = { workspaceId: workspaceOf(res) };
-      const answer = await agents.steer(agentId, owner, (run) => run.executeUpdate(update));
+      const answer = await agents.steer(agentId, owner, { kind: action });
       res.status(202).json({ agentId, ...answer });
     });
 

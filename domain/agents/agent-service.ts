@@ -1,13 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { priceOf, type ModelPriceTable } from '../../config/model-prices';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  FEDERATION_COMMAND_WORKFLOW,
+  federationCommandWorkflowId,
+  type OutboundCommand,
+  type VerifiedCommand,
+} from '../../workflows/federation-command/contract';
+import {
+  refusalOf,
+  steeringCommand,
+  steeringError,
+  updateRun,
+  type SteeringAction,
+  type SteeringAnswer,
+} from './steering';
 import { isUniqueViolation, Prisma, type PrismaClient } from '../../prisma/client';
 import {
   AGENT_RUN_WORKFLOW,
   agentStatusQuery,
   killAgentSignal,
-  STEERING_REFUSALS,
   type AgentRunInput,
   type AgentStatus,
 } from '../../workflows/agent-run/contract';
@@ -173,6 +185,42 @@ export function createAgentService(deps: AgentServiceDeps) {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * Steers an agent that runs on a peer: the matching signed command through its connection, by a federationCommand
+   * workflow (which records it and verifies the reply); the spoke's refusal comes back with its code.
+   */
+  async function steerRemote(agentId: string, action: SteeringAction): Promise<SteeringAnswer> {
+    const remote = await prisma.federatedAgent.findUniqueOrThrow({
+      where: { agentId },
+      select: { connectionId: true, remoteAgentId: true },
+    });
+    if (!remote.remoteAgentId)
+      throw new DomainError('conflict', 'not_started', `The peer has not named agent ${agentId} yet: try again`);
+    const command: OutboundCommand = {
+      connectionId: remote.connectionId,
+      messageId: randomUUID(),
+      ...steeringCommand(remote.remoteAgentId, action),
+      nonce: randomUUID().replace(/-/g, ''),
+      timestamp: new Date().toISOString(),
+    };
+    const reply = await temporal.workflow
+      .execute<(command: OutboundCommand) => Promise<VerifiedCommand>>(FEDERATION_COMMAND_WORKFLOW, {
+        taskQueue: deps.taskQueue,
+        workflowId: federationCommandWorkflowId(command.messageId),
+        args: [command],
+      })
+      .catch((error: unknown): never => {
+        if (!(error instanceof WorkflowFailedError)) throw error;
+        const cause = error.cause?.cause ?? error.cause;
+        const why = cause instanceof Error ? cause.message : error.message;
+        throw new DomainError('peer_failed', 'peer_failed', `The peer did not take ${command.commandType}: ${why}`);
+      });
+    if (reply.status === 'error' || !reply.result)
+      throw refusalOf(reply.error?.code ?? 'peer_failed', reply.error?.message ?? 'the peer gave no answer');
+    const { agentId: _remoteId, ...answer } = reply.result;
+    return answer as SteeringAnswer;
   }
 
   const service = {
@@ -408,16 +456,13 @@ export function createAgentService(deps: AgentServiceDeps) {
      * Sends a steering update (a message, an approval's decision, pause or resume) to the caller's live agent and
      * returns the run's answer; a refusal is a DomainError with the run's reason.
      */
-    async steer<Result>(
-      agentId: string,
-      owner: Owner,
-      send: (handle: WorkflowHandle) => Promise<Result>,
-    ): Promise<Result> {
+    async steer(agentId: string, owner: Owner, action: SteeringAction): Promise<SteeringAnswer> {
       const row = await ownership(agentId, owner);
       if (isTerminalState(row.state))
         throw new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished (${row.state})`);
+      if (row.remote) return await steerRemote(agentId, action);
       try {
-        return await send(temporal.workflow.getHandle(agentId));
+        return await updateRun(temporal.workflow.getHandle(agentId), action);
       } catch (error) {
         throw steeringError(agentId, error);
       }
@@ -445,23 +490,3 @@ export function createAgentService(deps: AgentServiceDeps) {
 }
 
 export type AgentService = ReturnType<typeof createAgentService>;
-
-/** How the API answers a steering update the run refused: the refusal's own words, with a status and a code. */
-const STEERING_ERRORS: Record<string, { kind: DomainError['kind']; code: string }> = {
-  [STEERING_REFUSALS.finished]: { kind: 'conflict', code: 'already_finished' },
-  [STEERING_REFUSALS.tooManyMessages]: { kind: 'conflict', code: 'too_many_messages' },
-  [STEERING_REFUSALS.unknownToolCall]: { kind: 'not_found', code: 'not_waiting' },
-  [STEERING_REFUSALS.alreadyDecided]: { kind: 'conflict', code: 'already_decided' },
-  [STEERING_REFUSALS.notPaused]: { kind: 'conflict', code: 'not_paused' },
-};
-
-/** A refused steering update as a DomainError; anything else as it was. */
-export function steeringError(agentId: string, error: unknown): unknown {
-  if (error instanceof WorkflowNotFoundError)
-    return new DomainError('conflict', 'already_finished', `Agent ${agentId} has already finished`);
-  if (error instanceof WorkflowUpdateFailedError && error.cause instanceof ApplicationFailure) {
-    const known = STEERING_ERRORS[error.cause.type ?? ''];
-    if (known) return new DomainError(known.kind, known.code, error.cause.message);
-  }
-  return error;
-}

@@ -16,6 +16,8 @@ import { isUniqueViolation, Prisma, type FederationCommand, type PrismaClient } 
 import { type AgentState, type AgentType, DEFAULT_PRIORITY, isTerminalState } from '../../shared/vocabulary';
 import {
   AgentRefPayloadSchema,
+  ApprovalPayloadSchema,
+  MessagePayloadSchema,
   ResultPiecePayloadSchema,
   type ResultPiece,
   KillPayloadSchema,
@@ -65,6 +67,7 @@ export function statusResult(row: AgentRow, live?: LiveStatus): StatusReplyResul
       usage: usageOf(row, local),
       costUsd: costOf(row, local),
       updatedAt: local?.updatedAt ?? row.updatedAt.toISOString(),
+      ...(local?.pendingApproval ? { pendingApproval: local.pendingApproval } : {}),
     },
     agentType: row.agentType as AgentType,
     error: local?.error ?? row.error,
@@ -153,6 +156,24 @@ export function createPeerCommandHandler(deps: PeerCommandDeps) {
             data: piece.toString('base64'),
           };
           return { status: 'ok', result };
+        }
+        // Steering (additions, issue 24): only an agent this connection's hub spawned; the run's refusal is the reply.
+        case 'agent.message': {
+          const { agentId, text } = MessagePayloadSchema.parse(envelope.payload);
+          const answer = await agents.steer(agentId, owner, { kind: 'message', text });
+          return { status: 'ok', result: { agentId, ...answer } };
+        }
+        case 'agent.approval': {
+          const { agentId, ...decision } = ApprovalPayloadSchema.parse(envelope.payload);
+          const answer = await agents.steer(agentId, owner, { kind: 'approval', ...decision });
+          return { status: 'ok', result: { agentId, ...answer } };
+        }
+        case 'agent.pause':
+        case 'agent.resume': {
+          const { agentId } = AgentRefPayloadSchema.parse(envelope.payload);
+          const kind = envelope.commandType === 'agent.pause' ? 'pause' : 'resume';
+          const answer = await agents.steer(agentId, owner, { kind });
+          return { status: 'ok', result: { agentId, ...answer } };
         }
         default:
           return {

@@ -40,6 +40,10 @@ const scripts: Record<string, Script> = {
     reply.text('Wrote hello.txt on the spoke.'),
   ]),
   'sleep long': () => reply.toolUse({ name: 'bash', input: { command: 'sleep 300' } }),
+  'push from the spoke': byTurn([
+    reply.toolUse({ name: 'bash', input: { command: 'echo pushed > pushed.txt; git push 2>/dev/null || true' } }),
+    reply.text('Pushed, as approved.'),
+  ]),
 };
 const model = new FakeAnthropic(byWorkItem(scripts));
 
@@ -219,6 +223,53 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     });
     expect(again.status).toBe(409);
     expect(errorCode(again)).toBe('already_finished');
+  });
+
+  it('steers an agent on the spoke from the hub: its waiting call reaches the hub, which approves it', async () => {
+    const body = federatedSpawnBody(link.hubConnectionId, 'fed-steer', repository, 'push from the spoke', {
+      approvals: [{ tool: 'bash', match: 'git push' }],
+    });
+    const spawned = await request(hub.baseUrl, 'POST', '/api/v1/federation/agents/spawn', {
+      headers: bearer(link.hubToken),
+      json: body,
+    });
+    const agentId = spawnedAgentId(spawned);
+    const remoteAgentId = await remoteAgentOf(agentId);
+    const hubView = async () =>
+      (await request(hub.baseUrl, 'GET', `/agents/${agentId}/status`, { headers: bearer(link.hubToken) }))
+        .body as Record<string, unknown> & { pendingApproval?: { toolCallId: string; label: string } | null };
+    // The spoke's input_required, with the call it waits on, reaches the hub's status and its event stream.
+    await waitUntil(async () => (await hubView()).state === 'input_required', 30_000, 200);
+    const { pendingApproval } = await hubView();
+    expect(pendingApproval?.label).toContain('git push');
+    const hubStates = await hub.prisma.agentEvent.findMany({ where: { agentId, type: 'state' } });
+    expect(hubStates.map((event) => (event.data as { state: string }).state)).toContain('input_required');
+
+    // Refused on the hub before anything is sent: another workspace, a bad body. Refused by the spoke: a call that
+    // does not wait. Nothing is decided by any of them.
+    const steer = (pathname: string, json: unknown, token = link.hubToken) =>
+      request(hub.baseUrl, 'POST', `/agents/${agentId}${pathname}`, { headers: bearer(token), json });
+    expect((await steer('/messages', { text: 'hi' }, otherHubToken)).status).toBe(403);
+    expect((await steer(`/approvals/${pendingApproval!.toolCallId}`, { decision: 'later' })).status).toBe(400);
+    const notWaiting = await steer('/approvals/toolu_not_waiting', { decision: 'approve' });
+    expect([notWaiting.status, errorCode(notWaiting)]).toEqual([404, 'not_waiting']);
+    expect((await spoke.prisma.agent.findUniqueOrThrow({ where: { id: remoteAgentId } })).state).toBe('input_required');
+
+    // The valid requests: a message and the approval, each a signed command the spoke's run takes.
+    const said = await steer('/messages', { text: 'Say which branch you pushed.' });
+    expect([said.status, said.body]).toEqual([202, { agentId, position: 1 }]);
+    const approved = await steer(`/approvals/${pendingApproval!.toolCallId}`, { decision: 'approve' });
+    expect([approved.status, approved.body]).toEqual([
+      200,
+      { agentId, toolCallId: pendingApproval!.toolCallId, decision: 'approve' },
+    ]);
+    expect(((await hub.temporal.workflow.getHandle(agentId).result()) as FederatedAgentStatus).state).toBe('completed');
+    const next = model.requestsOf('push from the spoke').find((recorded) => recorded.turn === 1);
+    expect(JSON.stringify(next?.body.messages.at(-1))).toContain('Say which branch you pushed.');
+    const calls = await spoke.prisma.toolCall.findMany({ where: { agentId: remoteAgentId } });
+    expect(calls.map((call) => [call.status, call.isError])).toEqual([['finished', false]]);
+    const late = await steer('/pause', undefined);
+    expect([late.status, errorCode(late)]).toEqual([409, 'already_finished']);
   });
 
   it('accepts FED-010’s agent.spawn and agent.status payloads byte for byte, and answers in its shapes', async () => {
@@ -510,7 +561,7 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
       'federation-command-status',
     );
 
-    for (const commandType of ['agent.status', 'agent.kill']) {
+    for (const commandType of ['agent.status', 'agent.kill', 'agent.pause', 'agent.resume']) {
       const refused = await command(commandType, spokeOwn);
       expect(refused.status).toBe(502);
       expect(refused.body).toMatchObject({

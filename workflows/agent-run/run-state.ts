@@ -133,7 +133,14 @@ export function lifecycleSnapshot(status: AgentStatus): LifecycleSnapshot {
   return {
     state: status.state,
     startedAt: status.state === 'queued' || status.state === 'spawning' ? null : status.startedAt,
-    progress: { turn, lastTool, usage: { ...usage }, costUsd: costUsd ?? null, updatedAt },
+    progress: {
+      turn,
+      lastTool,
+      usage: { ...usage },
+      costUsd: costUsd ?? null,
+      updatedAt,
+      ...(status.pendingApproval ? { pendingApproval: { ...status.pendingApproval } } : {}),
+    },
     error: status.error,
     occurredAt: updatedAt,
   };
