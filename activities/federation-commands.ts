@@ -26,7 +26,7 @@ import {
   type OutboundCommand,
   type VerifiedCommand,
 } from '../workflows/federation-command/contract';
-import { storeResult } from '../domain/agents/agent-events';
+import { storeBundleStatement, storeResult } from '../domain/agents/agent-events';
 import { recordContact } from '../domain/agents/federated-contact';
 
 /**
@@ -53,9 +53,6 @@ export interface FederationCommandDeps {
   repositories: RepositoryPolicy;
   repositoryCache: RepositoryCache | null;
 }
-
-/** The largest result bundle the hub takes from a spoke (as the spoke stores at most). */
-const MAX_REMOTE_BUNDLE_BYTES = RESULT_BUNDLE_MAX_BYTES;
 
 export type { VerifiedCommand } from '../workflows/federation-command/contract';
 
@@ -316,7 +313,8 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
         const piece = ResultPieceSchema.safeParse(reply.result);
         if (!piece.success || piece.data.commitSha !== result.commitSha || piece.data.offset !== offset)
           return await settle('unavailable', 'the spoke answered another bundle than its result');
-        if (piece.data.sizeBytes > MAX_REMOTE_BUNDLE_BYTES) return await settle('too_large');
+        // The hub takes at most what a spoke stores.
+        if (piece.data.sizeBytes > RESULT_BUNDLE_MAX_BYTES) return await settle('too_large');
         const data = Buffer.from(piece.data.data, 'base64');
         pieces.push(data);
         offset += data.length;
@@ -339,14 +337,13 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
         signal: Context.current().cancellationSignal,
       });
       if ('failure' in checked) return await settle('unavailable', checked.reason);
-      const row = {
-        commitSha: result.commitSha,
-        prerequisites: checked.prerequisites,
-        data: new Uint8Array(checked.data),
-        sizeBytes: checked.data.length,
-      };
-      await prisma.agentResultBundle.upsert({ where: { agentId }, create: { agentId, ...row }, update: row });
-      return await settle('stored');
+      // The bundle and its status in one write: a retry after it finds the result stored and asks nothing again.
+      const stored = { commitSha: result.commitSha, prerequisites: checked.prerequisites, data: checked.data };
+      await prisma.$transaction([
+        storeBundleStatement(prisma, agentId, stored),
+        prisma.agentResult.update({ where: { agentId }, data: { bundleStatus: 'stored' } }),
+      ]);
+      return 'stored';
     },
 
     /**

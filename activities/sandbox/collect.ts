@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { storeResult } from '../../domain/agents/agent-events';
+import { storeBundleStatement, storeResult } from '../../domain/agents/agent-events';
 import { containerNameFor, resultBranchFor } from '../../sandbox-runtime/agent-containers';
 import { endLeftoverCommands, execInContainer } from '../../sandbox-runtime/containers';
 import {
@@ -60,16 +60,11 @@ export function createCollectActivities(deps: AgentSandboxDeps) {
       return 'unavailable';
     }
     if (bundle.kind === 'too_large') return 'too_large';
-    const row = {
-      commitSha: result.commitSha,
+    const { commitSha } = result;
+    await storeBundleStatement(prisma, result.agentId, {
+      commitSha,
       prerequisites: bundle.header.prerequisites,
-      data: new Uint8Array(bundle.data),
-      sizeBytes: bundle.data.length,
-    };
-    await prisma.agentResultBundle.upsert({
-      where: { agentId: result.agentId },
-      create: { agentId: result.agentId, ...row },
-      update: row,
+      data: bundle.data,
     });
     return 'stored';
   }

@@ -53,6 +53,24 @@ export async function storeResult(
   });
 }
 
+/**
+ * The statement that stores an agent's result bundle (its one branch at `commitSha`, from `prerequisites`): a retry
+ * replaces what an earlier attempt stored. A statement, so a caller can put it in one transaction with the status.
+ */
+export function storeBundleStatement(
+  prisma: PrismaClient,
+  agentId: string,
+  bundle: { commitSha: string; prerequisites: string[]; data: Buffer },
+): Prisma.PrismaPromise<unknown> {
+  const row = {
+    commitSha: bundle.commitSha,
+    prerequisites: bundle.prerequisites,
+    data: new Uint8Array(bundle.data),
+    sizeBytes: bundle.data.length,
+  };
+  return prisma.agentResultBundle.upsert({ where: { agentId }, create: { agentId, ...row }, update: row });
+}
+
 /** The agent's events after `afterSeq`, oldest first. */
 export async function eventsAfter(db: Db, agentId: string, afterSeq: number, limit = 100): Promise<AgentEventView[]> {
   const rows = await db.agentEvent.findMany({
