@@ -5,7 +5,12 @@ import {
   ContinueAgentRequestSchema,
   SpawnAgentRequestSchema,
 } from '../../shared/agent-schemas';
-import { AgentIdSchema, AgentResultPayloadSchema } from '../../shared/federated-agent-schemas';
+import {
+  AgentIdSchema,
+  AgentResultPayloadSchema,
+  PendingApprovalSchema,
+  ToolCallIdSchema,
+} from '../../shared/federated-agent-schemas';
 import { AGENT_STATES, AGENT_TYPES } from '../../shared/vocabulary';
 import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
 
@@ -15,10 +20,7 @@ import { errorResponse, jsonContent, openApiRegistry } from '../openapi';
  */
 export const AgentIdParams = z.object({ agentId: AgentIdSchema });
 /** A tool call's id as the model wrote it (toolu_…): letters, digits, dashes and underscores. */
-export const ToolCallParams = z.object({
-  agentId: AgentIdSchema,
-  toolCallId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a tool call id'),
-});
+export const ToolCallParams = z.object({ agentId: AgentIdSchema, toolCallId: ToolCallIdSchema });
 
 export const SpawnAgentResponseSchema = z
   .object({ agentId: z.string(), status: z.enum(['spawning', 'queued', ...AGENT_STATES]), existing: z.boolean() })
@@ -68,18 +70,7 @@ export const AgentViewSchema = z
     remoteAgentId: z.string().nullable(),
     result: AgentResultPayloadSchema.nullable().optional(),
     /** The tool call that waits for an operator's decision (state input_required), while the run is live. */
-    pendingApproval: z
-      .object({
-        toolCallId: z.string(),
-        tool: z.string(),
-        label: z.string(),
-        rule: z.number().int(),
-        requestedAt: z.string(),
-        expiresAt: z.string().nullable(),
-        onTimeout: z.enum(['approve', 'deny']),
-      })
-      .nullable()
-      .optional(),
+    pendingApproval: PendingApprovalSchema.nullable().optional(),
     /** A follow-up: the agent it continues; and the follow-ups of this one (where one agent is shown). */
     parentAgentId: z.string().nullable(),
     followUps: z.array(z.string()).optional(),

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { issueApiToken } from '../../api/auth';
 import type { AgentStatus } from '../../workflows/agent-run/contract';
 import { byTurn, byWorkItem, FakeAnthropic, reply } from '../../scripts/scripted-model-server';
-import { containersOf, sampleContainers } from '../helpers/chaos';
+import { containersOf, sampleContainers, sandboxPaused, spawnWaitingForApproval } from '../helpers/chaos';
 import { isMounted } from '../../sandbox-runtime/workspace';
 import { bearer } from '../helpers/federation';
 import { createRepository } from '../helpers/git-repo';
@@ -25,6 +25,10 @@ describe(
   () => {
     const model = new FakeAnthropic(
       byWorkItem({
+        'approve after Docker': byTurn([
+          reply.toolUse({ name: 'bash', input: { command: 'echo ran >> gated.txt; git push 2>/dev/null || true' } }),
+          reply.text('Done after the approval.'),
+        ]),
         'survive Docker': byTurn([
           reply.toolUse({
             name: 'bash',
@@ -193,5 +197,31 @@ describe(
         expect(await containersOf(instance.docker, agentId)).toBe(0);
       },
     );
+
+    it('keeps a sandbox that waits for an approval paused through the restart; it runs once approved', async () => {
+      const { token } = await issueApiToken(instance.prisma, `docker-approval-${Date.now()}`);
+      worker?.kill('SIGKILL');
+      worker = startWorkerProcess(instance.config, { ANTHROPIC_API_KEY: 'test-key', ANTHROPIC_BASE_URL: model.url });
+      const repository = await createRepository();
+      const spawn = { taskId: 'docker-approval', repository, workItem: 'approve after Docker', match: 'git push' };
+      const { agentId, toolCallId } = await spawnWaitingForApproval(instance, token, spawn);
+
+      await engine.stop();
+      await engine.start();
+      // Live restore: the same container, still frozen, and the run still waits.
+      expect(await sandboxPaused(instance.docker, agentId)).toBe(true);
+      expect(await instance.prisma.agent.findUniqueOrThrow({ where: { id: agentId } })).toMatchObject({
+        state: 'input_required',
+      });
+      const approved = await request(instance.baseUrl, 'POST', `/agents/${agentId}/approvals/${toolCallId}`, {
+        headers: bearer(token),
+        json: { decision: 'approve' },
+      });
+      expect(approved.status).toBe(200);
+      expect(await instance.temporal.workflow.getHandle(agentId).result()).toMatchObject({ state: 'completed' });
+      await withWorkspace(instance, agentId, async (workspace) => {
+        expect(await readFile(path.join(workspace, 'gated.txt'), 'utf8')).toBe('ran\n');
+      });
+    });
   },
 );

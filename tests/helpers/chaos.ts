@@ -106,3 +106,45 @@ export async function startContinuingAgent(
   });
   return { agentId, firstRunId: handle.firstExecutionRunId };
 }
+
+/**
+ * Spawns an agent whose first bash command (`command`) waits for approval, and resolves once it waits: the agent's
+ * state is input_required and its sandbox paused in the engine. Returns the agent and the waiting call.
+ */
+export async function spawnWaitingForApproval(
+  instance: TestInstance,
+  token: string,
+  spawn: { taskId: string; repository: string; workItem: string; match: string },
+): Promise<{ agentId: string; toolCallId: string }> {
+  const headers = { authorization: `Bearer ${token}` };
+  const spawned = await fetch(`${instance.baseUrl}/agents/spawn`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      taskId: spawn.taskId,
+      agentType: 'worker',
+      context: { repository: spawn.repository, branch: 'main', workItems: [spawn.workItem] },
+      options: { approvals: [{ tool: 'bash', match: spawn.match }] },
+    }),
+  });
+  const { agentId } = (await spawned.json()) as { agentId: string };
+  for (let waited = 0; waited < 60_000; waited += 200) {
+    const status = (await (await fetch(`${instance.baseUrl}/agents/${agentId}/status`, { headers })).json()) as {
+      state: string;
+      pendingApproval?: { toolCallId: string } | null;
+    };
+    const paused = await sandboxPaused(instance.docker, agentId);
+    if (status.state === 'input_required' && status.pendingApproval && paused)
+      return { agentId, toolCallId: status.pendingApproval.toolCallId };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`agent ${agentId} did not come to wait for an approval`);
+}
+
+/** Whether the agent's sandbox is paused in the engine (false when it is gone or the engine does not answer). */
+export const sandboxPaused = async (docker: Docker, agentId: string): Promise<boolean> =>
+  await docker
+    .getContainer(`agent-${agentId}`)
+    .inspect()
+    .then((info) => info.State.Paused)
+    .catch(() => false);

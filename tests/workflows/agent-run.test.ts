@@ -368,6 +368,20 @@ async function refusalOf(update: Promise<unknown>): Promise<string> {
   return error.cause.type ?? '';
 }
 
+/** A tool call at turn 0 that runs until the test releases it, then done: the test steers meanwhile. */
+function heldToolThenDone(): { script: Script; release: () => void } {
+  let release: () => void = () => undefined;
+  const toolRuns = new Promise<void>((resolve) => (release = resolve));
+  const script: Script = {
+    model: (turn) => Promise.resolve(turn === 0 ? asksForTool('t1') : done()),
+    tool: async () => {
+      await toolRuns;
+      return TOOL_OK;
+    },
+  };
+  return { script, release };
+}
+
 describe('agentRun steered by an operator', () => {
   it('a gated call waits with the sandbox paused, then runs once approved', async () => {
     await runAgent(gatedThenDone, { approvals: [GATE] }, async (handle, seen) => {
@@ -443,15 +457,7 @@ describe('agentRun steered by an operator', () => {
   });
 
   it("an operator's messages join the next model call, and one after the model is done gets another turn", async () => {
-    let release: () => void = () => undefined;
-    const toolRuns = new Promise<void>((resolve) => (release = resolve));
-    const script: Script = {
-      model: (turn) => Promise.resolve(turn === 0 ? asksForTool('t1') : done()),
-      tool: async () => {
-        await toolRuns;
-        return TOOL_OK;
-      },
-    };
+    const { script, release } = heldToolThenDone();
     await runAgent(script, {}, async (handle, seen) => {
       await eventually(() => seen.calls.includes('tool'));
       expect(await handle.executeUpdate(sendMessageUpdate, { args: [{ text: 'use tabs' }] })).toEqual({ position: 1 });
@@ -467,15 +473,7 @@ describe('agentRun steered by an operator', () => {
   });
 
   it('pauses before its next step with the sandbox paused, and goes on when resumed', async () => {
-    let release: () => void = () => undefined;
-    const toolRuns = new Promise<void>((resolve) => (release = resolve));
-    const script: Script = {
-      model: (turn) => Promise.resolve(turn === 0 ? asksForTool('t1') : done()),
-      tool: async () => {
-        await toolRuns;
-        return TOOL_OK;
-      },
-    };
+    const { script, release } = heldToolThenDone();
     await runAgent(script, {}, async (handle, seen) => {
       await eventually(() => seen.calls.includes('tool'));
       expect(await refusalOf(handle.executeUpdate(resumeUpdate))).toBe(STEERING_REFUSALS.notPaused);
