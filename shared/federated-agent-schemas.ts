@@ -82,7 +82,10 @@ export const ResultPieceSchema = z.object({
   data: z.base64(),
 });
 /** agent.message (an addition): an operator's message for the agent's next turn. */
-export const MessagePayloadSchema = z.strictObject({ agentId: AgentIdSchema, text: AgentMessageRequestSchema.shape.text });
+export const MessagePayloadSchema = z.strictObject({
+  agentId: AgentIdSchema,
+  text: AgentMessageRequestSchema.shape.text,
+});
 /** A tool call's id as the model wrote it (toolu_…). */
 export const ToolCallIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be a tool call id');
 /** agent.approval (an addition): the decision on the tool call the agent waits on. */
