@@ -97,6 +97,8 @@ const activities: StubActivities = {
     spokeOf(agentId).seen.states.push(state);
     return Promise.resolve();
   },
+  // The result of a completed agent is fetched from the spoke (the real activity is tested with two instances).
+  fetchRemoteResult: () => Promise.resolve('stored' as const),
   recordCommandFailure({ connectionId, messageId }) {
     spokeOf(agentOfConnection(connectionId)).seen.failedMessages.push(messageId);
     return Promise.resolve();
@@ -205,7 +207,7 @@ describe('federatedSpawn', () => {
       spoke.poll = () => polled('completed');
       await event(3, 'completed', 3);
       const final = (await handle.result()) as FederatedAgentStatus;
-      expect(final).toMatchObject({ state: 'completed', following: 'ended' });
+      expect(final).toMatchObject({ state: 'completed', following: 'ended', bundle: 'stored' });
       expect(seen.states).toEqual(['running', 'completed']);
       expect(seen.commands.map((command) => command.commandType)).toEqual(['agent.spawn']);
     });
