@@ -60,6 +60,21 @@ describe('the hub mirror of a remote agent', () => {
     });
   });
 
+  it("counts the time the remote agent waits for an operator, which moves the hub's deadline", () => {
+    const mirror = newMirror(input, at(0));
+    named(mirror, 'r1', 'running', at(1));
+    receiveEvent(mirror, event('e1', 1, 'input_required', 1), at(10));
+    expect(mirror.status).toMatchObject({ state: 'input_required', waitingSince: at(10) });
+    receiveEvent(mirror, event('e2', 2, 'running', 2), at(25));
+    receiveEvent(mirror, event('e3', 3, 'paused', 3), at(30));
+    receiveEvent(mirror, event('e4', 4, 'running', 4), at(35));
+    expect(mirror.status).toMatchObject({ state: 'running', waitedMs: 20_000, waitingSince: null });
+    // A wait the end cuts short counts up to the end.
+    receiveEvent(mirror, event('e5', 5, 'input_required', 5), at(40));
+    receiveEvent(mirror, event('e6', 6, 'killed', 6), at(41));
+    expect(mirror.status).toMatchObject({ state: 'killed', waitedMs: 21_000, waitingSince: null });
+  });
+
   it('never moves a state or the last contact backwards', () => {
     const mirror = newMirror(input, at(0));
     named(mirror, 'r1', 'running', at(5));

@@ -340,6 +340,29 @@ describe('federatedSpawn', () => {
     );
   });
 
+  it('waits past its deadline for an agent that waits for an operator, and moves the deadline by the wait', async () => {
+    const spoke: Spoke = { reply: named };
+    await follow(
+      spoke,
+      async ({ handle, seen, event }) => {
+        await event(1, 'running', 1);
+        spoke.poll = () => polled('input_required', false); // what the spoke answers while its agent waits
+        await event(2, 'input_required', 1);
+        // The deadline (1 s plus 5 s of grace) passes while the agent waits: the hub neither kills nor gives up.
+        await new Promise((resolve) => setTimeout(resolve, 7_000));
+        expect(seen.commands.map((command) => command.commandType)).toEqual(['agent.spawn']);
+        await event(3, 'running', 2);
+        spoke.poll = () => polled('completed');
+        await event(4, 'completed', 2);
+        const final = (await handle.result()) as FederatedAgentStatus;
+        expect(final.state).toBe('completed');
+        expect(final.waitedMs).toBeGreaterThan(6_000); // about the 7 s it waited, by workflow time
+      },
+      {},
+      1000,
+    );
+  });
+
   it('continues as new before its history grows long, with the mirror carried', async () => {
     const spoke: Spoke = { reply: named };
     await follow(

@@ -132,8 +132,17 @@ export function startSteering(deps: SteeringDeps): Steering {
     },
   );
 
-  /** Pauses the sandbox (and the deadline, unless waits count) in `state` while `wait` lasts, then runs on. */
-  async function whileSuspended<T>(hostQueue: string, state: AgentState, detail: string, wait: () => Promise<T>) {
+  /**
+   * Pauses the sandbox (and the deadline, unless waits count) in `state` while `wait` lasts, then runs on; `over` says
+   * how the wait ended, in the state's detail.
+   */
+  async function whileSuspended<T>(
+    hostQueue: string,
+    state: AgentState,
+    detail: string,
+    wait: () => Promise<T>,
+    over: (outcome: T) => string,
+  ) {
     const { suspend } = onHost(hostQueue, options.maxRetries);
     await suspend.pauseSandbox.executeWithOptions({ summary: `pause sandbox: ${detail}` }, [{ agentId }]);
     if (!options.waitsCountTowardTimeout) deadline.pause();
@@ -141,7 +150,7 @@ export function startSteering(deps: SteeringDeps): Steering {
     const outcome = await wait();
     await suspend.resumeSandbox.executeWithOptions({ summary: 'resume sandbox' }, [{ agentId }]);
     deadline.resume();
-    await deps.enterState('running', `${detail}: over`);
+    await deps.enterState('running', over(outcome));
     return outcome;
   }
 
@@ -158,7 +167,8 @@ export function startSteering(deps: SteeringDeps): Steering {
     },
     async holdIfPaused(hostQueue) {
       if (!pauseRequested) return;
-      await whileSuspended(hostQueue, 'paused', 'paused by an operator', () => condition(() => !pauseRequested));
+      const resumed = () => condition(() => !pauseRequested);
+      await whileSuspended(hostQueue, 'paused', 'paused by an operator', resumed, () => 'resumed by an operator');
     },
     async approval(hostQueue, call, ruleIndex) {
       const rule = options.approvals?.[ruleIndex];
@@ -174,7 +184,7 @@ export function startSteering(deps: SteeringDeps): Steering {
       await records.recordApproval.executeWithOptions({ summary: `approval requested: ${label}` }, [
         { ...about, phase: 'requested', expiresAt, onTimeout },
       ]);
-      const approved = await whileSuspended(hostQueue, 'input_required', `waits for approval: ${label}`, async () => {
+      const decisionMade = async (): Promise<boolean> => {
         const decidedInTime = rule.timeoutSeconds
           ? await condition(() => decision !== null, rule.timeoutSeconds * 1000)
           : await condition(() => decision !== null).then(() => true);
@@ -191,8 +201,9 @@ export function startSteering(deps: SteeringDeps): Steering {
         await records.recordApproval.executeWithOptions({ summary: `approval ${verdict}: ${label}` }, [record]);
         status.pendingApproval = null;
         return verdict === 'approve';
-      });
-      return approved;
+      };
+      const over = (runs: boolean): string => `${runs ? 'approved' : 'denied'}: ${label}`;
+      return await whileSuspended(hostQueue, 'input_required', `waits for approval: ${label}`, decisionMade, over);
     },
     resumeState: () => ({ messages: [...messages], messagesReceived: received, pauseRequested }),
   };

@@ -81,6 +81,12 @@ export interface FederatedAgentStatus {
   bundle?: ResultBundleStatus | null;
   /** Where options.delivery pushed the result, or why not (absent: no push was asked, or not yet). */
   delivery?: DeliveryOutcome | null;
+  /**
+   * How long the remote agent waited for an operator (input_required or paused), and since when it waits now: the
+   * spoke's clock stops meanwhile, so the hub's deadline moves by as much.
+   */
+  waitedMs?: number;
+  waitingSince?: string | null;
 }
 
 export interface FederatedResume {

@@ -119,12 +119,29 @@ export interface RemoteUpdate {
   error: string | null;
 }
 
+/** The states in which a remote agent waits for an operator, its task's clock stopped. */
+export const isWaitingForOperator = (state: AgentState): boolean => state === 'input_required' || state === 'paused';
+
+/** Counts the time the remote agent spends waiting for an operator, as its states say. */
+function noteWaiting(status: Mirror['status'], next: AgentState, now: string): void {
+  const waitingBefore = isWaitingForOperator(status.state);
+  const waitingNow = isWaitingForOperator(next);
+  if (!waitingBefore && waitingNow) status.waitingSince = now;
+  if (waitingBefore && !waitingNow && status.waitingSince) {
+    status.waitedMs = (status.waitedMs ?? 0) + Math.max(0, Date.parse(now) - Date.parse(status.waitingSince));
+    status.waitingSince = null;
+  }
+}
+
 /** Takes what the spoke says of its agent; a terminal state is final, and states never move back. */
 export function mirrorUpdate(mirror: Mirror, update: RemoteUpdate, at: string, now: string): void {
   const { status } = mirror;
   reached(mirror, at);
   if (isTerminalState(status.state)) return;
-  if (STATE_RANK[update.state] >= STATE_RANK[status.state]) status.state = update.state;
+  if (STATE_RANK[update.state] >= STATE_RANK[status.state]) {
+    noteWaiting(status, update.state, now);
+    status.state = update.state;
+  }
   status.startedAt ??= update.startedAt;
   status.progress = update.progress;
   if (update.error) status.error = update.error;
@@ -161,7 +178,10 @@ export function named(mirror: Mirror, remoteAgentId: string, remoteState: string
   status.following = 'following';
   status.note = null;
   reached(mirror, now);
-  if (isAgentState(remoteState) && STATE_RANK[remoteState] > STATE_RANK[status.state]) status.state = remoteState;
+  if (isAgentState(remoteState) && STATE_RANK[remoteState] > STATE_RANK[status.state]) {
+    noteWaiting(status, remoteState, now);
+    status.state = remoteState;
+  }
   for (const event of mirror.early.splice(0)) applyEvent(mirror, event, now);
 }
 

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
   continueAsNew,
   setCurrentDetails,
@@ -20,7 +21,7 @@ import {
 } from './contract';
 import { follow, mirrored } from './follow';
 import { followingDetails } from './labels';
-import { newMirror, receiveEvent, requestKill, resumeOf } from './mirror';
+import { isWaitingForOperator, newMirror, receiveEvent, requestKill, resumeOf } from './mirror';
 import type { Outcome } from './outcomes';
 import { deliverSpawn, type Link } from './peer';
 import { timeoutGraceMs } from './timing';
@@ -52,11 +53,20 @@ export async function federatedSpawn(input: FederatedSpawnInput): Promise<Federa
 
   // ---- main
   const deadline = new CancellationScope();
+  const waitsCount = payload.options?.waitsCountTowardTimeout === true;
   deadline
     .run(async () => {
-      await sleep(Math.max(1, deadlineAt - Date.now()), {
-        summary: `deadline: task timeout of ${timeoutMs} ms plus grace`,
-      });
+      // The spoke's clock stops while its agent waits for an operator (unless the task says waits count): past the
+      // deadline, a waiting agent is waited for, and the deadline moves by the time it waited.
+      for (let endsAt = deadlineAt; ;) {
+        await sleep(Math.max(1, endsAt - Date.now()), {
+          summary: `deadline: task timeout of ${timeoutMs} ms plus grace`,
+        });
+        if (waitsCount) break;
+        await condition(() => !isWaitingForOperator(status.state));
+        endsAt = deadlineAt + (status.waitedMs ?? 0);
+        if (endsAt <= Date.now()) break;
+      }
       mirror.overdue = true;
     })
     .catch(() => undefined); // cancelled when the run ends first
