@@ -242,8 +242,12 @@ describe('agents run on a peer instance (federatedSpawn)', () => {
     await waitUntil(async () => (await hubView()).state === 'input_required', 30_000, 200);
     const { pendingApproval } = await hubView();
     expect(pendingApproval?.label).toContain('git push');
-    const hubStates = await hub.prisma.agentEvent.findMany({ where: { agentId, type: 'state' } });
-    expect(hubStates.map((event) => (event.data as { state: string }).state)).toContain('input_required');
+    // The hub's mirror answers the status at once; its event log follows once the state is recorded.
+    const hubStates = async (): Promise<string[]> =>
+      (await hub.prisma.agentEvent.findMany({ where: { agentId, type: 'state' } })).map(
+        (event) => (event.data as { state: string }).state,
+      );
+    await waitUntil(async () => (await hubStates()).includes('input_required'), 20_000, 100);
 
     // Refused on the hub before anything is sent: another workspace, a bad body. Refused by the spoke: a call that
     // does not wait. Nothing is decided by any of them.
