@@ -10,7 +10,7 @@ import {
   type RawReply,
 } from '../federation/client';
 import { signingKey, type IdentityHolder } from '../federation/identity';
-import { bodyHash, commandBody, newNonce, type CommandReply } from '../federation/messages';
+import { bodyHash, commandBody, outboundCommand, type CommandReply } from '../federation/messages';
 import { SignatureError } from '../federation/signatures';
 import { Prisma, type PrismaClient } from '../prisma/client';
 import { isTerminalState, type AgentState, type ResultBundleStatus } from '../shared/vocabulary';
@@ -298,14 +298,11 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
       };
       const pieces: Buffer[] = [];
       for (let offset = 0; ;) {
-        const command: OutboundCommand = {
+        const command = outboundCommand({
           connectionId: remote.connectionId,
-          messageId: randomUUID(),
           commandType: 'agent.result',
           payload: { agentId: remote.remoteAgentId, offset },
-          nonce: newNonce(),
-          timestamp: new Date().toISOString(),
-        };
+        });
         await deliver(command);
         const reply = await verify(command);
         if (reply.status !== 'ok')
@@ -360,14 +357,11 @@ export function createFederationCommandActivities(deps: FederationCommandDeps) {
         return { kind: 'connection_inactive', status: remote.connection.status };
       if (!remote.remoteAgentId)
         throw ApplicationFailure.nonRetryable('the remote agent id is not known yet', 'RemoteAgentUnknown');
-      const command: OutboundCommand = {
+      const command = outboundCommand({
         connectionId: remote.connectionId,
-        messageId: randomUUID(),
         commandType: 'agent.status',
         payload: { agentId: remote.remoteAgentId },
-        nonce: newNonce(),
-        timestamp: new Date().toISOString(),
-      };
+      });
       try {
         await deliver(command);
       } catch (error) {

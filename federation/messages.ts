@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { InstanceKey } from './identity';
+import type { OutboundCommand } from '../workflows/federation-command/contract';
 import {
   checkContentDigest,
   contentDigest,
@@ -133,6 +134,10 @@ export const CommandReplySchema = z.strictObject({
 export type CommandReply = z.infer<typeof CommandReplySchema>;
 
 export const newNonce = (): string => randomBytes(18).toString('base64url');
+/** A COMMAND to send through a connection: its messageId, nonce and timestamp are fixed here, for every retry. */
+export const outboundCommand = (
+  command: Pick<OutboundCommand, 'connectionId' | 'commandType' | 'payload'>,
+): OutboundCommand => ({ ...command, messageId: randomUUID(), nonce: newNonce(), timestamp: new Date().toISOString() });
 export const bodyHash = (body: Buffer): string => createHash('sha256').update(body).digest('hex');
 
 export interface SignedRequest {

@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { priceOf, type ModelPriceTable } from '../../config/model-prices';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import {
-  FEDERATION_COMMAND_WORKFLOW,
-  federationCommandWorkflowId,
-  type OutboundCommand,
-  type VerifiedCommand,
-} from '../../workflows/federation-command/contract';
+import { outboundCommand } from '../../federation/messages';
+import { startFederationCommand } from '../../temporal/federation-command-client';
 import {
   refusalOf,
   steeringCommand,
@@ -198,19 +194,14 @@ export function createAgentService(deps: AgentServiceDeps) {
     });
     if (!remote.remoteAgentId)
       throw new DomainError('conflict', 'not_started', `The peer has not named agent ${agentId} yet: try again`);
-    const command: OutboundCommand = {
+    const command = outboundCommand({
       connectionId: remote.connectionId,
-      messageId: randomUUID(),
       ...steeringCommand(remote.remoteAgentId, action),
-      nonce: randomUUID().replace(/-/g, ''),
-      timestamp: new Date().toISOString(),
-    };
-    const reply = await temporal.workflow
-      .execute<(command: OutboundCommand) => Promise<VerifiedCommand>>(FEDERATION_COMMAND_WORKFLOW, {
-        taskQueue: deps.taskQueue,
-        workflowId: federationCommandWorkflowId(command.messageId),
-        args: [command],
-      })
+    });
+    const reply = await (
+      await startFederationCommand(temporal, deps.taskQueue, command)
+    )
+      .result()
       .catch((error: unknown): never => {
         if (!(error instanceof WorkflowFailedError)) throw error;
         const cause = error.cause?.cause ?? error.cause;

@@ -14,14 +14,10 @@ import {
 } from '../../federation/incoming';
 import type { ParsedSignature } from '../../federation/signatures';
 import { SlidingWindowLimiter } from '../../platform/rate-window';
-import { keyValidAt, PublicIdentitySchema, type CommandType } from '../../federation/messages';
+import { keyValidAt, outboundCommand, PublicIdentitySchema, type CommandType } from '../../federation/messages';
+import { startFederationCommand } from '../../temporal/federation-command-client';
 import type { Logger } from '../../platform/logger';
 import type { FederationCommand, PrismaClient } from '../../prisma/client';
-import {
-  FEDERATION_COMMAND_WORKFLOW,
-  federationCommandWorkflowId,
-  type OutboundCommand,
-} from '../../workflows/federation-command/contract';
 import { DomainError } from '../errors';
 import { applyRotation, createConnection, renewConnection } from './key-store';
 import { describeIssues } from '../../shared/zod-issues';
@@ -400,17 +396,8 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       const connection = await owned(input.connectionId, { workspaceId });
       if (connection.status !== 'ACTIVE')
         throw new DomainError('conflict', 'connection_not_active', `the connection is ${connection.status}`);
-      const command: OutboundCommand = {
-        ...input,
-        messageId: randomUUID(),
-        nonce: randomUUID().replace(/-/g, ''),
-        timestamp: new Date().toISOString(),
-      };
-      const handle = await deps.temporal.workflow.start(FEDERATION_COMMAND_WORKFLOW, {
-        taskQueue: deps.taskQueue,
-        workflowId: federationCommandWorkflowId(command.messageId),
-        args: [command],
-      });
+      const command = outboundCommand(input);
+      const handle = await startFederationCommand(deps.temporal, deps.taskQueue, command);
       await handle.result().catch((error: unknown) => {
         if (!(error instanceof WorkflowFailedError)) throw error; // the record says how it failed
       });
